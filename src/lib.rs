@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Crates
+//!
+//! | module | crate | what it holds |
+//! |---|---|---|
+//! | [`image`] | `oci-image` | digests, verifying streams, media types, manifests, platforms |
+//! | [`layout`] | `oci-layout` | the OCI image layout on disk and archives |
+//! | [`distribution`] | `oci-distribution` | the blocking registry client |
+//! | [`runtime`] | `oci-runtime` | the runtime specification on Linux |
+//!
+//! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
+
+pub use oci_distribution as distribution;
+pub use oci_image as image;
+pub use oci_layout as layout;
+pub use oci_runtime as runtime;
+pub use oci_spec;
