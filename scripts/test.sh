@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The project's test command: `bash scripts/test.sh`.
+#
+# 1. Installs (apt-get, Debian 12) the peers the tests talk to, when they are missing.
+# 2. Starts a private docker-registry on 127.0.0.1:<free port> with its own config and a
+#    temporary data directory; it is stopped and its directory removed on exit, also on failure.
+# 3. Exports OCIKIT_TEST_REGISTRY=127.0.0.1:<port> and runs every test of the workspace
+#    (unit, integration, examples, benches built in test mode, then doctests).
+#
+# Arguments, if any, replace `--workspace` in both `cargo test` invocations (the registry is
+# still started), e.g. `bash scripts/test.sh -p oci-distribution`.
+# Needs root (or sudo) only when a package has to be installed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# --- 1. Debian packages ------------------------------------------------------------------
+PACKAGES=(
+    docker-registry skopeo umoci oci-image-tool runc crun busybox-static
+    apache2-utils openssl curl ca-certificates
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    # `dpkg -s` also succeeds for removed-but-configured packages; check the status line.
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} > 0)); then
+    log "installing missing packages: ${missing[*]}"
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null; then
+            SUDO=(sudo)
+        else
+            echo "error: packages ${missing[*]} are missing and this is not root (no sudo)" >&2
+            exit 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # The package lists may be empty on a fresh machine: refresh them once, then install.
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox openssl curl; do
+    command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
+done
+
+# --- 2. A private registry ---------------------------------------------------------------
+# Debian's docker-registry package may run its own service on :5000; we never use it.
+REGISTRY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ocikit-registry.XXXXXX")
+REGISTRY_PID=
+
+cleanup() {
+    local status=$?
+    if [[ -n $REGISTRY_PID ]] && kill -0 "$REGISTRY_PID" 2>/dev/null; then
+        kill "$REGISTRY_PID" 2>/dev/null || true
+        wait "$REGISTRY_PID" 2>/dev/null || true
+    fi
+    if ((status != 0)) && [[ -s $REGISTRY_DIR/registry.log ]]; then
+        log "last lines of the registry log:"
+        tail -n 30 "$REGISTRY_DIR/registry.log" >&2 || true
+    fi
+    rm -rf "$REGISTRY_DIR"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nothing answers on (bash's /dev/tcp connect fails). The registry is the judge: if it
+# loses a race for the port it exits, and we try the next candidate.
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+registry_ready() {
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null
+}
+
+start_registry() {
+    local port=$1
+    mkdir -p "$REGISTRY_DIR/data"
+    cat >"$REGISTRY_DIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+  fields:
+    service: ocikit-test-registry
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: ocikit-test-registry-not-a-secret
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    docker-registry serve "$REGISTRY_DIR/config.yml" >>"$REGISTRY_DIR/registry.log" 2>&1 </dev/null &
+    REGISTRY_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
+            wait "$REGISTRY_PID" 2>/dev/null || true
+            REGISTRY_PID=
+            return 1
+        fi
+        if registry_ready "$port"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "docker-registry did not answer GET /v2/ with 200 on 127.0.0.1:$port within 10 s"
+    kill "$REGISTRY_PID" 2>/dev/null || true
+    wait "$REGISTRY_PID" 2>/dev/null || true
+    REGISTRY_PID=
+    return 1
+}
+
+REGISTRY_PORT=
+for ((attempt = 0; attempt < 20; attempt++)); do
+    candidate=$((20000 + RANDOM % 30000))
+    port_is_free "$candidate" || continue
+    if start_registry "$candidate"; then
+        REGISTRY_PORT=$candidate
+        break
+    fi
+done
+if [[ -z $REGISTRY_PORT ]]; then
+    echo "error: could not start docker-registry on 127.0.0.1 (log: see above)" >&2
+    exit 1
+fi
+export OCIKIT_TEST_REGISTRY=127.0.0.1:$REGISTRY_PORT
+log "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') serving on $OCIKIT_TEST_REGISTRY (pid $REGISTRY_PID)"
+
+# --- 3. The tests ------------------------------------------------------------------------
+SCOPE=(--workspace)
+if (($# > 0)); then
+    SCOPE=("$@")
+fi
+status=0
+log "cargo test ${SCOPE[*]} --all-targets"
+cargo test "${SCOPE[@]}" --all-targets || status=$?
+log "cargo test ${SCOPE[*]} --doc"
+cargo test "${SCOPE[@]}" --doc || status=$?
+
+if ((status != 0)); then
+    log "FAILED (see the output above)"
+    exit "$status"
+fi
+log "all tests passed"
