@@ -92,10 +92,13 @@ pub enum Error {
     },
 
     /// A document is not valid JSON, or does not have the shape the spec gives it.
-    #[error("{kind} is not valid JSON at line {line}, column {column}: {message}")]
+    #[error("{kind} is not valid at `{path}` (line {line}, column {column}): {message}")]
     Json {
         /// What was being parsed.
         kind: DocumentKind,
+        /// The JSON path of the value at fault, e.g. `layers[2].digest` (`.` for the whole
+        /// document).
+        path: String,
         /// 1-based line of the problem.
         line: usize,
         /// 1-based column of the problem.
@@ -193,9 +196,14 @@ impl Error {
         )
     }
 
-    pub(crate) fn json(kind: DocumentKind, e: &serde_json::Error) -> Self {
+    pub(crate) fn json(kind: DocumentKind, path: &str, e: &serde_json::Error) -> Self {
         Error::Json {
             kind,
+            path: if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path.to_owned()
+            },
             line: e.line(),
             column: e.column(),
             message: e.to_string(),

@@ -3,25 +3,46 @@
 //! every place an image can live implements.
 //!
 //! All spec types come from [`oci_spec`], re-exported here; this crate adds what computes,
-//! verifies and validates them.
+//! verifies and validates them. The standard annotation keys are `oci_spec`'s
+//! (`oci_spec::image::ANNOTATION_REF_NAME` and its siblings).
 //!
 //! # Features
 //! - [`Hasher`], [`sha256`], [`digest_reader`]: sha256 and sha512 over bytes and streams.
 //! - [`VerifyingReader`]: a stream checked against a digest and size, failing at EOF.
 //! - [`DigestingReader`], [`DigestingWriter`]: digest and size of what passes through.
+//! - [`MediaTypeExt`]: OCI and Docker schema 2 media types, classified and converted.
+//! - [`Manifest`], [`Index`], [`Config`], [`AnyManifest`]: documents parsed and validated with
+//!   their raw bytes kept, edited without losing unknown fields.
+//! - [`parse_platform`], [`select_manifest`]: platforms normalised and matched.
+//! - [`ImageSource`], [`ImageDestination`]: the traits every backend implements, with
+//!   verification and platform selection provided.
 //!
 //! # Non-goals
-//! - No network access, no filesystem layout: those are `oci-distribution` and `oci-layout`.
+//! - No network access and no layout on disk: those are `oci-distribution` and `oci-layout`.
+//! - Docker schema 1 manifests are refused, not converted.
 //!
 //! # Security
 //! Content is untrusted until verified: a [`VerifyingReader`] passes bytes through as they
-//! come, and only its `Ok(0)` at EOF says they matched.
+//! come, and only its `Ok(0)` at EOF says they matched. Documents are read with a size cap
+//! ([`DEFAULT_MAX_DOCUMENT_SIZE`]) before they are parsed.
 
 mod digest;
+mod document;
 mod error;
+mod media_type;
+mod platform;
 mod verify;
 
 pub use digest::{Hasher, check_supported, digest_bytes, digest_reader, parse_digest, sha256};
+pub use document::{
+    AnyManifest, Config, DEFAULT_MAX_DOCUMENT_SIZE, Document, Index, Manifest, SpecDocument,
+    read_capped, validate_descriptor,
+};
 pub use error::{DocumentKind, Error, Result};
+pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;
+pub use platform::{
+    host_platform, normalize_platform, parse_platform, platform_matches, platform_score,
+    platform_to_string, select_manifest,
+};
 pub use verify::{DigestingReader, DigestingWriter, VerifyingReader};
