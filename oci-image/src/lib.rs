@@ -31,6 +31,8 @@ mod document;
 mod error;
 mod media_type;
 mod platform;
+mod reference;
+mod transport;
 mod verify;
 
 pub use digest::{Hasher, check_supported, digest_bytes, digest_reader, parse_digest, sha256};
@@ -45,4 +47,6 @@ pub use platform::{
     host_platform, normalize_platform, parse_platform, platform_matches, platform_score,
     platform_to_string, select_manifest,
 };
+pub use reference::{Tag, TagOrDigest};
+pub use transport::{BlobReader, ImageDestination, ImageSource, MAX_INDEX_DEPTH, ResolvedImage};
 pub use verify::{DigestingReader, DigestingWriter, VerifyingReader};

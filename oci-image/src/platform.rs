@@ -314,7 +314,10 @@ mod tests {
         );
     }
 
-    fn index(entries: &[(&str, Option<(&str, &str, Option<&str>)>)]) -> ImageIndex {
+    /// os, architecture, variant.
+    type Plat<'a> = (&'a str, &'a str, Option<&'a str>);
+
+    fn index(entries: &[(&str, Option<Plat<'_>>)]) -> ImageIndex {
         let manifests: Vec<serde_json::Value> = entries
             .iter()
             .enumerate()

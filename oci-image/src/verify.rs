@@ -167,10 +167,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             }
         };
         self.read += n as u64;
-        if let Some(size) = self.expected_size {
-            if self.read > size {
-                return Err(self.fail(Failure::Size(self.read)));
-            }
+        if let Some(size) = self.expected_size
+            && self.read > size
+        {
+            return Err(self.fail(Failure::Size(self.read)));
         }
         if n > 0 {
             if let Some(h) = &mut self.hasher {
@@ -179,10 +179,10 @@ impl<R: Read> Read for VerifyingReader<R> {
             return Ok(n);
         }
         // EOF: check size, then digest.
-        if let Some(size) = self.expected_size {
-            if self.read != size {
-                return Err(self.fail(Failure::Size(self.read)));
-            }
+        if let Some(size) = self.expected_size
+            && self.read != size
+        {
+            return Err(self.fail(Failure::Size(self.read)));
         }
         let actual = self.hasher.take().expect("checked above").finish();
         if actual != self.expected {
