@@ -37,9 +37,7 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
     let head = response.split("\r\n\r\n").next().unwrap_or_default();
     head.lines().skip(1).find_map(|line| {
         let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim())
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
 
@@ -70,7 +68,8 @@ fn registry_answers_v2_base_endpoint() {
 
 #[test]
 fn header_lookup_is_case_insensitive_and_stops_at_the_body() {
-    let raw = "HTTP/1.1 200 OK\r\ndocker-distribution-api-version:  registry/2.0 \r\n\r\nX-Not: header";
+    let raw =
+        "HTTP/1.1 200 OK\r\ndocker-distribution-api-version:  registry/2.0 \r\n\r\nX-Not: header";
     assert_eq!(
         header(raw, "Docker-Distribution-API-Version"),
         Some("registry/2.0")
