@@ -35,7 +35,7 @@ if ((${#missing[@]} > 0)); then
     SUDO=()
     if [[ $(id -u) -ne 0 ]]; then
         if command -v sudo >/dev/null; then
-            SUDO=(sudo)
+            SUDO=(sudo env DEBIAN_FRONTEND=noninteractive) # sudo resets the environment
         else
             echo "error: packages ${missing[*]} are missing and this is not root (no sudo)" >&2
             exit 1
@@ -44,7 +44,26 @@ if ((${#missing[@]} > 0)); then
     export DEBIAN_FRONTEND=noninteractive
     # The package lists may be empty on a fresh machine: refresh them once, then install.
     "${SUDO[@]}" apt-get update -q
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+    # docker-registry's maintainer script would start a system registry on :5000; we neither
+    # use nor want it, so deny service starts during the install (policy-rc.d exit 101), unless
+    # the machine already has a policy of its own.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=false
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 0755 "$policy"
+        own_policy=true
+    fi
+    install_status=0
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null ||
+        install_status=$?
+    if $own_policy; then
+        "${SUDO[@]}" rm -f "$policy"
+    fi
+    if ((install_status != 0)); then
+        echo "error: apt-get install ${missing[*]} failed ($install_status)" >&2
+        exit "$install_status"
+    fi
 fi
 
 for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox openssl curl; do
