@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use oci_spec::image::{Digest, DigestAlgorithm};
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm, MediaType};
 use sha2::Digest as _;
 
 use crate::{Error, Result};
@@ -151,6 +151,28 @@ pub fn digest_reader<R: Read>(algorithm: &DigestAlgorithm, mut reader: R) -> Res
     Ok((h.finish(), size))
 }
 
+/// A descriptor (media type, sha256 digest, size) of `bytes`.
+///
+/// ```
+/// use oci_image::oci_spec::image::MediaType;
+/// let d = oci_image::descriptor_of(MediaType::EmptyJSON, b"{}");
+/// assert_eq!(d.size(), 2);
+/// assert_eq!(d.digest(), &oci_image::sha256(b"{}"));
+/// ```
+pub fn descriptor_of(media_type: MediaType, bytes: &[u8]) -> Descriptor {
+    Descriptor::new(media_type, bytes.len() as u64, sha256(bytes))
+}
+
+/// A descriptor of everything `reader` yields, read to its end with `algorithm`.
+pub fn descriptor_of_reader<R: Read>(
+    media_type: MediaType,
+    algorithm: &DigestAlgorithm,
+    reader: R,
+) -> Result<Descriptor> {
+    let (digest, size) = digest_reader(algorithm, reader)?;
+    Ok(Descriptor::new(media_type, size, digest))
+}
+
 /// Parses a digest and checks that this crate can compute it.
 ///
 /// [`Digest`]'s own parser accepts any algorithm the spec's grammar allows; this one also
@@ -190,6 +212,19 @@ mod tests {
             "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce\
              47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
         );
+    }
+
+    #[test]
+    fn descriptors_for_bytes_and_streams_agree() {
+        let data = vec![3u8; 100_000];
+        let a = descriptor_of(MediaType::ImageLayer, &data);
+        let b = descriptor_of_reader(MediaType::ImageLayer, &DigestAlgorithm::Sha256, &data[..])
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.size(), 100_000);
+        let c = descriptor_of_reader(MediaType::ImageLayer, &DigestAlgorithm::Sha512, &data[..])
+            .unwrap();
+        assert_eq!(c.digest().algorithm(), &DigestAlgorithm::Sha512);
     }
 
     #[test]

@@ -26,6 +26,22 @@
 //! come, and only its `Ok(0)` at EOF says they matched. Documents are read with a size cap
 //! ([`DEFAULT_MAX_DOCUMENT_SIZE`]) before they are parsed.
 
+/// The annotation keys the image-spec defines (`annotations.md`), re-exported from
+/// `oci_spec` under short names, plus the Docker-compatible keys tools commonly read.
+pub mod annotations {
+    pub use oci_spec::image::{
+        ANNOTATION_AUTHORS as AUTHORS, ANNOTATION_BASE_IMAGE_DIGEST as BASE_IMAGE_DIGEST,
+        ANNOTATION_BASE_IMAGE_NAME as BASE_IMAGE_NAME, ANNOTATION_CREATED as CREATED,
+        ANNOTATION_DESCRIPTION as DESCRIPTION, ANNOTATION_DOCUMENTATION as DOCUMENTATION,
+        ANNOTATION_LICENSES as LICENSES, ANNOTATION_REF_NAME as REF_NAME,
+        ANNOTATION_REVISION as REVISION, ANNOTATION_SOURCE as SOURCE, ANNOTATION_TITLE as TITLE,
+        ANNOTATION_URL as URL, ANNOTATION_VENDOR as VENDOR, ANNOTATION_VERSION as VERSION,
+    };
+    /// The image name containerd records in an index entry (`docker.io/library/x:tag`), which
+    /// `docker save` archives of Docker 25+ and `ctr export` write next to `REF_NAME`.
+    pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+}
+
 mod digest;
 mod document;
 mod error;
@@ -35,7 +51,10 @@ mod reference;
 mod transport;
 mod verify;
 
-pub use digest::{Hasher, check_supported, digest_bytes, digest_reader, parse_digest, sha256};
+pub use digest::{
+    Hasher, check_supported, descriptor_of, descriptor_of_reader, digest_bytes, digest_reader,
+    parse_digest, sha256,
+};
 pub use document::{
     AnyManifest, Config, DEFAULT_MAX_DOCUMENT_SIZE, Document, Index, Manifest, SpecDocument,
     read_capped, validate_descriptor,
