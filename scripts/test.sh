@@ -96,8 +96,8 @@ trap 'exit 143' TERM
 # loses a race for the port it exits, and we try the next candidate.
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-registry_ready() {
-    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null
+registry_ready() { # exactly 200 on GET /v2/
+    [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/v2/" 2>/dev/null) == 200 ]]
 }
 
 start_registry() {
