@@ -1,10 +1,125 @@
-//! The OCI runtime specification on Linux.
+//! The OCI runtime specification on Linux: create, start, state, kill and delete containers
+//! from OCI bundles, as a library and as a runc-compatible command line (`oci-runtime`).
 //!
-//! This crate will hold the container lifecycle (create, start, state, kill, delete),
-//! namespaces, mounts, `pivot_root`, cgroups, capabilities, rlimits, seccomp, hooks and
-//! terminals, and a runc-compatible command line. It depends on none of the other ocikit crates.
+//! ```no_run
+//! use oci_runtime::{CreateOptions, Runtime};
 //!
-//! Status: the crate exists so the workspace has its final shape; its contents come with the
-//! runtime issues.
+//! fn main() -> Result<(), oci_runtime::Error> {
+//!     // First thing: this program may be re-executed as a container's init process.
+//!     oci_runtime::init_if_requested();
+//!     let rt = Runtime::new("/run/ocikit");
+//!     let status = rt.run("demo", "/path/to/bundle", CreateOptions::new())?;
+//!     println!("exited with {}", status.code());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Features
+//! - Bundle loading and validation against the runtime-spec's Linux MUSTs ([`Bundle`],
+//!   [`validate`]): each violation is an [`Error::InvalidConfig`] naming the field.
+//! - The lifecycle of the spec's "Operations": [`Runtime::create`], [`start`](Runtime::start),
+//!   [`state`](Runtime::state), [`kill`](Runtime::kill), [`delete`](Runtime::delete), plus
+//!   [`run`](Runtime::run) and [`list`](Runtime::list). State lives under a root directory
+//!   (default [`DEFAULT_ROOT`]), one folder per id, written atomically, so other processes can
+//!   start, kill or delete a container.
+//! - Namespaces: pid, mount, network, ipc, uts, user (mappings written by the parent), cgroup,
+//!   time (with offsets); joining existing ones by path; hostname and domainname.
+//! - Root filesystem: mounts with their options (bind, rbind, ro, nosuid, nodev, noexec,
+//!   atime flags, propagation, fs data such as tmpfs `size`/`mode`), proc, sysfs, mqueue,
+//!   devpts, cgroup (shown as the cgroup2 hierarchy); rootfs propagation; `pivot_root` or
+//!   `MS_MOVE` + `chroot`; read-only root; default devices and `/dev` symlinks; spec devices;
+//!   masked and read-only paths; sysctls.
+//! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
+//!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
+//!
+//! # How a container is started
+//! The caller may be multi-threaded, so nothing non-trivial happens between fork and exec:
+//! [`Runtime::create`] spawns a helper binary (by default the running executable; see
+//! [`Runtime::with_helper`]) with `std::process::Command`, whose only pre-exec step is a `dup2`
+//! of a sync socket. The helper must call [`init_if_requested`] first thing in `main` (the
+//! `oci-runtime` binary does). That fresh, single-threaded init process joins and creates
+//! namespaces, forks the container's pid 1 as a child of the caller (`CLONE_PARENT`, as runc
+//! does), sets up the root filesystem and user, then blocks on `<root>/<id>/exec.fifo` until
+//! [`Runtime::start`] opens it, and finally `execve`s the user's program.
+//!
+//! # Non-goals (for now)
+//! Cgroups, capabilities, seccomp, rlimits, AppArmor/SELinux, hooks, terminals (`process.terminal`,
+//! `--console-socket`) and `exec` come with issue #7; a config asking for hooks or a terminal is
+//! refused with [`Error::Unsupported`], the other fields are ignored.
+//!
+//! # Security
+//! The bundle is trusted as a configuration but its rootfs is not:
+//! - Mount destinations and device paths are resolved inside the rootfs at mount time with
+//!   `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, and the mount is made onto the opened
+//!   `/proc/self/fd/N`: a symlink in the image cannot redirect a mount onto the host
+//!   (CVE-2021-30465).
+//! - The init process runs from a sealed memfd copy of the helper and is non-dumpable, so the
+//!   container cannot reach or overwrite the runtime binary through `/proc/<pid>/exe`
+//!   (CVE-2019-5736).
+//! - Every descriptor but stdio and explicitly preserved ones is close-on-exec before the
+//!   user's program runs, and the working directory is checked to resolve inside the new root
+//!   (CVE-2024-21626).
+//! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
+
+mod config;
+mod container;
+mod error;
+mod init;
+mod rootfs;
+mod state;
+mod sys;
 
 pub use oci_spec;
+
+pub use config::{Bundle, validate, validate_id};
+pub use container::{Container, CreateOptions, DEFAULT_ROOT, ExitStatus, Runtime, parse_signal};
+pub use error::{Error, Result};
+pub use nix::sys::signal::Signal;
+
+/// If this process was started as a container's init process by [`Runtime::create`], runs it
+/// and never returns; otherwise returns at once. Call it first thing in `main` of any program
+/// used as the init helper (see [`Runtime::with_helper`]).
+pub fn init_if_requested() {
+    init::main_if_requested()
+}
+
+/// Forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH received by this
+/// process to `pid` (the container process), as `runc run` does. Installs process-wide signal
+/// handlers: meant for command-line tools, not for libraries.
+pub fn forward_signals(pid: i32) {
+    sys::forward_signals(pid)
+}
+
+/// The configuration `oci-runtime spec` writes, like `runc spec`: `sh` in `rootfs`, read-only
+/// root, the usual mounts, namespaces, masked and read-only paths.
+pub fn default_spec() -> oci_spec::runtime::Spec {
+    oci_spec::runtime::Spec::default()
+}
+
+/// What `oci-runtime features` prints: the runtime-spec "features" document.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": [],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+            "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec",
+            "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
+            "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave",
+            "runbindable", "rw", "shared", "silent", "slave", "strictatime", "suid", "sync",
+            "unbindable"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": [],
+            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {
+            "io.github.ocikit.runtime.version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}

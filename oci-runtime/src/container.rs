@@ -1,0 +1,567 @@
+//! The lifecycle: create, start, state, kill, delete, run.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, mkfifo};
+use oci_spec::runtime::{ContainerState, State};
+
+use crate::config::{Bundle, validate_id};
+use crate::error::{Error, Result};
+use crate::init::{INIT_ENV, InitConfig, Msg, recv, send};
+use crate::state::{FIFO, Persisted, now_rfc3339, proc_stat};
+use crate::sys;
+
+/// The default state root, like runc's `/run/runc`.
+pub const DEFAULT_ROOT: &str = "/run/ocikit";
+
+/// Where containers' state lives and which binary serves as their init process.
+///
+/// A `Runtime` is `Send + Sync`; one value may serve many threads at once.
+#[derive(Debug)]
+pub struct Runtime {
+    root: PathBuf,
+    helper: PathBuf,
+    sealed: OnceLock<OwnedFd>,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new(DEFAULT_ROOT)
+    }
+}
+
+/// Options for [`Runtime::create`] and [`Runtime::run`]. Defaults: stdio inherited from the
+/// calling process, no preserved descriptors, `pivot_root`.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    preserve_fds: u32,
+    no_pivot: bool,
+}
+
+impl CreateOptions {
+    /// Default options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The container's standard input (default: the caller's).
+    pub fn stdin(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.stdin = Some(fd.into());
+        self
+    }
+
+    /// The container's standard output (default: the caller's).
+    pub fn stdout(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.stdout = Some(fd.into());
+        self
+    }
+
+    /// The container's standard error (default: the caller's).
+    pub fn stderr(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.stderr = Some(fd.into());
+        self
+    }
+
+    /// Passes the caller's descriptors `3 .. 3 + n` to the container (default 0). They must
+    /// not be close-on-exec in the caller, like runc's `--preserve-fds`.
+    pub fn preserve_fds(mut self, n: u32) -> Self {
+        self.preserve_fds = n;
+        self
+    }
+
+    /// Switches root with `MS_MOVE` + `chroot` instead of `pivot_root` (default false), for
+    /// roots where `pivot_root` is impossible (e.g. a ramfs initrd).
+    pub fn no_pivot(mut self, yes: bool) -> Self {
+        self.no_pivot = yes;
+        self
+    }
+}
+
+/// A container's state: the runtime-spec State plus what runc also reports.
+#[derive(Debug, Clone)]
+pub struct Container {
+    state: State,
+    rootfs: PathBuf,
+    created: String,
+}
+
+impl Container {
+    /// The runtime-spec State (`ociVersion`, `id`, `status`, `pid`, `bundle`, `annotations`).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The id.
+    pub fn id(&self) -> &str {
+        self.state.id()
+    }
+
+    /// The status.
+    pub fn status(&self) -> ContainerState {
+        *self.state.status()
+    }
+
+    /// The pid of the container process as the host sees it (0 once stopped, as runc says).
+    pub fn pid(&self) -> i32 {
+        self.state.pid().unwrap_or(0)
+    }
+
+    /// The absolute rootfs path.
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
+    /// When it was created, RFC 3339.
+    pub fn created(&self) -> &str {
+        &self.created
+    }
+
+    /// The JSON `runc state` prints: the State fields plus `rootfs`, `created` and `owner`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.state).expect("State serializes");
+        if let Some(o) = v.as_object_mut() {
+            o.insert("pid".into(), self.pid().into());
+            o.insert("rootfs".into(), self.rootfs.to_string_lossy().into());
+            o.insert("created".into(), self.created.clone().into());
+            o.insert("owner".into(), "".into());
+        }
+        v
+    }
+}
+
+/// How a container process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(Signal),
+}
+
+impl ExitStatus {
+    /// The shell convention runc follows: the exit code, or 128 + the signal number.
+    pub fn code(&self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => *c,
+            ExitStatus::Signaled(s) => 128 + *s as i32,
+        }
+    }
+}
+
+/// Parses a signal the way `runc kill` does: `KILL`, `SIGKILL` or `9`.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    let bad = || Error::InvalidSignal { signal: s.into() };
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).map_err(|_| bad())
+}
+
+fn sys_err(context: &'static str) -> impl FnOnce(Errno) -> Error {
+    move |e| Error::sys(context, None, e)
+}
+
+impl Runtime {
+    /// A runtime keeping state under `root`, using the running executable as the init helper
+    /// (the program must call [`crate::init_if_requested`] first thing in `main`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Runtime {
+            root: root.into(),
+            helper: PathBuf::from("/proc/self/exe"),
+            sealed: OnceLock::new(),
+        }
+    }
+
+    /// Uses another binary as the init helper (default: the running executable). It must call
+    /// [`crate::init_if_requested`] first thing in `main`; the `oci-runtime` binary does.
+    pub fn with_helper(mut self, helper: impl Into<PathBuf>) -> Self {
+        self.helper = helper.into();
+        self
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn dir(&self, id: &str) -> Result<PathBuf> {
+        validate_id(id)?;
+        Ok(self.root.join(id))
+    }
+
+    /// A sealed, in-memory copy of the helper, made once per `Runtime` (CVE-2019-5736: the
+    /// container can then never write to the runtime's binary through `/proc/<pid>/exe`).
+    fn sealed_helper(&self) -> Result<&OwnedFd> {
+        if let Some(fd) = self.sealed.get() {
+            return Ok(fd);
+        }
+        let src = std::fs::File::open(&self.helper)
+            .map_err(|e| Error::io("opening the init helper", Some(self.helper.clone()), e))?;
+        let len = src
+            .metadata()
+            .map_err(|e| Error::io("opening the init helper", Some(self.helper.clone()), e))?
+            .len() as usize;
+        let mfd = memfd_create(
+            "oci-runtime",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )
+        .map_err(sys_err("memfd_create"))?;
+        let mut done = 0;
+        while done < len {
+            let n = nix::sys::sendfile::sendfile(&mfd, &src, None, len - done)
+                .map_err(sys_err("copying the init helper"))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        fcntl(
+            &mfd,
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SEAL
+                    | SealFlag::F_SEAL_SHRINK
+                    | SealFlag::F_SEAL_GROW
+                    | SealFlag::F_SEAL_WRITE,
+            ),
+        )
+        .map_err(sys_err("sealing the init helper"))?;
+        Ok(self.sealed.get_or_init(|| mfd))
+    }
+
+    /// Creates a container from the bundle at `bundle`: namespaces, root filesystem and user
+    /// are set up and the process waits for [`start`](Self::start). Returns its state.
+    ///
+    /// The container process is a child of the calling process (like runc's init), so the
+    /// caller can [`wait`](Self::wait) for it.
+    pub fn create(
+        &self,
+        id: &str,
+        bundle: impl AsRef<Path>,
+        opts: CreateOptions,
+    ) -> Result<Container> {
+        let dir = self.dir(id)?;
+        let bundle = Bundle::load(bundle)?;
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| Error::io("creating state root", Some(self.root.clone()), e))?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::ContainerExists { id: id.into() });
+            }
+            Err(e) => return Err(Error::io("creating state directory", Some(dir), e)),
+        }
+        let mut persisted = Persisted {
+            id: id.into(),
+            pid: 0,
+            start_time: 0,
+            bundle: bundle.dir().to_path_buf(),
+            rootfs: bundle.rootfs().to_path_buf(),
+            created: now_rfc3339(),
+            annotations: bundle.spec().annotations().clone().unwrap_or_default(),
+            oci_version: bundle.spec().version().clone(),
+        };
+        let result = self.spawn_init(&dir, &bundle, opts, &mut persisted);
+        match result {
+            Ok(()) => self.state(id),
+            Err(e) => {
+                if persisted.pid > 0 {
+                    let pid = Pid::from_raw(persisted.pid);
+                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn_init(
+        &self,
+        dir: &Path,
+        bundle: &Bundle,
+        opts: CreateOptions,
+        persisted: &mut Persisted,
+    ) -> Result<()> {
+        persisted.save(dir)?;
+        let fifo = dir.join(FIFO);
+        mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::sys("creating exec fifo", Some(fifo.clone()), e))?;
+        // Writable by whichever user the container process runs as.
+        std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+            .map_err(|e| Error::io("chmod exec fifo", Some(fifo.clone()), e))?;
+
+        let helper = self.sealed_helper()?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| Error::io("creating sync socket", None, e))?;
+        let target = 3 + opts.preserve_fds as i32;
+        let mut cmd = Command::new(format!("/proc/self/fd/{}", helper.as_raw_fd()));
+        cmd.arg0("oci-runtime")
+            .arg("init")
+            .env_clear()
+            .env(INIT_ENV, target.to_string());
+        if let Some(fd) = opts.stdin {
+            cmd.stdin(Stdio::from(fd));
+        }
+        if let Some(fd) = opts.stdout {
+            cmd.stdout(Stdio::from(fd));
+        }
+        if let Some(fd) = opts.stderr {
+            cmd.stderr(Stdio::from(fd));
+        }
+        sys::pass_fd(&mut cmd, theirs.as_fd().as_raw_fd(), target);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
+        drop(theirs);
+        drop(cmd);
+
+        let init = InitConfig {
+            spec: bundle.spec().clone(),
+            rootfs: bundle.rootfs().to_path_buf(),
+            fifo: fifo.clone(),
+            no_pivot: opts.no_pivot,
+            preserve_fds: opts.preserve_fds,
+        };
+        let proto = |e: std::io::Error| Error::io("talking to the container init", None, e);
+        let outcome = (|| -> Result<()> {
+            send(&ours, &init).map_err(proto)?;
+            loop {
+                match recv::<Msg>(&ours).map_err(proto)? {
+                    Some(Msg::NeedMaps) => {
+                        write_id_maps(child.id() as i32, bundle)?;
+                        send(&ours, &Msg::MapsDone).map_err(proto)?;
+                    }
+                    Some(Msg::Pid(pid)) => {
+                        persisted.pid = pid;
+                        // The stage that forked it exits right away.
+                        let _ = child.wait();
+                    }
+                    Some(Msg::Ready) => return Ok(()),
+                    Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),
+                    Some(Msg::MapsDone) | None => {
+                        return Err(Error::InitFailed {
+                            message: "the init process exited without reporting".into(),
+                        });
+                    }
+                }
+            }
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        outcome?;
+        persisted.start_time =
+            proc_stat(persisted.pid)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::InitFailed {
+                    message: "the container process vanished".into(),
+                })?;
+        persisted.save(dir)
+    }
+
+    /// Lets a created container's process run its program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        if status != ContainerState::Created {
+            return Err(Error::InvalidState {
+                id: id.into(),
+                operation: "start",
+                status,
+            });
+        }
+        let fifo_path = dir.join(FIFO);
+        let fifo = open(
+            fifo_path.as_path(),
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("opening exec fifo", Some(fifo_path.clone()), e))?;
+        loop {
+            let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+            let n = match poll(&mut fds, PollTimeout::from(100u8)) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waiting on exec fifo", None, e)),
+            };
+            if n > 0 {
+                let mut b = [0u8; 1];
+                match nix::unistd::read(&fifo, &mut b) {
+                    Ok(1) => break,
+                    Ok(_) => {
+                        return Err(Error::InvalidState {
+                            id: id.into(),
+                            operation: "start",
+                            status: ContainerState::Running,
+                        });
+                    }
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::sys("reading exec fifo", None, e)),
+                }
+            }
+            let status = p.status(&dir);
+            if status != ContainerState::Created {
+                return Err(Error::InvalidState {
+                    id: id.into(),
+                    operation: "start",
+                    status,
+                });
+            }
+        }
+        let _ = std::fs::remove_file(&fifo_path);
+        Ok(())
+    }
+
+    /// The container's state.
+    pub fn state(&self, id: &str) -> Result<Container> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        let mut state = State::default();
+        state.set_version(p.oci_version.clone());
+        state.set_id(p.id.clone());
+        state.set_status(status);
+        state.set_pid(match status {
+            ContainerState::Created | ContainerState::Running => Some(p.pid),
+            _ => None,
+        });
+        state.set_bundle(p.bundle.clone());
+        state.set_annotations((!p.annotations.is_empty()).then(|| p.annotations.clone()));
+        Ok(Container {
+            state,
+            rootfs: p.rootfs,
+            created: p.created,
+        })
+    }
+
+    /// Every container under the state root, sorted by id.
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("listing containers", Some(self.root.clone()), e)),
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|id| validate_id(id).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids.iter().filter_map(|id| self.state(id).ok()).collect())
+    }
+
+    /// Sends a signal to the container process (created or running).
+    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        if !matches!(status, ContainerState::Created | ContainerState::Running) {
+            return Err(Error::InvalidState {
+                id: id.into(),
+                operation: "kill",
+                status,
+            });
+        }
+        kill(Pid::from_raw(p.pid), signal).map_err(sys_err("kill"))
+    }
+
+    /// Waits for the container process to end; only the process that created the container
+    /// (its parent) can do this.
+    pub fn wait(&self, id: &str) -> Result<ExitStatus> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        loop {
+            match waitpid(Pid::from_raw(p.pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig)),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waiting for the container", None, e)),
+            }
+        }
+    }
+
+    /// Deletes a stopped container's state. With `force`, a created or running container is
+    /// killed (`SIGKILL`) first; without it, that is an [`Error::InvalidState`].
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        if status != ContainerState::Stopped {
+            if !force {
+                return Err(Error::InvalidState {
+                    id: id.into(),
+                    operation: "delete",
+                    status,
+                });
+            }
+            if p.pid > 0 {
+                let pid = Pid::from_raw(p.pid);
+                let _ = kill(pid, Signal::SIGKILL);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while p.status(&dir) != ContainerState::Stopped && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+        // Reap it if it is our child (checked by start time, so never someone else's).
+        if p.pid > 0 && proc_stat(p.pid).is_some_and(|(_, t)| t == p.start_time) {
+            let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("removing state", Some(dir), e))
+    }
+
+    /// `create`, `start`, wait for the process, `delete`; returns how the process ended.
+    pub fn run(
+        &self,
+        id: &str,
+        bundle: impl AsRef<Path>,
+        opts: CreateOptions,
+    ) -> Result<ExitStatus> {
+        self.create(id, bundle, opts)?;
+        let status = self.start(id).and_then(|()| self.wait(id));
+        let deleted = self.delete(id, true);
+        let status = status?;
+        deleted?;
+        Ok(status)
+    }
+}
+
+fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
+    let linux = bundle.spec().linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|e| Error::io("writing id map", Some(path), e))?;
+    }
+    Ok(())
+}

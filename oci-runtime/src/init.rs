@@ -1,0 +1,346 @@
+//! The container init process: a fresh, single-threaded execution of a helper binary.
+//!
+//! The caller (possibly a multi-threaded program) spawns the helper with `std::process::Command`
+//! from a sealed memfd copy of the binary; the only thing that happens between its fork and exec
+//! is one `dup2` of the sync socket. The helper, seeing [`INIT_ENV`], runs [`main`]:
+//!
+//! 1. stage 1 (a child of the caller): joins namespaces by path, creates the user namespace and
+//!    waits for the caller to write the id mappings, unshares the other namespaces, writes time
+//!    offsets, then `clone(CLONE_PARENT)`s stage 2, reports its pid and exits.
+//! 2. stage 2 (pid 1 of the new pid namespace, a child of the caller): hostname, root
+//!    filesystem, user, umask, cwd; marks every descriptor but stdio and the preserved ones
+//!    close-on-exec; reports "ready"; blocks opening the `exec.fifo` until `start` reads it;
+//!    then `execve`s the user process.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{Gid, Uid, chdir, execve, getcwd, setgroups, sethostname, setresgid, setresuid};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::{rootfs, sys};
+
+/// The environment variable naming the sync socket's descriptor in the helper process.
+pub(crate) const INIT_ENV: &str = "_OCIKIT_INIT_FD";
+
+/// What the caller sends the init process.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct InitConfig {
+    pub(crate) spec: Spec,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) fifo: PathBuf,
+    pub(crate) no_pivot: bool,
+    pub(crate) preserve_fds: u32,
+}
+
+/// Messages on the sync socket.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Msg {
+    /// Stage 1 created a user namespace: write its id mappings.
+    NeedMaps,
+    /// The mappings are written.
+    MapsDone,
+    /// Stage 2's pid, as the caller sees it.
+    Pid(i32),
+    /// Stage 2 is set up and waits for `start`.
+    Ready,
+    /// Setting up failed.
+    Failed(String),
+}
+
+/// Writes one length-prefixed JSON message.
+pub(crate) fn send<T: Serialize>(mut w: &UnixStream, msg: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg)?;
+    let mut buf = (body.len() as u32).to_le_bytes().to_vec();
+    buf.extend_from_slice(&body);
+    w.write_all(&buf)
+}
+
+/// Reads one message; `Ok(None)` on a clean end of stream.
+pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > 64 << 20 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "sync message too long",
+        ));
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body)?;
+    Ok(Some(serde_json::from_slice(&body)?))
+}
+
+/// If this process was spawned as a container init, runs it and never returns.
+pub(crate) fn main_if_requested() {
+    let Some(fd) = std::env::var_os(INIT_ENV) else {
+        return;
+    };
+    // Nothing in the container may read this process's memory or reach its executable.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let fd: RawFd = match fd.to_str().and_then(|s| s.parse().ok()) {
+        Some(fd) => fd,
+        None => std::process::exit(120),
+    };
+    let sock = match sys::inherited_fd(fd) {
+        Ok(fd) => UnixStream::from(fd),
+        Err(_) => std::process::exit(121),
+    };
+    let cfg: InitConfig = match recv(&sock) {
+        Ok(Some(c)) => c,
+        _ => std::process::exit(122),
+    };
+    let code = match stage1(&sock, &cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = send(&sock, &Msg::Failed(e.to_string()));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+fn proto(e: std::io::Error) -> Error {
+    Error::io("talking to the runtime", None, e)
+}
+
+/// Returns the exit code for stage 1; stage 2 never returns from here.
+fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
+    let namespaces = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    // Open every namespace to join first: joining one (mount) can hide the others' paths.
+    let mut joins: Vec<(CloneFlags, OwnedFd)> = Vec::new();
+    for ns in &namespaces {
+        if let Some(p) = ns.path() {
+            let fd = open(
+                p.as_path(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::sys("opening namespace", Some(p.clone()), e))?;
+            joins.push((ns_flag(ns.typ()), fd));
+        }
+    }
+    joins.sort_by_key(|(f, _)| *f != CloneFlags::CLONE_NEWUSER);
+    for (flag, fd) in &joins {
+        setns(fd.as_fd(), *flag).map_err(|e| Error::sys("joining namespace", None, e))?;
+    }
+    let new: Vec<CloneFlags> = namespaces
+        .iter()
+        .filter(|n| n.path().is_none())
+        .map(|n| ns_flag(n.typ()))
+        .collect();
+    let in_userns = namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User);
+    if new.contains(&CloneFlags::CLONE_NEWUSER) {
+        unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| Error::sys("creating user namespace", None, e))?;
+        send(sock, &Msg::NeedMaps).map_err(proto)?;
+        match recv::<Msg>(sock).map_err(proto)? {
+            Some(Msg::MapsDone) => {}
+            other => {
+                return Err(Error::InitFailed {
+                    message: format!("expected MapsDone, got {other:?}"),
+                });
+            }
+        }
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .map_err(|e| Error::sys("becoming root in the user namespace", None, e))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .map_err(|e| Error::sys("becoming root in the user namespace", None, e))?;
+    }
+    let flags = new
+        .iter()
+        .filter(|f| **f != CloneFlags::CLONE_NEWUSER)
+        .fold(CloneFlags::empty(), |a, f| a | *f);
+    unshare(flags).map_err(|e| Error::sys("creating namespaces", None, e))?;
+    if let Some(offsets) = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+    {
+        let mut text = String::new();
+        for (clock, o) in offsets {
+            text.push_str(&format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            ));
+        }
+        std::fs::write("/proc/self/timens_offsets", text)
+            .map_err(|e| Error::io("writing time offsets", None, e))?;
+    }
+    match sys::fork_to_parent().map_err(|e| Error::sys("forking the container init", None, e))? {
+        Some(pid) => {
+            send(sock, &Msg::Pid(pid.as_raw())).map_err(proto)?;
+            Ok(0)
+        }
+        None => {
+            let err = stage2(sock, cfg, in_userns);
+            let _ = send(sock, &Msg::Failed(err.to_string()));
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Finds the program to run like runc: a name without `/` is looked up in the container's
+/// `PATH` (from `process.env`), relative to the new root.
+fn lookup(program: &str, env: &[String]) -> Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+            && candidate.is_file()
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::config(
+        "process.args[0]",
+        format!("executable {program:?} not found in $PATH"),
+    ))
+}
+
+fn cstrings<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<std::ffi::CString>> {
+    items
+        .into_iter()
+        .map(|b| {
+            std::ffi::CString::new(b.to_vec())
+                .map_err(|_| Error::config("process", "argument or variable contains a NUL byte"))
+        })
+        .collect()
+}
+
+/// Stage 2: only returns on failure.
+fn stage2(sock: &UnixStream, cfg: &InitConfig, in_userns: bool) -> Error {
+    match stage2_inner(sock, cfg, in_userns) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+enum Never {}
+
+fn stage2_inner(sock: &UnixStream, cfg: &InitConfig, in_userns: bool) -> Result<Never> {
+    let spec = &cfg.spec;
+    let process = spec.process().as_ref().expect("validated");
+    umask(Mode::empty());
+    // Opened now, while the host path is reachable; reopened for writing once set up.
+    let fifo = open(
+        cfg.fifo.as_path(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("opening exec fifo", Some(cfg.fifo.clone()), e))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sethostname(h).map_err(|e| Error::sys("setting hostname", None, e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        sys::set_domainname(d).map_err(|e| Error::sys("setting domainname", None, e))?;
+    }
+    rootfs::setup(&rootfs::RootfsPlan {
+        spec,
+        rootfs: &cfg.rootfs,
+        no_pivot: cfg.no_pivot,
+        in_userns,
+    })?;
+
+    let user = process.user();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if let Err(e) = setgroups(&gids) {
+        // A joined user namespace may forbid setgroups; only fail if groups were asked for.
+        if !gids.is_empty() {
+            return Err(Error::sys("setgroups", None, e));
+        }
+    }
+    let gid = Gid::from_raw(user.gid());
+    setresgid(gid, gid, gid).map_err(|e| Error::sys("setgid", None, e))?;
+    let uid = Uid::from_raw(user.uid());
+    setresuid(uid, uid, uid).map_err(|e| Error::sys("setuid", None, e))?;
+    umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022)));
+
+    let env = process.env().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let cwd = process.cwd();
+    chdir(cwd.as_path()).map_err(|e| Error::sys("changing to cwd", Some(cwd.clone()), e))?;
+    // CVE-2024-21626: the working directory must be inside the container's root.
+    match getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(Error::config(
+                "process.cwd",
+                "does not resolve inside the container root",
+            ));
+        }
+    }
+    let program = lookup(&args[0], &env)?;
+    let argv = cstrings(args.iter().map(|a| a.as_bytes()))?;
+    let envp = cstrings(env.iter().map(|e| e.as_bytes()))?;
+    let path = cstrings([program.as_os_str().as_bytes()])?.remove(0);
+
+    // Only stdio and the preserved descriptors may reach the container process.
+    sys::cloexec_from(3 + cfg.preserve_fds as RawFd)
+        .map_err(|e| Error::sys("closing descriptors", None, e))?;
+    send(sock, &Msg::Ready).map_err(proto)?;
+
+    let reopen = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let w = open(
+        reopen.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("opening exec fifo (is /proc mounted?)", None, e))?;
+    nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
+    let e = execve(&path, &argv, &envp).unwrap_err();
+    // Past "ready", nobody reads the socket any more: say it where the user sees it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "oci-runtime: exec {}: {e}",
+        program.display()
+    );
+    std::process::exit(127)
+}

@@ -1,0 +1,398 @@
+//! `oci-runtime`: a runc-compatible command line over the `oci_runtime` library.
+//!
+//! `oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ARGS`
+//! with the commands `create`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec` and
+//! `features`, taking the same arguments as runc's.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use oci_runtime::{CreateOptions, Error, Runtime, parse_signal};
+
+const USAGE: &str = "usage: oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
+commands:
+  create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot] ID
+  start ID
+  state ID
+  kill [--all] ID [SIGNAL]
+  delete [--force] ID
+  run [--bundle DIR] [--pid-file F] [--detach] [--keep] [--preserve-fds N] [--no-pivot] ID
+  list [--format table|json] [--quiet]
+  spec [--bundle DIR] [--rootless]
+  features";
+
+/// Parsed flags and positional arguments of one command.
+struct Args {
+    flags: Vec<(String, Option<String>)>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    /// Splits `args`; `valued` lists the flags that take a value (`--x V` or `--x=V`).
+    fn parse(args: &[String], valued: &[&str]) -> Result<Args, String> {
+        let mut flags = Vec::new();
+        let mut positional = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if a == "--" {
+                positional.extend(it.by_ref().cloned());
+                break;
+            }
+            if a.len() > 1 && a.starts_with('-') {
+                let name = a.trim_start_matches('-');
+                let (name, inline) = match name.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (name.to_string(), None),
+                };
+                if valued.contains(&name.as_str()) {
+                    let v = match inline {
+                        Some(v) => v,
+                        None => it
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| format!("flag --{name} needs a value"))?,
+                    };
+                    flags.push((name, Some(v)));
+                } else {
+                    flags.push((name, inline));
+                }
+            } else {
+                positional.push(a.clone());
+            }
+        }
+        Ok(Args { flags, positional })
+    }
+
+    fn value(&self, names: &[&str]) -> Option<&str> {
+        self.flags
+            .iter()
+            .rev()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn has(&self, names: &[&str]) -> bool {
+        self.flags
+            .iter()
+            .any(|(n, v)| names.contains(&n.as_str()) && v.as_deref().is_none_or(|v| v != "false"))
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        match self
+            .flags
+            .iter()
+            .find(|(n, _)| !known.contains(&n.as_str()))
+        {
+            Some((n, _)) => Err(format!("unknown flag --{n}")),
+            None => Ok(()),
+        }
+    }
+
+    fn id(&self) -> Result<&str, String> {
+        match self.positional.first() {
+            Some(id) => Ok(id),
+            None => Err("a container id is required".into()),
+        }
+    }
+}
+
+/// Where errors are logged besides stderr.
+struct Log {
+    file: Option<PathBuf>,
+    json: bool,
+}
+
+impl Log {
+    fn error(&self, msg: &str) {
+        let _ = writeln!(std::io::stderr(), "oci-runtime: {msg}");
+        let Some(path) = &self.file else { return };
+        let line = if self.json {
+            serde_json::json!({"level": "error", "msg": msg, "time": now()}).to_string()
+        } else {
+            format!("time=\"{}\" level=error msg={:?}", now(), msg)
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+enum Failure {
+    Usage(String),
+    Runtime(Error),
+    Other(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+fn main() -> ExitCode {
+    oci_runtime::init_if_requested();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Global options come before the command.
+    let mut root = PathBuf::from(oci_runtime::DEFAULT_ROOT);
+    let mut log = Log {
+        file: None,
+        json: false,
+    };
+    let mut i = 0;
+    while i < argv.len() && argv[i].starts_with('-') {
+        let a = argv[i].trim_start_matches('-');
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (a, None),
+        };
+        let takes_value = matches!(
+            name,
+            "root" | "log" | "log-format" | "criu" | "rootless" | "systemd-cgroup"
+        ) && !(name == "systemd-cgroup" && inline.is_none());
+        let value = if takes_value && inline.is_none() {
+            i += 1;
+            argv.get(i).cloned()
+        } else {
+            inline
+        };
+        match (name, value) {
+            ("root", Some(v)) => root = PathBuf::from(v),
+            ("log", Some(v)) => log.file = Some(PathBuf::from(v)),
+            ("log-format", Some(v)) => log.json = v == "json",
+            ("debug" | "systemd-cgroup" | "criu" | "rootless", _) => {}
+            ("v" | "version", _) => {
+                println!(
+                    "oci-runtime version {}\nspec: 1.2.0",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return ExitCode::SUCCESS;
+            }
+            ("h" | "help", _) => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            (other, _) => {
+                log.error(&format!("unknown global flag --{other}\n{USAGE}"));
+                return ExitCode::from(1);
+            }
+        }
+        i += 1;
+    }
+    let Some(command) = argv.get(i) else {
+        log.error(USAGE);
+        return ExitCode::from(1);
+    };
+    let rest = &argv[i + 1..];
+    let rt = Runtime::new(root);
+    match dispatch(&rt, command, rest) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure::Usage(m)) => {
+            log.error(&format!("{m}\n{USAGE}"));
+            ExitCode::from(1)
+        }
+        Err(Failure::Runtime(e)) => {
+            log.error(&e.to_string());
+            ExitCode::from(1)
+        }
+        Err(Failure::Other(m)) => {
+            log.error(&m);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn create_options(a: &Args) -> Result<CreateOptions, Failure> {
+    if a.value(&["console-socket"]).is_some() {
+        return Err(Error::Unsupported {
+            feature: "--console-socket (terminals come with issue #7)".into(),
+        }
+        .into());
+    }
+    let n = match a.value(&["preserve-fds"]) {
+        Some(v) => v
+            .parse()
+            .map_err(|_| Failure::Usage(format!("--preserve-fds {v}: not a number")))?,
+        None => 0,
+    };
+    Ok(CreateOptions::new()
+        .preserve_fds(n)
+        .no_pivot(a.has(&["no-pivot"])))
+}
+
+fn write_pid_file(a: &Args, pid: i32) -> Result<(), Failure> {
+    if let Some(path) = a.value(&["pid-file"]) {
+        // Atomically, as runc does, so a watcher never reads a partial pid.
+        let path = PathBuf::from(path);
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+        ));
+        std::fs::write(&tmp, pid.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Failure::Other(format!("writing pid file {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+const CREATE_FLAGS: &[&str] = &[
+    "bundle",
+    "b",
+    "pid-file",
+    "console-socket",
+    "preserve-fds",
+    "no-pivot",
+    "no-new-keyring",
+    "detach",
+    "d",
+    "keep",
+    "no-subreaper",
+];
+const CREATE_VALUED: &[&str] = &["bundle", "b", "pid-file", "console-socket", "preserve-fds"];
+
+fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure> {
+    match command {
+        "create" => {
+            let a = Args::parse(rest, CREATE_VALUED)?;
+            a.check_known(CREATE_FLAGS)?;
+            let bundle = a.value(&["bundle", "b"]).unwrap_or(".");
+            let c = rt.create(a.id()?, bundle, create_options(&a)?)?;
+            write_pid_file(&a, c.pid())?;
+            Ok(0)
+        }
+        "run" => {
+            let a = Args::parse(rest, CREATE_VALUED)?;
+            a.check_known(CREATE_FLAGS)?;
+            let id = a.id()?;
+            let bundle = a.value(&["bundle", "b"]).unwrap_or(".");
+            let c = rt.create(id, bundle, create_options(&a)?)?;
+            write_pid_file(&a, c.pid())?;
+            if let Err(e) = rt.start(id) {
+                let _ = rt.delete(id, true);
+                return Err(e.into());
+            }
+            if a.has(&["detach", "d"]) {
+                return Ok(0);
+            }
+            oci_runtime::forward_signals(c.pid());
+            let status = rt.wait(id);
+            if !a.has(&["keep"]) {
+                rt.delete(id, true)?;
+            }
+            Ok(status?.code() as u8)
+        }
+        "start" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&[])?;
+            rt.start(a.id()?)?;
+            Ok(0)
+        }
+        "state" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&[])?;
+            let c = rt.state(a.id()?)?;
+            let out = serde_json::to_string_pretty(&c.to_json()).expect("json");
+            println!("{out}");
+            Ok(0)
+        }
+        "kill" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&["all", "a"])?;
+            let sig = parse_signal(a.positional.get(1).map_or("SIGTERM", String::as_str))?;
+            rt.kill(a.id()?, sig)?;
+            Ok(0)
+        }
+        "delete" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&["force", "f"])?;
+            let id = a.id()?;
+            rt.delete(id, a.has(&["force", "f"]))?;
+            Ok(0)
+        }
+        "list" | "ps" if command == "list" => {
+            let a = Args::parse(rest, &["format", "f"])?;
+            a.check_known(&["format", "f", "quiet", "q"])?;
+            let all = rt.list()?;
+            if a.has(&["quiet", "q"]) {
+                for c in &all {
+                    println!("{}", c.id());
+                }
+            } else if a.value(&["format", "f"]) == Some("json") {
+                let v: Vec<_> = all.iter().map(|c| c.to_json()).collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                let mut rows = vec![[
+                    "ID".to_string(),
+                    "PID".into(),
+                    "STATUS".into(),
+                    "BUNDLE".into(),
+                    "CREATED".into(),
+                    "OWNER".into(),
+                ]];
+                for c in &all {
+                    rows.push([
+                        c.id().to_string(),
+                        c.pid().to_string(),
+                        c.status().to_string(),
+                        c.state().bundle().display().to_string(),
+                        c.created().to_string(),
+                        "root".into(),
+                    ]);
+                }
+                let widths: Vec<usize> = (0..6)
+                    .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                    .collect();
+                for r in rows {
+                    let line: Vec<String> = r
+                        .iter()
+                        .zip(&widths)
+                        .map(|(c, w)| format!("{c:<w$}"))
+                        .collect();
+                    println!("{}", line.join("   ").trim_end());
+                }
+            }
+            Ok(0)
+        }
+        "spec" => {
+            let a = Args::parse(rest, &["bundle", "b"])?;
+            a.check_known(&["bundle", "b", "rootless"])?;
+            let dir = PathBuf::from(a.value(&["bundle", "b"]).unwrap_or("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                return Err(Failure::Other(
+                    "File config.json exists. Remove it first".into(),
+                ));
+            }
+            let spec = oci_runtime::default_spec();
+            let text = serde_json::to_string_pretty(&spec).expect("json");
+            std::fs::write(&path, text)
+                .map_err(|e| Failure::Other(format!("writing {}: {e}", path.display())))?;
+            Ok(0)
+        }
+        "features" => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&oci_runtime::features()).expect("json")
+            );
+            Ok(0)
+        }
+        other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+    }
+}

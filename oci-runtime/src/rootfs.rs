@@ -1,0 +1,608 @@
+//! The container's root filesystem: mounts, devices, `pivot_root`, masked and read-only paths.
+//!
+//! Every mount destination is opened inside the root with `openat2(RESOLVE_IN_ROOT)` (so a
+//! symlink in the image is resolved as if the rootfs were `/`) and the mount is made onto
+//! `/proc/self/fd/N` of that opened target (CVE-2021-30465).
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mkdirat, mknodat};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{
+    Gid, Uid, UnlinkatFlags, chdir, chroot, fchownat, pivot_root, symlinkat, unlinkat,
+};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::error::{Error, Result};
+
+/// Parsed mount options: flags to set, flags to clear, propagation changes and fs data.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct MountOptions {
+    pub(crate) flags: MsFlags,
+    pub(crate) clear: MsFlags,
+    pub(crate) propagation: Vec<MsFlags>,
+    pub(crate) data: Vec<String>,
+}
+
+impl MountOptions {
+    /// Splits runc-style option strings into flags and fs-specific data.
+    pub(crate) fn parse<S: AsRef<str>>(options: &[S]) -> Self {
+        let mut o = MountOptions {
+            flags: MsFlags::empty(),
+            clear: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+        };
+        for opt in options {
+            let opt = opt.as_ref();
+            let (set, clear) = match opt {
+                "defaults" => (MsFlags::empty(), MsFlags::empty()),
+                "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+                "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+                "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+                "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+                "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+                "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+                "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+                "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+                "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+                "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+                "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+                "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+                "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+                "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+                "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+                "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+                "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+                "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+                "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+                "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+                "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+                "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+                "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+                "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+                "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+                "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+                "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+                "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+                "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+                "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+                "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+                | "unbindable" | "runbindable" => {
+                    o.propagation.push(propagation(opt).expect("listed"));
+                    continue;
+                }
+                other => {
+                    o.data.push(other.to_string());
+                    continue;
+                }
+            };
+            o.flags = (o.flags | set) & !clear;
+            o.clear = (o.clear | clear) & !set;
+        }
+        o
+    }
+
+    fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// The `mount(2)` flags of a propagation name (`rslave` is `MS_SLAVE | MS_REC`).
+pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
+    let (rec, base) = match name.strip_prefix('r') {
+        Some(b) if !b.is_empty() && name != "ro" && name != "rw" => (MsFlags::MS_REC, b),
+        _ => (MsFlags::empty(), name),
+    };
+    let f = match base {
+        "private" => MsFlags::MS_PRIVATE,
+        "shared" => MsFlags::MS_SHARED,
+        "slave" => MsFlags::MS_SLAVE,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        _ => return None,
+    };
+    Some(f | rec)
+}
+
+/// What to create when a path does not exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    Nothing,
+    Dir,
+    File,
+}
+
+fn in_root_how(extra: OFlag) -> OpenHow {
+    OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | extra)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+/// Lexically cleans an absolute or relative path to its normal components (`..` at the top
+/// stays at the top, as it does at `/`).
+fn clean(path: &Path) -> Vec<&OsStr> {
+    let mut out = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn rel(parts: &[&OsStr]) -> PathBuf {
+    if parts.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parts.iter().collect()
+    }
+}
+
+/// Opens `path` inside `root` (an `O_PATH` directory descriptor) as if `root` were `/`,
+/// creating missing components as `create` says (directories on the way, then a directory or
+/// an empty file). Symlinks are followed but can never leave the root.
+pub(crate) fn open_in_root(root: &OwnedFd, path: &Path, create: Create) -> Result<OwnedFd> {
+    let parts = clean(path);
+    let full = rel(&parts);
+    let err = |e: Errno| Error::sys("resolving in root", Some(path.to_path_buf()), e);
+    match openat2(root.as_fd(), &full, in_root_how(OFlag::empty())) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) if create != Create::Nothing => {}
+        Err(e) => return Err(err(e)),
+    }
+    for i in 0..parts.len() {
+        let here = rel(&parts[..=i]);
+        match openat2(root.as_fd(), &here, in_root_how(OFlag::empty())) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(err(e)),
+        }
+        let parent = openat2(
+            root.as_fd(),
+            &rel(&parts[..i]),
+            in_root_how(OFlag::O_DIRECTORY),
+        )
+        .map_err(err)?;
+        let last = i + 1 == parts.len();
+        let made = if last && create == Create::File {
+            openat(
+                parent.as_fd(),
+                parts[i],
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map(drop)
+        } else {
+            mkdirat(parent.as_fd(), parts[i], Mode::from_bits_truncate(0o755))
+        };
+        match made {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(err(e)),
+        }
+    }
+    openat2(root.as_fd(), &full, in_root_how(OFlag::empty())).map_err(err)
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn sys<'a>(context: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> Error + 'a {
+    move |e| Error::sys(context, Some(path.to_path_buf()), e)
+}
+
+/// Flags a bind remount must keep because the kernel locks them (e.g. in a user namespace).
+fn locked_flags(path: &Path, keep_rdonly: bool) -> MsFlags {
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(s) {
+            out |= m;
+        }
+    }
+    if keep_rdonly && f.contains(FsFlags::ST_RDONLY) {
+        out |= MsFlags::MS_RDONLY;
+    }
+    out
+}
+
+/// What the init process needs to set up the root filesystem.
+pub(crate) struct RootfsPlan<'a> {
+    pub(crate) spec: &'a Spec,
+    pub(crate) rootfs: &'a Path,
+    pub(crate) no_pivot: bool,
+    pub(crate) in_userns: bool,
+}
+
+/// Runs in the container's new mount namespace: prepares the rootfs, mounts, devices, switches
+/// root, then masks and write-protects what the config asks for. Leaves the cwd at `/`.
+pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
+    let linux = plan.spec.linux().as_ref();
+    let prop = linux
+        .and_then(|l| l.rootfs_propagation().clone())
+        .unwrap_or_default();
+    let before = if prop.ends_with("private") {
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC
+    } else {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    };
+    let root = Path::new("/");
+    mount(None::<&str>, root, None::<&str>, before, None::<&str>)
+        .map_err(sys("making / private to the container", root))?;
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys("bind-mounting the rootfs", plan.rootfs))?;
+    let root_fd = open(
+        plan.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("opening the rootfs", plan.rootfs))?;
+
+    let mounts = plan.spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_one(&root_fd, m, plan.in_userns)?;
+    }
+    let dev_is_bound = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && MountOptions::parse(m.options().as_deref().unwrap_or_default()).is_bind()
+    });
+    if !dev_is_bound {
+        let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
+        create_devices(&root_fd, &devices, plan.in_userns)?;
+    }
+    drop(root_fd);
+
+    chdir(plan.rootfs).map_err(sys("entering the rootfs", plan.rootfs))?;
+    if plan.no_pivot {
+        mount(
+            Some(plan.rootfs),
+            root,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(sys("moving the rootfs to /", plan.rootfs))?;
+        chroot(".").map_err(sys("chroot", plan.rootfs))?;
+    } else {
+        pivot_root(".", ".").map_err(sys("pivot_root", plan.rootfs))?;
+        // The old root is now stacked on top of the new one: detach it, without letting the
+        // unmount propagate back to the host.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("making the old root a slave", root))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root", root))?;
+    }
+    chdir("/").map_err(sys("chdir", root))?;
+
+    if let Some(l) = linux {
+        for (key, value) in l.sysctl().iter().flatten() {
+            let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|e| Error::io("writing sysctl", Some(path), e))?;
+        }
+        for p in l.readonly_paths().iter().flatten() {
+            readonly_path(Path::new(p), plan.in_userns)?;
+        }
+        for p in l.masked_paths().iter().flatten() {
+            mask_path(Path::new(p))?;
+        }
+    }
+    if prop.ends_with("shared") || prop.ends_with("unbindable") {
+        let f = propagation(&prop).expect("validated");
+        mount(None::<&str>, root, None::<&str>, f, None::<&str>)
+            .map_err(sys("setting rootfs propagation", root))?;
+    }
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let flags =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(root, false);
+        mount(None::<&str>, root, None::<&str>, flags, None::<&str>)
+            .map_err(sys("making the root read-only", root))?;
+    }
+    Ok(())
+}
+
+fn mount_one(root: &OwnedFd, m: &Mount, in_userns: bool) -> Result<()> {
+    let dest = m.destination();
+    let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().clone().unwrap_or_default();
+    let bind = opts.is_bind() || typ == "bind";
+    if bind {
+        let source = m.source().clone().unwrap_or_default();
+        let meta = std::fs::metadata(&source)
+            .map_err(|e| Error::io("bind mount source", Some(source.clone()), e))?;
+        let create = if meta.is_dir() {
+            Create::Dir
+        } else {
+            Create::File
+        };
+        let target = open_in_root(root, dest, create)?;
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(
+            Some(&source),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting onto", dest))?;
+        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            // Reopen: the old descriptor still names the directory under the new mount.
+            let target = open_in_root(root, dest, Create::Nothing)?;
+            let path = fd_path(&target);
+            let flags = MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | rec
+                | extra
+                | locked_flags(&path, in_userns);
+            mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)
+                .map_err(sys("remounting", dest))?;
+        }
+    } else {
+        let target = open_in_root(root, dest, Create::Dir)?;
+        let (fstype, default_source) = match typ.as_str() {
+            // No cgroup management yet (issue #7): a cgroup mount shows the unified hierarchy.
+            "cgroup" | "cgroup2" => ("cgroup2", "cgroup2"),
+            "" => {
+                return Err(Error::config(
+                    format!("mounts[{}].type", dest.display()),
+                    "a mount that is not a bind mount needs a type",
+                ));
+            }
+            t => (t, t),
+        };
+        let source = m
+            .source()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default_source));
+        let data = opts.data.join(",");
+        mount(
+            Some(&source),
+            &fd_path(&target),
+            Some(fstype),
+            opts.flags & !MsFlags::MS_REMOUNT,
+            (!data.is_empty()).then_some(data.as_str()),
+        )
+        .map_err(sys("mounting", dest))?;
+    }
+    if !opts.propagation.is_empty() {
+        let target = open_in_root(root, dest, Create::Nothing)?;
+        for p in &opts.propagation {
+            mount(
+                None::<&str>,
+                &fd_path(&target),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            )
+            .map_err(sys("setting propagation of", dest))?;
+        }
+    }
+    Ok(())
+}
+
+fn default_devices() -> Vec<LinuxDevice> {
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(p, major, minor)| {
+        let mut d = LinuxDevice::default();
+        d.set_path(p.into());
+        d.set_typ(LinuxDeviceType::C);
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_file_mode(Some(0o666));
+        d.set_uid(Some(0));
+        d.set_gid(Some(0));
+        d
+    })
+    .collect()
+}
+
+fn create_devices(root: &OwnedFd, spec_devices: &[LinuxDevice], in_userns: bool) -> Result<()> {
+    let mut all = default_devices();
+    for d in spec_devices {
+        all.retain(|x| x.path() != d.path());
+        all.push(d.clone());
+    }
+    for d in &all {
+        create_device(root, d, in_userns)?;
+    }
+    let dev = open_in_root(root, Path::new("/dev"), Create::Dir)?;
+    let mut links = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("/proc/kcore", "core"));
+    }
+    for (target, name) in links {
+        match symlinkat(target, dev.as_fd(), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(Error::sys("creating /dev symlink", Some(name.into()), e)),
+        }
+    }
+    Ok(())
+}
+
+fn create_device(root: &OwnedFd, d: &LinuxDevice, in_userns: bool) -> Result<()> {
+    let path = d.path();
+    let parts = clean(path);
+    let Some((name, dir)) = parts.split_last() else {
+        return Err(Error::config("linux.devices.path", "must name a file"));
+    };
+    let parent = open_in_root(root, &rel(dir), Create::Dir)?;
+    if in_userns {
+        // mknod is not allowed in a user namespace: bind-mount the host's node instead.
+        let target = open_in_root(root, path, Create::File)?;
+        return mount(
+            Some(path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting device", path));
+    }
+    let kind = match d.typ() {
+        LinuxDeviceType::B => SFlag::S_IFBLK,
+        LinuxDeviceType::P => SFlag::S_IFIFO,
+        _ => SFlag::S_IFCHR,
+    };
+    let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
+    let dev = makedev(d.major() as u64, d.minor() as u64);
+    match unlinkat(parent.as_fd(), *name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(Error::sys("replacing device", Some(path.clone()), e)),
+    }
+    mknodat(parent.as_fd(), *name, kind, mode, dev).map_err(sys("mknod", path))?;
+    fchownat(
+        parent.as_fd(),
+        *name,
+        d.uid().map(Uid::from_raw),
+        d.gid().map(Gid::from_raw),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(sys("chown device", path))
+}
+
+/// After the root switch: `/` is the container's root, so plain paths cannot leave it.
+fn readonly_path(path: &Path, in_userns: bool) -> Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(Error::sys(
+                "bind-mounting read-only path",
+                Some(path.into()),
+                e,
+            ));
+        }
+    }
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_REC
+        | locked_flags(path, in_userns);
+    mount(Some(path), path, None::<&str>, flags, None::<&str>)
+        .map_err(sys("remounting read-only", path))
+}
+
+fn mask_path(path: &Path) -> Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("masking", Some(path.into()), e)),
+    };
+    let r = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    r.map_err(sys("masking", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let o = MountOptions::parse(&["rbind", "ro", "nosuid", "rslave", "size=64k", "mode=755"]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        );
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, vec!["size=64k", "mode=755"]);
+        let o = MountOptions::parse(&["ro", "rw", "noexec", "exec", "private"]);
+        assert_eq!(o.flags, MsFlags::empty());
+        assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE]);
+        assert_eq!(
+            propagation("runbindable"),
+            Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)
+        );
+        assert_eq!(propagation("ro"), None);
+    }
+
+    #[test]
+    fn resolves_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("root");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        std::fs::create_dir_all(rootfs.join("outside")).unwrap();
+        // An absolute link and a climbing one: both must stay inside `root`.
+        std::os::unix::fs::symlink("/", rootfs.join("etc/abs")).unwrap();
+        std::os::unix::fs::symlink("../../../outside", rootfs.join("etc/up")).unwrap();
+        let root = open(&rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        open_in_root(&root, Path::new("/etc/abs/made"), Create::Dir).unwrap();
+        assert!(rootfs.join("made").is_dir());
+        open_in_root(&root, Path::new("/etc/up/x/file"), Create::File).unwrap();
+        assert!(rootfs.join("outside/x/file").is_file());
+        assert!(!dir.path().join("outside/x").exists());
+        assert!(open_in_root(&root, Path::new("/../../nope"), Create::Nothing).is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! Container state on disk: `<root>/<id>/state.json`, written atomically, plus the
+//! `exec.fifo` that exists exactly while the container is created but not started.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oci_spec::runtime::ContainerState;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What is persisted for one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Persisted {
+    pub(crate) id: String,
+    /// 0 while creating.
+    pub(crate) pid: i32,
+    /// The process's start time (field 22 of `/proc/<pid>/stat`), to detect pid reuse.
+    pub(crate) start_time: u64,
+    pub(crate) bundle: PathBuf,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) created: String,
+    pub(crate) annotations: HashMap<String, String>,
+    pub(crate) oci_version: String,
+}
+
+pub(crate) const STATE_FILE: &str = "state.json";
+pub(crate) const FIFO: &str = "exec.fifo";
+
+impl Persisted {
+    pub(crate) fn load(dir: &Path, id: &str) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::ContainerNotFound { id: id.into() });
+            }
+            Err(e) => return Err(Error::io("reading state", Some(path), e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e)))
+    }
+
+    /// Writes to a temporary file in the same directory and renames it over the old one.
+    pub(crate) fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec(self)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, dir.join(STATE_FILE))
+        };
+        write().map_err(|e| Error::io("writing state", Some(dir.join(STATE_FILE)), e))
+    }
+
+    /// The status now, from the process table and the fifo.
+    pub(crate) fn status(&self, dir: &Path) -> ContainerState {
+        if self.pid == 0 {
+            return ContainerState::Creating;
+        }
+        if !alive(self.pid, self.start_time) {
+            return ContainerState::Stopped;
+        }
+        if dir.join(FIFO).exists() {
+            ContainerState::Created
+        } else {
+            ContainerState::Running
+        }
+    }
+}
+
+/// The state character and start time from `/proc/<pid>/stat`.
+pub(crate) fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Whether `pid` is the same, still running (not zombie) process.
+pub(crate) fn alive(pid: i32, start_time: u64) -> bool {
+    matches!(proc_stat(pid), Some((s, t)) if t == start_time && s != 'Z' && s != 'X')
+}
+
+/// Now as RFC 3339 UTC with nanoseconds, like runc's `created`.
+pub(crate) fn now_rfc3339() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, start) = proc_stat(std::process::id() as i32).unwrap();
+        let mut p = Persisted {
+            id: "x".into(),
+            pid: 0,
+            start_time: 0,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: now_rfc3339(),
+            annotations: HashMap::new(),
+            oci_version: "1.0.2".into(),
+        };
+        p.save(dir.path()).unwrap();
+        let q = Persisted::load(dir.path(), "x").unwrap();
+        assert_eq!(q.status(dir.path()), ContainerState::Creating);
+        p.pid = std::process::id() as i32;
+        p.start_time = start;
+        assert_eq!(p.status(dir.path()), ContainerState::Running);
+        std::fs::write(dir.path().join(FIFO), b"").unwrap();
+        assert_eq!(p.status(dir.path()), ContainerState::Created);
+        p.start_time += 1;
+        assert_eq!(p.status(dir.path()), ContainerState::Stopped);
+        assert!(matches!(
+            Persisted::load(&dir.path().join("nope"), "nope"),
+            Err(Error::ContainerNotFound { .. })
+        ));
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 30, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}
