@@ -219,7 +219,14 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
 /// `PATH` (from `process.env`), relative to the new root.
 fn lookup(program: &str, env: &[String]) -> Result<PathBuf> {
     if program.contains('/') {
-        return Ok(PathBuf::from(program));
+        let p = PathBuf::from(program);
+        return match nix::unistd::access(&p, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(Error::config(
+                "process.args[0]",
+                format!("{program}: {}", e.desc()),
+            )),
+        };
     }
     let path = env
         .iter()

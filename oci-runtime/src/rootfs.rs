@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2, readlinkat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mkdirat, mknodat};
 use nix::sys::statvfs::{FsFlags, statvfs};
@@ -151,45 +151,71 @@ fn rel(parts: &[&OsStr]) -> PathBuf {
 /// creating missing components as `create` says (directories on the way, then a directory or
 /// an empty file). Symlinks are followed but can never leave the root.
 pub(crate) fn open_in_root(root: &OwnedFd, path: &Path, create: Create) -> Result<OwnedFd> {
-    let parts = clean(path);
-    let full = rel(&parts);
     let err = |e: Errno| Error::sys("resolving in root", Some(path.to_path_buf()), e);
+    let parts: Vec<PathBuf> = clean(path).into_iter().map(PathBuf::from).collect();
+    open_parts(root, parts, create, 0).map_err(err)
+}
+
+fn open_parts(
+    root: &OwnedFd,
+    parts: Vec<PathBuf>,
+    create: Create,
+    depth: u32,
+) -> Result<OwnedFd, Errno> {
+    let refs: Vec<&OsStr> = parts.iter().map(|p| p.as_os_str()).collect();
+    let full = rel(&refs);
     match openat2(root.as_fd(), &full, in_root_how(OFlag::empty())) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) if create != Create::Nothing => {}
-        Err(e) => return Err(err(e)),
+        Err(e) => return Err(e),
     }
-    for i in 0..parts.len() {
-        let here = rel(&parts[..=i]);
+    if depth > 40 {
+        return Err(Errno::ELOOP);
+    }
+    for i in 0..refs.len() {
+        let here = rel(&refs[..=i]);
         match openat2(root.as_fd(), &here, in_root_how(OFlag::empty())) {
             Ok(_) => continue,
             Err(Errno::ENOENT) => {}
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(e),
         }
         let parent = openat2(
             root.as_fd(),
-            &rel(&parts[..i]),
+            &rel(&refs[..i]),
             in_root_how(OFlag::O_DIRECTORY),
-        )
-        .map_err(err)?;
-        let last = i + 1 == parts.len();
+        )?;
+        // A dangling symlink: create what it points to, resolved inside the root.
+        if let Ok(target) = readlinkat(parent.as_fd(), refs[i]) {
+            let target = PathBuf::from(target);
+            let mut next: Vec<PathBuf> = if target.is_absolute() {
+                Vec::new()
+            } else {
+                parts[..i].to_vec()
+            };
+            next.push(target);
+            next.extend(parts[i + 1..].iter().cloned());
+            let joined: PathBuf = next.iter().collect();
+            let cleaned = clean(&joined).into_iter().map(PathBuf::from).collect();
+            return open_parts(root, cleaned, create, depth + 1);
+        }
+        let last = i + 1 == refs.len();
         let made = if last && create == Create::File {
             openat(
                 parent.as_fd(),
-                parts[i],
+                refs[i],
                 OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
                 Mode::from_bits_truncate(0o644),
             )
             .map(drop)
         } else {
-            mkdirat(parent.as_fd(), parts[i], Mode::from_bits_truncate(0o755))
+            mkdirat(parent.as_fd(), refs[i], Mode::from_bits_truncate(0o755))
         };
         match made {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(err(e)),
+            Err(e) => return Err(e),
         }
     }
-    openat2(root.as_fd(), &full, in_root_how(OFlag::empty())).map_err(err)
+    openat2(root.as_fd(), &full, in_root_how(OFlag::empty()))
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
@@ -274,6 +300,10 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
     if !dev_is_bound {
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         create_devices(&root_fd, &devices, plan.in_userns)?;
+    }
+    // Like runc, a missing working directory is created (inside the root).
+    if let Some(p) = plan.spec.process() {
+        open_in_root(&root_fd, p.cwd(), Create::Dir)?;
     }
     drop(root_fd);
 
