@@ -1,12 +1,78 @@
-//! A blocking client for OCI registries (distribution-spec v1.1).
+//! A blocking client for OCI registries (distribution-spec v1.1, and Docker Registry HTTP API
+//! v2 as docker-registry serves it).
 //!
-//! This crate will hold references, authentication (anonymous tokens, basic, bearer, docker
-//! `config.json` and credential helpers), pull, push (monolithic, chunked, cross-repository
-//! mount), tags, referrers, deletion, retries and resumable downloads, on a blocking HTTP client.
-//! It implements the source and destination traits of [`oci_image`].
+//! A [`Client`] holds one HTTP agent (connections are reused), the credentials and the
+//! tokens; a [`Repository`] is the handle of one `registry/name` and implements
+//! [`oci_image::ImageSource`] and [`oci_image::ImageDestination`], so the generic copy of the
+//! `ocikit` facade moves images between registries, layouts and archives alike.
 //!
-//! Status: the crate exists so the workspace has its final shape; its contents come with the
-//! registry-client issue.
+//! ```no_run
+//! use oci_distribution::{Client, Reference};
+//! use oci_image::{ImageSource, host_platform};
+//!
+//! let client = Client::builder().build()?;
+//! let reference: Reference = "localhost:5000/library/busybox:latest".parse()?;
+//! let repo = client.repository(&reference);
+//! let image = repo.fetch_image(reference.target(), &host_platform())?;
+//! for layer in image.manifest.layers() {
+//!     let mut blob = repo.get_blob(layer)?; // verified as it streams
+//!     std::io::copy(&mut blob, &mut std::io::sink())?;
+//! }
+//! # Ok::<_, oci_distribution::Error>(())
+//! ```
+//!
+//! # Features
+//! - [`Reference`]: references with docker's normalisation (`docker.io`, `library/`,
+//!   `latest`), ports, digests, `localhost`.
+//! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), timeouts, [`RetryPolicy`]
+//!   (exponential backoff with jitter, `Retry-After`), chunk size, user agent, proxies from
+//!   the environment, extra CA roots.
+//! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
+//!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
+//!   credentials given directly or found in docker `config.json` / containers `auth.json`
+//!   (`auths`, `credHelpers`, `credsStore`), see [`default_auth_files`].
+//! - [`Repository`]: ping, manifests (GET verified against the reference's digest or
+//!   `Docker-Content-Digest`, HEAD, PUT reading `OCI-Subject`), blobs (GET as a verifying
+//!   stream that resumes with `Range` after a dropped connection; push with an existence
+//!   check, monolithic or chunked by size, cross-repository mount), tags with `Link` paging,
+//!   catalog, referrers (API, or the referrers tag schema when the registry has no API),
+//!   deletion.
+//! - Registry errors decoded into [`ErrorCode`]s, HTTP status kept ([`Error::Registry`]);
+//!   authentication failures typed ([`Error::Auth`]).
+//!
+//! # Non-goals
+//! - No async API, no HTTP/2.
+//! - Docker schema 1 manifests are refused (see `oci_image`).
+//! - OAuth2 refresh tokens (`identitytoken` in auth files, `POST` to the token realm) are not
+//!   supported; user name and password (or a token used as a password) are.
+//!
+//! # Security
+//! Registries are untrusted. Every blob is verified as it streams (digest and size) and a
+//! failure surfaces as an error at the latest on the read that would end the stream; callers
+//! must not use bytes before that. Manifests are capped (4 MiB by default) and verified
+//! before they are parsed. Uploads are verified on our side before the final `PUT` of a
+//! chunked upload, and by the registry on every final `PUT`. Plain HTTP is used only for
+//! loopback hosts and hosts explicitly listed. Credentials are sent only to the registry they
+//! belong to and to the token realm it names; `Authorization` is dropped on redirects (blob
+//! storage). `Debug` of [`Credentials`] does not show the password.
 
+mod auth;
+mod blob;
+mod client;
+mod config;
+mod error;
+mod reference;
+mod repository;
+
+pub use auth::{
+    Challenge, Credentials, credential_helper, default_auth_files, lookup_auth_file,
+    parse_challenges,
+};
+pub use blob::BlobStream;
+pub use client::Client;
+pub use config::{ClientBuilder, RetryPolicy};
+pub use error::{AuthErrorKind, Error, ErrorCode, RegistryError, Result};
 pub use oci_image;
 pub use oci_spec;
+pub use reference::Reference;
+pub use repository::{MANIFEST_ACCEPT, RawManifest, Repository};

@@ -1,0 +1,641 @@
+//! The client: one HTTP agent (connections reused), authentication state and the request
+//! loop with retries.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ureq::http::{self, Method, Response, StatusCode};
+
+use crate::auth::{Challenge, CredentialSources, Token, parse_challenges, parse_token_response};
+use crate::config::is_loopback;
+use crate::error::{AuthErrorKind, decode_errors};
+use crate::{ClientBuilder, Credentials, Error, Reference, Repository, Result};
+
+/// A blocking registry client. Cheap to clone (clones share connections and tokens) and
+/// usable from several threads.
+///
+/// ```no_run
+/// use oci_distribution::{Client, Reference};
+///
+/// let client = Client::new()?;
+/// let reference: Reference = "localhost:5000/app:latest".parse()?;
+/// let repo = client.repository(&reference);
+/// let manifest = repo.get_manifest(reference.target())?;
+/// println!("{} {}", manifest.digest(), manifest.media_type());
+/// # Ok::<_, oci_distribution::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    agent: ureq::Agent,
+    config: ClientBuilder,
+    sources: CredentialSources,
+    state: Mutex<AuthState>,
+}
+
+#[derive(Default)]
+struct AuthState {
+    /// What each registry asked for the last time it said 401.
+    schemes: HashMap<String, Challenge>,
+    /// Bearer tokens per registry and scope set.
+    tokens: HashMap<(String, String), Token>,
+    /// Credentials looked up per registry (`None`: there are none).
+    credentials: HashMap<String, Option<Credentials>>,
+}
+
+/// A request body.
+pub(crate) enum Body<'a> {
+    /// No body.
+    Empty,
+    /// Bytes in memory (the request can be replayed).
+    Bytes(&'a [u8]),
+    /// A stream of known length (the request cannot be replayed).
+    Stream(&'a mut dyn Read, u64),
+}
+
+impl Body<'_> {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(..))
+    }
+}
+
+/// A request as the repository operations describe it.
+pub(crate) struct Request<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) registry: &'a str,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Body<'a>,
+}
+
+impl<'a> Request<'a> {
+    pub(crate) fn new(method: Method, url: String, registry: &'a str) -> Self {
+        Request {
+            method,
+            url,
+            registry,
+            scopes: Vec::new(),
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub(crate) fn scope(mut self, scope: String) -> Self {
+        self.scopes.push(scope);
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn body(mut self, body: Body<'a>) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// The value of a response header, if present and text.
+pub(crate) fn header<B>(resp: &Response<B>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+}
+
+/// Reads at most `limit` bytes of a response body.
+pub(crate) fn read_body(resp: &mut Response<ureq::Body>, limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    resp.body_mut()
+        .as_reader()
+        .take(limit)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Turns an error answer into [`Error::Registry`], reading (a capped part of) its body.
+pub(crate) fn status_error(method: &Method, url: &str, mut resp: Response<ureq::Body>) -> Error {
+    let status = resp.status().as_u16();
+    let body = if *method == Method::HEAD {
+        Vec::new()
+    } else {
+        read_body(&mut resp, 64 << 10).unwrap_or_default()
+    };
+    let errors = decode_errors(&body);
+    let text = if errors.is_empty() {
+        String::from_utf8_lossy(&body[..body.len().min(512)])
+            .trim()
+            .to_owned()
+    } else {
+        String::new()
+    };
+    Error::Registry {
+        status,
+        method: method.to_string(),
+        url: url.to_owned(),
+        errors,
+        body: text,
+    }
+}
+
+fn retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+        || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
+}
+
+fn retryable_error(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Protocol(_)
+    )
+}
+
+fn retry_after<B>(resp: &Response<B>) -> Option<Duration> {
+    let secs: u64 = header(resp, "retry-after")?.parse().ok()?;
+    Some(Duration::from_secs(secs.min(60)))
+}
+
+impl Client {
+    /// A client with the default configuration.
+    pub fn new() -> Result<Self> {
+        ClientBuilder::default().build()
+    }
+
+    /// The builder of a client; see [`ClientBuilder`] for the settings and their defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    pub(crate) fn from_builder(config: ClientBuilder) -> Result<Self> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if !config.ca_roots_pem.is_empty() {
+            let mut certs = Vec::new();
+            for pem in &config.ca_roots_pem {
+                for item in ureq::tls::parse_pem(pem) {
+                    match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Err(Error::Protocol {
+                                url: String::new(),
+                                message: format!("invalid CA certificate PEM: {e}"),
+                            });
+                        }
+                    }
+                }
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let proxy = if config.proxy_from_env {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls.build())
+            .proxy(proxy)
+            .user_agent(config.user_agent.as_str())
+            // Blobs are served as stored; no transparent decompression, so byte offsets for
+            // `Range` stay true.
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_per_read(Some(config.read_timeout))
+            .timeout_recv_response(Some(config.read_timeout))
+            .max_redirects(10)
+            .max_idle_connections_per_host(8)
+            .build()
+            .into();
+        let sources = CredentialSources {
+            explicit: config.credentials.clone(),
+            auth_files: config.auth_files.clone(),
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                agent,
+                config,
+                sources,
+                state: Mutex::new(AuthState::default()),
+            }),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &ClientBuilder {
+        &self.inner.config
+    }
+
+    /// The repository `reference` names (its tag or digest is not kept).
+    pub fn repository(&self, reference: &Reference) -> Repository {
+        Repository::new(
+            self.clone(),
+            reference.registry_host().to_owned(),
+            reference.repository().to_owned(),
+        )
+    }
+
+    /// The repository `name` on `registry` (`host[:port]`); the name is validated.
+    pub fn repository_at(&self, registry: &str, name: &str) -> Result<Repository> {
+        let r = Reference::new(registry, name, "latest".parse().expect("valid tag"))?;
+        Ok(self.repository(&r))
+    }
+
+    /// `http://host` or `https://host`.
+    pub(crate) fn base_url(&self, registry: &str) -> String {
+        let plain =
+            is_loopback(registry) || self.inner.config.plain_http.iter().any(|h| h == registry);
+        format!("{}://{registry}", if plain { "http" } else { "https" })
+    }
+
+    /// Checks that `registry` speaks the distribution API (`GET /v2/`), authenticating if it
+    /// asks to.
+    pub fn ping(&self, registry: &str) -> Result<()> {
+        let url = format!("{}/v2/", self.base_url(registry));
+        let mut resp = self.execute(Request::new(Method::GET, url.clone(), registry))?;
+        if resp.status().is_success() {
+            let _ = read_body(&mut resp, 64 << 10);
+            Ok(())
+        } else {
+            Err(status_error(&Method::GET, &url, resp))
+        }
+    }
+
+    /// Lists the repositories of `registry` (`GET /v2/_catalog`), following `Link` pages of
+    /// `page_size` entries (the registry's default when `None`).
+    pub fn catalog(&self, registry: &str, page_size: Option<u32>) -> Result<Vec<String>> {
+        let base = self.base_url(registry);
+        let mut url = format!("{base}/v2/_catalog");
+        if let Some(n) = page_size {
+            url.push_str(&format!("?n={n}"));
+        }
+        self.paged(registry, url, "registry:catalog:*", "repositories")
+    }
+
+    /// Follows `Link: <...>; rel="next"` pages, collecting the string array `field`.
+    pub(crate) fn paged(
+        &self,
+        registry: &str,
+        first: String,
+        scope: &str,
+        field: &str,
+    ) -> Result<Vec<String>> {
+        let base = self.base_url(registry);
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 100_000 {
+                return Err(Error::Protocol {
+                    url,
+                    message: "more than 100000 pages".into(),
+                });
+            }
+            let req = Request::new(Method::GET, url.clone(), registry)
+                .scope(scope.to_owned())
+                .header("accept", "application/json");
+            let mut resp = self.execute(req)?;
+            if !resp.status().is_success() {
+                return Err(status_error(&Method::GET, &url, resp));
+            }
+            next = header(&resp, "link").and_then(|l| next_link(&l)).map(|l| {
+                if l.starts_with("http://") || l.starts_with("https://") {
+                    l
+                } else {
+                    format!("{base}{l}")
+                }
+            });
+            let body = read_body(&mut resp, 16 << 20)?;
+            let value: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                    url: url.clone(),
+                    message: format!("invalid JSON: {e}"),
+                })?;
+            if let Some(items) = value.get(field).and_then(|v| v.as_array()) {
+                out.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a request, authenticating and retrying as configured. Returns the response
+    /// whatever its status, except refusals after authentication ([`Error::Auth`]).
+    pub(crate) fn execute(&self, mut req: Request<'_>) -> Result<Response<ureq::Body>> {
+        let policy = self.inner.config.retry.clone();
+        let mut attempt = 0u32;
+        let mut auth_retried = false;
+        loop {
+            let auth = self.authorization(req.registry, &req.scopes)?;
+            let replayable = req.body.replayable();
+            let result = self.send_once(&mut req, auth.as_deref());
+            match result {
+                Err(ureq::Error::Io(io))
+                    if io
+                        .get_ref()
+                        .is_some_and(|i| i.is::<Error>() || i.is::<oci_image::Error>()) =>
+                {
+                    // Our own stream (a verifying reader) failed while it was being sent.
+                    return Err(Error::from(io));
+                }
+                Err(e) => {
+                    if replayable && retryable_error(&e) && attempt < policy.max_retries() {
+                        std::thread::sleep(policy.backoff(attempt));
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(Error::Http {
+                        method: req.method.to_string(),
+                        url: req.url.clone(),
+                        source: e,
+                    });
+                }
+                Ok(mut resp) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED {
+                        let challenges = header(&resp, "www-authenticate")
+                            .map(|h| parse_challenges(&h))
+                            .unwrap_or_default();
+                        let _ = read_body(&mut resp, 64 << 10);
+                        if auth_retried || !replayable {
+                            return Err(Error::Auth {
+                                kind: AuthErrorKind::Unauthorized,
+                                registry: req.registry.to_owned(),
+                                status: Some(401),
+                                message: format!(
+                                    "{} {} refused{}",
+                                    req.method,
+                                    req.url,
+                                    if auth.is_some() {
+                                        " with the credentials or token given"
+                                    } else {
+                                        " without credentials"
+                                    }
+                                ),
+                            });
+                        }
+                        auth_retried = true;
+                        self.learn(req.registry, &mut req.scopes, &challenges)?;
+                        continue;
+                    }
+                    if status == StatusCode::FORBIDDEN && auth.is_some() {
+                        let e = status_error(&req.method, &req.url, resp);
+                        return Err(Error::Auth {
+                            kind: AuthErrorKind::Unauthorized,
+                            registry: req.registry.to_owned(),
+                            status: Some(403),
+                            message: e.to_string(),
+                        });
+                    }
+                    if replayable && retryable_status(status) && attempt < policy.max_retries() {
+                        let wait = retry_after(&resp).unwrap_or_else(|| policy.backoff(attempt));
+                        let _ = read_body(&mut resp, 64 << 10);
+                        std::thread::sleep(wait);
+                        attempt += 1;
+                        continue;
+                    }
+                    return Ok(resp);
+                }
+            }
+        }
+    }
+
+    fn send_once(
+        &self,
+        req: &mut Request<'_>,
+        auth: Option<&str>,
+    ) -> std::result::Result<Response<ureq::Body>, ureq::Error> {
+        let mut builder = http::Request::builder()
+            .method(req.method.clone())
+            .uri(req.url.as_str());
+        for (k, v) in &req.headers {
+            builder = builder.header(*k, v.as_str());
+        }
+        if let Some(a) = auth {
+            builder = builder.header("authorization", a);
+        }
+        let agent = &self.inner.agent;
+        match &mut req.body {
+            Body::Empty => {
+                if matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {
+                    builder = builder.header("content-length", "0");
+                }
+                agent.run(builder.body(())?)
+            }
+            Body::Bytes(b) => {
+                builder = builder.header("content-length", b.len().to_string());
+                agent.run(builder.body(*b)?)
+            }
+            Body::Stream(r, len) => {
+                builder = builder.header("content-length", len.to_string());
+                agent.run(builder.body(ureq::SendBody::from_reader(*r))?)
+            }
+        }
+    }
+
+    /// Records what a 401 asked for.
+    fn learn(
+        &self,
+        registry: &str,
+        scopes: &mut Vec<String>,
+        challenges: &[Challenge],
+    ) -> Result<()> {
+        let bearer = challenges
+            .iter()
+            .find(|c| matches!(c, Challenge::Bearer { .. }));
+        let chosen = bearer.or_else(|| challenges.iter().find(|c| matches!(c, Challenge::Basic)));
+        let Some(chosen) = chosen.cloned() else {
+            return Err(Error::Auth {
+                kind: AuthErrorKind::BadChallenge,
+                registry: registry.to_owned(),
+                status: Some(401),
+                message: "401 without a Basic or Bearer challenge".into(),
+            });
+        };
+        if let Challenge::Bearer {
+            scope: Some(scope), ..
+        } = &chosen
+        {
+            for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                if !scopes.iter().any(|have| have == s) {
+                    scopes.push(s.to_owned());
+                }
+            }
+        }
+        let mut state = self.inner.state.lock().expect("auth state");
+        // A token that was refused is dropped.
+        let key = (registry.to_owned(), scopes.join(" "));
+        state.tokens.remove(&key);
+        state.schemes.insert(registry.to_owned(), chosen);
+        Ok(())
+    }
+
+    fn credentials(&self, registry: &str) -> Result<Option<Credentials>> {
+        if let Some(c) = self
+            .inner
+            .state
+            .lock()
+            .expect("auth state")
+            .credentials
+            .get(registry)
+        {
+            return Ok(c.clone());
+        }
+        let found = self.inner.sources.lookup(registry)?;
+        self.inner
+            .state
+            .lock()
+            .expect("auth state")
+            .credentials
+            .insert(registry.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    /// The `Authorization` header for a request, fetching a token when needed.
+    fn authorization(&self, registry: &str, scopes: &[String]) -> Result<Option<String>> {
+        let scheme = self
+            .inner
+            .state
+            .lock()
+            .expect("auth state")
+            .schemes
+            .get(registry)
+            .cloned();
+        match scheme {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(self.credentials(registry)?.map(|c| c.basic_header())),
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                let key = (registry.to_owned(), scopes.join(" "));
+                if let Some(t) = self
+                    .inner
+                    .state
+                    .lock()
+                    .expect("auth state")
+                    .tokens
+                    .get(&key)
+                    && t.expires > Instant::now()
+                {
+                    return Ok(Some(format!("Bearer {}", t.value)));
+                }
+                let token = self.fetch_token(registry, &realm, service.as_deref(), scopes)?;
+                let value = format!("Bearer {}", token.value);
+                self.inner
+                    .state
+                    .lock()
+                    .expect("auth state")
+                    .tokens
+                    .insert(key, token);
+                Ok(Some(value))
+            }
+        }
+    }
+
+    fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<Token> {
+        let mut req = self.inner.agent.get(realm);
+        if let Some(s) = service {
+            req = req.query("service", s);
+        }
+        for s in scopes {
+            req = req.query("scope", s);
+        }
+        let creds = self.credentials(registry)?;
+        if let Some(c) = &creds {
+            req = req
+                .query("account", c.username())
+                .header("authorization", c.basic_header());
+        }
+        let mut resp = req.call().map_err(|e| Error::Http {
+            method: "GET".into(),
+            url: realm.to_owned(),
+            source: e,
+        })?;
+        let status = resp.status().as_u16();
+        let body = read_body(&mut resp, 1 << 20)?;
+        if status != 200 {
+            return Err(Error::Auth {
+                kind: AuthErrorKind::TokenRefused,
+                registry: registry.to_owned(),
+                status: Some(status),
+                message: format!(
+                    "token server {realm} refused {} credentials: {}",
+                    if creds.is_some() {
+                        "the"
+                    } else {
+                        "anonymous, without"
+                    },
+                    String::from_utf8_lossy(&body[..body.len().min(300)]).trim()
+                ),
+            });
+        }
+        parse_token_response(&body, registry)
+    }
+}
+
+/// The target of `rel="next"` in a `Link` header.
+pub(crate) fn next_link(link: &str) -> Option<String> {
+    for part in link.split(',') {
+        let part = part.trim();
+        let (target, params) = part.split_once(';').unwrap_or((part, ""));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        if params.split(';').any(|p| {
+            p.trim()
+                .replace(' ', "")
+                .eq_ignore_ascii_case("rel=\"next\"")
+                || p.trim().eq_ignore_ascii_case("rel=next")
+        }) {
+            return Some(target.to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/p1>; rel="prev", <https://x/p3>; rel=next"#).as_deref(),
+            Some("https://x/p3")
+        );
+        assert_eq!(next_link("garbage"), None);
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_listed_hosts() {
+        let c = Client::builder()
+            .plain_http("reg.lan:5000")
+            .build()
+            .unwrap();
+        assert_eq!(c.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(c.base_url("localhost"), "http://localhost");
+        assert_eq!(c.base_url("reg.lan:5000"), "http://reg.lan:5000");
+        assert_eq!(c.base_url("reg.lan"), "https://reg.lan");
+        assert_eq!(c.base_url("quay.io"), "https://quay.io");
+    }
+}
