@@ -155,6 +155,47 @@ pub enum Error {
         available: Vec<String>,
     },
 
+    /// A layer entry that would reach outside the root, or cannot be applied safely.
+    #[error("unsafe layer entry {path:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as the layer gives it.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A filesystem operation failed while applying or building a layer.
+    #[error("{op} {path:?}: {source}")]
+    Apply {
+        /// The entry's path, relative to the root.
+        path: String,
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A layer's uncompressed content does not match the diff_id the config records.
+    #[error("layer diff_id mismatch: the config says {expected}, the content is {actual}")]
+    DiffIdMismatch {
+        /// The diff_id from the image config.
+        expected: Digest,
+        /// The digest of the uncompressed stream.
+        actual: Digest,
+    },
+
+    /// A layer expanded past the configured limit.
+    #[error("layer expands past the limit of {limit} bytes")]
+    LayerTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// A compression this build cannot read or write.
+    #[error("unsupported compression: {0}")]
+    UnsupportedCompression(String),
+
     /// A tag, digest or blob that the source does not have.
     #[error("not found: {0}")]
     NotFound(String),
@@ -192,7 +233,9 @@ impl Error {
     pub fn is_verification(&self) -> bool {
         matches!(
             self,
-            Error::DigestMismatch { .. } | Error::SizeMismatch { .. }
+            Error::DigestMismatch { .. }
+                | Error::SizeMismatch { .. }
+                | Error::DiffIdMismatch { .. }
         )
     }
 

@@ -45,6 +45,7 @@ pub mod annotations {
 mod digest;
 mod document;
 mod error;
+mod layer;
 mod media_type;
 mod platform;
 mod reference;
@@ -60,6 +61,9 @@ pub use document::{
     read_capped, validate_descriptor,
 };
 pub use error::{DocumentKind, Error, Result};
+pub use layer::{
+    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, Ownership, apply_layer,
+};
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;
 pub use platform::{

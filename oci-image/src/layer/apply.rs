@@ -1,0 +1,1113 @@
+//! Applying a layer (a tar stream, maybe compressed) to a root filesystem directory.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::rc::Rc;
+
+use oci_spec::image::{Digest, MediaType};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timestamps, Uid};
+
+use super::root::Root;
+use crate::{Compression, DigestingReader, Error, Result};
+
+/// Entries deeper than this many path components are refused, which bounds the recursion and
+/// the descriptors held when a tree is removed.
+pub const MAX_PATH_DEPTH: usize = 512;
+
+/// Buffer for file contents and decompression input.
+const BUF: usize = 256 * 1024;
+
+/// How file owners in the layer are applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ownership {
+    /// [`Ownership::Keep`] when running as root, [`Ownership::Ignore`] otherwise. The default.
+    #[default]
+    Auto,
+    /// Owners as the layer says (needs root or `CAP_CHOWN`).
+    Keep,
+    /// Everything is owned by the caller.
+    Ignore,
+    /// Owners translated through an id mapping, for a rootfs that a user namespace will see
+    /// (rootless use). An id without a mapping is an error.
+    Map(IdMap),
+}
+
+/// A uid and gid mapping like `/proc/<pid>/uid_map`: ids inside the container to ids on the
+/// host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdMap {
+    /// uid ranges.
+    pub uids: Vec<IdRange>,
+    /// gid ranges.
+    pub gids: Vec<IdRange>,
+}
+
+/// One range of an [`IdMap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRange {
+    /// First id inside the container.
+    pub container: u32,
+    /// The host id it maps to.
+    pub host: u32,
+    /// How many consecutive ids the range covers.
+    pub size: u32,
+}
+
+fn map_id(ranges: &[IdRange], id: u32) -> Option<u32> {
+    ranges.iter().find_map(|r| {
+        let off = id.checked_sub(r.container)?;
+        (off < r.size).then(|| r.host.checked_add(off)).flatten()
+    })
+}
+
+/// What to do with character and block devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Devices {
+    /// Create them; when not permitted (not root), skip and count them. The default.
+    #[default]
+    CreateOrSkip,
+    /// Create them; not being permitted is an error.
+    Create,
+    /// Never create them; count them as skipped.
+    Skip,
+}
+
+/// Options for [`apply_layer`], built by chaining setters on [`ApplyOptions::new`].
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    ownership: Ownership,
+    devices: Devices,
+    xattrs: bool,
+    max_size: Option<u64>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            ownership: Ownership::Auto,
+            devices: Devices::CreateOrSkip,
+            xattrs: true,
+            max_size: None,
+        }
+    }
+}
+
+impl ApplyOptions {
+    /// The defaults: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How owners are applied. Default [`Ownership::Auto`].
+    pub fn ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
+    }
+
+    /// What to do with device nodes. Default [`Devices::CreateOrSkip`].
+    pub fn devices(mut self, devices: Devices) -> Self {
+        self.devices = devices;
+        self
+    }
+
+    /// Whether extended attributes (`SCHILY.xattr.*` PAX records) are applied. Default true;
+    /// attributes the filesystem or the caller's privileges refuse are counted in
+    /// [`ApplyReport::xattrs_skipped`], not errors.
+    pub fn xattrs(mut self, xattrs: bool) -> Self {
+        self.xattrs = xattrs;
+        self
+    }
+
+    /// The most uncompressed bytes the layer may expand to (a guard against decompression
+    /// bombs). Default: no limit beyond the compressed size the caller verifies.
+    pub fn max_uncompressed_size(mut self, limit: Option<u64>) -> Self {
+        self.max_size = limit;
+        self
+    }
+}
+
+/// What [`apply_layer`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ApplyReport {
+    /// The digest of the uncompressed tar stream (the layer's diff_id).
+    pub diff_id: Digest,
+    /// The length of the uncompressed tar stream.
+    pub uncompressed_size: u64,
+    /// The compression found.
+    pub compression: Compression,
+    /// Tar entries read.
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// Bytes of file content written.
+    pub file_bytes: u64,
+    /// Directories created or updated.
+    pub directories: u64,
+    /// Symbolic links created.
+    pub symlinks: u64,
+    /// Hard links created.
+    pub hardlinks: u64,
+    /// Device nodes and fifos created.
+    pub special_files: u64,
+    /// Device nodes not created (see [`Devices`]).
+    pub devices_skipped: u64,
+    /// Whiteouts and opaque whiteouts applied.
+    pub whiteouts: u64,
+    /// Extended attributes the filesystem or privileges refused.
+    pub xattrs_skipped: u64,
+    /// Entries of types that have no meaning in a layer (tape volume headers and the like),
+    /// ignored.
+    pub ignored: u64,
+}
+
+/// Applies the layer `layer` to the directory `root`, as image-spec `layer.md` says: entries
+/// are created or replace what is there, and whiteouts remove what lower layers put there.
+///
+/// - Compression is found from the stream's first bytes (gzip, zstd, or else a plain tar);
+///   `media_type` is what the caller believed, and bytes that disagree with it win (Docker
+///   archives store plain tars under gzip media types).
+/// - The uncompressed stream is hashed; with `expected_diff_id` a mismatch is
+///   [`Error::DiffIdMismatch`]. `layer` is always read to its end, so a
+///   [`VerifyingReader`](crate::VerifyingReader) around it (what
+///   [`ImageSource::open_blob`](crate::ImageSource::open_blob) returns) reports a wrong
+///   compressed digest as an error of this call.
+/// - On any error the root holds a partly applied layer and must not be used.
+///
+/// # Security
+/// The layer is hostile until proven otherwise. Every entry's path, link target and hardlink
+/// source is resolved inside `root` (symlinks included, see the module docs), so no entry can
+/// create, change or delete anything outside it; a path whose `..` climbs above the root is
+/// refused with [`Error::UnsafeEntry`]. Existing files are replaced, never written through, so
+/// a file hardlinked elsewhere is not changed. Whiteouts name one entry each and cannot
+/// remove the root or anything above it.
+pub fn apply_layer<R: Read>(
+    root: &Path,
+    layer: R,
+    media_type: &MediaType,
+    expected_diff_id: Option<&Digest>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let root = Root::open(root).map_err(|e| Error::Apply {
+        path: root.display().to_string(),
+        op: "open root",
+        source: e,
+    })?;
+    let (decoder, compression) = Decoder::new(layer, media_type)?;
+    let limited = Limit {
+        inner: decoder,
+        left: options.max_size,
+        limit: options.max_size,
+    };
+    let mut archive = tar::Archive::new(DigestingReader::sha256(limited));
+    let is_root = rustix::process::geteuid().is_root();
+    let mut applier = Applier {
+        chown: match &options.ownership {
+            Ownership::Auto if is_root => Some(None),
+            Ownership::Keep => Some(None),
+            Ownership::Map(m) => Some(Some(m.clone())),
+            _ => None,
+        },
+        root,
+        options,
+        touched: HashSet::new(),
+        dirs: Vec::new(),
+        cache: None,
+        buf: vec![0; BUF],
+        counts: Counts::default(),
+    };
+    for entry in archive.entries().map_err(Error::from)? {
+        let mut entry = entry.map_err(Error::from)?;
+        applier.counts.entries += 1;
+        applier.entry(&mut entry)?;
+    }
+    applier.finish_directories()?;
+    // The tar end marker may come before the end of the stream (padding to a record size):
+    // hash everything, then drain the compressed input so its verifier speaks.
+    let mut digesting = archive.into_inner();
+    io::copy(&mut digesting, &mut io::sink())?;
+    let (limited, diff_id, uncompressed_size) = digesting.into_parts();
+    let mut rest = limited.inner.into_inner()?;
+    io::copy(&mut rest, &mut io::sink())?;
+    if let Some(expected) = expected_diff_id
+        && expected != &diff_id
+    {
+        return Err(Error::DiffIdMismatch {
+            expected: expected.clone(),
+            actual: diff_id,
+        });
+    }
+    let c = applier.counts;
+    Ok(ApplyReport {
+        diff_id,
+        uncompressed_size,
+        compression,
+        entries: c.entries,
+        files: c.files,
+        file_bytes: c.file_bytes,
+        directories: c.directories,
+        symlinks: c.symlinks,
+        hardlinks: c.hardlinks,
+        special_files: c.special_files,
+        devices_skipped: c.devices_skipped,
+        whiteouts: c.whiteouts,
+        xattrs_skipped: c.xattrs_skipped,
+        ignored: c.ignored,
+    })
+}
+
+#[derive(Default)]
+struct Counts {
+    entries: u64,
+    files: u64,
+    file_bytes: u64,
+    directories: u64,
+    symlinks: u64,
+    hardlinks: u64,
+    special_files: u64,
+    devices_skipped: u64,
+    whiteouts: u64,
+    xattrs_skipped: u64,
+    ignored: u64,
+}
+
+/// The decompressing stage, which can give its input back to be drained.
+// One per layer, on the stack of `apply_layer`: boxing the gzip state buys nothing.
+#[allow(clippy::large_enum_variant)]
+enum Decoder<R: Read> {
+    Plain(BufReader<Magic<R>>),
+    Gzip(flate2::bufread::MultiGzDecoder<BufReader<Magic<R>>>),
+    #[cfg(feature = "zstd")]
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Magic<R>>>),
+}
+
+/// The first bytes of a stream, read to tell its compression, put back in front of it.
+type Magic<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+impl<R: Read> Decoder<R> {
+    /// The magic bytes decide; the media type is only what the caller believed.
+    fn new(mut input: R, _media_type: &MediaType) -> Result<(Self, Compression)> {
+        let mut magic = Vec::with_capacity(4);
+        (&mut input).take(4).read_to_end(&mut magic)?;
+        let compression = if magic.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            // Neither magic: a plain tar, whatever the media type says (docker-archive layers
+            // are often stored uncompressed under a gzip media type).
+            Compression::None
+        };
+        let buffered = BufReader::with_capacity(BUF, io::Cursor::new(magic).chain(input));
+        let decoder = match compression {
+            Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(buffered)),
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(buffered)?),
+            #[cfg(not(feature = "zstd"))]
+            Compression::Zstd => {
+                return Err(Error::UnsupportedCompression(
+                    "zstd (the `zstd` feature of oci-image is off)".into(),
+                ));
+            }
+            _ => Decoder::Plain(buffered),
+        };
+        Ok((decoder, compression))
+    }
+
+    fn into_inner(self) -> io::Result<R> {
+        let buffered = match self {
+            Decoder::Plain(b) => b,
+            Decoder::Gzip(g) => g.into_inner(),
+            #[cfg(feature = "zstd")]
+            Decoder::Zstd(z) => z.finish(),
+        };
+        // What is still buffered was already read from the input (and hashed by a verifier
+        // wrapped around it); the rest is drained by the caller.
+        let (_, input) = buffered.into_inner().into_inner();
+        Ok(input)
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Plain(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            #[cfg(feature = "zstd")]
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+/// Fails once more than `limit` bytes come through.
+struct Limit<R> {
+    inner: R,
+    left: Option<u64>,
+    limit: Option<u64>,
+}
+
+impl<R: Read> Read for Limit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(left) = &mut self.left {
+            match left.checked_sub(n as u64) {
+                Some(l) => *left = l,
+                None => {
+                    return Err(Error::LayerTooLarge {
+                        limit: self.limit.unwrap_or_default(),
+                    }
+                    .into_io());
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Lexically cleans an entry path into components below the root. Leading `/` and `./` are
+/// dropped (tar archives carry both forms); `..` that would climb above the root is refused.
+pub(crate) fn clean_path(raw: &[u8]) -> Result<Vec<OsString>> {
+    let shown = || String::from_utf8_lossy(raw).into_owned();
+    if raw.contains(&0) {
+        return Err(Error::UnsafeEntry {
+            path: shown(),
+            reason: "the path contains a NUL byte".into(),
+        });
+    }
+    let mut out: Vec<OsString> = Vec::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err(Error::UnsafeEntry {
+                        path: shown(),
+                        reason: "`..` climbs above the root".into(),
+                    });
+                }
+            }
+            name => out.push(OsStr::from_bytes(name).to_owned()),
+        }
+    }
+    if out.len() > MAX_PATH_DEPTH {
+        return Err(Error::UnsafeEntry {
+            path: shown(),
+            reason: format!("deeper than {MAX_PATH_DEPTH} components"),
+        });
+    }
+    Ok(out)
+}
+
+fn join(components: &[OsString]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            v.push(b'/');
+        }
+        v.extend_from_slice(c.as_bytes());
+    }
+    v
+}
+
+/// Metadata of one entry, PAX records applied over the ustar header.
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: rustix::fs::Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Meta {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, want_xattrs: bool) -> io::Result<Meta> {
+        let h = entry.header();
+        let mut meta = Meta {
+            mode: h.mode()? & 0o7777,
+            uid: h.uid()?,
+            gid: h.gid()?,
+            mtime: rustix::fs::Timespec {
+                tv_sec: i64::try_from(h.mtime()?).unwrap_or(i64::MAX),
+                tv_nsec: 0,
+            },
+            xattrs: Vec::new(),
+        };
+        if let Some(pax) = entry.pax_extensions()? {
+            for ext in pax {
+                let ext = ext?;
+                let key = ext.key_bytes();
+                let value = ext.value_bytes();
+                match key {
+                    b"uid" => meta.uid = parse_decimal(value)?,
+                    b"gid" => meta.gid = parse_decimal(value)?,
+                    b"mtime" => meta.mtime = parse_pax_time(value)?,
+                    _ if want_xattrs && key.starts_with(b"SCHILY.xattr.") => meta
+                        .xattrs
+                        .push((key[b"SCHILY.xattr.".len()..].to_vec(), value.to_vec())),
+                    _ => {}
+                }
+            }
+        }
+        Ok(meta)
+    }
+}
+
+fn bad_pax(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("invalid PAX {what}"))
+}
+
+fn parse_decimal(v: &[u8]) -> io::Result<u64> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad_pax("number"))
+}
+
+/// PAX times are decimal seconds with an optional fraction, maybe negative.
+fn parse_pax_time(v: &[u8]) -> io::Result<rustix::fs::Timespec> {
+    let s = std::str::from_utf8(v).map_err(|_| bad_pax("time"))?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let tv_sec: i64 = secs.parse().map_err(|_| bad_pax("time"))?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad_pax("time"));
+    }
+    let mut nanos: i64 = 0;
+    for (i, b) in frac.bytes().take(9).enumerate() {
+        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
+    }
+    Ok(rustix::fs::Timespec {
+        tv_sec,
+        tv_nsec: if s.starts_with('-') { -nanos } else { nanos },
+    })
+}
+
+struct Applier<'o> {
+    root: Root,
+    options: &'o ApplyOptions,
+    /// `Some(None)`: chown as the layer says; `Some(Some(map))`: through the map.
+    chown: Option<Option<IdMap>>,
+    /// Every path this layer created, and their parents: whiteouts spare these.
+    touched: HashSet<Vec<u8>>,
+    /// Directories whose mode and times are set at the end, when nothing more is written in
+    /// them.
+    dirs: Vec<(Vec<OsString>, u32, rustix::fs::Timespec)>,
+    /// The parent directory of the last entry, reused while entries stay in one directory.
+    cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
+    buf: Vec<u8>,
+    counts: Counts,
+}
+
+fn errno_to_io(e: rustix::io::Errno) -> io::Error {
+    e.into()
+}
+
+/// Turns an I/O error on an entry into [`Error::Apply`] naming it.
+fn entry_err(components: &[OsString], op: &'static str) -> impl Fn(io::Error) -> Error + use<> {
+    let path = String::from_utf8_lossy(&join(components)).into_owned();
+    move |source| {
+        // A typed error that travelled through io (a verifier below us) stays typed.
+        if source.get_ref().is_some_and(|e| e.is::<Error>()) {
+            return Error::from(source);
+        }
+        Error::Apply {
+            path: path.clone(),
+            op,
+            source,
+        }
+    }
+}
+
+impl Applier<'_> {
+    fn touch(&mut self, components: &[OsString]) {
+        let mut path = join(components);
+        loop {
+            if !self.touched.insert(path.clone()) {
+                break;
+            }
+            match path.iter().rposition(|&b| b == b'/') {
+                Some(i) => path.truncate(i),
+                None => break,
+            }
+        }
+    }
+
+    fn parent(&mut self, parent: &[OsString]) -> io::Result<Rc<OwnedFd>> {
+        if let Some((path, fd)) = &self.cache
+            && path.as_slice() == parent
+        {
+            return Ok(fd.clone());
+        }
+        let fd = Rc::new(self.root.dir(parent, true)?);
+        self.cache = Some((parent.to_vec(), fd.clone()));
+        Ok(fd)
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        use tar::EntryType as T;
+        let components = clean_path(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+        ) {
+            self.counts.ignored += 1;
+            return Ok(());
+        }
+        let Some(name) = components.last().cloned() else {
+            // The root itself (`./`): only its metadata can change.
+            if kind.is_dir() {
+                let meta =
+                    Meta::read(entry, self.options.xattrs).map_err(entry_err(&[], "read"))?;
+                self.dirs.push((Vec::new(), meta.mode, meta.mtime));
+                let fd = rustix::io::dup(self.root.fd()).map_err(errno_to_io);
+                let fd = fd.map_err(entry_err(&[], "open"))?;
+                return self.set_owner_and_xattrs(fd.as_fd(), None, &meta, &[]);
+            }
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+                reason: "a non-directory entry names the root".into(),
+            });
+        };
+        if name.as_bytes().starts_with(b".wh.") {
+            return self.whiteout(&components);
+        }
+        let parent_components = &components[..components.len() - 1];
+        let err = entry_err(&components, "create");
+        let parent = self.parent(parent_components).map_err(&err)?;
+        match kind {
+            T::Regular | T::Continuous => {
+                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                self.file(&parent, &name, entry, &meta, &components)?;
+            }
+            T::Directory => {
+                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                self.directory(&parent, &name, &meta, &components)?;
+            }
+            T::Symlink => {
+                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                self.replace(&parent, &name, false).map_err(&err)?;
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, &name)
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+                self.set_path_metadata(&parent, &name, &meta, false, &components)?;
+                self.counts.symlinks += 1;
+                // A symlink may now stand where a cached directory was found.
+                self.cache = None;
+            }
+            T::Link => {
+                let source = entry.link_name_bytes().unwrap_or_default().into_owned();
+                self.hardlink(&parent, &name, &source, &components)?;
+            }
+            T::Char | T::Block | T::Fifo => {
+                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let h = entry.header();
+                let dev = rustix::fs::makedev(
+                    h.device_major().ok().flatten().unwrap_or(0),
+                    h.device_minor().ok().flatten().unwrap_or(0),
+                );
+                self.special(&parent, &name, kind, dev, &meta, &components)?;
+            }
+            _ => {
+                self.counts.ignored += 1;
+                return Ok(());
+            }
+        }
+        self.touch(&components);
+        Ok(())
+    }
+
+    /// Makes room for a new entry: removes what is at `name` unless it is a directory and
+    /// `keep_dir`. Returns whether a directory was kept.
+    fn replace(&mut self, parent: &OwnedFd, name: &OsStr, keep_dir: bool) -> io::Result<bool> {
+        match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if keep_dir {
+                    return Ok(true);
+                }
+                remove_all(parent.as_fd(), name, 0)?;
+                self.cache = None;
+                Ok(false)
+            }
+            Ok(_) => {
+                rustix::fs::unlinkat(parent, name, AtFlags::empty())?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "write");
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mode = Mode::from_raw_mode(0o600);
+        let fd = match rustix::fs::openat(parent, name, flags, mode) {
+            Err(rustix::io::Errno::EXIST) => {
+                // Replace, never write through: the old file may be hardlinked elsewhere.
+                self.replace(parent, name, false).map_err(&err)?;
+                rustix::fs::openat(parent, name, flags, mode)
+            }
+            other => other,
+        }
+        .map_err(errno_to_io)
+        .map_err(&err)?;
+        let mut file = File::from(fd);
+        loop {
+            let n = match entry.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(err(e)),
+            };
+            file.write_all(&self.buf[..n]).map_err(&err)?;
+            self.counts.file_bytes += n as u64;
+        }
+        self.set_owner_and_xattrs(file.as_fd(), Some(meta.mode), meta, components)?;
+        rustix::fs::futimens(&file, &times(meta.mtime))
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        self.counts.files += 1;
+        Ok(())
+    }
+
+    fn directory(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "mkdir");
+        if !self.replace(parent, name, true).map_err(&err)? {
+            rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        let fd = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_to_io)
+        .map_err(&err)?;
+        // The mode is set at the end: a directory without write permission must still take
+        // the entries that follow it.
+        self.set_owner_and_xattrs(fd.as_fd(), None, meta, components)?;
+        self.dirs.push((components.to_vec(), meta.mode, meta.mtime));
+        self.counts.directories += 1;
+        Ok(())
+    }
+
+    fn hardlink(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        source: &[u8],
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "link");
+        let source_components = clean_path(source)?;
+        let Some(source_name) = source_components.last() else {
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&join(components)).into_owned(),
+                reason: "a hard link to the root".into(),
+            });
+        };
+        let source_parent = self
+            .root
+            .dir(&source_components[..source_components.len() - 1], false)
+            .map_err(&err)?;
+        let st = rustix::fs::statat(&source_parent, source_name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&join(components)).into_owned(),
+                reason: "a hard link to a directory".into(),
+            });
+        }
+        if let Ok(existing) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            && existing.st_ino == st.st_ino
+            && existing.st_dev == st.st_dev
+        {
+            // Already the same file (a link to itself, or a layer applied twice).
+            self.counts.hardlinks += 1;
+            return Ok(());
+        }
+        self.replace(parent, name, false).map_err(&err)?;
+        // Without AT_SYMLINK_FOLLOW: a link to a symlink is a link to the symlink itself.
+        rustix::fs::linkat(&source_parent, source_name, parent, name, AtFlags::empty())
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        self.counts.hardlinks += 1;
+        Ok(())
+    }
+
+    fn special(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        kind: tar::EntryType,
+        dev: u64,
+        meta: &Meta,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "mknod");
+        let file_type = match kind {
+            tar::EntryType::Char => FileType::CharacterDevice,
+            tar::EntryType::Block => FileType::BlockDevice,
+            _ => FileType::Fifo,
+        };
+        let device = file_type != FileType::Fifo;
+        if device && self.options.devices == Devices::Skip {
+            self.counts.devices_skipped += 1;
+            return Ok(());
+        }
+        self.replace(parent, name, false).map_err(&err)?;
+        match rustix::fs::mknodat(parent, name, file_type, Mode::from_raw_mode(0o600), dev) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM)
+                if device && self.options.devices == Devices::CreateOrSkip =>
+            {
+                self.counts.devices_skipped += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(err(e.into())),
+        }
+        self.set_path_metadata(parent, name, meta, true, components)?;
+        self.counts.special_files += 1;
+        Ok(())
+    }
+
+    /// Owner, mode, xattrs and times of something that cannot be opened to write (a symlink,
+    /// a device, a fifo), by path relative to its parent, never following the last component.
+    fn set_path_metadata(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        meta: &Meta,
+        chmod: bool,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "set metadata");
+        if let Some((uid, gid)) = self.owner(meta, components)? {
+            rustix::fs::chownat(
+                parent,
+                name,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        }
+        if chmod {
+            // Only for things just made by mknod, never a symlink: chmodat follows links.
+            rustix::fs::chmodat(
+                parent,
+                name,
+                Mode::from_raw_mode(meta.mode),
+                AtFlags::empty(),
+            )
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        }
+        rustix::fs::utimensat(parent, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        Ok(())
+    }
+
+    fn owner(&self, meta: &Meta, components: &[OsString]) -> Result<Option<(Uid, Gid)>> {
+        let unsafe_id = |what: &str| Error::UnsafeEntry {
+            path: String::from_utf8_lossy(&join(components)).into_owned(),
+            reason: what.to_owned(),
+        };
+        let Some(map) = &self.chown else {
+            return Ok(None);
+        };
+        let uid = u32::try_from(meta.uid).map_err(|_| unsafe_id("uid above 2^32"))?;
+        let gid = u32::try_from(meta.gid).map_err(|_| unsafe_id("gid above 2^32"))?;
+        let (uid, gid) = match map {
+            None => (uid, gid),
+            Some(m) => (
+                map_id(&m.uids, uid)
+                    .ok_or_else(|| unsafe_id(&format!("uid {uid} is not mapped")))?,
+                map_id(&m.gids, gid)
+                    .ok_or_else(|| unsafe_id(&format!("gid {gid} is not mapped")))?,
+            ),
+        };
+        // u32::MAX is -1 to chown(2), "leave unchanged": never a real owner.
+        if uid == u32::MAX || gid == u32::MAX {
+            return Err(unsafe_id("id 4294967295 is reserved"));
+        }
+        Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
+    }
+
+    /// Owner, then mode (chown clears set-id bits, so the mode comes after), then xattrs, on
+    /// an open file or directory.
+    fn set_owner_and_xattrs(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        mode: Option<u32>,
+        meta: &Meta,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "set metadata");
+        if let Some((uid, gid)) = self.owner(meta, components)? {
+            rustix::fs::fchown(fd, Some(uid), Some(gid))
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        if let Some(mode) = mode {
+            rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        for (name, value) in &meta.xattrs {
+            match rustix::fs::fsetxattr(
+                fd,
+                OsStr::from_bytes(name),
+                value,
+                rustix::fs::XattrFlags::empty(),
+            ) {
+                Ok(()) => {}
+                Err(
+                    rustix::io::Errno::PERM
+                    | rustix::io::Errno::NOTSUP
+                    | rustix::io::Errno::ACCESS
+                    | rustix::io::Errno::INVAL,
+                ) => self.counts.xattrs_skipped += 1,
+                Err(e) => return Err(err(e.into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn whiteout(&mut self, components: &[OsString]) -> Result<()> {
+        let name = components.last().expect("whiteouts have a name").as_bytes();
+        let parent = &components[..components.len() - 1];
+        let err = entry_err(components, "whiteout");
+        // Whatever happens, the layer's own entries below were found through old state.
+        self.cache = None;
+        if name == b".wh..wh..opq" {
+            // "indicates that all siblings are hidden in the lower layer" (layer.md): empty
+            // the directory of everything a lower layer put there.
+            let dir = match self.root.dir(parent, false) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(err(e)),
+            };
+            let prefix = join(parent);
+            self.remove_untouched(&dir, &prefix, 0).map_err(&err)?;
+            self.counts.whiteouts += 1;
+            return Ok(());
+        }
+        if name.starts_with(b".wh..wh.") {
+            // AUFS bookkeeping (`.wh..wh.plnk`, `.wh..wh.aufs`): not content.
+            self.counts.ignored += 1;
+            return Ok(());
+        }
+        let target = &name[b".wh.".len()..];
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&join(components)).into_owned(),
+                reason: "a whiteout that names no single entry".into(),
+            });
+        }
+        // "Whiteout files MUST only apply to resources in lower/parent layers" (layer.md).
+        let mut target_path = join(parent);
+        if !target_path.is_empty() {
+            target_path.push(b'/');
+        }
+        target_path.extend_from_slice(target);
+        if self.touched.contains(&target_path) {
+            self.counts.whiteouts += 1;
+            return Ok(());
+        }
+        let dir = match self.root.dir(parent, false) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(e)),
+        };
+        remove_all(dir.as_fd(), OsStr::from_bytes(target), 0).map_err(&err)?;
+        self.counts.whiteouts += 1;
+        Ok(())
+    }
+
+    /// Removes everything under `dir` that this layer did not create, keeping (and
+    /// descending into) what it did.
+    fn remove_untouched(&self, dir: &OwnedFd, prefix: &[u8], depth: usize) -> io::Result<()> {
+        if depth > MAX_PATH_DEPTH {
+            return Err(rustix::io::Errno::LOOP.into());
+        }
+        for name in list_dir(dir)? {
+            let mut path = prefix.to_vec();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name.as_bytes());
+            if !self.touched.contains(&path) {
+                remove_all(dir.as_fd(), &name, 0)?;
+                continue;
+            }
+            let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let child = rustix::fs::openat(
+                    dir,
+                    &name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                self.remove_untouched(&child, &path, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets directory modes and times last, deepest first, once nothing more is created in
+    /// them (creating an entry changes its directory's mtime).
+    fn finish_directories(&mut self) -> Result<()> {
+        self.cache = None;
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
+        for (components, mode, mtime) in dirs {
+            let err = entry_err(&components, "set directory metadata");
+            let fd = match self.root.dir(&components, false) {
+                Ok(fd) => fd,
+                // Removed by a later whiteout or replaced by a file.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(err(e)),
+            };
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            rustix::fs::futimens(&fd, &times(mtime))
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        Ok(())
+    }
+}
+
+fn times(mtime: rustix::fs::Timespec) -> Timestamps {
+    Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    }
+}
+
+fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Removes `name` under `parent`, a whole tree if it is a directory, never following a
+/// symlink (a symlink is removed, not what it points to).
+fn remove_all(parent: BorrowedFd<'_>, name: &OsStr, depth: usize) -> io::Result<()> {
+    if depth > MAX_PATH_DEPTH {
+        return Err(rustix::io::Errno::LOOP.into());
+    }
+    let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        other => other?,
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let dir = rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for child in list_dir(&dir)? {
+            remove_all(dir.as_fd(), &child, depth + 1)?;
+        }
+        rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
+    } else {
+        rustix::fs::unlinkat(parent, name, AtFlags::empty())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        let ok = |p: &str| {
+            clean_path(p.as_bytes())
+                .unwrap()
+                .iter()
+                .map(|c| c.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        assert_eq!(ok("./a/b"), "a/b");
+        assert_eq!(ok("/etc/passwd"), "etc/passwd");
+        assert_eq!(ok("a/../b"), "b");
+        assert_eq!(ok("a//b/./c/"), "a/b/c");
+        assert_eq!(ok("./"), "");
+        for bad in ["..", "../x", "a/../../x", "/../etc/passwd"] {
+            assert!(
+                matches!(clean_path(bad.as_bytes()), Err(Error::UnsafeEntry { .. })),
+                "{bad}"
+            );
+        }
+        assert!(clean_path(b"a\0b").is_err());
+        let deep = "a/".repeat(MAX_PATH_DEPTH + 1);
+        assert!(clean_path(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time(b"1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        let t = parse_pax_time(b"12").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (12, 0));
+        let t = parse_pax_time(b"1.123456789999").unwrap();
+        assert_eq!(t.tv_nsec, 123_456_789);
+        assert!(parse_pax_time(b"x").is_err());
+        assert!(parse_pax_time(b"1.x").is_err());
+    }
+
+    #[test]
+    fn id_maps() {
+        let ranges = [IdRange {
+            container: 0,
+            host: 100_000,
+            size: 65_536,
+        }];
+        assert_eq!(map_id(&ranges, 0), Some(100_000));
+        assert_eq!(map_id(&ranges, 65_535), Some(165_535));
+        assert_eq!(map_id(&ranges, 65_536), None);
+    }
+}
