@@ -1,0 +1,294 @@
+//! Push, pull, tags, referrers, mount and delete against the real docker-registry started by
+//! `bash scripts/test.sh` (`OCIKIT_TEST_REGISTRY`).
+
+mod common;
+mod support;
+
+use std::io::Read;
+
+use oci_distribution::oci_image::{
+    AnyManifest, ImageDestination, ImageSource, Manifest, TagOrDigest, parse_platform, sha256,
+};
+use oci_distribution::oci_spec::image::{Descriptor, MediaType};
+use oci_distribution::{Error, ErrorCode, Reference, Repository};
+use support::{RandomReader, any, client, index_of, push_image, random_descriptor, unique};
+
+fn repo(prefix: &str) -> Repository {
+    let addr = common::registry_addr();
+    client()
+        .repository_at(&addr, &unique(prefix))
+        .expect("valid name")
+}
+
+fn tag(t: &str) -> TagOrDigest {
+    t.parse().unwrap()
+}
+
+#[test]
+fn ping_and_typed_errors() {
+    let r = repo("errors");
+    r.client().ping(r.registry()).unwrap();
+    let e = r.get_manifest(&tag("missing")).unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert_eq!(e.status(), Some(404));
+    assert!(
+        e.codes()
+            .iter()
+            .any(|c| matches!(c, ErrorCode::ManifestUnknown | ErrorCode::NameUnknown)),
+        "{e:?}"
+    );
+    assert!(matches!(
+        oci_distribution::oci_image::Error::from(e),
+        oci_distribution::oci_image::Error::NotFound(_)
+    ));
+    // A manifest whose blobs are missing: MANIFEST_BLOB_UNKNOWN, status kept.
+    let d = random_descriptor(7, 10, MediaType::ImageLayerGzip);
+    let bogus = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": d, "layers": [d]});
+    let m = Manifest::from_bytes(serde_json::to_vec(&bogus).unwrap()).unwrap();
+    let e = r.put_manifest(&any(&m), Some(&tag("x"))).unwrap_err();
+    assert!(matches!(e, Error::Registry { status: 400, .. }), "{e:?}");
+    assert!(
+        e.codes().contains(&&ErrorCode::ManifestBlobUnknown),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn push_then_pull_an_image() {
+    let r = repo("image");
+    let m = push_image(&r, "amd64", 1, &[1000, 300_000, 0]);
+    let pushed = r.put_manifest(&any(&m), Some(&tag("v1"))).unwrap();
+    assert_eq!(pushed.digest(), m.digest());
+
+    let head = r.head_manifest(&tag("v1")).unwrap();
+    assert_eq!(head.digest(), m.digest());
+    assert_eq!(head.size(), m.raw().len() as u64);
+    assert_eq!(head.media_type(), &MediaType::ImageManifest);
+
+    let got = r.get_manifest(&tag("v1")).unwrap();
+    assert_eq!(got.raw(), m.raw());
+    assert_eq!(got.digest(), m.digest());
+    let by_digest = r
+        .get_manifest(&TagOrDigest::Digest(m.digest().clone()))
+        .unwrap();
+    assert_eq!(by_digest.digest(), m.digest());
+
+    // Through the source trait: the image, its config, every layer verified.
+    let img = r
+        .fetch_image(&tag("v1"), &parse_platform("linux/arm64").unwrap())
+        .unwrap();
+    assert_eq!(img.manifest.digest(), m.digest());
+    for (i, layer) in m.layers().iter().enumerate() {
+        let mut got = Vec::new();
+        r.open_blob(layer).unwrap().read_to_end(&mut got).unwrap();
+        let mut want = Vec::new();
+        RandomReader::new(1000 + i as u64, layer.size())
+            .read_to_end(&mut want)
+            .unwrap();
+        assert_eq!(sha256(&got), sha256(&want));
+        assert_eq!(r.blob_exists(layer.digest()).unwrap(), Some(layer.size()));
+    }
+    // Pushing again skips what exists.
+    let first = &m.layers()[0];
+    assert!(!r.push_blob(first, &mut std::io::empty()).unwrap());
+}
+
+#[test]
+fn push_then_pull_an_index_of_two_platforms() {
+    let r = repo("index");
+    let amd = push_image(&r, "amd64", 2, &[5000]);
+    let arm = push_image(&r, "arm64", 3, &[6000]);
+    r.put_manifest(&any(&amd), None).unwrap();
+    r.put_manifest(&any(&arm), None).unwrap();
+    let index = index_of(&[(&amd, "amd64"), (&arm, "arm64")]);
+    r.put_manifest(&AnyManifest::Index(index.clone()), Some(&tag("multi")))
+        .unwrap();
+
+    let head = r.resolve(&tag("multi")).unwrap();
+    assert_eq!(head.digest(), index.digest());
+    assert_eq!(head.media_type(), &MediaType::ImageIndex);
+    for (arch, want) in [("amd64", &amd), ("arm64", &arm)] {
+        let img = r
+            .fetch_image(
+                &tag("multi"),
+                &parse_platform(&format!("linux/{arch}")).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(img.manifest.digest(), want.digest());
+        assert_eq!(img.indexes[0].digest(), index.digest());
+        assert_eq!(img.config.architecture().to_string(), arch);
+    }
+}
+
+#[test]
+fn artifact_with_subject_is_found_through_the_referrers_tag() {
+    let r = repo("referrers");
+    let image = push_image(&r, "amd64", 4, &[100]);
+    r.put_manifest(&any(&image), Some(&tag("app"))).unwrap();
+
+    let mut artifacts = Vec::new();
+    for (i, kind) in [
+        "application/vnd.example.sbom",
+        "application/vnd.example.sig",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let payload = format!("payload {i}");
+        let pd = Descriptor::new(
+            MediaType::Other("text/plain".into()),
+            payload.len() as u64,
+            sha256(payload.as_bytes()),
+        );
+        r.push_blob_bytes(&pd, payload.as_bytes()).unwrap();
+        let empty = Descriptor::new(MediaType::EmptyJSON, 2, sha256(b"{}"));
+        r.push_blob_bytes(&empty, b"{}").unwrap();
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": kind,
+            "config": empty,
+            "layers": [pd],
+            "subject": image.descriptor(),
+            "annotations": {"org.example.n": i.to_string()},
+        });
+        let m = Manifest::from_bytes(serde_json::to_vec(&m).unwrap()).unwrap();
+        r.put_manifest(&any(&m), None).unwrap();
+        artifacts.push(m);
+    }
+    // Pushing one twice does not list it twice.
+    r.put_manifest(&any(&artifacts[0]), None).unwrap();
+
+    let all = r.referrers(image.digest(), None).unwrap();
+    let mut digests: Vec<_> = all.iter().map(|d| d.digest().to_string()).collect();
+    digests.sort();
+    let mut want: Vec<_> = artifacts.iter().map(|m| m.digest().to_string()).collect();
+    want.sort();
+    assert_eq!(digests, want);
+    let sboms = r
+        .referrers(image.digest(), Some("application/vnd.example.sbom"))
+        .unwrap();
+    assert_eq!(sboms.len(), 1);
+    assert_eq!(sboms[0].digest(), artifacts[0].digest());
+    assert_eq!(
+        sboms[0].annotations().as_ref().unwrap()["org.example.n"],
+        "0"
+    );
+    // The fallback tag exists, and pulling an artifact gives identical bytes.
+    let tag_name = Repository::referrers_tag(image.digest());
+    assert!(r.tags(None).unwrap().contains(&tag_name.to_string()));
+    let got = r
+        .get_manifest(&TagOrDigest::Digest(artifacts[1].digest().clone()))
+        .unwrap();
+    assert_eq!(got.raw(), artifacts[1].raw());
+    // No referrers: an empty list, not an error.
+    assert!(r.referrers(artifacts[0].digest(), None).unwrap().is_empty());
+}
+
+#[test]
+fn tags_are_paged() {
+    let r = repo("tags");
+    let m = push_image(&r, "amd64", 5, &[10]);
+    let mut want: Vec<String> = (0..7).map(|i| format!("t{i}")).collect();
+    for t in &want {
+        r.put_manifest(&any(&m), Some(&tag(t))).unwrap();
+    }
+    want.sort();
+    // docker-registry 2.8 ignores `n` for tags (it pages only the catalog) and sends them
+    // unsorted; a registry that pages is followed through `Link`, as the catalog below is.
+    let mut paged = r.tags(Some(2)).unwrap();
+    paged.sort();
+    assert_eq!(paged, want);
+    let mut unpaged = r.tags(None).unwrap();
+    unpaged.sort();
+    assert_eq!(unpaged, want);
+    // The catalog is paged by docker-registry 2.8: pages of 2, more than 2 repositories.
+    let mut names = vec![r.name().to_owned()];
+    for i in 0..3 {
+        let sibling = r.sibling(&format!("{}-{i}", r.name())).unwrap();
+        push_image(&sibling, "amd64", 5, &[10]);
+        sibling.put_manifest(&any(&m), Some(&tag("x"))).unwrap();
+        names.push(sibling.name().to_owned());
+    }
+    let catalog = r.client().catalog(r.registry(), Some(2)).unwrap();
+    for n in &names {
+        assert!(catalog.contains(n), "{n} not in {catalog:?}");
+    }
+    let mut sorted = catalog.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), catalog.len(), "no repository twice");
+}
+
+#[test]
+fn delete_manifest_and_blob() {
+    let r = repo("delete");
+    let m = push_image(&r, "amd64", 6, &[50]);
+    r.put_manifest(&any(&m), Some(&tag("gone"))).unwrap();
+    r.delete_manifest(m.digest()).unwrap();
+    let e = r
+        .get_manifest(&TagOrDigest::Digest(m.digest().clone()))
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let layer = &m.layers()[0];
+    r.delete_blob(layer.digest()).unwrap();
+    assert_eq!(r.blob_exists(layer.digest()).unwrap(), None);
+    assert!(r.delete_blob(layer.digest()).unwrap_err().is_not_found());
+}
+
+#[test]
+fn mount_across_repositories_and_decline() {
+    let from = repo("mount-from");
+    let m = push_image(&from, "amd64", 8, &[2000]);
+    let to = from.sibling(&unique("mount-to")).unwrap();
+    let layer = &m.layers()[0];
+    assert!(to.mount_blob(layer, from.name()).unwrap());
+    assert_eq!(to.blob_exists(layer.digest()).unwrap(), Some(2000));
+    // A blob the source repository does not have: declined, then uploaded by copy.
+    let other = random_descriptor(99, 3000, MediaType::ImageLayerGzip);
+    assert!(!ImageDestination::mount_blob(&to, &other, from.name()).unwrap());
+    to.push_blob(&other, &mut RandomReader::new(99, 3000))
+        .unwrap();
+    // Registry to registry through the traits.
+    let third = from.sibling(&unique("mount-copy")).unwrap();
+    assert!(third.copy_blob_from(&from, layer).unwrap());
+    assert!(!third.copy_blob_from(&from, layer).unwrap());
+}
+
+#[test]
+fn chunked_upload_and_reference_parsing() {
+    let addr = common::registry_addr();
+    let c = oci_distribution::Client::builder()
+        .chunk_size(64 << 10)
+        .auth_files(Vec::new())
+        .build()
+        .unwrap();
+    let reference: Reference = format!("{addr}/{}:chunked", unique("chunked"))
+        .parse()
+        .unwrap();
+    let r = c.repository(&reference);
+    let len = 64 * 1024 * 5 + 123;
+    let d = random_descriptor(11, len, MediaType::ImageLayerGzip);
+    assert!(r.push_blob(&d, &mut RandomReader::new(11, len)).unwrap());
+    let mut got = r.get_blob(&d).unwrap();
+    assert_eq!(std::io::copy(&mut got, &mut std::io::sink()).unwrap(), len);
+    // A source with the wrong bytes is refused, and nothing becomes visible.
+    let bad = random_descriptor(12, len, MediaType::ImageLayerGzip);
+    let e = r
+        .push_blob(&bad, &mut RandomReader::new(13, len))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Image(ref i) if i.is_verification()),
+        "{e:?}"
+    );
+    assert_eq!(r.blob_exists(bad.digest()).unwrap(), None);
+    // The same for a small (monolithic) upload: the registry and we both refuse it.
+    let small = random_descriptor(14, 1000, MediaType::ImageLayerGzip);
+    assert!(
+        r.push_blob(&small, &mut RandomReader::new(15, 1000))
+            .is_err()
+    );
+    assert_eq!(r.blob_exists(small.digest()).unwrap(), None);
+}

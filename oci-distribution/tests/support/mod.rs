@@ -1,0 +1,217 @@
+//! Helpers of the oci-distribution integration tests: images made of random bytes, and
+//! extra docker-registry instances (with auth) started and stopped by the test itself.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use oci_distribution::oci_image::{AnyManifest, Index, Manifest, sha256};
+use oci_distribution::oci_spec::image::{Descriptor, MediaType};
+use oci_distribution::{Client, Repository, RetryPolicy};
+
+/// A client for the tests: quick retries, no auth files of the machine.
+pub fn client() -> Client {
+    Client::builder()
+        .retry(RetryPolicy::new(
+            3,
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+        ))
+        .auth_files(Vec::new())
+        .build()
+        .expect("client")
+}
+
+/// A repository name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros();
+    format!(
+        "ocikit-test/{prefix}-{}-{t}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A reader of `len` pseudo-random bytes from `seed` (xorshift: fast, reproducible).
+pub struct RandomReader {
+    state: u64,
+    left: u64,
+}
+
+impl RandomReader {
+    pub fn new(seed: u64, len: u64) -> Self {
+        RandomReader {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            left: len,
+        }
+    }
+}
+
+impl Read for RandomReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        for chunk in buf[..n].chunks_mut(8) {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            let b = self.state.to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The descriptor of `RandomReader::new(seed, len)`.
+pub fn random_descriptor(seed: u64, len: u64, media_type: MediaType) -> Descriptor {
+    let (digest, size) = oci_distribution::oci_image::digest_reader(
+        &oci_distribution::oci_spec::image::DigestAlgorithm::Sha256,
+        RandomReader::new(seed, len),
+    )
+    .unwrap();
+    Descriptor::new(media_type, size, digest)
+}
+
+/// Pushes an image of random layers of the given sizes for `arch`; returns its manifest.
+pub fn push_image(repo: &Repository, arch: &str, seed: u64, layer_sizes: &[u64]) -> Manifest {
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, &len) in layer_sizes.iter().enumerate() {
+        let s = seed * 1000 + i as u64;
+        let d = random_descriptor(s, len, MediaType::ImageLayerGzip);
+        repo.push_blob(&d, &mut RandomReader::new(s, len)).unwrap();
+        diff_ids.push(d.digest().to_string());
+        layers.push(d);
+    }
+    let config = serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": "2024-01-02T03:04:05Z",
+        "config": {"Env": ["PATH=/usr/bin", format!("SEED={seed}")]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let cd = Descriptor::new(MediaType::ImageConfig, config.len() as u64, sha256(&config));
+    repo.push_blob_bytes(&cd, &config).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cd,
+        "layers": layers,
+    });
+    Manifest::from_bytes(serde_json::to_vec(&manifest).unwrap()).unwrap()
+}
+
+/// An index of `manifests`, with platform `linux/<arch>` each.
+pub fn index_of(manifests: &[(&Manifest, &str)]) -> Index {
+    let entries: Vec<serde_json::Value> = manifests
+        .iter()
+        .map(|(m, arch)| {
+            let mut d = serde_json::to_value(m.descriptor()).unwrap();
+            d["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+            d
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    Index::from_bytes(serde_json::to_vec(&index).unwrap()).unwrap()
+}
+
+pub fn any(m: &Manifest) -> AnyManifest {
+    AnyManifest::Manifest(m.clone())
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A docker-registry started by a test, stopped (and its storage removed) on drop.
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts `docker-registry serve` with `auth_yaml` (an `auth:` section, or empty) on a
+    /// free 127.0.0.1 port and waits until it answers.
+    pub fn start(auth_yaml: &str, prepare: impl FnOnce(&Path)) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        for _ in 0..5 {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: {addr}\n  secret: test-not-a-secret\n{auth_yaml}",
+                dir.path().join("data").display()
+            );
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry must be installed (scripts/test.sh installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return Registry { child, addr, dir };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("could not start docker-registry; log:\n{log}");
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
