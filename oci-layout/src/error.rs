@@ -41,7 +41,7 @@ pub enum Error {
         /// The file holding it.
         path: PathBuf,
         /// What the parser or validator said.
-        source: oci_image::Error,
+        source: Box<oci_image::Error>,
     },
 
     /// A blob the operation needs is not there.
@@ -59,7 +59,7 @@ pub enum Error {
         /// The blob file (or the archive entry).
         path: PathBuf,
         /// [`oci_image::Error::DigestMismatch`] or [`oci_image::Error::SizeMismatch`].
-        source: oci_image::Error,
+        source: Box<oci_image::Error>,
     },
 
     /// A reference name that the image-layout grammar does not allow.
@@ -112,8 +112,14 @@ impl Error {
             // A typed error sent through a stream (a verifier's mismatch) keeps its type.
             match oci_image::Error::from(source) {
                 oci_image::Error::Io(source) => Error::Io { path, source },
-                e if e.is_verification() => Error::Verification { path, source: e },
-                e => Error::Document { path, source: e },
+                e if e.is_verification() => Error::Verification {
+                    path,
+                    source: Box::new(e),
+                },
+                e => Error::Document {
+                    path,
+                    source: Box::new(e),
+                },
             }
         }
     }
@@ -126,11 +132,11 @@ impl Error {
             },
             source if source.is_verification() => Error::Verification {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             },
             source => Error::Document {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             },
         }
     }
@@ -148,7 +154,7 @@ impl From<Error> for oci_image::Error {
             Error::BlobMissing { .. } | Error::RefNotFound { .. } => {
                 oci_image::Error::NotFound(e.to_string())
             }
-            Error::Verification { source, .. } => source,
+            Error::Verification { source, .. } => *source,
             Error::Image(e) => e,
             other => oci_image::Error::Backend(Box::new(other)),
         }

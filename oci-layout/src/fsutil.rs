@@ -34,6 +34,11 @@ pub(crate) fn create_temp(dir: &Path, prefix: &str) -> Result<(File, PathBuf)> {
 
 /// Flushes a directory's entries (a rename in it) to disk.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(dir))

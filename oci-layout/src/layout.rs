@@ -234,10 +234,10 @@ impl Layout {
             {
                 return Err(Error::Verification {
                     path: tmp.clone(),
-                    source: oci_image::Error::DigestMismatch {
+                    source: Box::new(oci_image::Error::DigestMismatch {
                         expected: expected.clone(),
                         actual: digest,
-                    },
+                    }),
                 });
             }
             file.sync_all().map_err(Error::io(&tmp))?;
@@ -415,12 +415,34 @@ impl Layout {
         }
         Err(Error::Document {
             path: self.blob_path(current.digest()),
-            source: oci_image::Error::Invalid {
+            source: Box::new(oci_image::Error::Invalid {
                 kind: oci_image::DocumentKind::Index,
                 field: "manifests".into(),
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
-            },
+            }),
         })
+    }
+
+    /// Lists `descriptor` in `index.json` without a name (as `skopeo copy` to `oci:DIR` does
+    /// without a tag), unless an entry already has its digest; the blob must be there.
+    pub fn add_unnamed(&self, descriptor: &Descriptor) -> Result<()> {
+        self.require_blob(descriptor)?;
+        self.update_index(|list| {
+            if !list.iter().any(|d| d.digest() == descriptor.digest()) {
+                list.push(descriptor.clone());
+            }
+            Ok(())
+        })
+    }
+
+    /// The entry `name` names (among several of that name, the best for `platform`), or with
+    /// no name the only entry of `index.json`. Not resolved through indexes: this is what a
+    /// copy of `oci:DIR[:NAME]` starts from.
+    pub fn resolve_top(&self, name: Option<&RefName>, platform: &Platform) -> Result<Descriptor> {
+        match name {
+            Some(name) => pick(self.resolve_ref(name)?, platform),
+            None => crate::oci_archive::only_entry(self.index()?.manifests(), &self.index_path()),
+        }
     }
 
     fn require_blob(&self, descriptor: &Descriptor) -> Result<()> {
@@ -429,10 +451,10 @@ impl Layout {
             Ok(m) if m.is_file() && m.len() == descriptor.size() => Ok(()),
             Ok(m) if m.is_file() => Err(Error::Verification {
                 path,
-                source: oci_image::Error::SizeMismatch {
+                source: Box::new(oci_image::Error::SizeMismatch {
                     expected: descriptor.size(),
                     actual: m.len(),
-                },
+                }),
             }),
             _ => Err(Error::BlobMissing {
                 path,
@@ -508,10 +530,10 @@ fn stream_into(
         {
             return Err(Error::Verification {
                 path: path.to_owned(),
-                source: oci_image::Error::SizeMismatch {
+                source: Box::new(oci_image::Error::SizeMismatch {
                     expected,
                     actual: size,
-                },
+                }),
             });
         }
         hasher.update(&buf[..n]);
@@ -522,10 +544,10 @@ fn stream_into(
     {
         return Err(Error::Verification {
             path: path.to_owned(),
-            source: oci_image::Error::SizeMismatch {
+            source: Box::new(oci_image::Error::SizeMismatch {
                 expected,
                 actual: size,
-            },
+            }),
         });
     }
     Ok((hasher.finish(), size))
