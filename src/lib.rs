@@ -9,7 +9,11 @@
 //! | [`distribution`] | `oci-distribution` | the blocking registry client |
 //! | [`runtime`] | `oci-runtime` | the runtime specification on Linux |
 //!
+//! [`copy`] composes them: one copy routine for every pair of places an image can live.
+//!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
+
+pub mod copy;
 
 pub use oci_distribution as distribution;
 pub use oci_image as image;

@@ -1,0 +1,82 @@
+//! Copies an image between layouts and archives, printing each blob it copied or skipped.
+//!
+//! ```text
+//! cargo run --release --example copy -- SRC DST [--platform OS/ARCH[/VARIANT] | --all]
+//! ```
+//!
+//! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]` or
+//! `docker-archive:FILE[:REPO:TAG]`. Digests are kept whenever the format allows (a docker
+//! archive stores no manifest); only the blobs the destination lacks are copied.
+
+use std::process::ExitCode;
+
+use ocikit::copy::{CopyOptions, Location, copy};
+use ocikit::image::parse_platform;
+
+const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
+  SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]";
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    let mut options = CopyOptions::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--platform" => {
+                let p = args.next().ok_or("--platform needs a value")?;
+                options = options.platform(parse_platform(&p)?);
+            }
+            "--all" => options = options.all(true),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}").into()),
+            _ => positional.push(arg),
+        }
+    }
+    let [src, dst] = positional.as_slice() else {
+        return Err(USAGE.into());
+    };
+    let src: Location = src.parse()?;
+    let dst: Location = dst.parse()?;
+    let report = copy(&src, &dst, &options)?;
+    for blob in &report.blobs {
+        println!(
+            "{:<8} {} {:>12} {}",
+            blob.action.to_string(),
+            blob.descriptor.digest(),
+            blob.descriptor.size(),
+            blob.descriptor.media_type()
+        );
+    }
+    for m in &report.manifests {
+        println!(
+            "manifest {} {:>12} {}",
+            m.digest(),
+            m.size(),
+            m.media_type()
+        );
+    }
+    println!(
+        "copied {} of {} blobs ({} bytes) from {src} to {dst}",
+        report
+            .blobs
+            .iter()
+            .filter(|b| b.action == ocikit::copy::BlobAction::Copied)
+            .count(),
+        report.blobs.len(),
+        report.bytes_copied()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("copy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Copying images between the places they live: the recipe behind `examples/copy.rs`.
+//!
+//! [`copy_image`] is generic over [`ImageSource`] and [`ImageDestination`]: it resolves a
+//! reference, walks indexes (one platform, or all of them), copies each blob the destination
+//! lacks (verified on the way), then stores manifests bottom-up and names the top one.
+//! Manifests are copied as their raw bytes, so digests are kept; only a docker archive, which
+//! stores no manifest, gives an image a new (Docker) manifest when read back.
+//!
+//! [`Location`] parses the `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]` and
+//! `docker-archive:FILE[:REPO:TAG]` forms skopeo uses, and [`copy`] opens both ends and copies.
+//!
+//! ```
+//! use ocikit::copy::{CopyOptions, Location, copy};
+//! # let dir = tempfile::tempdir()?;
+//! # let src = dir.path().join("src");
+//! # ocikit::layout::Layout::create(&src)?;
+//! # // An empty layout has nothing to copy: this shows the call only.
+//! let from: Location = format!("oci:{}:latest", src.display()).parse()?;
+//! let to: Location = format!("oci-archive:{}/out.tar:latest", dir.path().display()).parse()?;
+//! assert!(copy(&from, &to, &CopyOptions::new()).is_err()); // no image named latest
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use oci_image::oci_spec::image::{Descriptor, Platform};
+use oci_image::{
+    AnyManifest, ContentKind, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt, Tag,
+    TagOrDigest, host_platform, select_manifest,
+};
+use oci_layout::{
+    DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
+};
+
+/// Errors of [`copy`] and [`Location`] parsing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A location string that is not one of the supported forms.
+    #[error("invalid location {value:?}: {reason}")]
+    InvalidLocation {
+        /// The text given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An error of the image vocabulary or of a source or destination, through the traits.
+    #[error(transparent)]
+    Image(#[from] oci_image::Error),
+    /// An error of a layout or archive, from its own API.
+    #[error(transparent)]
+    Layout(#[from] oci_layout::Error),
+}
+
+/// Which images of an index to copy.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    platform: Option<Platform>,
+    all: bool,
+}
+
+impl CopyOptions {
+    /// Defaults: the image for this host's platform.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Copies the image for `platform` out of an index (default: the host's platform). A
+    /// reference that names a manifest is copied whatever its platform.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// Copies an index with every image it lists, unchanged (default: false).
+    pub fn all(mut self, all: bool) -> Self {
+        self.all = all;
+        self
+    }
+}
+
+/// What happened to one blob.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobAction {
+    /// Copied: the destination did not have it.
+    Copied,
+    /// Skipped: the destination had it.
+    Skipped,
+    /// Left out: a non-distributable layer the source does not hold.
+    NotAvailable,
+}
+
+impl fmt::Display for BlobAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BlobAction::Copied => "copied",
+            BlobAction::Skipped => "skipped",
+            BlobAction::NotAvailable => "not available",
+        })
+    }
+}
+
+/// One blob of a copy.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BlobCopy {
+    /// The blob (config or layer).
+    pub descriptor: Descriptor,
+    /// What was done.
+    pub action: BlobAction,
+}
+
+/// What [`copy_image`] did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CopyReport {
+    /// Every config and layer, in copy order.
+    pub blobs: Vec<BlobCopy>,
+    /// Every manifest and index stored, children before parents.
+    pub manifests: Vec<Descriptor>,
+    /// The manifest or index copied at the top (what was named, if a name was given).
+    pub top: AnyManifest,
+}
+
+impl CopyReport {
+    /// Bytes of blobs actually copied.
+    pub fn bytes_copied(&self) -> u64 {
+        self.blobs
+            .iter()
+            .filter(|b| b.action == BlobAction::Copied)
+            .map(|b| b.descriptor.size())
+            .sum()
+    }
+}
+
+/// Copies the image `reference` names from `source` to `destination` and names it `tag`
+/// there, when given.
+///
+/// Without [`CopyOptions::all`], indexes are walked down to the manifest of the wanted
+/// platform and only that manifest is copied (and named); with it, the index and all it
+/// lists are copied unchanged. Blobs the destination has are skipped.
+pub fn copy_image(
+    source: &dyn ImageSource,
+    reference: &TagOrDigest,
+    destination: &dyn ImageDestination,
+    tag: Option<&Tag>,
+    options: &CopyOptions,
+) -> oci_image::Result<CopyReport> {
+    let platform = options.platform.clone().unwrap_or_else(host_platform);
+    let mut descriptor = source.resolve(reference)?;
+    let mut report = Report::default();
+    let top = if options.all {
+        copy_tree(source, &descriptor, destination, &mut report, 0)?
+    } else {
+        let mut depth = 0;
+        loop {
+            match source.fetch_manifest(&descriptor)? {
+                AnyManifest::Index(index) if depth < MAX_INDEX_DEPTH => {
+                    descriptor = select_manifest(&index, &platform)?.clone();
+                    depth += 1;
+                }
+                AnyManifest::Index(_) => {
+                    return Err(oci_image::Error::Invalid {
+                        kind: oci_image::DocumentKind::Index,
+                        field: "manifests".into(),
+                        reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
+                    });
+                }
+                AnyManifest::Manifest(_) => break,
+            }
+        }
+        copy_tree(source, &descriptor, destination, &mut report, 0)?
+    };
+    if let Some(tag) = tag {
+        destination.tag(tag, &top)?;
+    }
+    Ok(CopyReport {
+        blobs: report.blobs,
+        manifests: report.manifests,
+        top,
+    })
+}
+
+#[derive(Default)]
+struct Report {
+    blobs: Vec<BlobCopy>,
+    manifests: Vec<Descriptor>,
+}
+
+fn copy_blob(
+    source: &dyn ImageSource,
+    d: &Descriptor,
+    destination: &dyn ImageDestination,
+    report: &mut Report,
+) -> oci_image::Result<()> {
+    let action = match destination.copy_blob_from(source, d) {
+        Ok(true) => BlobAction::Copied,
+        Ok(false) => BlobAction::Skipped,
+        Err(oci_image::Error::NotFound(_))
+            if matches!(
+                d.media_type().kind(),
+                ContentKind::Layer {
+                    distributable: false,
+                    ..
+                }
+            ) =>
+        {
+            BlobAction::NotAvailable
+        }
+        Err(e) => return Err(e),
+    };
+    report.blobs.push(BlobCopy {
+        descriptor: d.clone(),
+        action,
+    });
+    Ok(())
+}
+
+fn copy_tree(
+    source: &dyn ImageSource,
+    descriptor: &Descriptor,
+    destination: &dyn ImageDestination,
+    report: &mut Report,
+    depth: usize,
+) -> oci_image::Result<AnyManifest> {
+    let doc = source.fetch_manifest(descriptor)?;
+    match &doc {
+        AnyManifest::Manifest(m) => {
+            copy_blob(source, m.config(), destination, report)?;
+            for layer in m.layers() {
+                copy_blob(source, layer, destination, report)?;
+            }
+        }
+        AnyManifest::Index(index) => {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(oci_image::Error::Invalid {
+                    kind: oci_image::DocumentKind::Index,
+                    field: "manifests".into(),
+                    reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
+                });
+            }
+            for child in index.manifests() {
+                if child.media_type().is_manifest_like() {
+                    copy_tree(source, child, destination, report, depth + 1)?;
+                } else {
+                    copy_blob(source, child, destination, report)?;
+                }
+            }
+        }
+    }
+    destination.put_manifest(&doc)?;
+    report.manifests.push(doc.descriptor());
+    Ok(doc)
+}
+
+/// Where an image lives, in skopeo's transport syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// `oci:DIR[:NAME]`: an image layout directory, and a reference name in it.
+    Oci {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name`.
+        name: Option<String>,
+    },
+    /// `oci-archive:FILE[:NAME]`: a tar of an image layout.
+    OciArchive {
+        /// The archive.
+        file: PathBuf,
+        /// The reference name in its `index.json`.
+        name: Option<String>,
+    },
+    /// `docker-archive:FILE[:REPO:TAG]`: a `docker save` archive.
+    DockerArchive {
+        /// The archive.
+        file: PathBuf,
+        /// The `RepoTags` entry, `REPO:TAG`.
+        repo_tag: Option<String>,
+    },
+    /// `docker://REFERENCE`: a registry (needs the registry client, not available yet).
+    Docker {
+        /// The image reference.
+        reference: String,
+    },
+}
+
+impl FromStr for Location {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let invalid = |reason: &str| Error::InvalidLocation {
+            value: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (transport, rest) = s
+            .split_once(':')
+            .ok_or_else(|| invalid("expected TRANSPORT:..."))?;
+        // PATH[:NAME], the name after the last colon.
+        let path_and_name = |rest: &str| -> (PathBuf, Option<String>) {
+            match rest.rsplit_once(':') {
+                Some((p, n)) if !n.contains('/') => (
+                    PathBuf::from(p),
+                    Some(n.to_owned()).filter(|n| !n.is_empty()),
+                ),
+                _ => (PathBuf::from(rest), None),
+            }
+        };
+        let loc = match transport {
+            "oci" => {
+                let (dir, name) = path_and_name(rest);
+                Location::Oci { dir, name }
+            }
+            "oci-archive" => {
+                let (file, name) = path_and_name(rest);
+                Location::OciArchive { file, name }
+            }
+            "docker-archive" => match rest.split_once(':') {
+                Some((file, repo_tag)) => {
+                    if !repo_tag.contains(':') {
+                        return Err(invalid("expected docker-archive:FILE[:REPO:TAG]"));
+                    }
+                    Location::DockerArchive {
+                        file: file.into(),
+                        repo_tag: Some(repo_tag.to_owned()),
+                    }
+                }
+                None => Location::DockerArchive {
+                    file: rest.into(),
+                    repo_tag: None,
+                },
+            },
+            "docker" => Location::Docker {
+                reference: rest.trim_start_matches("//").to_owned(),
+            },
+            _ => {
+                return Err(invalid(
+                    "transports are oci, oci-archive, docker-archive, docker",
+                ));
+            }
+        };
+        match &loc {
+            Location::Oci { dir, .. } | Location::OciArchive { file: dir, .. }
+                if dir.as_os_str().is_empty() =>
+            {
+                Err(invalid("the path is empty"))
+            }
+            _ => Ok(loc),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = |n: &Option<String>| n.as_ref().map(|n| format!(":{n}")).unwrap_or_default();
+        match self {
+            Location::Oci { dir, name } => write!(f, "oci:{}{}", dir.display(), opt(name)),
+            Location::OciArchive { file, name } => {
+                write!(f, "oci-archive:{}{}", file.display(), opt(name))
+            }
+            Location::DockerArchive { file, repo_tag } => {
+                write!(f, "docker-archive:{}{}", file.display(), opt(repo_tag))
+            }
+            Location::Docker { reference } => write!(f, "docker://{reference}"),
+        }
+    }
+}
+
+enum Source {
+    Oci(Layout),
+    OciArchive(Box<OciArchive>),
+    DockerArchive(DockerArchive),
+}
+
+impl Source {
+    fn as_dyn(&self) -> &dyn ImageSource {
+        match self {
+            Source::Oci(l) => l,
+            Source::OciArchive(a) => a.as_ref(),
+            Source::DockerArchive(a) => a,
+        }
+    }
+}
+
+fn unsupported(location: &Location) -> Error {
+    Error::InvalidLocation {
+        value: location.to_string(),
+        reason: "docker:// needs the registry client, which ocikit does not have yet".into(),
+    }
+}
+
+fn ref_name(name: &Option<String>) -> Result<Option<RefName>, Error> {
+    Ok(name.as_deref().map(RefName::new).transpose()?)
+}
+
+/// Opens `source` and `destination` and copies the image: see [`copy_image`].
+///
+/// Names that are valid distribution tags are given through [`ImageDestination::tag`];
+/// layout names outside that grammar (`oci:DIR:library/busybox:1.36`) through the layout's
+/// own API. Archives are written to a temporary file and renamed into place at the end.
+pub fn copy(
+    source: &Location,
+    destination: &Location,
+    options: &CopyOptions,
+) -> Result<CopyReport, Error> {
+    let platform = options.platform.clone().unwrap_or_else(host_platform);
+    let (src, top) = match source {
+        Location::Oci { dir, name } => {
+            let layout = Layout::open(dir)?;
+            let top = layout.resolve_top(ref_name(name)?.as_ref(), &platform)?;
+            (Source::Oci(layout), top)
+        }
+        Location::OciArchive { file, name } => {
+            let archive = OciArchive::open(file)?;
+            let top = archive.resolve_top(ref_name(name)?.as_ref(), &platform)?;
+            (Source::OciArchive(Box::new(archive)), top)
+        }
+        Location::DockerArchive { file, repo_tag } => {
+            let archive = DockerArchive::open(file)?;
+            let top = archive.find(repo_tag.as_deref())?.manifest.descriptor();
+            (Source::DockerArchive(archive), top)
+        }
+        Location::Docker { .. } => return Err(unsupported(source)),
+    };
+    let reference = TagOrDigest::Digest(top.digest().clone());
+    let src = src.as_dyn();
+    match destination {
+        Location::Oci { dir, name } => {
+            let layout = Layout::create(dir)?;
+            let name = ref_name(name)?;
+            let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
+            let report = copy_image(src, &reference, &layout, tag.as_ref(), options)?;
+            let top = report.top.descriptor();
+            match (&name, &tag) {
+                (Some(_), Some(_)) => {}
+                (Some(name), None) => layout.set_ref(name, &top)?,
+                (None, _) => layout.add_unnamed(&top)?,
+            }
+            Ok(report)
+        }
+        Location::OciArchive { file, name } => {
+            let writer = OciArchiveWriter::create(file)?;
+            let name = ref_name(name)?;
+            let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
+            let report = copy_image(src, &reference, &writer, tag.as_ref(), options)?;
+            if let (Some(name), None) = (&name, &tag) {
+                writer.set_ref(name, &report.top.descriptor())?;
+            }
+            writer.finish()?;
+            Ok(report)
+        }
+        Location::DockerArchive { file, repo_tag } => {
+            let (repo, tag) = match repo_tag.as_deref().and_then(|s| s.rsplit_once(':')) {
+                Some((repo, tag)) => (Some(repo), Some(tag.parse::<Tag>()?)),
+                None => (None, None),
+            };
+            let writer = DockerArchiveWriter::create(file, repo)?;
+            let report = copy_image(src, &reference, &writer, tag.as_ref(), options)?;
+            writer.finish()?;
+            Ok(report)
+        }
+        Location::Docker { .. } => Err(unsupported(destination)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        let l: Location = "oci:/tmp/x:latest".parse().unwrap();
+        assert_eq!(
+            l,
+            Location::Oci {
+                dir: "/tmp/x".into(),
+                name: Some("latest".into())
+            }
+        );
+        let l: Location = "oci:/tmp/x".parse().unwrap();
+        assert_eq!(
+            l,
+            Location::Oci {
+                dir: "/tmp/x".into(),
+                name: None
+            }
+        );
+        let l: Location = "docker-archive:/tmp/a.tar:example.com:5000/app:v1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            l,
+            Location::DockerArchive {
+                file: "/tmp/a.tar".into(),
+                repo_tag: Some("example.com:5000/app:v1".into())
+            }
+        );
+        assert!("nope:/x".parse::<Location>().is_err());
+        assert!("oci:".parse::<Location>().is_err());
+        assert!("docker-archive:/a.tar:notag".parse::<Location>().is_err());
+        let l: Location = "oci-archive:o.tar:t".parse().unwrap();
+        assert_eq!(l.to_string(), "oci-archive:o.tar:t");
+    }
+}
