@@ -184,6 +184,31 @@ pub(crate) fn encode_query(v: &str) -> String {
     out
 }
 
+/// Passes a verifying stream through, but checks it ends verified *before* handing out the
+/// bytes that complete the declared size: a registry never receives the last byte of content
+/// that failed our verification, so it cannot commit it.
+struct VerifyBeforeLast<'a, R: Read> {
+    inner: &'a mut oci_image::VerifyingReader<R>,
+    size: u64,
+}
+
+impl<R: Read> Read for VerifyBeforeLast<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let before = self.inner.bytes_read();
+        let want = (buf.len() as u64).min(self.size.saturating_sub(before)) as usize;
+        if want == 0 {
+            return self.inner.read(&mut buf[..0]).map(|_| 0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n > 0 && before + n as u64 == self.size {
+            // The end of the content: the verifier speaks now (EOF, or too long).
+            let mut probe = [0u8; 1];
+            self.inner.read(&mut probe)?;
+        }
+        Ok(n)
+    }
+}
+
 /// An upload session.
 struct Upload {
     location: String,
@@ -294,13 +319,17 @@ impl Repository {
         let size = descriptor.size();
         let digest = descriptor.digest().to_string();
         let mut verifying = oci_image::VerifyingReader::for_descriptor(data, descriptor)?;
+        let mut guarded = VerifyBeforeLast {
+            inner: &mut verifying,
+            size,
+        };
         let chunk = self.client().config().chunk_size.max(upload.min_chunk);
         let mut location = upload.location;
         if size > chunk {
             let mut offset = 0u64;
             while offset < size {
                 let n = chunk.min(size - offset);
-                let mut part = (&mut verifying).take(n);
+                let mut part = (&mut guarded).take(n);
                 let req = Request::new(Method::PATCH, location.clone(), self.registry())
                     .scope(self.scope(true))
                     .header("content-type", "application/octet-stream")
@@ -315,7 +344,7 @@ impl Repository {
                 offset += n;
             }
             // Our side: the stream must end here with the right digest before we commit.
-            verifying.finish()?;
+            guarded.inner.finish()?;
             let url = with_query(&location, "digest", &digest);
             let req =
                 Request::new(Method::PUT, url.clone(), self.registry()).scope(self.scope(true));
@@ -325,11 +354,8 @@ impl Repository {
             let req = Request::new(Method::PUT, url.clone(), self.registry())
                 .scope(self.scope(true))
                 .header("content-type", "application/octet-stream")
-                .body(Body::Stream(&mut verifying, size));
-            self.finish_put(req, &url)?;
-            // The registry checked the digest; a source longer than declared fails here.
-            verifying.finish()?;
-            Ok(())
+                .body(Body::Stream(&mut guarded, size));
+            self.finish_put(req, &url)
         }
     }
 
