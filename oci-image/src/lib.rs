@@ -14,6 +14,9 @@
 //! - [`Manifest`], [`Index`], [`Config`], [`AnyManifest`]: documents parsed and validated with
 //!   their raw bytes kept, edited without losing unknown fields.
 //! - [`parse_platform`], [`select_manifest`]: platforms normalised and matched.
+//! - [`build_layer`], [`build_diff_layer`]: deterministic layers from directories, gzip
+//!   compressed on every core.
+//! - [`apply_layer`]: a layer applied to a rootfs, whiteouts and all, never escaping it.
 //! - [`ImageSource`], [`ImageDestination`]: the traits every backend implements, with
 //!   verification and platform selection provided.
 //!
@@ -62,7 +65,8 @@ pub use document::{
 };
 pub use error::{DocumentKind, Error, Result};
 pub use layer::{
-    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, Ownership, apply_layer,
+    ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
+    Ownership, apply_layer, build_diff_layer, build_layer,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;
