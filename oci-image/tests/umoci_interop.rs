@@ -1,0 +1,271 @@
+//! Layers against umoci, the peer that unpacks and repacks OCI images:
+//! - a layer we build, placed in a layout, unpacked by `umoci unpack`, gives the same tree as
+//!   our own `apply_layer`;
+//! - layers `umoci repack` produced after creating, changing and deleting files and
+//!   directories (whiteouts included) are applied by us to the same tree as umoci's own
+//!   unpack.
+//!
+//! Needs `umoci` (installed by scripts/test.sh) and root (umoci keeps owners only as root);
+//! CI has both. Trees compare path, type, mode, owner, size, content hash, link target and
+//! xattrs.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use common::listing;
+use oci_image::oci_spec::image::{Descriptor, MediaType};
+use oci_image::{
+    AnyManifest, ApplyOptions, BuildOptions, Config, Index, Manifest, apply_layer, build_layer,
+    descriptor_of,
+};
+
+fn umoci(args: &[&str]) {
+    let out = Command::new("umoci")
+        .args(args)
+        .output()
+        .expect("umoci is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root for owners and device nodes (CI runs as root)"
+    );
+}
+
+/// Lines of `listing` with owners and xattrs added.
+fn tree(dir: &Path) -> Vec<String> {
+    listing(dir)
+        .into_iter()
+        .map(|line| {
+            let rel = line.split(' ').next().unwrap().to_owned();
+            let p = dir.join(&rel);
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let mut names = vec![0u8; 4096];
+            let n = rustix::fs::llistxattr(p.as_path(), &mut names[..]).unwrap_or(0);
+            let mut xattrs: Vec<String> = names[..n]
+                .split(|&b| b == 0)
+                .filter(|x| !x.is_empty())
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect();
+            xattrs.sort();
+            format!("{line} {}:{} {}", m.uid(), m.gid(), xattrs.join(","))
+        })
+        .collect()
+}
+
+fn write_blob(layout: &Path, bytes: &[u8], media_type: MediaType) -> Descriptor {
+    let d = descriptor_of(media_type, bytes);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(d.digest().digest()), bytes).unwrap();
+    d
+}
+
+/// A one-layer image in a fresh layout, tagged `t`, written by hand (oci-image has no layout
+/// writer; that is oci-layout's, which depends on this crate).
+fn layout_with_layer(layout: &Path, blob: &[u8], layer: &oci_image::BuiltLayer) {
+    std::fs::create_dir_all(layout).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let layer_desc = write_blob(layout, blob, layer.descriptor.media_type().clone());
+    assert_eq!(&layer_desc, &layer.descriptor);
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
+    });
+    let config = Config::from_bytes(serde_json::to_vec(&config).unwrap()).unwrap();
+    let config_desc = write_blob(layout, config.raw(), MediaType::ImageConfig);
+    let manifest: oci_image::oci_spec::image::ImageManifest =
+        serde_json::from_value(serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config_desc,
+            "layers": [layer_desc],
+        }))
+        .unwrap();
+    let manifest = Manifest::new(manifest).unwrap();
+    let mut manifest_desc = write_blob(layout, manifest.raw(), MediaType::ImageManifest);
+    manifest_desc.set_annotations(Some(
+        [(
+            "org.opencontainers.image.ref.name".to_owned(),
+            "t".to_owned(),
+        )]
+        .into(),
+    ));
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [manifest_desc]});
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn umoci_unpacks_our_layer_to_the_same_tree() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("etc/sub")).unwrap();
+    std::fs::write(src.join("etc/hostname"), b"box\n").unwrap();
+    std::fs::write(src.join("etc/sub/big"), vec![9u8; 2_000_000]).unwrap();
+    std::fs::write(src.join("n".repeat(160)), b"long").unwrap();
+    symlink("../etc/hostname", src.join("etc/sub/rel")).unwrap();
+    symlink("/etc/hostname", src.join("abs")).unwrap();
+    std::fs::hard_link(src.join("etc/hostname"), src.join("hard")).unwrap();
+    std::fs::write(src.join("suid"), b"#!").unwrap();
+    std::fs::set_permissions(src.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::create_dir(src.join("tmp")).unwrap();
+    std::fs::set_permissions(src.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::os::unix::fs::lchown(src.join("etc/hostname"), Some(1000), Some(2000)).unwrap();
+    rustix::fs::setxattr(
+        src.join("suid").as_path(),
+        "user.note",
+        b"x",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+
+    let mut blob = Vec::new();
+    let layer = build_layer(&src, &mut blob, &BuildOptions::new()).unwrap();
+    let layout = tmp.path().join("layout");
+    layout_with_layer(&layout, &blob, &layer);
+
+    let bundle = tmp.path().join("bundle");
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{}:t", layout.display()),
+        bundle.to_str().unwrap(),
+    ]);
+
+    let ours = tmp.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    apply_layer(
+        &ours,
+        &blob[..],
+        layer.descriptor.media_type(),
+        Some(&layer.diff_id),
+        &ApplyOptions::new(),
+    )
+    .unwrap();
+    assert_eq!(tree(&bundle.join("rootfs")), tree(&ours));
+    assert_eq!(tree(&ours), tree(&src));
+}
+
+fn image_layers(layout: &Path, tag: &str) -> Vec<(Descriptor, oci_image::oci_spec::image::Digest)> {
+    let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                .map(String::as_str)
+                == Some(tag)
+        })
+        .unwrap()
+        .clone();
+    let blob = |d: &Descriptor| {
+        std::fs::read(layout.join("blobs/sha256").join(d.digest().digest())).unwrap()
+    };
+    let AnyManifest::Manifest(m) =
+        AnyManifest::from_bytes(blob(&desc), Some(desc.media_type())).unwrap()
+    else {
+        panic!("not an image manifest");
+    };
+    let config = Config::from_bytes(blob(m.config())).unwrap();
+    m.layers().iter().cloned().zip(config.diff_ids()).collect()
+}
+
+#[test]
+fn we_apply_umoci_repacked_layers_to_umocis_tree() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let image = format!("{}:t", layout.display());
+    umoci(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci(&["new", "--image", &image]);
+
+    // Each step unpacks the image as it stands, changes the tree, and repacks: one new layer
+    // per step (umoci diffs against the unpack it made).
+    let step = |n: u32, change: &dyn Fn(&Path)| {
+        let bundle = tmp.path().join(format!("bundle{n}"));
+        let b = bundle.to_str().unwrap().to_owned();
+        umoci(&["unpack", "--image", &image, &b]);
+        change(&bundle.join("rootfs"));
+        umoci(&["repack", "--image", &image, &b]);
+    };
+    // Layer 1: a little tree.
+    step(1, &|rootfs| {
+        std::fs::create_dir_all(rootfs.join("etc/conf.d")).unwrap();
+        std::fs::write(rootfs.join("etc/conf.d/a"), b"a").unwrap();
+        std::fs::write(rootfs.join("etc/conf.d/b"), b"b").unwrap();
+        std::fs::create_dir_all(rootfs.join("var/lib/app")).unwrap();
+        std::fs::write(rootfs.join("var/lib/app/state"), b"1").unwrap();
+        std::fs::write(rootfs.join("etc/motd"), b"hello").unwrap();
+        symlink("motd", rootfs.join("etc/motd.link")).unwrap();
+    });
+    // Layer 2: change, delete a file and a directory, replace a link by a directory.
+    step(2, &|rootfs| {
+        std::fs::write(rootfs.join("etc/motd"), b"changed").unwrap();
+        std::fs::remove_file(rootfs.join("etc/conf.d/a")).unwrap();
+        std::fs::remove_dir_all(rootfs.join("var/lib/app")).unwrap();
+        std::fs::remove_file(rootfs.join("etc/motd.link")).unwrap();
+        std::fs::create_dir(rootfs.join("etc/motd.link")).unwrap();
+        std::fs::write(rootfs.join("etc/motd.link/inside"), b"i").unwrap();
+        std::fs::set_permissions(
+            rootfs.join("etc/conf.d/b"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    });
+    // Layer 3: a deleted directory comes back with other content.
+    step(3, &|rootfs| {
+        std::fs::create_dir_all(rootfs.join("var/lib/app")).unwrap();
+        std::fs::write(rootfs.join("var/lib/app/other"), b"2").unwrap();
+    });
+
+    let layers = image_layers(&layout, "t");
+    assert!(layers.len() >= 3, "umoci wrote {} layers", layers.len());
+    let ours = tmp.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let mut whiteouts = 0;
+    for (layer, diff_id) in &layers {
+        let blob =
+            std::fs::File::open(layout.join("blobs/sha256").join(layer.digest().digest())).unwrap();
+        let verified = oci_image::VerifyingReader::for_descriptor(blob, layer).unwrap();
+        let r = apply_layer(
+            &ours,
+            verified,
+            layer.media_type(),
+            Some(diff_id),
+            &ApplyOptions::new(),
+        )
+        .unwrap();
+        whiteouts += r.whiteouts;
+    }
+    // conf.d/a and var/lib/app were deleted: umoci writes a whiteout for each.
+    assert!(whiteouts >= 2, "umoci's layers held {whiteouts} whiteouts");
+
+    let check = tmp.path().join("check");
+    umoci(&["unpack", "--image", &image, check.to_str().unwrap()]);
+    assert_eq!(tree(&ours), tree(&check.join("rootfs")));
+    assert!(!ours.join("etc/conf.d/a").exists());
+    assert_eq!(std::fs::read(ours.join("var/lib/app/other")).unwrap(), b"2");
+    assert!(!ours.join("var/lib/app/state").exists());
+}
