@@ -53,6 +53,9 @@ impl TarIndex {
         };
         let mut entries = HashMap::new();
         let mut links: Vec<(String, String)> = Vec::new();
+        // Where the last entry's data (padded to a block) ends: the end-of-archive marker
+        // must follow, else the archive was cut at a block boundary.
+        let mut end = 0u64;
         {
             let mut archive = tar::Archive::new(&file);
             let iter = archive
@@ -69,6 +72,7 @@ impl TarIndex {
                     continue;
                 };
                 let kind = entry.header().entry_type();
+                end = end.max((entry.raw_file_position() + entry.size()).div_ceil(512) * 512);
                 if kind.is_file() || kind == tar::EntryType::Continuous {
                     let span = Span {
                         offset: entry.raw_file_position(),
@@ -97,6 +101,15 @@ impl TarIndex {
                     }
                 }
             }
+        }
+        let mut marker = [0u8; 512];
+        let has_marker = len >= end + 512
+            && file.read_exact_at(&mut marker, end).is_ok()
+            && marker.iter().all(|&b| b == 0);
+        if !has_marker {
+            return Err(invalid(format!(
+                "truncated: no end-of-archive marker after the last entry (offset {end})"
+            )));
         }
         // Links to regular files (a few rounds for links to links).
         for _ in 0..8 {
