@@ -135,7 +135,7 @@ fn docker_archive_round_trip() {
     w.tag(&"v2".parse().unwrap(), &AnyManifest::Manifest(m2.clone()))
         .unwrap();
     // An index cannot be stored.
-    let index = common::index(&l, &[d.clone()]);
+    let index = common::index(&l, std::slice::from_ref(&d));
     assert!(w.put_manifest(&AnyManifest::Index(index)).is_err());
     w.finish().unwrap();
 
