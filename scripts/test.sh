@@ -8,7 +8,9 @@
 #    (unit, integration, examples, benches built in test mode, then doctests).
 #
 # Arguments, if any, replace `--workspace` in both `cargo test` invocations (the registry is
-# still started), e.g. `bash scripts/test.sh -p oci-distribution`.
+# still started): package selection only, e.g. `bash scripts/test.sh -p oci-distribution`.
+# (Target filters such as `--test X` do not combine with `--all-targets`/`--doc`; for one
+# test, export OCIKIT_TEST_REGISTRY yourself from a registry started this way.)
 # Needs root (or sudo) only when a package has to be installed.
 set -euo pipefail
 
@@ -76,14 +78,23 @@ REGISTRY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ocikit-registry.XXXXXX")
 REGISTRY_PID=
 
 cleanup() {
-    local status=$?
+    local status=$? alive=false
     if [[ -n $REGISTRY_PID ]] && kill -0 "$REGISTRY_PID" 2>/dev/null; then
+        alive=true
         kill "$REGISTRY_PID" 2>/dev/null || true
         wait "$REGISTRY_PID" 2>/dev/null || true
     fi
-    if ((status != 0)) && [[ -s $REGISTRY_DIR/registry.log ]]; then
-        log "last lines of the registry log:"
-        tail -n 30 "$REGISTRY_DIR/registry.log" >&2 || true
+    if ((status != 0)) && [[ -n $REGISTRY_PID ]]; then
+        # The registry logs every 4xx at level error, so its log is kept, not printed, unless
+        # it died under the tests.
+        if [[ -s $REGISTRY_DIR/registry.log ]]; then
+            mkdir -p target && cp "$REGISTRY_DIR/registry.log" target/test-registry.log &&
+                log "the registry's log is kept in target/test-registry.log"
+        fi
+        if ! $alive; then
+            log "the registry (pid $REGISTRY_PID) exited during the run; last lines of its log:"
+            tail -n 20 "$REGISTRY_DIR/registry.log" >&2 || true
+        fi
     fi
     rm -rf "$REGISTRY_DIR"
     exit "$status"
@@ -168,10 +179,11 @@ if (($# > 0)); then
     SCOPE=("$@")
 fi
 status=0
-log "cargo test ${SCOPE[*]} --all-targets"
-cargo test "${SCOPE[@]}" --all-targets || status=$?
-log "cargo test ${SCOPE[*]} --doc"
-cargo test "${SCOPE[@]}" --doc || status=$?
+log "cargo test ${SCOPE[*]} --all-targets --no-fail-fast"
+# --no-fail-fast: report every failing test binary, not only the first.
+cargo test "${SCOPE[@]}" --all-targets --no-fail-fast || status=$?
+log "cargo test ${SCOPE[*]} --doc --no-fail-fast"
+cargo test "${SCOPE[@]}" --doc --no-fail-fast || status=$?
 
 if ((status != 0)); then
     log "FAILED (see the output above)"
