@@ -9,8 +9,9 @@
 #
 # Arguments, if any, replace `--workspace` in both `cargo test` invocations (the registry is
 # still started): package selection only, e.g. `bash scripts/test.sh -p oci-distribution`.
-# (Target filters such as `--test X` do not combine with `--all-targets`/`--doc`; for one
-# test, export OCIKIT_TEST_REGISTRY yourself from a registry started this way.)
+# Target filters such as `--test X` do not combine with `--all-targets`/`--doc`: to run one
+# command with the registry instead, put it after `--`, e.g.
+#   bash scripts/test.sh -- cargo test -p oci-distribution --test registry_env
 # Needs root (or sudo) only when a package has to be installed.
 set -euo pipefail
 
@@ -174,6 +175,13 @@ export OCIKIT_TEST_REGISTRY=127.0.0.1:$REGISTRY_PORT
 log "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') serving on $OCIKIT_TEST_REGISTRY (pid $REGISTRY_PID)"
 
 # --- 3. The tests ------------------------------------------------------------------------
+if [[ ${1:-} == -- ]]; then
+    shift
+    log "$*"
+    "$@"
+    exit
+fi
+
 SCOPE=(--workspace)
 if (($# > 0)); then
     SCOPE=("$@")
