@@ -1,0 +1,72 @@
+//! Runs `examples/inspect.rs` (of the `ocikit` package) against an image we pushed to the
+//! registry of `scripts/test.sh`. `cargo test --workspace --all-targets` builds the example
+//! before the tests run; when only this crate was built, the test says so and does nothing.
+
+mod common;
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::{any, client, index_of, push_image, run, unique};
+
+fn example_binary() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("examples/inspect");
+    bin.exists().then_some(bin)
+}
+
+#[test]
+fn inspect_example_prints_what_skopeo_would() {
+    let addr = common::registry_addr();
+    let Some(bin) = example_binary() else {
+        eprintln!("examples/inspect not built (run `cargo test --workspace --all-targets`)");
+        return;
+    };
+    let repo = client().repository_at(&addr, &unique("inspect")).unwrap();
+    let amd = push_image(&repo, "amd64", 51, &[300, 400]);
+    let arm = push_image(&repo, "arm64", 52, &[500]);
+    repo.put_manifest(&any(&amd), None).unwrap();
+    repo.put_manifest(&any(&arm), None).unwrap();
+    let index = index_of(&[(&amd, "amd64"), (&arm, "arm64")]);
+    let index = oci_distribution::oci_image::AnyManifest::Index(index);
+    repo.put_manifest(&index, Some(&"multi".parse().unwrap()))
+        .unwrap();
+    let reference = format!("docker://{addr}/{}:multi", repo.name());
+
+    let out = run(Command::new(&bin).args([&reference, "--platform", "linux/arm64"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["Digest"], index.digest().to_string());
+    assert_eq!(v["ManifestDigest"], arm.digest().to_string());
+    assert_eq!(v["Architecture"], "arm64");
+    assert_eq!(v["RepoTags"], serde_json::json!(["multi"]));
+    assert_eq!(v["Layers"][0], arm.layers()[0].digest().to_string());
+    assert_eq!(v["Env"][1], "SEED=52");
+    assert_eq!(v["Created"], "2024-01-02T03:04:05Z");
+
+    let raw = Command::new(&bin)
+        .args([&reference, "--raw"])
+        .output()
+        .unwrap();
+    assert_eq!(raw.stdout, index.raw());
+    let config = Command::new(&bin)
+        .args([&reference, "--config", "--platform", "linux/amd64"])
+        .output()
+        .unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
+    assert_eq!(cfg["architecture"], "amd64");
+
+    let missing = Command::new(&bin)
+        .arg(format!("{addr}/{}:nope", repo.name()))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("MANIFEST_UNKNOWN"));
+}
