@@ -27,8 +27,8 @@ use std::str::FromStr;
 
 use oci_image::oci_spec::image::{Descriptor, Platform};
 use oci_image::{
-    AnyManifest, ContentKind, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt, Tag,
-    TagOrDigest, host_platform, select_manifest,
+    AnyManifest, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt,
+    Tag, TagOrDigest, host_platform, select_manifest,
 };
 use oci_layout::{
     DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
@@ -59,6 +59,7 @@ pub enum Error {
 pub struct CopyOptions {
     platform: Option<Platform>,
     all: bool,
+    format: Option<Format>,
 }
 
 impl CopyOptions {
@@ -77,6 +78,17 @@ impl CopyOptions {
     /// Copies an index with every image it lists, unchanged (default: false).
     pub fn all(mut self, all: bool) -> Self {
         self.all = all;
+        self
+    }
+
+    /// Rewrites manifests and indexes of the other family into `format` (media types of the
+    /// document, its config and layers; config and layer bytes are untouched, the rewritten
+    /// documents get new digests). Default: `None`, every document is copied as is.
+    ///
+    /// [`copy`] asks for [`Format::Oci`] when writing to `oci:` and `oci-archive:`, since
+    /// skopeo and umoci read only OCI manifests from a layout.
+    pub fn format(mut self, format: Option<Format>) -> Self {
+        self.format = format;
         self
     }
 }
@@ -153,7 +165,7 @@ pub fn copy_image(
     let mut descriptor = source.resolve(reference)?;
     let mut report = Report::default();
     let top = if options.all {
-        copy_tree(source, &descriptor, destination, &mut report, 0)?
+        copy_tree(source, &descriptor, destination, &mut report, options, 0)?
     } else {
         let mut depth = 0;
         loop {
@@ -172,7 +184,7 @@ pub fn copy_image(
                 AnyManifest::Manifest(_) => break,
             }
         }
-        copy_tree(source, &descriptor, destination, &mut report, 0)?
+        copy_tree(source, &descriptor, destination, &mut report, options, 0)?
     };
     if let Some(tag) = tag {
         destination.tag(tag, &top)?;
@@ -219,19 +231,51 @@ fn copy_blob(
     Ok(())
 }
 
+/// The media type in `format`, when it is of the other family.
+fn convert_type(
+    media_type: &oci_spec::image::MediaType,
+    format: Format,
+) -> Option<oci_spec::image::MediaType> {
+    if media_type.format() == Some(format) || media_type.format().is_none() {
+        return None;
+    }
+    match format {
+        Format::Oci => Some(media_type.to_oci()),
+        _ => media_type.to_docker(),
+    }
+}
+
 fn copy_tree(
     source: &dyn ImageSource,
     descriptor: &Descriptor,
     destination: &dyn ImageDestination,
     report: &mut Report,
+    options: &CopyOptions,
     depth: usize,
 ) -> oci_image::Result<AnyManifest> {
-    let doc = source.fetch_manifest(descriptor)?;
-    match &doc {
+    let mut doc = source.fetch_manifest(descriptor)?;
+    match &mut doc {
         AnyManifest::Manifest(m) => {
             copy_blob(source, m.config(), destination, report)?;
             for layer in m.layers() {
                 copy_blob(source, layer, destination, report)?;
+            }
+            if let Some(format) = options.format
+                && let Some(to) = convert_type(m.media_type(), format)
+            {
+                m.edit(|v| {
+                    v.set_media_type(Some(to));
+                    let mut config = v.config().clone();
+                    if let Some(t) = convert_type(config.media_type(), format) {
+                        config.set_media_type(t);
+                    }
+                    v.set_config(config);
+                    for layer in v.layers_mut() {
+                        if let Some(t) = convert_type(layer.media_type(), format) {
+                            layer.set_media_type(t);
+                        }
+                    }
+                })?;
             }
         }
         AnyManifest::Index(index) => {
@@ -242,12 +286,31 @@ fn copy_tree(
                     reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
                 });
             }
+            let mut children = Vec::new();
             for child in index.manifests() {
                 if child.media_type().is_manifest_like() {
-                    copy_tree(source, child, destination, report, depth + 1)?;
+                    let copied = copy_tree(source, child, destination, report, options, depth + 1)?;
+                    // Keep platform and annotations; take the (maybe new) type and digest.
+                    let mut d = child.clone();
+                    d.set_media_type(copied.media_type().clone());
+                    d.set_digest(copied.digest().clone());
+                    d.set_size(copied.raw().len() as u64);
+                    children.push(d);
                 } else {
                     copy_blob(source, child, destination, report)?;
+                    children.push(child.clone());
                 }
+            }
+            let to = options
+                .format
+                .and_then(|f| convert_type(index.media_type(), f));
+            if to.is_some() || &children != index.manifests() {
+                index.edit(|v| {
+                    if let Some(to) = to {
+                        v.set_media_type(Some(to));
+                    }
+                    v.set_manifests(children);
+                })?;
             }
         }
     }
@@ -432,7 +495,8 @@ pub fn copy(
             let layout = Layout::create(dir)?;
             let name = ref_name(name)?;
             let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
-            let report = copy_image(src, &reference, &layout, tag.as_ref(), options)?;
+            let options = options.clone().format(Some(Format::Oci));
+            let report = copy_image(src, &reference, &layout, tag.as_ref(), &options)?;
             let top = report.top.descriptor();
             match (&name, &tag) {
                 (Some(_), Some(_)) => {}
@@ -445,7 +509,8 @@ pub fn copy(
             let writer = OciArchiveWriter::create(file)?;
             let name = ref_name(name)?;
             let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
-            let report = copy_image(src, &reference, &writer, tag.as_ref(), options)?;
+            let options = options.clone().format(Some(Format::Oci));
+            let report = copy_image(src, &reference, &writer, tag.as_ref(), &options)?;
             if let (Some(name), None) = (&name, &tag) {
                 writer.set_ref(name, &report.top.descriptor())?;
             }

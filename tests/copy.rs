@@ -1,0 +1,248 @@
+//! The copy recipe on real peer-made images: through `oci:` → `oci-archive:` →
+//! `docker-archive:` → `oci:` the config and layers stay byte for byte; `--all` copies an
+//! index whole; a second copy copies nothing; the `copy` example runs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ocikit::copy::{BlobAction, CopyOptions, Location, copy};
+use ocikit::image::oci_spec::image::Descriptor;
+use ocikit::image::{AnyManifest, ImageSource, parse_platform, sha256};
+use ocikit::layout::{DockerArchive, Layout, OciArchive};
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A busybox image made by umoci, named `t`.
+fn umoci_image(dir: &Path) -> PathBuf {
+    let layout = dir.join("umoci");
+    let image = format!("{}:t", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    let bundle = dir.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle));
+    std::fs::create_dir_all(bundle.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", bundle.join("rootfs/bin/busybox")).unwrap();
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    layout
+}
+
+fn bytes(src: &dyn ImageSource, d: &Descriptor) -> Vec<u8> {
+    let mut out = Vec::new();
+    src.open_blob(d).unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+fn loc(s: String) -> Location {
+    s.parse().unwrap()
+}
+
+#[test]
+fn round_trip_keeps_config_and_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = umoci_image(d);
+    let opts = CopyOptions::new();
+    let hops = [
+        format!("oci:{}:t", src.display()),
+        format!("oci:{}:v1", d.join("a").display()),
+        format!("oci-archive:{}:v1", d.join("b.tar").display()),
+        format!(
+            "docker-archive:{}:example/app:v1",
+            d.join("c.tar").display()
+        ),
+        format!("oci:{}:back", d.join("e").display()),
+    ];
+    for pair in hops.windows(2) {
+        let report = copy(&loc(pair[0].clone()), &loc(pair[1].clone()), &opts).unwrap();
+        assert!(
+            report.blobs.iter().all(|b| b.action == BlobAction::Copied),
+            "{pair:?}"
+        );
+        assert_eq!(report.blobs.len(), 2);
+    }
+    let original = Layout::open(&src).unwrap();
+    let amd64 = parse_platform("linux/amd64").unwrap();
+    let first = original.fetch_image(&"t".parse().unwrap(), &amd64).unwrap();
+    let back = Layout::open(d.join("e")).unwrap();
+    let last = back.fetch_image(&"back".parse().unwrap(), &amd64).unwrap();
+    assert_eq!(first.config.raw(), last.config.raw());
+    assert_eq!(first.manifest.layers().len(), last.manifest.layers().len());
+    for (a, b) in first.manifest.layers().iter().zip(last.manifest.layers()) {
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(bytes(&original, a), bytes(&back, b));
+    }
+    // Until the docker archive, the manifest itself is kept.
+    let oa = OciArchive::open(d.join("b.tar")).unwrap();
+    let mid = oa.fetch_image(&"v1".parse().unwrap(), &amd64).unwrap();
+    assert_eq!(mid.manifest.raw(), first.manifest.raw());
+    // The docker archive holds a Docker form of it.
+    let da = DockerArchive::open(d.join("c.tar")).unwrap();
+    assert!(
+        da.find(Some("example/app:v1"))
+            .unwrap()
+            .manifest
+            .is_docker()
+    );
+    assert!(back.fsck().unwrap().is_ok());
+
+    // Copying again copies nothing.
+    let again = copy(&loc(hops[0].clone()), &loc(hops[1].clone()), &opts).unwrap();
+    assert!(again.blobs.iter().all(|b| b.action == BlobAction::Skipped));
+    assert_eq!(again.bytes_copied(), 0);
+
+    // skopeo reads what we wrote at every hop.
+    for reference in [&hops[1], &hops[2], &hops[3], &hops[4]] {
+        run(Command::new("skopeo").args(["inspect", "--raw", reference]));
+    }
+}
+
+/// A two-platform index in a layout made with the layout API, named `multi`.
+fn multiarch(root: &Path) -> Layout {
+    let l = Layout::create(root).unwrap();
+    let mut manifests = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(arch.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "arch", arch.as_bytes()).unwrap();
+        let layer_tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &layer_tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let (ld, ls) = l.write_blob(&gz[..], None, None).unwrap();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256(&layer_tar).to_string()]},
+        }))
+        .unwrap();
+        let (cd, cs) = l.write_blob(&config[..], None, None).unwrap();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": cd.to_string(), "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": ld.to_string(), "size": ls}],
+        }))
+        .unwrap();
+        let (md, ms) = l.write_blob(&manifest[..], None, None).unwrap();
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md.to_string(), "size": ms,
+            "platform": {"architecture": arch, "os": "linux"},
+        }));
+    }
+    let index = ocikit::image::Index::from_bytes(
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let d = l.put_manifest(&AnyManifest::Index(index)).unwrap();
+    l.set_ref(&"multi".parse().unwrap(), &d).unwrap();
+    l
+}
+
+#[test]
+fn platforms_and_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let from = loc(format!("oci:{}:multi", src.root().display()));
+
+    // One platform: the manifest alone, named.
+    let to = loc(format!("oci:{}:arm", dir.path().join("one").display()));
+    let opts = CopyOptions::new().platform(parse_platform("linux/arm64").unwrap());
+    let r = copy(&from, &to, &opts).unwrap();
+    assert_eq!(r.manifests.len(), 1);
+    let one = Layout::open(dir.path().join("one")).unwrap();
+    let img = one
+        .fetch_image(
+            &"arm".parse().unwrap(),
+            &parse_platform("linux/amd64").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(img.config.architecture().to_string(), "arm64");
+
+    // All: the index kept, digest and all.
+    let to = loc(format!(
+        "oci-archive:{}:multi",
+        dir.path().join("all.tar").display()
+    ));
+    let r = copy(&from, &to, &CopyOptions::new().all(true)).unwrap();
+    assert_eq!(r.manifests.len(), 3);
+    assert_eq!(r.blobs.len(), 4);
+    let a = OciArchive::open(dir.path().join("all.tar")).unwrap();
+    assert_eq!(
+        a.resolve(&"multi".parse().unwrap()).unwrap().digest(),
+        src.resolve(&"multi".parse().unwrap()).unwrap().digest()
+    );
+    // A docker archive holds no index.
+    let to = loc(format!(
+        "docker-archive:{}:x/y:z",
+        dir.path().join("d.tar").display()
+    ));
+    assert!(copy(&from, &to, &CopyOptions::new().all(true)).is_err());
+    assert!(!dir.path().join("d.tar").exists());
+    // A platform the index lacks: an error listing what it has.
+    let opts = CopyOptions::new().platform(parse_platform("linux/s390x").unwrap());
+    let e = copy(&from, &to, &opts).unwrap_err();
+    assert!(e.to_string().contains("linux/arm64"), "{e}");
+}
+
+/// The example binary, built by `cargo test --all-targets` next to the test binaries.
+fn example_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples/copy");
+    path.exists().then_some(path)
+}
+
+#[test]
+fn copy_example_prints_what_it_copied() {
+    let Some(example) = example_binary() else {
+        eprintln!("examples/copy not built (run with --all-targets); skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let from = format!("oci:{}:multi", src.root().display());
+    let to = format!("oci:{}:m", dir.path().join("dst").display());
+    let out = run(Command::new(&example).args([&from, &to, "--all"]));
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("copied ")).count(),
+        5,
+        "{out}"
+    );
+    let out = run(Command::new(&example).args([&from, &to, "--all"]));
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("skipped ")).count(),
+        4,
+        "{out}"
+    );
+    let bad = Command::new(&example)
+        .args([&from, "nowhere:x"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid location"));
+}
