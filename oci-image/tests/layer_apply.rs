@@ -723,3 +723,23 @@ fn short_reads_change_nothing() {
     .unwrap();
     assert_eq!(listing(&s1.root), listing(&s2.root));
 }
+
+#[test]
+fn an_early_error_in_a_big_layer_stops_promptly() {
+    // The bad entry comes first; megabytes follow that the decompressing thread must stop
+    // sending (a hang here means it blocked on a reader that had given up).
+    let s = scene();
+    let big = vec![1u8; 16 << 20];
+    let layer = gzip(&tar(&[E::File("../escape", b"x"), E::File("big", &big)]));
+    let e = apply_layer(
+        &s.root,
+        &layer[..],
+        &MediaType::ImageLayerGzip,
+        None,
+        &ApplyOptions::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::UnsafeEntry { .. }), "{e:?}");
+    assert!(!s.root.join("big").exists());
+    s.assert_outside_untouched();
+}

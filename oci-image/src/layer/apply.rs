@@ -188,7 +188,7 @@ pub struct ApplyReport {
 /// refused with [`Error::UnsafeEntry`]. Existing files are replaced, never written through, so
 /// a file hardlinked elsewhere is not changed. Whiteouts name one entry each and cannot
 /// remove the root or anything above it.
-pub fn apply_layer<R: Read>(
+pub fn apply_layer<R: Read + Send>(
     root: &Path,
     layer: R,
     media_type: &MediaType,
@@ -201,12 +201,6 @@ pub fn apply_layer<R: Read>(
         source: e,
     })?;
     let (decoder, compression) = Decoder::new(layer, media_type)?;
-    let limited = Limit {
-        inner: decoder,
-        left: options.max_size,
-        limit: options.max_size,
-    };
-    let mut archive = tar::Archive::new(DigestingReader::sha256(limited));
     let is_root = rustix::process::geteuid().is_root();
     let mut applier = Applier {
         chown: match &options.ownership {
@@ -215,6 +209,10 @@ pub fn apply_layer<R: Read>(
             Ownership::Map(m) => Some(Some(m.clone())),
             _ => None,
         },
+        me: (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        ),
         root,
         options,
         touched: HashSet::new(),
@@ -223,19 +221,43 @@ pub fn apply_layer<R: Read>(
         buf: vec![0; BUF],
         counts: Counts::default(),
     };
-    for entry in archive.entries().map_err(Error::from)? {
-        let mut entry = entry.map_err(Error::from)?;
-        applier.counts.entries += 1;
-        applier.entry(&mut entry)?;
-    }
-    applier.finish_directories()?;
-    // The tar end marker may come before the end of the stream (padding to a record size):
-    // hash everything, then drain the compressed input so its verifier speaks.
-    let mut digesting = archive.into_inner();
-    io::copy(&mut digesting, &mut io::sink())?;
-    let (limited, diff_id, uncompressed_size) = digesting.into_parts();
-    let mut rest = limited.inner.into_inner()?;
-    io::copy(&mut rest, &mut io::sink())?;
+    // Decompression and hashing run on their own thread, a few chunks ahead of the
+    // filesystem work on this one.
+    let (diff_id, uncompressed_size) = std::thread::scope(|scope| -> Result<(Digest, u64)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        let producer = scope.spawn(move || produce(decoder, options.max_size, tx));
+        let mut archive = tar::Archive::new(ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        });
+        let applied = (|| -> Result<()> {
+            for entry in archive.entries().map_err(Error::from)? {
+                let mut entry = entry.map_err(Error::from)?;
+                applier.counts.entries += 1;
+                applier.entry(&mut entry)?;
+            }
+            applier.finish_directories()
+        })();
+        let mut rest = archive.into_inner();
+        if applied.is_ok() {
+            // The tar end marker may come before the end of the stream (padding to a record
+            // size): take the rest, so the producer hashes and verifies all of it.
+            io::copy(&mut rest, &mut io::sink())?;
+        }
+        // Dropping the receiver stops a producer that is still sending after an error.
+        drop(rest);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("layer decompression thread panicked")));
+        match (applied, produced) {
+            // A broken stream is the cause of whatever the tar reader then said.
+            (_, Err(e)) => Err(Error::from(e)),
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(Some(done))) => Ok(done),
+            (Ok(()), Ok(None)) => Err(Error::Io(io::Error::other("layer reading stopped"))),
+        }
+    })?;
     if let Some(expected) = expected_diff_id
         && expected != &diff_id
     {
@@ -261,6 +283,79 @@ pub fn apply_layer<R: Read>(
         xattrs_skipped: c.xattrs_skipped,
         ignored: c.ignored,
     })
+}
+
+/// Decompresses, bounds and hashes the layer, sending chunks to the tar reader; then drains
+/// the compressed input so a verifier around it checks all of it. Stops early when the
+/// receiving side is gone (it failed).
+fn produce<R: Read>(
+    decoder: Decoder<R>,
+    max_size: Option<u64>,
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<Option<(Digest, u64)>> {
+    let mut digesting = DigestingReader::sha256(Limit {
+        inner: decoder,
+        left: max_size,
+        limit: max_size,
+    });
+    let result = (|| -> io::Result<bool> {
+        loop {
+            let mut chunk = vec![0u8; BUF];
+            let n = match digesting.read(&mut chunk) {
+                Ok(0) => return Ok(true),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            chunk.truncate(n);
+            if tx.send(Ok(chunk)).is_err() {
+                return Ok(false);
+            }
+        }
+    })();
+    let finished = match result {
+        Ok(finished) => finished,
+        Err(e) => {
+            // The reader sees the stream break there; the caller gets the typed error.
+            let _ = tx.send(Err(io::Error::new(e.kind(), "the layer stream broke")));
+            return Err(e);
+        }
+    };
+    drop(tx);
+    if !finished {
+        return Ok(None);
+    }
+    let (limited, diff_id, size) = digesting.into_parts();
+    let mut rest = limited.inner.into_inner()?;
+    io::copy(&mut rest, &mut io::sink())?;
+    Ok(Some((diff_id, size)))
+}
+
+/// The tar reader's end of the channel.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The producer finished (or failed, and says so when joined).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 #[derive(Default)]
@@ -492,6 +587,8 @@ struct Applier<'o> {
     options: &'o ApplyOptions,
     /// `Some(None)`: chown as the layer says; `Some(Some(map))`: through the map.
     chown: Option<Option<IdMap>>,
+    /// The effective uid and gid: a new file's owner already, so no chown is needed for it.
+    me: (u32, u32),
     /// Every path this layer created, and their parents: whiteouts spare these.
     touched: HashSet<Vec<u8>>,
     /// Directories whose mode and times are set at the end, when nothing more is written in
@@ -567,7 +664,7 @@ impl Applier<'_> {
                 self.dirs.push((Vec::new(), meta.mode, meta.mtime));
                 let fd = rustix::io::dup(self.root.fd()).map_err(errno_to_io);
                 let fd = fd.map_err(entry_err(&[], "open"))?;
-                return self.set_owner_and_xattrs(fd.as_fd(), None, &meta, &[]);
+                return self.set_owner_and_xattrs(fd.as_fd(), false, None, &meta, &[]);
             }
             return Err(Error::UnsafeEntry {
                 path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
@@ -677,7 +774,7 @@ impl Applier<'_> {
             file.write_all(&self.buf[..n]).map_err(&err)?;
             self.counts.file_bytes += n as u64;
         }
-        self.set_owner_and_xattrs(file.as_fd(), Some(meta.mode), meta, components)?;
+        self.set_owner_and_xattrs(file.as_fd(), true, Some(meta.mode), meta, components)?;
         rustix::fs::futimens(&file, &times(meta.mtime))
             .map_err(errno_to_io)
             .map_err(&err)?;
@@ -693,7 +790,8 @@ impl Applier<'_> {
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "mkdir");
-        if !self.replace(parent, name, true).map_err(&err)? {
+        let fresh = !self.replace(parent, name, true).map_err(&err)?;
+        if fresh {
             rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
                 .map_err(errno_to_io)
                 .map_err(&err)?;
@@ -708,7 +806,7 @@ impl Applier<'_> {
         .map_err(&err)?;
         // The mode is set at the end: a directory without write permission must still take
         // the entries that follow it.
-        self.set_owner_and_xattrs(fd.as_fd(), None, meta, components)?;
+        self.set_owner_and_xattrs(fd.as_fd(), fresh, None, meta, components)?;
         self.dirs.push((components.to_vec(), meta.mode, meta.mtime));
         self.counts.directories += 1;
         Ok(())
@@ -862,15 +960,19 @@ impl Applier<'_> {
 
     /// Owner, then mode (chown clears set-id bits, so the mode comes after), then xattrs, on
     /// an open file or directory.
+    /// `fresh`: made by this call, so owned by us already.
     fn set_owner_and_xattrs(
         &mut self,
         fd: BorrowedFd<'_>,
+        fresh: bool,
         mode: Option<u32>,
         meta: &Meta,
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "set metadata");
-        if let Some((uid, gid)) = self.owner(meta, components)? {
+        if let Some((uid, gid)) = self.owner(meta, components)?
+            && !(fresh && (uid.as_raw(), gid.as_raw()) == self.me)
+        {
             rustix::fs::fchown(fd, Some(uid), Some(gid))
                 .map_err(errno_to_io)
                 .map_err(&err)?;

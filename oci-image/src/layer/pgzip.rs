@@ -74,7 +74,7 @@ impl<W: Write> ParallelGzip<W> {
             jobs: Some(tx),
             workers,
             pending: VecDeque::new(),
-            max_pending: threads * 2,
+            max_pending: threads + 1,
             header_written: false,
         }
     }
