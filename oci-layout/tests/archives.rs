@@ -161,3 +161,87 @@ fn docker_archive_round_trip() {
         read_all(&l, &m.layers()[0])
     );
 }
+
+/// Builds a tar from (name, bytes) pairs, as Docker 25+ lays out `docker save`: an OCI
+/// layout plus `manifest.json` naming `blobs/sha256/<hex>` files.
+fn tar_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn docker_25_archive_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path().join("l")).unwrap();
+    let (m, d) = common::image(&l, "amd64", b"moby");
+    let blob = |desc: &Descriptor| {
+        (
+            format!("blobs/sha256/{}", desc.digest().digest()),
+            read_all(&l, desc),
+        )
+    };
+    let manifest_json = serde_json::json!([{
+        "Config": format!("blobs/sha256/{}", m.config().digest().digest()),
+        "RepoTags": ["moby/app:25"],
+        "Layers": [format!("blobs/sha256/{}", m.layers()[0].digest().digest())],
+    }]);
+    let index_json = serde_json::json!({"schemaVersion": 2, "manifests": [d]});
+    let bytes = tar_of(&[
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        ("index.json".into(), index_json.to_string().into_bytes()),
+        (
+            "manifest.json".into(),
+            manifest_json.to_string().into_bytes(),
+        ),
+        blob(m.config()),
+        blob(&m.layers()[0]),
+        blob(&d),
+    ]);
+    let path = dir.path().join("moby.tar");
+    fs::write(&path, bytes).unwrap();
+    let a = DockerArchive::open(&path).unwrap();
+    let img = a.find(Some("docker.io/moby/app:25")).unwrap();
+    // gzip layer recognised, digest taken from the blob path.
+    assert_eq!(img.manifest.layers()[0].digest(), m.layers()[0].digest());
+    assert_eq!(
+        img.manifest.layers()[0].media_type().to_string(),
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let fetched = a
+        .fetch_image(
+            &"25".parse().unwrap(),
+            &parse_platform("linux/amd64").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(fetched.config.raw(), read_all(&l, m.config()));
+    assert_eq!(
+        read_all(&a, &fetched.manifest.layers()[0]),
+        read_all(&l, &m.layers()[0])
+    );
+    // The same file is also an OCI archive.
+    let o = OciArchive::open(&path).unwrap();
+    assert_eq!(o.index().manifests()[0].digest(), d.digest());
+
+    // A manifest.json naming a file the archive lacks is refused, naming the archive.
+    let bad = tar_of(&[(
+        "manifest.json".into(),
+        manifest_json.to_string().into_bytes(),
+    )]);
+    fs::write(&path, bad).unwrap();
+    match DockerArchive::open(&path) {
+        Err(Error::InvalidArchive { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(reason.contains("does not hold"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -303,3 +303,43 @@ fn fsck_lists_every_problem() {
         "{r}"
     );
 }
+
+#[test]
+fn sha512_blobs_and_subjects() {
+    use oci_layout::oci_image::{AnyManifest, Manifest};
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path()).unwrap();
+    // sha512: stored under blobs/sha512.
+    let data = b"sha512 content";
+    let d512 = oci_layout::oci_image::digest_bytes(
+        &oci_layout::oci_spec::image::DigestAlgorithm::Sha512,
+        data,
+    )
+    .unwrap();
+    l.write_blob(&data[..], Some(&d512), Some(data.len() as u64))
+        .unwrap();
+    assert!(l.root().join("blobs/sha512").join(d512.digest()).is_file());
+    assert!(l.write_blob(&b"other"[..], Some(&d512), None).is_ok()); // present: no-op
+
+    // A referrer (subject = the image) named, the image not: GC keeps both.
+    let (_, image) = common::image(&l, "amd64", b"subject");
+    let (empty, _) = l.write_blob(&b"{}"[..], None, None).unwrap();
+    let referrer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/example",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                   "digest": empty.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": empty.to_string(), "size": 2}],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": image.digest().to_string(), "size": image.size()},
+    });
+    let referrer = Manifest::from_bytes(serde_json::to_vec(&referrer).unwrap()).unwrap();
+    let rd = l.put_manifest(&AnyManifest::Manifest(referrer)).unwrap();
+    l.set_ref(&name("sig"), &rd).unwrap();
+    let r = l.gc(Duration::ZERO).unwrap();
+    assert_eq!(r.blobs_removed, 1, "only the unreferenced sha512 blob goes");
+    assert!(l.has_blob(image.digest()).unwrap());
+    assert!(l.fsck().unwrap().is_ok());
+}
