@@ -4,9 +4,11 @@
 //! cargo run --release --example copy -- SRC DST [--platform OS/ARCH[/VARIANT] | --all]
 //! ```
 //!
-//! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]` or
-//! `docker-archive:FILE[:REPO:TAG]`. Digests are kept whenever the format allows (a docker
-//! archive stores no manifest); only the blobs the destination lacks are copied.
+//! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
+//! `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/NAME[:TAG|@DIGEST]` (loopback registries
+//! over plain HTTP). Digests are kept whenever the format allows (a docker archive stores no
+//! manifest; Docker manifests written to `oci:`/`oci-archive:` become OCI ones); only the
+//! blobs the destination lacks are copied.
 
 use std::process::ExitCode;
 
@@ -14,7 +16,8 @@ use ocikit::copy::{CopyOptions, Location, copy};
 use ocikit::image::parse_platform;
 
 const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
-  SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]";
+  SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]
+            | docker://HOST/NAME[:TAG|@DIGEST]";
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -6,8 +6,9 @@
 //! Manifests are copied as their raw bytes, so digests are kept; only a docker archive, which
 //! stores no manifest, gives an image a new (Docker) manifest when read back.
 //!
-//! [`Location`] parses the `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]` and
-//! `docker-archive:FILE[:REPO:TAG]` forms skopeo uses, and [`copy`] opens both ends and copies.
+//! [`Location`] parses the `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
+//! `docker-archive:FILE[:REPO:TAG]` and `docker://REFERENCE` forms skopeo uses, and [`copy`]
+//! opens both ends and copies.
 //!
 //! ```
 //! use ocikit::copy::{CopyOptions, Location, copy};
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use oci_distribution::{Client, Reference, Repository};
 use oci_image::oci_spec::image::{Descriptor, Platform};
 use oci_image::{
     AnyManifest, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt,
@@ -52,6 +54,9 @@ pub enum Error {
     /// An error of a layout or archive, from its own API.
     #[error(transparent)]
     Layout(#[from] oci_layout::Error),
+    /// An error of the registry client, from its own API.
+    #[error(transparent)]
+    Distribution(#[from] oci_distribution::Error),
 }
 
 /// Which images of an index to copy.
@@ -344,7 +349,8 @@ pub enum Location {
         /// The `RepoTags` entry, `REPO:TAG`.
         repo_tag: Option<String>,
     },
-    /// `docker://REFERENCE`: a registry (needs the registry client, not available yet).
+    /// `docker://REFERENCE`: an image in a registry (`host[:port]/name[:tag|@digest]`;
+    /// loopback registries are reached over plain HTTP).
     Docker {
         /// The image reference.
         reference: String,
@@ -436,6 +442,7 @@ enum Source {
     Oci(Layout),
     OciArchive(Box<OciArchive>),
     DockerArchive(DockerArchive),
+    Registry(Box<Repository>),
 }
 
 impl Source {
@@ -444,15 +451,20 @@ impl Source {
             Source::Oci(l) => l,
             Source::OciArchive(a) => a.as_ref(),
             Source::DockerArchive(a) => a,
+            Source::Registry(r) => r.as_ref(),
         }
     }
 }
 
-fn unsupported(location: &Location) -> Error {
-    Error::InvalidLocation {
-        value: location.to_string(),
-        reason: "docker:// needs the registry client, which ocikit does not have yet".into(),
-    }
+/// The repository and its reference of a `docker://` location.
+fn registry(reference: &str) -> Result<(Repository, Reference), Error> {
+    let reference: Reference = reference.parse()?;
+    let client = Client::new()?;
+    Ok((client.repository(&reference), reference))
+}
+
+fn reference_of(top: &Descriptor) -> TagOrDigest {
+    TagOrDigest::Digest(top.digest().clone())
 }
 
 fn ref_name(name: &Option<String>) -> Result<Option<RefName>, Error> {
@@ -486,9 +498,13 @@ pub fn copy(
             let top = archive.find(repo_tag.as_deref())?.manifest.descriptor();
             (Source::DockerArchive(archive), top)
         }
-        Location::Docker { .. } => return Err(unsupported(source)),
+        Location::Docker { reference } => {
+            let (repo, reference) = registry(reference)?;
+            let top = repo.resolve(reference.target())?;
+            (Source::Registry(Box::new(repo)), top)
+        }
     };
-    let reference = TagOrDigest::Digest(top.digest().clone());
+    let reference = reference_of(&top);
     let src = src.as_dyn();
     match destination {
         Location::Oci { dir, name } => {
@@ -527,7 +543,11 @@ pub fn copy(
             writer.finish()?;
             Ok(report)
         }
-        Location::Docker { .. } => Err(unsupported(destination)),
+        Location::Docker { reference } => {
+            let (repo, reference) = registry(reference)?;
+            let tag = reference.tag().map(str::parse::<Tag>).transpose()?;
+            copy_image(src, &reference_of(&top), &repo, tag.as_ref(), options).map_err(Into::into)
+        }
     }
 }
 

@@ -246,3 +246,50 @@ fn copy_example_prints_what_it_copied() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid location"));
 }
+
+/// `docker://` both ways against the registry `scripts/test.sh` starts
+/// (`OCIKIT_TEST_REGISTRY`): digests kept, blobs the registry has are skipped.
+#[test]
+fn registry_round_trip() {
+    let Ok(registry) = std::env::var("OCIKIT_TEST_REGISTRY") else {
+        eprintln!("OCIKIT_TEST_REGISTRY is not set (scripts/test.sh sets it); skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let from = loc(format!("oci:{}:multi", src.root().display()));
+    let repo = format!("docker://{registry}/ocikit-copy/multi");
+    let r = copy(
+        &from,
+        &loc(format!("{repo}:v1")),
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    assert_eq!(r.manifests.len(), 3);
+    // Again: every blob is there already.
+    let again = copy(
+        &from,
+        &loc(format!("{repo}:v2")),
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    assert!(again.blobs.iter().all(|b| b.action == BlobAction::Skipped));
+    // Back to a layout, the index digest unchanged.
+    let back = dir.path().join("back");
+    let r = copy(
+        &loc(format!("{repo}:v1")),
+        &loc(format!("oci:{}:m", back.display())),
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    assert_eq!(
+        r.top.digest(),
+        src.resolve(&"multi".parse().unwrap()).unwrap().digest()
+    );
+    run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("{repo}:v2"),
+    ]));
+}
