@@ -153,7 +153,12 @@ impl Registry {
     /// Starts `docker-registry serve` with `auth_yaml` (an `auth:` section, or empty) on a
     /// free 127.0.0.1 port and waits until it answers.
     pub fn start(auth_yaml: &str, prepare: impl FnOnce(&Path)) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(&std::env::temp_dir(), auth_yaml, prepare)
+    }
+
+    /// Like [`Registry::start`], with its storage under `parent`.
+    pub fn start_in(parent: &Path, auth_yaml: &str, prepare: impl FnOnce(&Path)) -> Registry {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         prepare(dir.path());
         for _ in 0..5 {
             let port = free_port();

@@ -1,0 +1,271 @@
+//! Side-by-side with skopeo against one local docker-registry: pull of a multi-layer image
+//! (over 100 MB compressed) into an OCI layout, and push of it from a layout to an empty
+//! registry; peak RSS of our side.
+//!
+//! ```text
+//! cargo bench -p oci-distribution --bench vs_skopeo
+//! ```
+//!
+//! Needs docker-registry, skopeo and gzip on PATH. Each side runs in its own process (ours is
+//! this binary re-executed), timed by wall clock; the fastest of `ROUNDS` runs is kept. Built
+//! but not run by `cargo test` (it does nothing without `--bench`).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use oci_distribution::oci_image::{
+    AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest, host_platform,
+};
+use oci_distribution::oci_spec::image::{Descriptor, MediaType};
+use oci_distribution::{Client, Repository};
+use oci_layout::Layout;
+use support::{RandomReader, Registry, run};
+
+const ROUNDS: usize = 3;
+const LAYERS: &[u64] = &[
+    40 << 20,
+    30 << 20,
+    20 << 20,
+    12 << 20,
+    4 << 20,
+    1 << 20,
+    64 << 10,
+];
+const WORKERS: usize = 4;
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> Descriptor {
+    let digest = oci_distribution::oci_image::sha256(bytes);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(digest.digest()), bytes).unwrap();
+    Descriptor::new(MediaType::ImageLayerGzip, bytes.len() as u64, digest)
+}
+
+/// An OCI layout with one image of gzip layers of random bytes, named `bench`.
+fn make_source(dir: &Path, work: &Path) {
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, &len) in LAYERS.iter().enumerate() {
+        let raw = work.join(format!("layer{i}"));
+        let mut data = Vec::new();
+        RandomReader::new(100 + i as u64, len)
+            .read_to_end(&mut data)
+            .unwrap();
+        diff_ids.push(oci_distribution::oci_image::sha256(&data).to_string());
+        std::fs::write(&raw, &data).unwrap();
+        run(Command::new("gzip").args(["-1", "-n", "-f"]).arg(&raw));
+        let gz = std::fs::read(work.join(format!("layer{i}.gz"))).unwrap();
+        layers.push(write_blob(dir, &gz));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let mut cd = write_blob(dir, &config);
+    cd.set_media_type(MediaType::ImageConfig);
+    let m = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cd, "layers": layers,
+    });
+    let m = Manifest::from_bytes(serde_json::to_vec(&m).unwrap()).unwrap();
+    write_blob(dir, m.raw());
+    let mut d = serde_json::to_value(m.descriptor()).unwrap();
+    d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "bench"});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [d]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// Copies `blobs` with `WORKERS` threads.
+fn copy_blobs(
+    dst: &(dyn ImageDestination + Sync),
+    src: &(dyn ImageSource + Sync),
+    blobs: Vec<Descriptor>,
+) {
+    let queue = Mutex::new(blobs);
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                loop {
+                    let Some(d) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    dst.copy_blob_from(src, &d).unwrap();
+                }
+            });
+        }
+    });
+}
+
+fn client() -> Client {
+    Client::builder().auth_files(Vec::new()).build().unwrap()
+}
+
+/// Ours, in this process: `pull ADDR REPO DIR` or `push DIR ADDR REPO`; prints peak RSS.
+fn child(args: &[String]) {
+    match args {
+        [mode, a, b, c] if mode == "pull" => {
+            let repo = client().repository_at(a, b).unwrap();
+            let layout = Layout::create(c).unwrap();
+            let tag: Tag = "bench".parse().unwrap();
+            let img = repo
+                .fetch_image(&TagOrDigest::Tag(tag.clone()), &host_platform())
+                .unwrap();
+            let mut blobs = img.manifest.layers().clone();
+            blobs.push(img.manifest.config().clone());
+            copy_blobs(&layout, &repo, blobs);
+            layout
+                .tag(&tag, &AnyManifest::Manifest(img.manifest))
+                .unwrap();
+        }
+        [mode, a, b, c] if mode == "push" => {
+            let layout = Layout::open(a).unwrap();
+            let repo: Repository = client().repository_at(b, c).unwrap();
+            let tag: Tag = "bench".parse().unwrap();
+            let top = layout.resolve(&TagOrDigest::Tag(tag.clone())).unwrap();
+            let AnyManifest::Manifest(m) = layout.fetch_manifest(&top).unwrap() else {
+                panic!("an image")
+            };
+            let mut blobs = m.layers().clone();
+            blobs.push(m.config().clone());
+            copy_blobs(&repo, &layout, blobs);
+            ImageDestination::tag(&repo, &tag, &AnyManifest::Manifest(m)).unwrap();
+        }
+        _ => panic!("bad child arguments {args:?}"),
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: 0 kB");
+    println!("{hwm}");
+}
+
+fn timed(cmd: &mut Command) -> (Duration, String) {
+    let start = Instant::now();
+    let out = run(cmd);
+    (start.elapsed(), out)
+}
+
+fn best<T>(runs: impl Iterator<Item = (Duration, T)>) -> (Duration, T) {
+    runs.min_by_key(|(d, _)| *d).unwrap()
+}
+
+fn kib(out: &str) -> u64 {
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1..]);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("vs_skopeo: run with `cargo bench -p oci-distribution --bench vs_skopeo`");
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    // Both sides write their layouts (and the registries their storage) to tmpfs when there
+    // is one, so the disk's write-back does not decide the race.
+    let shm = Path::new("/dev/shm");
+    let work = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    println!("working in {}", work.path().display());
+    let src = work.path().join("src");
+    make_source(&src, work.path());
+    let total: u64 = std::fs::read_dir(src.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "image: {} layers, {:.1} MiB compressed",
+        LAYERS.len(),
+        total as f64 / 1048576.0
+    );
+
+    // Push to an empty registry: a fresh one for every run of either side.
+    let mut push_skopeo = Vec::new();
+    let mut push_ours = Vec::new();
+    for _ in 0..ROUNDS {
+        let reg = Registry::start_in(work.path(), "", |_| {});
+        push_skopeo.push(timed(
+            Command::new("skopeo")
+                .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:bench", src.display()))
+                .arg(format!("docker://{}/bench/img:bench", reg.addr)),
+        ));
+        drop(reg);
+        let reg = Registry::start_in(work.path(), "", |_| {});
+        push_ours.push(timed(
+            Command::new(&me)
+                .arg("--child")
+                .arg("push")
+                .arg(&src)
+                .arg(&reg.addr)
+                .arg("bench/img"),
+        ));
+    }
+    // Pull from one registry holding the image into fresh layouts.
+    let reg = Registry::start_in(work.path(), "", |_| {});
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:bench", src.display()))
+        .arg(format!("docker://{}/bench/img:bench", reg.addr)));
+    let mut pull_skopeo = Vec::new();
+    let mut pull_ours = Vec::new();
+    for round in 0..ROUNDS {
+        let theirs: PathBuf = work.path().join(format!("theirs{round}"));
+        pull_skopeo.push(timed(
+            Command::new("skopeo")
+                .args(["copy", "--quiet", "--src-tls-verify=false"])
+                .arg(format!("docker://{}/bench/img:bench", reg.addr))
+                .arg(format!("oci:{}:bench", theirs.display())),
+        ));
+        let ours = work.path().join(format!("ours{round}"));
+        pull_ours.push(timed(
+            Command::new(&me)
+                .arg("--child")
+                .arg("pull")
+                .arg(&reg.addr)
+                .arg("bench/img")
+                .arg(&ours),
+        ));
+        let _ = std::fs::remove_dir_all(&theirs);
+        let _ = std::fs::remove_dir_all(&ours);
+    }
+    let (ps, _) = best(push_skopeo.into_iter());
+    let (po, po_out) = best(push_ours.into_iter());
+    let (ls, _) = best(pull_skopeo.into_iter());
+    let (lo, lo_out) = best(pull_ours.into_iter());
+    println!(
+        "pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB",
+        ls.as_secs_f64(),
+        lo.as_secs_f64(),
+        lo.as_secs_f64() / ls.as_secs_f64(),
+        kib(&lo_out)
+    );
+    println!(
+        "push to an empty registry: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.75), our peak RSS {} KiB",
+        ps.as_secs_f64(),
+        po.as_secs_f64(),
+        po.as_secs_f64() / ps.as_secs_f64(),
+        kib(&po_out)
+    );
+}
