@@ -343,3 +343,32 @@ fn sha512_blobs_and_subjects() {
     assert!(l.has_blob(image.digest()).unwrap());
     assert!(l.fsck().unwrap().is_ok());
 }
+
+#[test]
+fn layouts_we_write_match_the_json_schemas() {
+    let Some(schemas) = common::schema::Schemas::load() else {
+        eprintln!("image-spec schemas not found; skipped");
+        return;
+    };
+    // The checker itself catches what it should.
+    let bad = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "not a media type", "digest": "sha256:x y", "size": "1"}]});
+    assert_eq!(schemas.check("image-index-schema.json", &bad).len(), 3);
+    assert!(
+        !schemas
+            .check("image-layout-schema.json", &serde_json::json!({}))
+            .is_empty()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path()).unwrap();
+    common::check_schemas(&l);
+    let (_, amd) = common::image(&l, "amd64", b"a");
+    let (_, arm) = common::image(&l, "arm64", b"b");
+    let index = common::index(&l, &[amd.clone(), arm.clone()]);
+    l.set_ref(&name("multi"), &index.descriptor()).unwrap();
+    l.add_ref(&name("both"), &amd).unwrap();
+    l.add_ref(&name("both"), &arm).unwrap();
+    l.set_ref(&name("library/x:1"), &amd).unwrap();
+    common::check_schemas(&l);
+}

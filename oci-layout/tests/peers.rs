@@ -99,11 +99,23 @@ fn peers_accept_layouts_we_write() {
     for name in ["v1", "library/x:1.0", "both"] {
         validate(&l, name);
     }
+    common::check_schemas(&l);
     // oci-image-tool 1.0.0-rc1 does not know the index media type (it counts an index entry
     // as a match of every `--ref`): the index is checked by skopeo below instead.
     let index = common::index(&l, &[d.clone(), arm]);
     l.set_ref(&"multi".parse().unwrap(), &index.descriptor())
         .unwrap();
+    common::check_schemas(&l);
+    // oci-image-tool's own (older) schemas, document by document.
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "imageIndex"])
+        .arg(l.index_path()));
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "imageIndex"])
+        .arg(l.blob_path(index.digest())));
+    run(Command::new("oci-image-tool")
+        .args(["validate", "--type", "manifest"])
+        .arg(l.blob_path(d.digest())));
 
     let bundle = dir.join("bundle");
     run(Command::new("umoci")

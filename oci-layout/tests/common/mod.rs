@@ -85,3 +85,54 @@ pub(crate) fn run(cmd: &mut std::process::Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+pub(crate) mod schema;
+
+/// Checks `oci-layout`, `index.json` and every manifest, index and config reachable from it
+/// against the image-spec v1.1.1 JSON schemas; panics listing every error. Skipped (with a
+/// note) where the schemas are not available.
+pub(crate) fn check_schemas(layout: &Layout) {
+    use oci_layout::oci_image::{ContentKind, MediaTypeExt};
+    let Some(schemas) = schema::Schemas::load() else {
+        eprintln!("image-spec schemas not found; schema check skipped");
+        return;
+    };
+    let read = |path: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    };
+    let mut errors = schemas.check(
+        "image-layout-schema.json",
+        &read(layout.root().join("oci-layout")),
+    );
+    errors.extend(schemas.check("image-index-schema.json", &read(layout.index_path())));
+    let mut queue: Vec<Descriptor> = layout.index().unwrap().manifests().clone();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(d) = queue.pop() {
+        if !seen.insert(d.digest().clone()) {
+            continue;
+        }
+        let path = layout.blob_path(d.digest());
+        let file = match d.media_type().kind() {
+            ContentKind::Manifest => "image-manifest-schema.json",
+            ContentKind::Index => "image-index-schema.json",
+            ContentKind::Config => "config-schema.json",
+            _ => continue,
+        };
+        let doc = read(path);
+        errors.extend(
+            schemas
+                .check(file, &doc)
+                .into_iter()
+                .map(|e| format!("{}: {e}", d.digest())),
+        );
+        match layout.get_manifest(&d) {
+            Ok(AnyManifest::Manifest(m)) => {
+                queue.push(m.config().clone());
+                queue.extend(m.layers().iter().cloned());
+            }
+            Ok(AnyManifest::Index(i)) => queue.extend(i.manifests().iter().cloned()),
+            Err(_) => {}
+        }
+    }
+    assert!(errors.is_empty(), "schema errors:\n{}", errors.join("\n"));
+}
