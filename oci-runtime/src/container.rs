@@ -360,9 +360,9 @@ impl Runtime {
                         // The stage that forked it exits right away.
                         let _ = child.wait();
                     }
-                    Some(Msg::Ready) => return Ok(()),
+                    Some(Msg::Ready) if persisted.pid > 0 => return Ok(()),
                     Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),
-                    Some(Msg::MapsDone) | None => {
+                    Some(Msg::MapsDone) | Some(Msg::Ready) | None => {
                         return Err(Error::InitFailed {
                             message: "the init process exited without reporting".into(),
                         });

@@ -202,12 +202,25 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
         std::fs::write("/proc/self/timens_offsets", text)
             .map_err(|e| Error::io("writing time offsets", None, e))?;
     }
+    // Stage 2 waits on this pipe until its pid is reported, so the caller always learns the
+    // pid before "ready" (both stages write to the same socket).
+    let (go_r, go_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("creating a pipe", None, e))?;
     match sys::fork_to_parent().map_err(|e| Error::sys("forking the container init", None, e))? {
         Some(pid) => {
+            drop(go_r);
             send(sock, &Msg::Pid(pid.as_raw())).map_err(proto)?;
+            nix::unistd::write(&go_w, b"1")
+                .map_err(|e| Error::sys("releasing stage 2", None, e))?;
             Ok(0)
         }
         None => {
+            drop(go_w);
+            let mut b = [0u8; 1];
+            if !matches!(nix::unistd::read(&go_r, &mut b), Ok(1)) {
+                std::process::exit(1);
+            }
+            drop(go_r);
             let err = stage2(sock, cfg, in_userns);
             let _ = send(sock, &Msg::Failed(err.to_string()));
             std::process::exit(1)
