@@ -122,6 +122,108 @@ impl OciArchive {
     }
 }
 
+impl crate::Layout {
+    /// Imports an OCI archive read from a stream (a pipe, a socket: no seeking), without
+    /// unpacking it anywhere but into this layout: each `blobs/<alg>/<hex>` entry is written
+    /// with [`Layout::write_blob`](crate::Layout::write_blob), verified against its name, as
+    /// it passes; blobs the layout has are skipped. Then the archive's `index.json` entries are
+    /// added to this layout's (named entries replace those of the same name and platform;
+    /// unnamed ones are listed unless present), and returned.
+    ///
+    /// The archive must hold `oci-layout` and `index.json`, and every blob its index lists;
+    /// otherwise nothing is added to `index.json` (blobs already written stay until GC).
+    pub fn import_oci_archive(&self, reader: impl Read) -> Result<Vec<Descriptor>> {
+        let origin = PathBuf::from("<stream>");
+        let invalid = |reason: String| Error::InvalidArchive {
+            path: origin.clone(),
+            reason,
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut index_raw = None;
+        let mut layout_ok = false;
+        let entries = archive
+            .entries()
+            .map_err(|e| invalid(format!("cannot read: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| invalid(format!("truncated or corrupt: {e}")))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| invalid(format!("bad entry name: {e}")))?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_owned();
+            let size = entry.size();
+            match name.as_str() {
+                LAYOUT_FILE => {
+                    let raw =
+                        oci_image::read_capped(&mut entry, 4096, oci_image::DocumentKind::Index)
+                            .map_err(|e| invalid(e.to_string()))?;
+                    check_layout_bytes(&raw).map_err(|reason| Error::NotALayout {
+                        path: origin.join(LAYOUT_FILE),
+                        reason,
+                    })?;
+                    layout_ok = true;
+                }
+                INDEX_FILE => {
+                    index_raw = Some(
+                        oci_image::read_capped(
+                            &mut entry,
+                            DEFAULT_MAX_DOCUMENT_SIZE,
+                            oci_image::DocumentKind::Index,
+                        )
+                        .map_err(Error::doc(&origin.join(INDEX_FILE)))?,
+                    );
+                }
+                _ => {
+                    let digest = name
+                        .strip_prefix("blobs/")
+                        .and_then(|rest| rest.split_once('/'))
+                        .and_then(|(alg, hex)| {
+                            oci_image::parse_digest(&format!("{alg}:{hex}")).ok()
+                        });
+                    if let Some(digest) = digest {
+                        self.write_blob(&mut entry, Some(&digest), Some(size))?;
+                    }
+                }
+            }
+        }
+        if !layout_ok {
+            return Err(Error::NotALayout {
+                path: origin.join(LAYOUT_FILE),
+                reason: "the archive has no `oci-layout`".into(),
+            });
+        }
+        let raw = index_raw.ok_or_else(|| Error::NotALayout {
+            path: origin.join(INDEX_FILE),
+            reason: "the archive has no `index.json`".into(),
+        })?;
+        let index = Index::from_bytes(raw).map_err(Error::doc(&origin.join(INDEX_FILE)))?;
+        for d in index.manifests() {
+            if !self.has_blob(d.digest())? {
+                return Err(Error::BlobMissing {
+                    path: origin.join(blob_name(d.digest())),
+                    digest: d.digest().clone(),
+                });
+            }
+        }
+        let names = index
+            .manifests()
+            .iter()
+            .map(|d| ref_name(d).map(RefName::new).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        for (d, name) in index.manifests().iter().zip(names) {
+            match name {
+                Some(name) => self.add_ref(&name, d)?,
+                None => self.add_unnamed(d)?,
+            }
+        }
+        Ok(index.manifests().clone())
+    }
+}
+
 /// The only entry of an index, for references without a name.
 pub(crate) fn only_entry(list: &[Descriptor], path: &Path) -> Result<Descriptor> {
     match list {

@@ -245,3 +245,64 @@ fn docker_25_archive_is_read() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Only `Read`: no seeking, as from a pipe.
+struct Pipe<R>(R);
+
+impl<R: Read> Read for Pipe<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Short reads too, as pipes give.
+        let n = buf.len().min(1000);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn oci_archive_imported_from_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path().join("l")).unwrap();
+    let (m, d) = common::image(&l, "amd64", b"streamed");
+    let path = dir.path().join("a.tar");
+    let w = OciArchiveWriter::create(&path).unwrap();
+    copy_manifest(&l, &w, &d);
+    w.tag(&"s".parse().unwrap(), &AnyManifest::Manifest(m.clone()))
+        .unwrap();
+    w.finish().unwrap();
+
+    let dst = Layout::create(dir.path().join("dst")).unwrap();
+    let before = fs::read(dst.index_path()).unwrap();
+    // Truncated: an error, index.json untouched.
+    let full = fs::read(&path).unwrap();
+    assert!(
+        dst.import_oci_archive(Pipe(&full[..full.len() / 2]))
+            .is_err()
+    );
+    assert_eq!(fs::read(dst.index_path()).unwrap(), before);
+    // Whole: imported, verified, named.
+    let entries = dst
+        .import_oci_archive(Pipe(fs::File::open(&path).unwrap()))
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let img = dst
+        .fetch_image(
+            &"s".parse().unwrap(),
+            &parse_platform("linux/amd64").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(img.manifest.digest(), m.digest());
+    assert!(dst.fsck().unwrap().is_ok());
+    common::check_schemas(&dst);
+    // A blob whose content does not match its name is refused.
+    let mut bad = full.clone();
+    let layer_hex = m.layers()[0].digest().digest().to_owned();
+    let at = full
+        .windows(layer_hex.len())
+        .position(|w| w == layer_hex.as_bytes())
+        .unwrap();
+    let data = at - (at % 512) + 512; // the entry's data follows its header block
+    bad[data + 20] ^= 0xff;
+    let other = Layout::create(dir.path().join("other")).unwrap();
+    let e = other.import_oci_archive(Pipe(&bad[..])).unwrap_err();
+    assert!(matches!(e, Error::Verification { .. }), "{e}");
+    assert!(other.refs().unwrap().is_empty());
+}
