@@ -224,10 +224,8 @@ impl Layout {
         };
         let tmp_dir = self.temp_dir();
         mkdirs(&tmp_dir)?;
-        let (mut file, tmp) = create_temp(&tmp_dir, "blob")?;
+        let (mut file, tmp) = locked_temp(&tmp_dir)?;
         let result = (|| {
-            // Marks the file as in use: GC removes only temporary files nobody holds.
-            file.lock().map_err(Error::io(&tmp))?;
             let (digest, size) = stream_into(&mut data, &mut file, hasher, expected_size, &tmp)?;
             if let Some(expected) = expected
                 && &digest != expected
@@ -483,6 +481,26 @@ impl Layout {
                 .map_err(Error::doc(&path))?;
         let any = AnyManifest::from_bytes(raw, None).map_err(Error::doc(&path))?;
         Ok(any.descriptor())
+    }
+}
+
+/// A new temporary file for a blob, holding its `flock`: GC removes only temporary files
+/// nobody holds. GC may remove the file between its creation and the lock; then the file we
+/// hold is no longer the one at the path, and another is made.
+fn locked_temp(dir: &Path) -> Result<(File, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let (file, path) = create_temp(dir, "blob")?;
+        file.lock().map_err(Error::io(&path))?;
+        let ours = file.metadata().map_err(Error::io(&path))?;
+        match fs::metadata(&path) {
+            Ok(at_path) if at_path.ino() == ours.ino() && at_path.dev() == ours.dev() => {
+                return Ok((file, path));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path)(e)),
+        }
     }
 }
 

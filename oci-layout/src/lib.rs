@@ -46,6 +46,8 @@
 //!   entry ([`Section`]); nothing is unpacked. Archives written as streams: blobs go into the
 //!   tar as they come, verified, and a blob that fails is cut off again; the archive appears
 //!   at its path only when finished.
+//! - OCI archives imported from a stream that cannot seek ([`Layout::import_oci_archive`]):
+//!   each blob is verified and stored as it passes, nothing else is written.
 //! - Docker archives in both forms: legacy (`<id>/layer.tar`, often symlinks to `<hex>.tar`,
 //!   uncompressed) and Docker 25+ (`blobs/sha256/<hex>` under the same `manifest.json`).
 //!
