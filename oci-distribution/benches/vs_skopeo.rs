@@ -94,7 +94,11 @@ fn copy_blobs(
 ) {
     let queue = Mutex::new(blobs);
     std::thread::scope(|s| {
-        for _ in 0..WORKERS {
+        let workers = std::env::var("OCIKIT_BENCH_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(WORKERS);
+        for _ in 0..workers {
             s.spawn(|| {
                 loop {
                     let Some(d) = queue.lock().unwrap().pop() else {

@@ -186,7 +186,27 @@ impl Client {
         let mut tls = ureq::tls::TlsConfig::builder();
         if !config.ca_roots_pem.is_empty() {
             let mut certs = Vec::new();
+            let system = std::env::var_os("SSL_CERT_FILE")
+                .map(std::path::PathBuf::from)
+                .into_iter()
+                .chain(
+                    [
+                        "/etc/ssl/certs/ca-certificates.crt",
+                        "/etc/pki/tls/certs/ca-bundle.crt",
+                        "/etc/ssl/cert.pem",
+                    ]
+                    .map(std::path::PathBuf::from),
+                )
+                .find_map(|p| std::fs::read(p).ok());
+            // The system bundle as far as it parses; the roots given must parse whole.
+            if let Some(system) = &system {
+                certs.extend(ureq::tls::parse_pem(system).filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                }));
+            }
             for pem in &config.ca_roots_pem {
+                let before = certs.len();
                 for item in ureq::tls::parse_pem(pem) {
                     match item {
                         Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
@@ -198,6 +218,12 @@ impl Client {
                             });
                         }
                     }
+                }
+                if certs.len() == before {
+                    return Err(Error::Protocol {
+                        url: String::new(),
+                        message: "a CA root PEM without a certificate".into(),
+                    });
                 }
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
@@ -257,8 +283,9 @@ impl Client {
 
     /// `http://host` or `https://host`.
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let plain =
-            is_loopback(registry) || self.inner.config.plain_http.iter().any(|h| h == registry);
+        let config = &self.inner.config;
+        let plain = !config.force_https.iter().any(|h| h == registry)
+            && (is_loopback(registry) || config.plain_http.iter().any(|h| h == registry));
         format!("{}://{registry}", if plain { "http" } else { "https" })
     }
 

@@ -99,6 +99,7 @@ pub(crate) fn random_u64() -> u64 {
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
     pub(crate) plain_http: Vec<String>,
+    pub(crate) force_https: Vec<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) retry: RetryPolicy,
@@ -116,6 +117,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             plain_http: Vec::new(),
+            force_https: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
@@ -137,6 +139,13 @@ impl ClientBuilder {
     /// other host uses HTTPS.
     pub fn plain_http(mut self, registry: impl Into<String>) -> Self {
         self.plain_http.push(registry.into());
+        self
+    }
+
+    /// Talks HTTPS to `registry` (`host[:port]`, matched exactly) even when it is a loopback
+    /// host, which would use plain HTTP by default. Default: none.
+    pub fn https(mut self, registry: impl Into<String>) -> Self {
+        self.force_https.push(registry.into());
         self
     }
 
@@ -182,10 +191,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Trusts the CA certificates in `pem` (one or more PEM certificates) for HTTPS. Default:
-    /// none, only the Mozilla roots bundled with the TLS stack. With extra roots, the client
-    /// trusts exactly the certificates given (call again to add more), as for a private
-    /// registry with its own CA.
+    /// Also trusts the CA certificates in `pem` (one or more PEM certificates) for HTTPS, as
+    /// for a private registry with its own CA; call again to add more. Default: none, and the
+    /// client trusts the Mozilla roots bundled with the TLS stack. With extra roots it trusts
+    /// them plus the system's CA bundle (`$SSL_CERT_FILE`, else
+    /// `/etc/ssl/certs/ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt` or
+    /// `/etc/ssl/cert.pem`, the first that exists).
     pub fn ca_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_roots_pem.push(pem.into());
         self
