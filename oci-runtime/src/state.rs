@@ -49,7 +49,6 @@ impl Persisted {
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&serde_json::to_vec(self)?)?;
-            f.sync_all()?;
             std::fs::rename(&tmp, dir.join(STATE_FILE))
         };
         write().map_err(|e| Error::io("writing state", Some(dir.join(STATE_FILE)), e))
