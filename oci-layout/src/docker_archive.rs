@@ -416,3 +416,33 @@ impl ImageDestination for DockerArchiveWriter {
         Ok(self.add_image(m, &[format!("{repo}:{tag}")])?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_tags_split_at_the_tag_colon() {
+        assert_eq!(split_repo_tag("busybox:1.36"), Some(("busybox", "1.36")));
+        assert_eq!(
+            split_repo_tag("example.com:5000/app:v1"),
+            Some(("example.com:5000/app", "v1"))
+        );
+        assert_eq!(split_repo_tag("example.com:5000/app"), None);
+        assert_eq!(normalize_repo("docker.io/library/busybox"), "busybox");
+        assert_eq!(normalize_repo("docker.io/example/app"), "example/app");
+    }
+
+    #[test]
+    fn layer_types_from_magic() {
+        assert_eq!(
+            layer_media_type(&[0x1f, 0x8b, 8, 0]).to_string(),
+            docker::LAYER_GZIP
+        );
+        assert_eq!(layer_media_type(b"usta").to_string(), docker::LAYER);
+        assert_eq!(
+            layer_media_type(&[0x28, 0xb5, 0x2f, 0xfd]),
+            MediaType::ImageLayerZstd
+        );
+    }
+}

@@ -352,3 +352,48 @@ impl Read for ExactReader<'_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalised_and_never_climb_out() {
+        assert_eq!(
+            normalize("./blobs/sha256/ab").as_deref(),
+            Some("blobs/sha256/ab")
+        );
+        assert_eq!(normalize("/index.json").as_deref(), Some("index.json"));
+        assert_eq!(normalize("a/./b/../c").as_deref(), Some("a/c"));
+        assert_eq!(normalize("../etc/passwd"), None);
+        assert_eq!(normalize("a/../../b"), None);
+    }
+
+    #[test]
+    fn exact_reader_refuses_short_and_long_streams() {
+        let mut out = Vec::new();
+        let mut short: &[u8] = b"abc";
+        let r = ExactReader {
+            inner: &mut short,
+            left: 4,
+        }
+        .read_to_end(&mut out);
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        let mut long: &[u8] = b"abcde";
+        let r = ExactReader {
+            inner: &mut long,
+            left: 4,
+        }
+        .read_to_end(&mut Vec::new());
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let mut exact: &[u8] = b"abcd";
+        let mut out = Vec::new();
+        ExactReader {
+            inner: &mut exact,
+            left: 4,
+        }
+        .read_to_end(&mut out)
+        .unwrap();
+        assert_eq!(out, b"abcd");
+    }
+}
