@@ -120,6 +120,7 @@ struct TokenServer {
     dir: PathBuf,
     x5c: String,
     issued: AtomicUsize,
+    expires_in: AtomicUsize,
 }
 
 impl TokenServer {
@@ -143,6 +144,7 @@ impl TokenServer {
             dir: dir.to_owned(),
             x5c,
             issued: AtomicUsize::new(0),
+            expires_in: AtomicUsize::new(300),
         }
     }
 
@@ -238,7 +240,7 @@ impl TokenServer {
                         let token = self.sign(&claims);
                         (
                             "200 OK",
-                            serde_json::json!({"token": token, "expires_in": 300}).to_string(),
+                            serde_json::json!({"token": token, "expires_in": self.expires_in.load(Ordering::Relaxed)}).to_string(),
                         )
                     }
                 };
@@ -290,6 +292,23 @@ fn bearer_token_flow() {
     repo.get_manifest(&"v1".parse().unwrap()).unwrap();
     repo.tags(None).unwrap();
     assert_eq!(server.issued.load(Ordering::Relaxed), before);
+    // A token is used until it expires, then a new one is fetched.
+    server.expires_in.store(1, Ordering::Relaxed);
+    let short = client_with(&addr, Some(Credentials::new("alice", "s3cret")));
+    let short_repo = short.repository_at(&addr, "public/app").unwrap();
+    let t0 = server.issued.load(Ordering::Relaxed);
+    short_repo.tags(None).unwrap();
+    short_repo.tags(None).unwrap();
+    let t1 = server.issued.load(Ordering::Relaxed);
+    assert_eq!(t1, t0 + 1, "one token for both requests while it is valid");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    short_repo.tags(None).unwrap();
+    assert!(
+        server.issued.load(Ordering::Relaxed) > t1,
+        "expired token renewed"
+    );
+    server.expires_in.store(300, Ordering::Relaxed);
+
     // Cross-repository mount needs pull on the source and push on the target.
     let m = repo.get_manifest(&"v1".parse().unwrap()).unwrap();
     let layer = match &m {
