@@ -415,3 +415,82 @@ fn invalid_bundles_are_refused_before_anything_runs() {
     }
     assert!(rt.list().unwrap().is_empty());
 }
+
+#[test]
+fn every_namespace_is_new_and_time_offsets_apply() {
+    let (_root, rt) = runtime();
+    const KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "uts"];
+    let script = KINDS
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+        + "; cat /proc/uptime";
+    let mut b = TestBundle::new(&script);
+    b.config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"},
+        {"type": "network"}, {"type": "cgroup"}, {"type": "time"}
+    ]);
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    let out = run(&rt, &b);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for (k, inside) in KINDS.iter().zip(&lines) {
+        let host = std::fs::read_link(format!("/proc/self/ns/{k}")).unwrap();
+        assert!(inside.starts_with(&format!("{k}:[")), "{inside}");
+        assert_ne!(Some(*inside), host.to_str(), "{k} namespace is the host's");
+    }
+    let uptime: f64 = lines[7].split(' ').next().unwrap().parse().unwrap();
+    assert!(uptime >= 864000.0, "boottime offset not applied: {uptime}");
+}
+
+#[test]
+fn spec_devices_cgroup_mount_and_rootfs_propagation() {
+    let (_root, rt) = runtime();
+    let mut b = TestBundle::new(
+        "ls -l /dev/mynull | awk '{print $1, $5, $6}'; echo hi > /dev/mynull && echo written; \
+         awk '$5 == \"/\" {print $7}' /proc/self/mountinfo; \
+         awk '$5 == \"/sys/fs/cgroup\" {print $6, $9}' /proc/self/mountinfo; \
+         ls /sys/fs/cgroup | grep -c cgroup.procs",
+    );
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 384, "uid": 0, "gid": 0}
+    ]);
+    b.config["linux"]["rootfsPropagation"] = "rshared".into();
+    b.config["mounts"].as_array_mut().unwrap().push(json!(
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+    ));
+    let out = run(&rt, &b);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "crw------- 1, 3", "{out:?}");
+    assert_eq!(lines[1], "written");
+    assert!(lines[2].starts_with("shared:"), "root not shared: {out:?}");
+    assert_eq!(
+        lines[3], "ro,nosuid,nodev,noexec,relatime cgroup2",
+        "{out:?}"
+    );
+    assert_eq!(lines[4], "1");
+}
+
+#[test]
+fn init_runs_from_a_sealed_copy_of_the_runtime() {
+    let (_root, rt) = runtime();
+    let b = TestBundle::new("true");
+    b.write();
+    let cid = id("sealed");
+    let c = rt.create(&cid, b.path(), CreateOptions::new()).unwrap();
+    // Before start, the container's pid 1 is still the runtime: its executable is a memfd
+    // that nobody can write to, not the binary on disk (CVE-2019-5736).
+    let exe = std::fs::read_link(format!("/proc/{}/exe", c.pid())).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:oci-runtime"),
+        "{exe:?}"
+    );
+    let write = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{}/exe", c.pid()));
+    assert!(write.is_err(), "the init's executable is writable");
+    rt.delete(&cid, true).unwrap();
+}
