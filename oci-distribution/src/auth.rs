@@ -199,7 +199,12 @@ pub(crate) struct CredentialSources {
 impl CredentialSources {
     /// Credentials for `registry`: given ones first, then the auth files in order.
     pub(crate) fn lookup(&self, registry: &str) -> Result<Option<Credentials>> {
-        if let Some(c) = self.explicit.get(registry) {
+        if let Some(c) = self.explicit.get(registry).or_else(|| {
+            self.explicit
+                .iter()
+                .find(|(k, _)| key_matches(k, registry))
+                .map(|(_, c)| c)
+        }) {
             return Ok(Some(c.clone()));
         }
         let files = match &self.auth_files {
@@ -551,6 +556,22 @@ mod tests {
             Some(Credentials::new("u", "p"))
         );
         assert_eq!(lookup_auth_file(&config, "quay.io").unwrap(), None);
+        assert_eq!(
+            lookup_auth_file(&config, "registry-1.docker.io").unwrap(),
+            Some(Credentials::new("hub", "secret:x"))
+        );
+        let given = CredentialSources {
+            explicit: [("docker.io".to_owned(), Credentials::new("g", "p"))].into(),
+            auth_files: Some(vec![config.clone()]),
+        };
+        assert_eq!(
+            given.lookup("registry-1.docker.io").unwrap(),
+            Some(Credentials::new("g", "p"))
+        );
+        assert_eq!(
+            given.lookup("localhost:5000").unwrap(),
+            Some(Credentials::new("u", "p"))
+        );
         assert_eq!(
             lookup_auth_file(&dir.path().join("missing.json"), "x").unwrap(),
             None

@@ -654,6 +654,25 @@ mod tests {
     }
 
     #[test]
+    fn what_is_retried() {
+        for s in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [200, 201, 400, 401, 403, 404, 416, 501, 505] {
+            assert!(!retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        let resp = |v: &str| {
+            Response::builder()
+                .header("retry-after", v)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(retry_after(&resp("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&resp("3600")), Some(Duration::from_secs(60)));
+        assert_eq!(retry_after(&resp("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+    }
+
+    #[test]
     fn plain_http_only_for_loopback_and_listed_hosts() {
         let c = Client::builder()
             .plain_http("reg.lan:5000")

@@ -142,9 +142,13 @@ impl Reference {
         self.inner.registry()
     }
 
-    /// The host to connect to (`index.docker.io` for `docker.io`), with its port.
+    /// The host to connect to, with its port: `registry-1.docker.io` for `docker.io` (and
+    /// `index.docker.io`), as docker does; the registry itself otherwise.
     pub fn registry_host(&self) -> &str {
-        self.inner.resolve_registry()
+        match self.registry() {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            other => other,
+        }
     }
 
     /// The repository (`library/busybox`).
@@ -220,7 +224,7 @@ mod tests {
             (r.registry(), r.registry_host(), r.repository(), r.tag()),
             (
                 "docker.io",
-                "index.docker.io",
+                "registry-1.docker.io",
                 "library/busybox",
                 Some("latest")
             )
