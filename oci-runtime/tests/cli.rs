@@ -217,3 +217,31 @@ fn spec_features_and_errors() {
             .success()
     );
 }
+
+#[test]
+fn preserved_descriptors_reach_the_container_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("state");
+    let b = TestBundle::new("ls /proc/self/fd | wc -l; cat <&3");
+    let bundle = b.write().to_str().unwrap().to_string();
+    std::fs::write(tmp.path().join("passed"), "through fd 3\n").unwrap();
+    // A host shell opens fd 3 (preserved) and fd 4 (not) before exec'ing the runtime.
+    let script = format!(
+        "exec 3<{p} 4<{p}; exec {BIN} --root {r} run --preserve-fds 1 --bundle {bundle} {id}",
+        p = tmp.path().join("passed").display(),
+        r = root.display(),
+        id = id("preserve"),
+    );
+    let out = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 0, 1, 2, 3 and ls's own directory descriptor.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\nthrough fd 3\n");
+}
