@@ -489,7 +489,7 @@ impl Runtime {
     }
 
     /// Waits for the container process to end; only the process that created the container
-    /// (its parent) can do this.
+    /// (its parent) can do this, and not if it set `SIGCHLD` to `SIG_IGN`.
     pub fn wait(&self, id: &str) -> Result<ExitStatus> {
         let dir = self.dir(id)?;
         let p = Persisted::load(&dir, id)?;

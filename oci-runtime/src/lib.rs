@@ -60,6 +60,11 @@
 //!   user's program runs, and the working directory is checked to resolve inside the new root
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
+//!
+//! Until issue #7 the container process keeps the capability set of the runtime (all of them
+//! when run as root), and `process.capabilities`, `process.rlimits`, `process.noNewPrivileges`,
+//! `linux.seccomp`, `linux.resources` and the LSM labels are ignored: do not run untrusted code
+//! as root in a container without a user namespace yet.
 
 mod config;
 mod container;
