@@ -304,10 +304,16 @@ impl Repository {
         if self.blob_exists(descriptor.digest())?.is_some() {
             return Ok(false);
         }
+        self.push_new_blob(descriptor, data)?;
+        Ok(true)
+    }
+
+    /// Uploads a blob without checking first whether the registry has it.
+    pub(crate) fn push_new_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> Result<()> {
         let upload = self.start_upload()?;
         let location = upload.location.clone();
         match self.upload(descriptor, data, upload) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.cancel_upload(&location);
                 Err(e)

@@ -457,6 +457,22 @@ impl ImageDestination for Repository {
         Ok(())
     }
 
+    /// Uploads the blob unless the registry has it. The source's stream is read unverified
+    /// and verified once, here, as it is sent: the registry never receives the last byte of
+    /// content that fails (see [`Repository::push_blob`]).
+    fn copy_blob_from(
+        &self,
+        source: &dyn ImageSource,
+        descriptor: &Descriptor,
+    ) -> oci_image::Result<bool> {
+        if self.blob_exists(descriptor.digest())?.is_some() {
+            return Ok(false);
+        }
+        let mut stream = source.open_blob_unverified(descriptor)?;
+        self.push_new_blob(descriptor, &mut stream)?;
+        Ok(true)
+    }
+
     fn mount_blob(
         &self,
         descriptor: &Descriptor,
