@@ -37,16 +37,19 @@ struct Entry {
 pub struct DockerImage {
     /// Its `RepoTags` (`name:tag`), possibly none.
     pub repo_tags: Vec<String>,
-    /// A Docker schema 2 manifest made from the archive's entry: the config and layers with
-    /// the digests of their bytes as stored (gzip layers stay gzip, tar layers are tar).
+    /// Its manifest: the one the archive stores (Docker 25+ form) when it lists the same
+    /// config and layers as `manifest.json`, else a Docker schema 2 manifest made from the
+    /// entry, with the digests of the config and layers as stored (gzip layers stay gzip,
+    /// tar layers are tar).
     pub manifest: Manifest,
 }
 
 /// A docker archive opened for reading, in place.
 ///
-/// A docker archive has no manifests, only configs and layer files; each image is offered
-/// as a Docker schema 2 manifest made here (so its digest is not one a registry ever saw),
-/// whose config and layers are the archive's files byte for byte.
+/// A legacy docker archive has no manifests, only configs and layer files; each image is
+/// offered as a Docker schema 2 manifest made here (so its digest is not one a registry ever
+/// saw), whose config and layers are the archive's files byte for byte. A Docker 25+ archive
+/// stores the manifests in an OCI layout beside `manifest.json`; they are used as they are.
 #[derive(Debug)]
 pub struct DockerArchive {
     tar: TarIndex,
@@ -95,17 +98,61 @@ impl DockerArchive {
                 path: manifest_path.clone(),
                 reason: e.to_string(),
             })?;
+        let stored = Self::stored_manifests(&tar);
         let mut images = Vec::new();
         let mut blobs = HashMap::new();
         for entry in entries {
-            let (manifest, found) = Self::make_manifest(&tar, &entry)?;
+            let (made, found) = Self::make_manifest(&tar, &entry)?;
             blobs.extend(found);
+            // The archive's own manifest (Docker 25+ form), when it lists the same blobs.
+            let same = |m: &&Manifest| {
+                m.config().digest() == made.config().digest()
+                    && m.layers().len() == made.layers().len()
+                    && m.layers()
+                        .iter()
+                        .zip(made.layers())
+                        .all(|(a, b)| a.digest() == b.digest())
+            };
+            let manifest = stored.iter().find(same).cloned().unwrap_or(made);
             images.push(DockerImage {
                 repo_tags: entry.repo_tags.unwrap_or_default(),
                 manifest,
             });
         }
         Ok(DockerArchive { tar, images, blobs })
+    }
+
+    /// The image manifests an embedded OCI layout lists (through one level of index), each
+    /// verified; any that cannot be read is left out (`manifest.json` is what Docker follows).
+    fn stored_manifests(tar: &TarIndex) -> Vec<Manifest> {
+        let Ok(Some(raw)) = tar.read_small(crate::layout::INDEX_FILE, DEFAULT_MAX_DOCUMENT_SIZE)
+        else {
+            return Vec::new();
+        };
+        let Ok(index) = oci_image::Index::from_bytes(raw) else {
+            return Vec::new();
+        };
+        let open = |d: &Descriptor| {
+            let name = format!("blobs/{}/{}", d.digest().algorithm(), d.digest().digest());
+            tar.entry(&name).and_then(|s| {
+                AnyManifest::from_descriptor_reader(s, d, DEFAULT_MAX_DOCUMENT_SIZE).ok()
+            })
+        };
+        let mut out = Vec::new();
+        for d in index.manifests() {
+            match open(d) {
+                Some(AnyManifest::Manifest(m)) => out.push(m),
+                Some(AnyManifest::Index(inner)) => {
+                    for child in inner.manifests() {
+                        if let Some(AnyManifest::Manifest(m)) = open(child) {
+                            out.push(m);
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        out
     }
 
     fn make_manifest(tar: &TarIndex, entry: &Entry) -> Result<(Manifest, Vec<(Digest, String)>)> {
@@ -253,45 +300,85 @@ impl ImageSource for DockerArchive {
     }
 }
 
+/// The layout of a docker archive being written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DockerArchiveFormat {
+    /// Docker 25+: an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/<hex>`,
+    /// manifests included) with `manifest.json` naming the same blob files. Read by every
+    /// `docker load` since 1.10 (which follows `manifest.json`), by skopeo, and as an OCI
+    /// archive; manifests keep their digests.
+    #[default]
+    Oci,
+    /// The form skopeo writes: `<hex>.json` configs and `<hex>.tar` layers beside
+    /// `manifest.json`; no manifest is stored, so images read back get a Docker manifest.
+    Legacy,
+}
+
 struct DockerWriterState {
     sink: TarSink,
     written: HashMap<Digest, String>,
     entries: Vec<(Digest, Entry)>,
+    /// `index.json` entries (OCI form): manifests stored, with their names.
+    index: Vec<Descriptor>,
 }
 
-/// Writes a docker archive that `docker load` and `skopeo copy docker-archive:` read: the
-/// config as `<hex>.json`, each layer as `<hex>.tar` with its bytes as given (gzip stays
-/// gzip; `docker load` decompresses), and `manifest.json` with `RepoTags`.
+/// Writes a docker archive that `docker load` and `skopeo copy docker-archive:` read, with
+/// config and layers stored byte for byte as given (gzip stays gzip; `docker load`
+/// decompresses) and `manifest.json` listing each image with its `RepoTags`. See
+/// [`DockerArchiveFormat`] for the two layouts; the default is Docker 25+'s.
 ///
-/// OCI manifests are accepted: only their config and layers are stored, so an image copied
-/// in keeps its config and layer bytes while its manifest, which a docker archive does not
-/// hold, is made again in Docker form when read. Indexes cannot be stored: copy one
-/// platform.
+/// OCI and Docker manifests are accepted. Indexes cannot be stored: copy one platform.
 pub struct DockerArchiveWriter {
     state: Mutex<DockerWriterState>,
     repository: Option<String>,
+    format: DockerArchiveFormat,
 }
 
 impl std::fmt::Debug for DockerArchiveWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DockerArchiveWriter")
             .field("repository", &self.repository)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
 
+/// `containerd`'s annotation for the full image name, which Docker 25+ writes in `index.json`.
+const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
 impl DockerArchiveWriter {
-    /// Starts an archive that will replace `path` when finished. Tags given to
-    /// [`ImageDestination::tag`] become `RepoTags` of `repository` (e.g. `busybox` or
-    /// `example.com/team/app`); without a repository, tagging is refused.
+    /// Starts an archive in the Docker 25+ form that will replace `path` when finished. Tags
+    /// given to [`ImageDestination::tag`] become `RepoTags` of `repository` (e.g. `busybox`
+    /// or `example.com/team/app`); without a repository, tagging is refused.
     pub fn create(path: impl AsRef<Path>, repository: Option<&str>) -> Result<Self> {
+        Self::with_format(path, repository, DockerArchiveFormat::Oci)
+    }
+
+    /// Like [`DockerArchiveWriter::create`], in the given form.
+    pub fn with_format(
+        path: impl AsRef<Path>,
+        repository: Option<&str>,
+        format: DockerArchiveFormat,
+    ) -> Result<Self> {
+        let mut sink = TarSink::create(path.as_ref())?;
+        if format == DockerArchiveFormat::Oci {
+            let content = crate::layout::LAYOUT_CONTENT.as_bytes();
+            sink.add(
+                crate::layout::LAYOUT_FILE,
+                content.len() as u64,
+                &mut &content[..],
+            )?;
+        }
         Ok(DockerArchiveWriter {
             state: Mutex::new(DockerWriterState {
-                sink: TarSink::create(path.as_ref())?,
+                sink,
                 written: HashMap::new(),
                 entries: Vec::new(),
+                index: Vec::new(),
             }),
             repository: repository.map(str::to_owned),
+            format,
         })
     }
 
@@ -304,16 +391,20 @@ impl DockerArchiveWriter {
         self.state().sink.path().to_owned()
     }
 
-    /// Adds a config or layer blob, verified against `descriptor`, unless already added.
+    /// Adds a blob (config, layer, or in the OCI form a manifest), verified against
+    /// `descriptor`, unless already added.
     pub fn write_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> Result<()> {
         let mut state = self.state();
         let digest = descriptor.digest();
         if state.written.contains_key(digest) {
             return Ok(());
         }
-        let name = match descriptor.media_type().kind() {
-            ContentKind::Config => format!("{}.json", digest.digest()),
-            ContentKind::Layer { .. } => format!("{}.tar", digest.digest()),
+        let name = match (self.format, descriptor.media_type().kind()) {
+            (DockerArchiveFormat::Oci, _) => {
+                format!("blobs/{}/{}", digest.algorithm(), digest.digest())
+            }
+            (_, ContentKind::Config) => format!("{}.json", digest.digest()),
+            (_, ContentKind::Layer { .. }) => format!("{}.tar", digest.digest()),
             _ => digest.digest().to_owned(),
         };
         let mut verified = VerifyingReader::for_descriptor(data, descriptor)?;
@@ -322,8 +413,12 @@ impl DockerArchiveWriter {
         Ok(())
     }
 
-    /// Records an image (its config and layers must have been added) with `RepoTags`.
+    /// Records an image (its config and layers must have been added) with `RepoTags`; in the
+    /// OCI form the manifest is stored too and listed in `index.json`.
     pub fn add_image(&self, manifest: &Manifest, repo_tags: &[String]) -> Result<()> {
+        if self.format == DockerArchiveFormat::Oci {
+            self.write_blob(&manifest.descriptor(), &mut manifest.raw())?;
+        }
         let mut state = self.state();
         let path = state.sink.path().to_owned();
         let file_of = |d: &Descriptor| {
@@ -348,6 +443,37 @@ impl DockerArchiveWriter {
                 tags.retain(|t| !repo_tags.contains(t));
             }
         }
+        if self.format == DockerArchiveFormat::Oci {
+            state.index.retain(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(IMAGE_NAME_ANNOTATION))
+                    .is_none_or(|n| !repo_tags.contains(n))
+            });
+            if repo_tags.is_empty() {
+                if !state.index.iter().any(|d| d.digest() == manifest.digest()) {
+                    state.index.push(manifest.descriptor());
+                }
+            } else {
+                // An unnamed entry of this manifest gives way to the named ones.
+                state
+                    .index
+                    .retain(|d| d.digest() != manifest.digest() || d.annotations().is_some());
+                for repo_tag in repo_tags {
+                    let mut d = manifest.descriptor();
+                    let mut annotations = HashMap::new();
+                    annotations.insert(IMAGE_NAME_ANNOTATION.to_owned(), repo_tag.clone());
+                    if let Some((_, tag)) = split_repo_tag(repo_tag) {
+                        annotations.insert(
+                            oci_image::oci_spec::image::ANNOTATION_REF_NAME.to_owned(),
+                            tag.to_owned(),
+                        );
+                    }
+                    d.set_annotations(Some(annotations));
+                    state.index.push(d);
+                }
+            }
+        }
         if let Some((_, e)) = state
             .entries
             .iter_mut()
@@ -368,11 +494,25 @@ impl DockerArchiveWriter {
         Ok(())
     }
 
-    /// Writes `manifest.json` and puts the archive in place.
+    /// Writes `manifest.json` (and in the OCI form `index.json`) and puts the archive in
+    /// place.
     pub fn finish(self) -> Result<()> {
         let mut state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
         let entries: Vec<&Entry> = state.entries.iter().map(|(_, e)| e).collect();
         let raw = serde_json::to_vec(&entries).expect("entries serialise");
+        if self.format == DockerArchiveFormat::Oci {
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": state.index,
+            });
+            let index = serde_json::to_vec(&index).expect("descriptors serialise");
+            state.sink.add(
+                crate::layout::INDEX_FILE,
+                index.len() as u64,
+                &mut Cursor::new(index),
+            )?;
+        }
         state
             .sink
             .add(MANIFEST_FILE, raw.len() as u64, &mut Cursor::new(raw))?;

@@ -96,7 +96,7 @@ mod oci_archive;
 mod refname;
 mod tarfile;
 
-pub use docker_archive::{DockerArchive, DockerArchiveWriter, DockerImage};
+pub use docker_archive::{DockerArchive, DockerArchiveFormat, DockerArchiveWriter, DockerImage};
 pub use error::{Error, Result};
 pub use gc::{FsckReport, GcReport, Problem};
 pub use layout::{LOCK_FILE, Layout, TEMP_DIR};

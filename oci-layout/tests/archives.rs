@@ -7,7 +7,10 @@ use std::io::Read;
 
 use oci_layout::oci_image::{AnyManifest, ImageDestination, ImageSource, parse_platform, sha256};
 use oci_layout::oci_spec::image::{Descriptor, MediaType};
-use oci_layout::{DockerArchive, DockerArchiveWriter, Error, Layout, OciArchive, OciArchiveWriter};
+use oci_layout::{
+    DockerArchive, DockerArchiveFormat, DockerArchiveWriter, Error, Layout, OciArchive,
+    OciArchiveWriter,
+};
 
 fn read_all(src: &dyn ImageSource, d: &Descriptor) -> Vec<u8> {
     let mut out = Vec::new();
@@ -122,44 +125,64 @@ fn truncated_and_foreign_archives_are_refused() {
 
 #[test]
 fn docker_archive_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let l = Layout::create(dir.path().join("l")).unwrap();
-    let (m, d) = common::image(&l, "amd64", b"x");
-    let (m2, d2) = common::image(&l, "amd64", b"y");
-    let path = dir.path().join("d.tar");
-    let w = DockerArchiveWriter::create(&path, Some("example.com/app")).unwrap();
-    copy_manifest(&l, &w, &d);
-    copy_manifest(&l, &w, &d2);
-    w.tag(&"v1".parse().unwrap(), &AnyManifest::Manifest(m.clone()))
-        .unwrap();
-    w.tag(&"v2".parse().unwrap(), &AnyManifest::Manifest(m2.clone()))
-        .unwrap();
-    // An index cannot be stored.
-    let index = common::index(&l, std::slice::from_ref(&d));
-    assert!(w.put_manifest(&AnyManifest::Index(index)).is_err());
-    w.finish().unwrap();
+    for format in [DockerArchiveFormat::Oci, DockerArchiveFormat::Legacy] {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path().join("l")).unwrap();
+        let (m, d) = common::image(&l, "amd64", b"x");
+        let (m2, d2) = common::image(&l, "amd64", b"y");
+        let path = dir.path().join("d.tar");
+        let w = DockerArchiveWriter::with_format(&path, Some("example.com/app"), format).unwrap();
+        copy_manifest(&l, &w, &d);
+        copy_manifest(&l, &w, &d2);
+        w.tag(&"v1".parse().unwrap(), &AnyManifest::Manifest(m.clone()))
+            .unwrap();
+        w.tag(&"v2".parse().unwrap(), &AnyManifest::Manifest(m2.clone()))
+            .unwrap();
+        // An index cannot be stored.
+        let index = common::index(&l, std::slice::from_ref(&d));
+        assert!(w.put_manifest(&AnyManifest::Index(index)).is_err());
+        w.finish().unwrap();
 
-    let a = DockerArchive::open(&path).unwrap();
-    assert_eq!(a.images().len(), 2);
-    let img = a.find(Some("example.com/app:v2")).unwrap();
-    assert_eq!(img.repo_tags, ["example.com/app:v2"]);
-    assert!(img.manifest.is_docker());
-    assert_eq!(img.manifest.config().digest(), m2.config().digest());
-    assert_eq!(img.manifest.layers()[0].digest(), m2.layers()[0].digest());
-    assert!(a.find(Some("example.com/app:v3")).is_err());
-    assert!(a.find(None).is_err(), "two images, no name");
-    // Through the trait.
-    let fetched = a
-        .fetch_image(
-            &"v1".parse().unwrap(),
-            &parse_platform("linux/amd64").unwrap(),
-        )
-        .unwrap();
-    assert_eq!(fetched.config.raw(), read_all(&l, m.config()));
-    assert_eq!(
-        read_all(&a, &fetched.manifest.layers()[0]),
-        read_all(&l, &m.layers()[0])
-    );
+        let a = DockerArchive::open(&path).unwrap();
+        assert_eq!(a.images().len(), 2);
+        let img = a.find(Some("example.com/app:v2")).unwrap();
+        assert_eq!(img.repo_tags, ["example.com/app:v2"]);
+        match format {
+            // The Docker 25+ form stores the manifest: digest kept.
+            DockerArchiveFormat::Oci => assert_eq!(img.manifest.raw(), m2.raw()),
+            _ => assert!(img.manifest.is_docker()),
+        }
+        assert_eq!(img.manifest.config().digest(), m2.config().digest());
+        assert_eq!(img.manifest.layers()[0].digest(), m2.layers()[0].digest());
+        assert!(a.find(Some("example.com/app:v3")).is_err());
+        assert!(a.find(None).is_err(), "two images, no name");
+        // Through the trait.
+        let fetched = a
+            .fetch_image(
+                &"v1".parse().unwrap(),
+                &parse_platform("linux/amd64").unwrap(),
+            )
+            .unwrap();
+        assert_eq!(fetched.config.raw(), read_all(&l, m.config()));
+        assert_eq!(
+            read_all(&a, &fetched.manifest.layers()[0]),
+            read_all(&l, &m.layers()[0])
+        );
+        if format == DockerArchiveFormat::Oci {
+            // Also an OCI archive, named as Docker 25 names it.
+            let o = OciArchive::open(&path).unwrap();
+            let names: Vec<String> = o.refs().iter().map(|(n, _)| n.to_string()).collect();
+            assert_eq!(names, ["v1", "v2"]);
+            let out = dir.path().join("unpacked");
+            fs::create_dir(&out).unwrap();
+            tar::Archive::new(fs::File::open(&path).unwrap())
+                .unpack(&out)
+                .unwrap();
+            let unpacked = Layout::open(&out).unwrap();
+            assert!(unpacked.fsck().unwrap().is_ok());
+            common::check_schemas(&unpacked);
+        }
+    }
 }
 
 /// Builds a tar from (name, bytes) pairs, as Docker 25+ lays out `docker save`: an OCI
@@ -210,12 +233,8 @@ fn docker_25_archive_is_read() {
     fs::write(&path, bytes).unwrap();
     let a = DockerArchive::open(&path).unwrap();
     let img = a.find(Some("docker.io/moby/app:25")).unwrap();
-    // gzip layer recognised, digest taken from the blob path.
-    assert_eq!(img.manifest.layers()[0].digest(), m.layers()[0].digest());
-    assert_eq!(
-        img.manifest.layers()[0].media_type().to_string(),
-        "application/vnd.docker.image.rootfs.diff.tar.gzip"
-    );
+    // The stored manifest is the image's.
+    assert_eq!(img.manifest.raw(), m.raw());
     let fetched = a
         .fetch_image(
             &"25".parse().unwrap(),
@@ -230,6 +249,26 @@ fn docker_25_archive_is_read() {
     // The same file is also an OCI archive.
     let o = OciArchive::open(&path).unwrap();
     assert_eq!(o.index().manifests()[0].digest(), d.digest());
+
+    // Without the OCI layout beside it, a manifest is made: gzip recognised, digests taken
+    // from the blob paths.
+    let bytes = tar_of(&[
+        (
+            "manifest.json".into(),
+            manifest_json.to_string().into_bytes(),
+        ),
+        blob(m.config()),
+        blob(&m.layers()[0]),
+    ]);
+    fs::write(&path, bytes).unwrap();
+    let a = DockerArchive::open(&path).unwrap();
+    let img = a.find(None).unwrap();
+    assert!(img.manifest.is_docker());
+    assert_eq!(img.manifest.layers()[0].digest(), m.layers()[0].digest());
+    assert_eq!(
+        img.manifest.layers()[0].media_type().to_string(),
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
 
     // A manifest.json naming a file the archive lacks is refused, naming the archive.
     let bad = tar_of(&[(

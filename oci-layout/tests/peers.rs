@@ -199,30 +199,34 @@ fn we_read_what_umoci_and_skopeo_write() {
 
 #[test]
 fn skopeo_reads_docker_archives_we_write() {
+    use oci_layout::DockerArchiveFormat;
     use oci_layout::oci_image::ImageDestination;
-    let dir = tempfile::tempdir().unwrap();
-    let l = Layout::create(dir.path().join("l")).unwrap();
-    let (m, d) = common::image(&l, "amd64", b"docker");
-    let path = dir.path().join("d.tar");
-    let w = oci_layout::DockerArchiveWriter::create(&path, Some("example/app")).unwrap();
-    for blob in std::iter::once(m.config()).chain(m.layers()) {
-        w.copy_blob_from(&l, blob).unwrap();
+    for format in [DockerArchiveFormat::Oci, DockerArchiveFormat::Legacy] {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create(dir.path().join("l")).unwrap();
+        let (m, d) = common::image(&l, "amd64", b"docker");
+        let path = dir.path().join("d.tar");
+        let w = oci_layout::DockerArchiveWriter::with_format(&path, Some("example/app"), format)
+            .unwrap();
+        for blob in std::iter::once(m.config()).chain(m.layers()) {
+            w.copy_blob_from(&l, blob).unwrap();
+        }
+        w.tag(&"v1".parse().unwrap(), &l.fetch_manifest(&d).unwrap())
+            .unwrap();
+        w.finish().unwrap();
+        let out = dir.path().join("back");
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("docker-archive:{}:example/app:v1", path.display()))
+            .arg(format!("oci:{}:b", out.display())));
+        let back = Layout::open(&out).unwrap();
+        let img = back.fetch_image(&"b".parse().unwrap(), &amd64()).unwrap();
+        // skopeo keeps the config bytes.
+        let mut config = Vec::new();
+        l.open_blob(m.config())
+            .unwrap()
+            .read_to_end(&mut config)
+            .unwrap();
+        assert_eq!(img.config.raw(), config, "{format:?}");
     }
-    w.tag(&"v1".parse().unwrap(), &l.fetch_manifest(&d).unwrap())
-        .unwrap();
-    w.finish().unwrap();
-    let out = dir.path().join("back");
-    run(Command::new("skopeo")
-        .args(["copy", "--quiet"])
-        .arg(format!("docker-archive:{}:example/app:v1", path.display()))
-        .arg(format!("oci:{}:b", out.display())));
-    let back = Layout::open(&out).unwrap();
-    let img = back.fetch_image(&"b".parse().unwrap(), &amd64()).unwrap();
-    // skopeo keeps the config bytes.
-    let mut config = Vec::new();
-    l.open_blob(m.config())
-        .unwrap()
-        .read_to_end(&mut config)
-        .unwrap();
-    assert_eq!(img.config.raw(), config);
 }
