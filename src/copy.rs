@@ -3,8 +3,10 @@
 //! [`copy_image`] is generic over [`ImageSource`] and [`ImageDestination`]: it resolves a
 //! reference, walks indexes (one platform, or all of them), copies each blob the destination
 //! lacks (verified on the way), then stores manifests bottom-up and names the top one.
-//! Manifests are copied as their raw bytes, so digests are kept; only a docker archive, which
-//! stores no manifest, gives an image a new (Docker) manifest when read back.
+//! Manifests are copied as their raw bytes, so digests are kept, except where the destination
+//! cannot hold them as they are: a legacy docker archive stores no manifest (an image read
+//! back from one gets a Docker manifest made for it), and [`copy`] rewrites Docker manifests
+//! into OCI ones for `oci:` and `oci-archive:` (see [`CopyOptions::format`]).
 //!
 //! [`Location`] parses the `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
 //! `docker-archive:FILE[:REPO:TAG]` and `docker://REFERENCE` forms skopeo uses, and [`copy`]

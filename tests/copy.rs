@@ -87,24 +87,47 @@ fn round_trip_keeps_config_and_layers() {
         assert_eq!(a.digest(), b.digest());
         assert_eq!(bytes(&original, a), bytes(&back, b));
     }
-    // Until the docker archive, the manifest itself is kept.
+    // The manifest itself is kept at every hop: the docker archive (Docker 25+ form)
+    // stores it beside manifest.json.
     let oa = OciArchive::open(d.join("b.tar")).unwrap();
     let mid = oa.fetch_image(&"v1".parse().unwrap(), &amd64).unwrap();
     assert_eq!(mid.manifest.raw(), first.manifest.raw());
-    // The docker archive holds a Docker form of it.
     let da = DockerArchive::open(d.join("c.tar")).unwrap();
-    assert!(
-        da.find(Some("example/app:v1"))
-            .unwrap()
-            .manifest
-            .is_docker()
-    );
+    let stored = &da.find(Some("example/app:v1")).unwrap().manifest;
+    assert_eq!(stored.raw(), first.manifest.raw());
+    assert_eq!(last.manifest.raw(), first.manifest.raw());
     assert!(back.fsck().unwrap().is_ok());
 
     // Copying again copies nothing.
     let again = copy(&loc(hops[0].clone()), &loc(hops[1].clone()), &opts).unwrap();
     assert!(again.blobs.iter().all(|b| b.action == BlobAction::Skipped));
     assert_eq!(again.bytes_copied(), 0);
+
+    // A docker archive skopeo wrote (legacy form, layers decompressed, no manifest) becomes
+    // an OCI image in a layout, which umoci unpacks.
+    let sk = d.join("sk.tar");
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        &hops[0],
+        &format!("docker-archive:{}:x/y:z", sk.display()),
+    ]));
+    let conv = d.join("conv");
+    let r = copy(
+        &loc(format!("docker-archive:{}:x/y:z", sk.display())),
+        &loc(format!("oci:{}:c", conv.display())),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(
+        r.top.media_type().to_string(),
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:c", conv.display()))
+        .arg(d.join("conv-bundle")));
+    assert!(d.join("conv-bundle/rootfs/bin/busybox").is_file());
 
     // skopeo reads what we wrote at every hop.
     for reference in [&hops[1], &hops[2], &hops[3], &hops[4]] {
