@@ -48,8 +48,10 @@
 //!   at its path only when finished.
 //! - OCI archives imported from a stream that cannot seek ([`Layout::import_oci_archive`]):
 //!   each blob is verified and stored as it passes, nothing else is written.
-//! - Docker archives in both forms: legacy (`<id>/layer.tar`, often symlinks to `<hex>.tar`,
-//!   uncompressed) and Docker 25+ (`blobs/sha256/<hex>` under the same `manifest.json`).
+//! - Docker archives in both forms, read and written: legacy (`<id>/layer.tar`, often
+//!   symlinks to `<hex>.tar`, uncompressed; skopeo's `<hex>.tar`) and Docker 25+ (an OCI
+//!   layout whose `blobs/sha256/<hex>` files the same `manifest.json` names), with
+//!   `RepoTags` ([`DockerArchiveFormat`]).
 //!
 //! # Reference names
 //! The image-layout grammar for `ref.name` ([`RefName`]) is wider than a distribution tag
@@ -73,9 +75,10 @@
 //! - No layer unpacking or building (that is `oci-image`), no registry access (that is
 //!   `oci-distribution`).
 //! - Archives compressed as a whole (`.tar.gz`) are not read: decompress them first.
-//! - A docker archive stores no manifest: an image read from one gets a Docker schema 2
-//!   manifest made from `manifest.json`, whose digest no registry ever saw. Its config and
-//!   layers are the archive's bytes.
+//! - A legacy docker archive stores no manifest: an image read from one gets a Docker
+//!   schema 2 manifest made from `manifest.json`, whose digest no registry ever saw. Its
+//!   config and layers are the archive's bytes. (Docker 25+ archives, which this crate writes
+//!   by default, store the manifests, and those are used.)
 //!
 //! # Security
 //! Layouts and archives are untrusted input. Every blob is verified against its digest and
