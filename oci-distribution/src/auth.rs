@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 use crate::error::AuthErrorKind;
 use crate::{Error, Result};
 
-/// A user name and a password (or a personal access token used as one).
+/// A user name and a password (or a personal access token used as one), or an OAuth2
+/// identity (refresh) token as `docker login` stores for some registries.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     username: String,
     password: String,
+    identity_token: Option<String>,
 }
+
+/// The user name docker's credential helpers give for an identity token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
 
 impl Credentials {
     /// Credentials from a user name and password.
@@ -24,7 +29,23 @@ impl Credentials {
         Credentials {
             username: username.into(),
             password: password.into(),
+            identity_token: None,
         }
+    }
+
+    /// An identity token: exchanged at the token server for access tokens (OAuth2
+    /// `grant_type=refresh_token`); useless for basic auth.
+    pub fn identity_token(token: impl Into<String>) -> Self {
+        Credentials {
+            username: IDENTITY_TOKEN_USER.to_owned(),
+            password: String::new(),
+            identity_token: Some(token.into()),
+        }
+    }
+
+    /// The identity token, when these credentials are one.
+    pub fn token(&self) -> Option<&str> {
+        self.identity_token.as_deref()
     }
 
     /// The user name.
@@ -51,6 +72,10 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field(
+                "identity_token",
+                &self.identity_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -302,6 +327,7 @@ pub fn lookup_auth_file(path: &Path, registry: &str) -> Result<Option<Credential
         auth: Option<String>,
         username: Option<String>,
         password: Option<String>,
+        identitytoken: Option<String>,
     }
     #[derive(serde::Deserialize, Default)]
     #[serde(rename_all = "camelCase")]
@@ -330,6 +356,9 @@ pub fn lookup_auth_file(path: &Path, registry: &str) -> Result<Option<Credential
             .map(|(_, v)| v)
     });
     if let Some(entry) = entry {
+        if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credentials::identity_token(token)));
+        }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
             let decoded = base64_decode(auth.trim()).ok_or_else(|| {
                 cred_error(
@@ -400,6 +429,9 @@ pub fn credential_helper(program: &str, registry: &str) -> Result<Option<Credent
     }
     let a: Answer = serde_json::from_slice(&out.stdout)
         .map_err(|e| cred_error(format!("{program} answered no credentials: {e}"), registry))?;
+    if a.username == IDENTITY_TOKEN_USER {
+        return Ok(Some(Credentials::identity_token(a.secret)));
+    }
     Ok(Some(Credentials::new(a.username, a.secret)))
 }
 
@@ -578,5 +610,19 @@ mod tests {
         );
         let creds = Credentials::new("me", "hunter2");
         assert!(!format!("{creds:?}").contains("hunter2"));
+        let t = Credentials::identity_token("refresh-me");
+        assert!(!format!("{t:?}").contains("refresh-me"));
+        std::fs::write(
+            &config,
+            r#"{"auths":{"acr.example":{"auth":"PHRva2VuPjo=","identitytoken":"idt"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            lookup_auth_file(&config, "acr.example")
+                .unwrap()
+                .unwrap()
+                .token(),
+            Some("idt")
+        );
     }
 }

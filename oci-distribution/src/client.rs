@@ -544,7 +544,10 @@ impl Client {
             .cloned();
         match scheme {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credentials(registry)?.map(|c| c.basic_header())),
+            Some(Challenge::Basic) => Ok(self
+                .credentials(registry)?
+                .filter(|c| c.token().is_none())
+                .map(|c| c.basic_header())),
             Some(Challenge::Bearer { realm, service, .. }) => {
                 let key = (registry.to_owned(), scopes.join(" "));
                 if let Some(t) = self
@@ -578,20 +581,44 @@ impl Client {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<Token> {
-        let mut req = self.inner.agent.get(realm);
-        if let Some(s) = service {
-            req = req.query("service", s);
-        }
-        for s in scopes {
-            req = req.query("scope", s);
-        }
         let creds = self.credentials(registry)?;
-        if let Some(c) = &creds {
-            req = req
-                .query("account", c.username())
-                .header("authorization", c.basic_header());
-        }
-        let mut resp = req.call().map_err(|e| Error::Http {
+        let result = if let Some(token) = creds.as_ref().and_then(Credentials::token) {
+            // OAuth2: exchange the identity (refresh) token for an access token.
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("refresh_token", token.to_owned()),
+                ("client_id", "ocikit".to_owned()),
+                ("scope", scopes.join(" ")),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s.to_owned()));
+            }
+            let body = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", crate::blob::encode_query(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            self.inner
+                .agent
+                .post(realm)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send(body.as_bytes())
+        } else {
+            let mut req = self.inner.agent.get(realm);
+            if let Some(s) = service {
+                req = req.query("service", s);
+            }
+            for s in scopes {
+                req = req.query("scope", s);
+            }
+            if let Some(c) = &creds {
+                req = req
+                    .query("account", c.username())
+                    .header("authorization", c.basic_header());
+            }
+            req.call()
+        };
+        let mut resp = result.map_err(|e| Error::Http {
             method: "GET".into(),
             url: realm.to_owned(),
             source: e,

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -179,24 +179,51 @@ impl TokenServer {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let method = line.split_whitespace().next().unwrap_or("").to_owned();
+                let mut target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let mut auth = None;
+                let mut length = 0usize;
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
                         break;
                     }
-                    if let Some((k, v)) = h.split_once(':')
-                        && k.eq_ignore_ascii_case("authorization")
-                    {
-                        auth = Some(v.trim().to_owned());
+                    if let Some((k, v)) = h.split_once(':') {
+                        if k.eq_ignore_ascii_case("authorization") {
+                            auth = Some(v.trim().to_owned());
+                        } else if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
                     }
                 }
-                let user = match auth.as_deref() {
-                    None => Some(None),
-                    // alice:s3cret
-                    Some("Basic YWxpY2U6czNjcmV0") => Some(Some("alice")),
-                    Some(_) => None,
+                let user = if method == "POST" {
+                    // OAuth2 refresh-token grant: the form's scopes become query-like pairs.
+                    let mut body = vec![0u8; length.min(1 << 16)];
+                    if reader.read_exact(&mut body).is_err() {
+                        continue;
+                    }
+                    let form = String::from_utf8_lossy(&body).into_owned();
+                    let field = |name: &str| {
+                        form.split('&')
+                            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let scopes: Vec<String> = field("scope")
+                        .split("%20")
+                        .map(|s| format!("scope={s}"))
+                        .collect();
+                    target = format!("/token?{}", scopes.join("&"));
+                    (field("grant_type") == "refresh_token"
+                        && field("refresh_token") == "alice-refresh-token")
+                        .then_some(Some("alice"))
+                } else {
+                    match auth.as_deref() {
+                        None => Some(None),
+                        // alice:s3cret
+                        Some("Basic YWxpY2U6czNjcmV0") => Some(Some("alice")),
+                        Some(_) => None,
+                    }
                 };
                 let (status, body) = match user {
                     None => (
@@ -240,7 +267,7 @@ impl TokenServer {
                         let token = self.sign(&claims);
                         (
                             "200 OK",
-                            serde_json::json!({"token": token, "expires_in": self.expires_in.load(Ordering::Relaxed)}).to_string(),
+                            serde_json::json!({"token": token, "access_token": token, "expires_in": self.expires_in.load(Ordering::Relaxed)}).to_string(),
                         )
                     }
                 };
@@ -329,6 +356,21 @@ fn bearer_token_flow() {
         .put_manifest(&got, Some(&"v2".parse().unwrap()))
         .unwrap_err();
     assert_auth_error(&e, AuthErrorKind::Unauthorized, 401);
+
+    // An identity token (as `docker login` stores for OAuth2 registries), exchanged by POST.
+    let oauth = client_with(
+        &addr,
+        Some(Credentials::identity_token("alice-refresh-token")),
+    );
+    let oauth_repo = oauth.repository_at(&addr, "private/oauth").unwrap();
+    assert!(oauth_repo.mount_blob(&layer, "public/app").unwrap());
+    let bad = client_with(&addr, Some(Credentials::identity_token("stolen")));
+    let e = bad
+        .repository_at(&addr, "public/app")
+        .unwrap()
+        .tags(None)
+        .unwrap_err();
+    assert_auth_error(&e, AuthErrorKind::TokenRefused, 401);
 
     // Wrong credentials: the token server refuses them.
     let wrong = client_with(&addr, Some(Credentials::new("alice", "nope")));
