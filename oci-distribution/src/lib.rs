@@ -30,7 +30,7 @@
 //! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
 //!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
 //!   credentials given directly or found in docker `config.json` / containers `auth.json`
-//!   (`auths`, `credHelpers`, `credsStore`), see [`default_auth_files`].
+//!   (`auths`, `identitytoken`, `credHelpers`, `credsStore`), see [`default_auth_files`].
 //! - [`Repository`]: ping, manifests (GET verified against the reference's digest or
 //!   `Docker-Content-Digest`, HEAD, PUT reading `OCI-Subject`), blobs (GET as a verifying
 //!   stream that resumes with `Range` after a dropped connection; push with an existence
@@ -43,8 +43,11 @@
 //! # Non-goals
 //! - No async API, no HTTP/2.
 //! - Docker schema 1 manifests are refused (see `oci_image`).
-//! - OAuth2 refresh tokens (`identitytoken` in auth files, `POST` to the token realm) are not
-//!   supported; user name and password (or a token used as a password) are.
+//! - The OAuth2 password grant (`POST` of a user name and password to the token realm) is not
+//!   used: passwords go to the realm by `GET` with basic auth, as docker does; identity
+//!   (refresh) tokens are exchanged by `POST`.
+//! - Uploads are not resumed after a dropped connection (the source stream cannot be
+//!   rewound); downloads are.
 //!
 //! # Security
 //! Registries are untrusted. Every blob is verified as it streams (digest and size) and a
