@@ -225,13 +225,16 @@ impl Layout {
         let tmp_dir = self.temp_dir();
         mkdirs(&tmp_dir)?;
         let (mut file, tmp) = locked_temp(&tmp_dir)?;
+        // Mismatches name the blob the stream was meant to become.
+        let target = expected.map_or_else(|| tmp.clone(), |d| self.blob_path(d));
         let result = (|| {
-            let (digest, size) = stream_into(&mut data, &mut file, hasher, expected_size, &tmp)?;
+            let (digest, size) =
+                stream_into(&mut data, &mut file, hasher, expected_size, &tmp, &target)?;
             if let Some(expected) = expected
                 && &digest != expected
             {
                 return Err(Error::Verification {
-                    path: tmp.clone(),
+                    path: target.clone(),
                     source: Box::new(oci_image::Error::DigestMismatch {
                         expected: expected.clone(),
                         actual: digest,
@@ -532,6 +535,7 @@ fn stream_into(
     mut hasher: Hasher,
     expected_size: Option<u64>,
     path: &Path,
+    target: &Path,
 ) -> Result<(Digest, u64)> {
     let mut buf = vec![0u8; COPY_BUFFER];
     let mut size = 0u64;
@@ -540,14 +544,14 @@ fn stream_into(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path)(e)),
+            Err(e) => return Err(Error::io(target)(e)),
         };
         size += n as u64;
         if let Some(expected) = expected_size
             && size > expected
         {
             return Err(Error::Verification {
-                path: path.to_owned(),
+                path: target.to_owned(),
                 source: Box::new(oci_image::Error::SizeMismatch {
                     expected,
                     actual: size,
@@ -561,7 +565,7 @@ fn stream_into(
         && size != expected
     {
         return Err(Error::Verification {
-            path: path.to_owned(),
+            path: target.to_owned(),
             source: Box::new(oci_image::Error::SizeMismatch {
                 expected,
                 actual: size,

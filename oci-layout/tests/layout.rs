@@ -93,7 +93,10 @@ fn blobs_are_verified_before_they_appear() {
         (&b"some blob!"[..], 9),
     ] {
         let e = l.write_blob(bytes, Some(&d), Some(size)).unwrap_err();
-        assert!(matches!(e, Error::Verification { .. }), "{e}");
+        match &e {
+            Error::Verification { path, .. } => assert_eq!(path, &l.blob_path(&d)),
+            other => panic!("{other}"),
+        }
         assert!(!l.has_blob(&d).unwrap());
         assert_eq!(temp_files(&l), 0);
     }
