@@ -493,6 +493,8 @@ impl Client {
                 message: "401 without a Basic or Bearer challenge".into(),
             });
         };
+        // The token that was refused (if any) is dropped.
+        let refused = (registry.to_owned(), scopes.join(" "));
         if let Challenge::Bearer {
             scope: Some(scope), ..
         } = &chosen
@@ -504,9 +506,7 @@ impl Client {
             }
         }
         let mut state = self.inner.state.lock().expect("auth state");
-        // A token that was refused is dropped.
-        let key = (registry.to_owned(), scopes.join(" "));
-        state.tokens.remove(&key);
+        state.tokens.remove(&refused);
         state.schemes.insert(registry.to_owned(), chosen);
         Ok(())
     }

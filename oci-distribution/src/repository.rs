@@ -126,9 +126,9 @@ impl Repository {
         if !resp.status().is_success() {
             return Err(status_error(&Method::GET, &url, resp));
         }
-        let media_type = header(&resp, "content-type")
+        let served_type = header(&resp, "content-type")
             .map(|c| MediaType::from(strip_params(&c)))
-            .unwrap_or(MediaType::ImageManifest);
+            .filter(MediaTypeExt::is_manifest_like);
         let served = header(&resp, "docker-content-digest");
         let limit = self.client.config().max_document_size;
         let bytes = oci_image::read_capped(
@@ -155,6 +155,14 @@ impl Repository {
                 actual
             }
             None => oci_image::sha256(&bytes),
+        };
+        // A registry that sends no (or a generic) Content-Type: the body's `mediaType`, else
+        // the shape decides.
+        let media_type = match served_type {
+            Some(m) => m,
+            None => AnyManifest::from_bytes(bytes.clone(), None)
+                .map(|m| m.media_type().clone())
+                .unwrap_or(MediaType::ImageManifest),
         };
         Ok(RawManifest {
             descriptor: Descriptor::new(media_type, bytes.len() as u64, digest),
