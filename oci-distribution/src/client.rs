@@ -228,10 +228,13 @@ impl Client {
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
-        let proxy = if config.proxy_from_env {
-            ureq::Proxy::try_from_env()
-        } else {
-            None
+        let proxy = match &config.proxy {
+            Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::Protocol {
+                url: url.clone(),
+                message: format!("invalid proxy: {e}"),
+            })?),
+            None if config.proxy_from_env => ureq::Proxy::try_from_env(),
+            None => None,
         };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -106,6 +106,7 @@ pub struct ClientBuilder {
     pub(crate) chunk_size: u64,
     pub(crate) user_agent: String,
     pub(crate) proxy_from_env: bool,
+    pub(crate) proxy: Option<String>,
     pub(crate) ca_roots_pem: Vec<Vec<u8>>,
     pub(crate) credentials: HashMap<String, Credentials>,
     pub(crate) auth_files: Option<Vec<PathBuf>>,
@@ -124,6 +125,7 @@ impl Default for ClientBuilder {
             chunk_size: 32 << 20,
             user_agent: concat!("ocikit/", env!("CARGO_PKG_VERSION")).to_owned(),
             proxy_from_env: true,
+            proxy: None,
             ca_roots_pem: Vec::new(),
             credentials: HashMap::new(),
             auth_files: None,
@@ -188,6 +190,13 @@ impl ClientBuilder {
     /// lowercase forms), honouring `NO_PROXY`. Default true.
     pub fn proxy_from_env(mut self, yes: bool) -> Self {
         self.proxy_from_env = yes;
+        self
+    }
+
+    /// Sends every request through the proxy at `url` (`http://[user:password@]host:port`,
+    /// also `socks5://`), in place of any proxy from the environment. Default: none.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
         self
     }
 
