@@ -186,7 +186,13 @@ impl Registry {
                     break;
                 }
                 if TcpStream::connect(&addr).is_ok() {
-                    return Registry { child, addr, dir };
+                    // Someone else's server on a port we lost the race for would answer
+                    // too: ours must still be running.
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(None) = child.try_wait() {
+                        return Registry { child, addr, dir };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
