@@ -213,12 +213,21 @@ impl Runtime {
         Ok(self.root.join(id))
     }
 
-    /// A sealed, in-memory copy of the helper, made once per `Runtime` (CVE-2019-5736: the
-    /// container can then never write to the runtime's binary through `/proc/<pid>/exe`).
+    /// The helper as a descriptor the container can never write through (CVE-2019-5736):
+    /// a read-only detached bind mount of it where the kernel allows (cheap), else a sealed
+    /// in-memory copy. Made once per `Runtime`.
     fn sealed_helper(&self) -> Result<&OwnedFd> {
         if let Some(fd) = self.sealed.get() {
             return Ok(fd);
         }
+        let fd = match sys::readonly_clone(&self.helper) {
+            Ok(fd) => fd,
+            Err(_) => self.memfd_copy()?,
+        };
+        Ok(self.sealed.get_or_init(|| fd))
+    }
+
+    fn memfd_copy(&self) -> Result<OwnedFd> {
         let src = std::fs::File::open(&self.helper)
             .map_err(|e| Error::io("opening the init helper", Some(self.helper.clone()), e))?;
         let len = src
@@ -249,7 +258,7 @@ impl Runtime {
             ),
         )
         .map_err(sys_err("sealing the init helper"))?;
-        Ok(self.sealed.get_or_init(|| mfd))
+        Ok(mfd)
     }
 
     /// Creates a container from the bundle at `bundle`: namespaces, root filesystem and user
@@ -318,6 +327,10 @@ impl Runtime {
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| Error::io("creating sync socket", None, e))?;
         let target = 3 + opts.preserve_fds as i32;
+        // Above every number the child's descriptor shuffling writes to (stdio, preserved
+        // descriptors, the sync socket), so the path stays valid until exec.
+        let helper = sys::dup_above(helper, target + 1)
+            .map_err(sys_err("duplicating the init helper descriptor"))?;
         let mut cmd = Command::new(format!("/proc/self/fd/{}", helper.as_raw_fd()));
         cmd.arg0("oci-runtime")
             .arg("init")
@@ -338,6 +351,7 @@ impl Runtime {
             .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
         drop(theirs);
         drop(cmd);
+        drop(helper);
 
         let init = InitConfig {
             spec: bundle.spec().clone(),

@@ -1,7 +1,7 @@
 //! The container init process: a fresh, single-threaded execution of a helper binary.
 //!
 //! The caller (possibly a multi-threaded program) spawns the helper with `std::process::Command`
-//! from a sealed memfd copy of the binary; the only thing that happens between its fork and exec
+//! through a read-only detached bind mount of the binary (or a sealed memfd copy); the only thing that happens between its fork and exec
 //! is one `dup2` of the sync socket. The helper, seeing [`INIT_ENV`], runs [`main`]:
 //!
 //! 1. stage 1 (a child of the caller): joins namespaces by path, creates the user namespace and

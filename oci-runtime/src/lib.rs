@@ -53,9 +53,10 @@
 //!   `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, and the mount is made onto the opened
 //!   `/proc/self/fd/N`: a symlink in the image cannot redirect a mount onto the host
 //!   (CVE-2021-30465).
-//! - The init process runs from a sealed memfd copy of the helper and is non-dumpable, so the
-//!   container cannot reach or overwrite the runtime binary through `/proc/<pid>/exe`
-//!   (CVE-2019-5736).
+//! - The init process is executed through a read-only, detached bind mount of the helper
+//!   binary (`open_tree` + `mount_setattr`; a sealed memfd copy where the kernel refuses that)
+//!   and is non-dumpable, so the container can neither reach the runtime's memory nor write
+//!   to its binary through `/proc/<pid>/exe` (CVE-2019-5736).
 //! - Every descriptor but stdio and explicitly preserved ones is close-on-exec before the
 //!   user's program runs, and the working directory is checked to resolve inside the new root
 //!   (CVE-2024-21626).
