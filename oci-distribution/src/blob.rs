@@ -374,9 +374,47 @@ impl Repository {
         Ok(())
     }
 
-    /// Uploads bytes in memory as a blob (for configs and small artifacts), unless present.
+    /// Uploads bytes in memory as a blob (for configs and small artifacts), unless present;
+    /// with [`single_post_upload`](crate::ClientBuilder::single_post_upload), in one request
+    /// where the registry supports it. The bytes are verified before anything is sent.
     pub fn push_blob_bytes(&self, descriptor: &Descriptor, bytes: &[u8]) -> Result<bool> {
-        self.push_blob(descriptor, &mut io::Cursor::new(bytes))
+        if !self.client().config().single_post {
+            return self.push_blob(descriptor, &mut io::Cursor::new(bytes));
+        }
+        let mut check = oci_image::VerifyingReader::for_descriptor(bytes, descriptor)?;
+        io::copy(&mut check, &mut io::sink())?;
+        if self.blob_exists(descriptor.digest())?.is_some() {
+            return Ok(false);
+        }
+        let url = with_query(
+            &self.url("blobs/uploads/"),
+            "digest",
+            descriptor.digest().as_ref(),
+        );
+        let req = Request::new(Method::POST, url.clone(), self.registry())
+            .scope(self.scope(true))
+            .header("content-type", "application/octet-stream")
+            .body(Body::Bytes(bytes));
+        let mut resp = self.client().execute(req)?;
+        match resp.status().as_u16() {
+            201 => {
+                let _ = read_body(&mut resp, 64 << 10);
+                Ok(true)
+            }
+            202 => {
+                // The registry opened a session and ignored the bytes: finish with a PUT.
+                let location = self.upload_location(&resp, &url)?;
+                let _ = read_body(&mut resp, 64 << 10);
+                let put = with_query(&location, "digest", descriptor.digest().as_ref());
+                let req = Request::new(Method::PUT, put.clone(), self.registry())
+                    .scope(self.scope(true))
+                    .header("content-type", "application/octet-stream")
+                    .body(Body::Bytes(bytes));
+                self.finish_put(req, &put)?;
+                Ok(true)
+            }
+            _ => Err(status_error(&Method::POST, &url, resp)),
+        }
     }
 }
 

@@ -112,6 +112,7 @@ pub struct ClientBuilder {
     pub(crate) auth_files: Option<Vec<PathBuf>>,
     pub(crate) max_document_size: u64,
     pub(crate) resume_attempts: u32,
+    pub(crate) single_post: bool,
 }
 
 impl Default for ClientBuilder {
@@ -131,6 +132,7 @@ impl Default for ClientBuilder {
             auth_files: None,
             max_document_size: oci_image::DEFAULT_MAX_DOCUMENT_SIZE,
             resume_attempts: 5,
+            single_post: false,
         }
     }
 }
@@ -238,6 +240,16 @@ impl ClientBuilder {
     /// Default 5.
     pub fn resume_attempts(mut self, attempts: u32) -> Self {
         self.resume_attempts = attempts;
+        self
+    }
+
+    /// Uploads blobs held in memory ([`Repository::push_blob_bytes`](crate::Repository::push_blob_bytes):
+    /// configs, small artifacts) with one `POST ...?digest=` carrying the bytes, the
+    /// distribution-spec's single-request monolithic upload, falling back to `PUT` when the
+    /// registry answers by opening a session instead (202). Saves a round trip where
+    /// supported. Default false (`POST` then `PUT`).
+    pub fn single_post_upload(mut self, yes: bool) -> Self {
+        self.single_post = yes;
         self
     }
 

@@ -258,6 +258,30 @@ fn mount_across_repositories_and_decline() {
 }
 
 #[test]
+fn single_post_upload_falls_back_to_put() {
+    let addr = common::registry_addr();
+    let c = oci_distribution::Client::builder()
+        .single_post_upload(true)
+        .auth_files(Vec::new())
+        .build()
+        .unwrap();
+    let r = c.repository_at(&addr, &unique("single-post")).unwrap();
+    let bytes = b"{\"config\":\"in one request where supported\"}";
+    let d = Descriptor::new(MediaType::ImageConfig, bytes.len() as u64, sha256(bytes));
+    assert!(r.push_blob_bytes(&d, bytes).unwrap());
+    assert_eq!(r.blob_exists(d.digest()).unwrap(), Some(bytes.len() as u64));
+    assert!(!r.push_blob_bytes(&d, bytes).unwrap());
+    // Wrong bytes are refused before anything is sent.
+    let other = Descriptor::new(MediaType::ImageConfig, 3, sha256(b"abc"));
+    let e = r.push_blob_bytes(&other, b"abd").unwrap_err();
+    assert!(
+        matches!(e, Error::Image(ref i) if i.is_verification()),
+        "{e:?}"
+    );
+    assert_eq!(r.blob_exists(other.digest()).unwrap(), None);
+}
+
+#[test]
 fn chunked_upload_and_reference_parsing() {
     let addr = common::registry_addr();
     let c = oci_distribution::Client::builder()
