@@ -26,7 +26,8 @@
 //!   `latest`), ports, digests, `localhost`.
 //! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), timeouts, [`RetryPolicy`]
 //!   (exponential backoff with jitter, `Retry-After`), chunk size, user agent, proxies from
-//!   the environment, extra CA roots.
+//!   the environment or given, extra CA roots. One HTTP agent per client: connections are
+//!   reused.
 //! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
 //!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
 //!   credentials given directly or found in docker `config.json` / containers `auth.json`
@@ -34,7 +35,8 @@
 //! - [`Repository`]: ping, manifests (GET verified against the reference's digest or
 //!   `Docker-Content-Digest`, HEAD, PUT reading `OCI-Subject`), blobs (GET as a verifying
 //!   stream that resumes with `Range` after a dropped connection; push with an existence
-//!   check, monolithic or chunked by size, cross-repository mount), tags with `Link` paging,
+//!   check, monolithic (`POST` then `PUT`, or one `POST` for bytes in memory) or chunked
+//!   (`PATCH` with `Content-Range`) by size, cross-repository mount), tags with `Link` paging,
 //!   catalog, referrers (API, or the referrers tag schema when the registry has no API),
 //!   deletion.
 //! - Registry errors decoded into [`ErrorCode`]s, HTTP status kept ([`Error::Registry`]);
