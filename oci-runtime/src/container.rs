@@ -369,11 +369,8 @@ impl Runtime {
                         write_id_maps(child.id() as i32, bundle)?;
                         send(&ours, &Msg::MapsDone).map_err(proto)?;
                     }
-                    Some(Msg::Pid(pid)) => {
-                        persisted.pid = pid;
-                        // The stage that forked it exits right away.
-                        let _ = child.wait();
-                    }
+                    // The stage that forked it exits right away; it is reaped below.
+                    Some(Msg::Pid(pid)) => persisted.pid = pid,
                     Some(Msg::Ready) if persisted.pid > 0 => return Ok(()),
                     Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),
                     Some(Msg::MapsDone) | Some(Msg::Ready) | None => {
