@@ -251,6 +251,30 @@ fn corrupted_stream_is_rejected_and_nothing_is_written() {
     assert!(e.is_verification(), "{e:?}");
     assert!(!dest.has_blob(&d).unwrap());
 
+    // Copied into an OCI layout: refused, no blob and no temporary file left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = oci_layout::Layout::create(dir.path().join("layout")).unwrap();
+    let e = layout.copy_blob_from(&via, &d).unwrap_err();
+    assert!(e.is_verification(), "{e:?}");
+    assert!(!ImageDestination::has_blob(&layout, &d).unwrap());
+    let mut files = Vec::new();
+    let mut stack = vec![dir.path().join("layout")];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files.retain(|f| {
+        !["oci-layout", "index.json", oci_layout::LOCK_FILE]
+            .iter()
+            .any(|keep| f.ends_with(keep))
+    });
+    assert!(files.is_empty(), "{files:?}");
+
     // Copied to a file sink through the source trait: the error comes before the end.
     let mut sink = Vec::new();
     let mut verified = via.open_blob(&d).unwrap();
