@@ -323,8 +323,20 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             let a = Args::parse(rest, &[])?;
             a.check_known(&["force", "f"])?;
             let id = a.id()?;
-            rt.delete(id, a.has(&["force", "f"]))?;
-            Ok(0)
+            let force = a.has(&["force", "f"]);
+            match rt.delete(id, force) {
+                // Like runc: a directory left by an aborted create is removed either way, and
+                // --force makes a missing container a success.
+                Err(Error::ContainerNotFound { .. }) => {
+                    let _ = std::fs::remove_dir_all(rt.root().join(id));
+                    if force {
+                        Ok(0)
+                    } else {
+                        Err(Error::ContainerNotFound { id: id.into() }.into())
+                    }
+                }
+                other => other.map(|()| 0).map_err(Failure::from),
+            }
         }
         "list" | "ps" if command == "list" => {
             let a = Args::parse(rest, &["format", "f"])?;
@@ -394,5 +406,40 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             Ok(0)
         }
         other => Err(Failure::Usage(format!("unknown command {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str], valued: &[&str]) -> Args {
+        let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        Args::parse(&v, valued).unwrap()
+    }
+
+    #[test]
+    fn parses_runc_shapes() {
+        let a = args(
+            &["--bundle", "/b", "--pid-file=/p", "-d", "id1"],
+            CREATE_VALUED,
+        );
+        assert_eq!(a.value(&["bundle", "b"]), Some("/b"));
+        assert_eq!(a.value(&["pid-file"]), Some("/p"));
+        assert!(a.has(&["detach", "d"]));
+        assert_eq!(a.id().unwrap(), "id1");
+        a.check_known(CREATE_FLAGS).unwrap();
+
+        // Flags after the id, and a signal as a second positional.
+        let a = args(&["id2", "KILL", "--all"], &[]);
+        assert_eq!(a.positional, ["id2", "KILL"]);
+        assert!(a.has(&["all", "a"]));
+        assert!(a.check_known(&["force"]).is_err());
+
+        let a = args(&["--force=false", "x"], &[]);
+        assert!(!a.has(&["force"]));
+        let v: Vec<String> = vec!["--bundle".into()];
+        assert!(Args::parse(&v, CREATE_VALUED).is_err());
+        assert!(args(&[], &[]).id().is_err());
     }
 }

@@ -109,6 +109,8 @@ fn create_start_state_kill_delete_from_separate_processes() {
     assert!(!cli(&root, &["kill", &cid, "KILL"]).status.success());
 
     ok(&root, &["delete", &cid]);
+    assert!(!cli(&root, &["delete", &cid]).status.success());
+    ok(&root, &["delete", "--force", &cid]);
     let gone = cli(&root, &["state", &cid]);
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("does not exist"));
