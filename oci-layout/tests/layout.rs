@@ -375,3 +375,31 @@ fn layouts_we_write_match_the_json_schemas() {
     l.set_ref(&name("library/x:1"), &amd).unwrap();
     common::check_schemas(&l);
 }
+
+/// Gives at most 7 bytes per `read`, as pipes and sockets may.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn short_reads_write_the_same_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path()).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let (d, n) = l
+        .write_blob(
+            Trickle(&data),
+            Some(&sha256(&data)),
+            Some(data.len() as u64),
+        )
+        .unwrap();
+    assert_eq!((d, n), (sha256(&data), data.len() as u64));
+    assert_eq!(fs::read(l.blob_path(&sha256(&data))).unwrap(), data);
+}
