@@ -628,47 +628,79 @@ impl Client {
         scopes: &[String],
     ) -> Result<Token> {
         let creds = self.credentials(registry)?;
-        let result = if let Some(token) = creds.as_ref().and_then(Credentials::token) {
-            // OAuth2: exchange the identity (refresh) token for an access token.
-            let mut form = vec![
-                ("grant_type", "refresh_token".to_owned()),
-                ("refresh_token", token.to_owned()),
-                ("client_id", "ocikit".to_owned()),
-                ("scope", scopes.join(" ")),
-            ];
-            if let Some(s) = service {
-                form.push(("service", s.to_owned()));
+        // Credentials never travel in clear to a realm when the registry itself uses TLS.
+        if creds.is_some()
+            && realm.starts_with("http://")
+            && self.base_url(registry).starts_with("https://")
+        {
+            return Err(Error::Auth {
+                kind: AuthErrorKind::BadChallenge,
+                registry: registry.to_owned(),
+                status: None,
+                message: format!("refusing to send credentials to the plain-HTTP realm {realm}"),
+            });
+        }
+        let send = || {
+            if let Some(token) = creds.as_ref().and_then(Credentials::token) {
+                // OAuth2: exchange the identity (refresh) token for an access token.
+                let mut form = vec![
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", token.to_owned()),
+                    ("client_id", "ocikit".to_owned()),
+                    ("scope", scopes.join(" ")),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s.to_owned()));
+                }
+                let body = form
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", crate::blob::encode_query(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                self.inner
+                    .agent
+                    .post(realm)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .send(body.as_bytes())
+            } else {
+                let mut req = self.inner.agent.get(realm);
+                if let Some(s) = service {
+                    req = req.query("service", s);
+                }
+                for s in scopes {
+                    req = req.query("scope", s);
+                }
+                if let Some(c) = &creds {
+                    req = req
+                        .query("account", c.username())
+                        .header("authorization", c.basic_header());
+                }
+                req.call()
             }
-            let body = form
-                .iter()
-                .map(|(k, v)| format!("{k}={}", crate::blob::encode_query(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            self.inner
-                .agent
-                .post(realm)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .send(body.as_bytes())
-        } else {
-            let mut req = self.inner.agent.get(realm);
-            if let Some(s) = service {
-                req = req.query("service", s);
-            }
-            for s in scopes {
-                req = req.query("scope", s);
-            }
-            if let Some(c) = &creds {
-                req = req
-                    .query("account", c.username())
-                    .header("authorization", c.basic_header());
-            }
-            req.call()
         };
-        let mut resp = result.map_err(|e| Error::Http {
-            method: "GET".into(),
-            url: realm.to_owned(),
-            source: e,
-        })?;
+        let policy = &self.inner.config.retry;
+        let mut attempt = 0;
+        let mut resp = loop {
+            match send() {
+                Ok(mut r) if retryable_status(r.status()) && attempt < policy.max_retries() => {
+                    let wait = retry_after(&r).unwrap_or_else(|| policy.backoff(attempt));
+                    let _ = read_body(&mut r, 64 << 10);
+                    std::thread::sleep(wait);
+                }
+                Ok(r) => break r,
+                Err(e) if retryable_error(&e) && attempt < policy.max_retries() => {
+                    std::thread::sleep(policy.backoff(attempt));
+                }
+                Err(e) => {
+                    return Err(Error::Http {
+                        method: "GET".into(),
+                        url: realm.to_owned(),
+                        source: e,
+                    });
+                }
+            }
+            attempt += 1;
+        };
         let status = resp.status().as_u16();
         let body = read_body(&mut resp, 1 << 20)?;
         if status != 200 {

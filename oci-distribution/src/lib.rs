@@ -58,8 +58,8 @@
 //! before they are parsed. Uploads are verified on our side before the final `PUT` of a
 //! chunked upload, and by the registry on every final `PUT`. Plain HTTP is used only for
 //! loopback hosts and hosts explicitly listed. Credentials are sent only to the registry they
-//! belong to and to the token realm it names; `Authorization` is dropped on redirects (blob
-//! storage). `Debug` of [`Credentials`] does not show the password.
+//! belong to and to the token realm it names, never to a plain-HTTP realm of a TLS registry;
+//! `Authorization` is dropped on redirects (blob storage). `Debug` of [`Credentials`] does not show the password.
 
 mod auth;
 mod blob;
