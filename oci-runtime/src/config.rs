@@ -167,6 +167,12 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .flatten()
             .any(|o| o == "bind" || o == "rbind")
             || m.typ().as_deref() == Some("bind");
+        if !bind && m.typ().as_deref().is_none_or(str::is_empty) {
+            return Err(Error::config(
+                format!("mounts[{i}].type"),
+                "a mount that is not a bind mount needs a type",
+            ));
+        }
         if bind && m.source().is_none() {
             return Err(Error::config(
                 format!("mounts[{i}].source"),
@@ -448,6 +454,14 @@ mod tests {
         v["linux"]["uidMappings"] =
             serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         assert_eq!(field_of(check(v)), "linux.uidMappings");
+
+        let mut v = base();
+        v["mounts"] = serde_json::json!([{"destination": "/x", "source": "tmpfs"}]);
+        assert_eq!(field_of(check(v)), "mounts[0].type");
+
+        let mut v = base();
+        v["mounts"] = serde_json::json!([{"destination": "/x", "options": ["rbind"]}]);
+        assert_eq!(field_of(check(v)), "mounts[0].source");
 
         let mut v = base();
         v["hostname"] = "box".into();

@@ -408,12 +408,6 @@ fn mount_one(root: &OwnedFd, m: &Mount, in_userns: bool) -> Result<()> {
         let (fstype, default_source) = match typ.as_str() {
             // No cgroup management yet (issue #7): a cgroup mount shows the unified hierarchy.
             "cgroup" | "cgroup2" => ("cgroup2", "cgroup2"),
-            "" => {
-                return Err(Error::config(
-                    format!("mounts[{}].type", dest.display()),
-                    "a mount that is not a bind mount needs a type",
-                ));
-            }
             t => (t, t),
         };
         let source = m

@@ -476,7 +476,15 @@ fn spec_devices_cgroup_mount_and_rootfs_propagation() {
 
 #[test]
 fn the_runtime_binary_cannot_be_written_through_the_container() {
-    let (_root, rt) = runtime();
+    // A private copy of the helper, so that no other test executes the same file (which
+    // would make any write attempt fail with ETXTBSY, protected or not).
+    let (root, _) = runtime();
+    let helper = root.path().join("oci-runtime");
+    std::fs::copy(env!("CARGO_BIN_EXE_oci-runtime"), &helper).unwrap();
+    // Children that other test threads forked while the copy was open for writing hold that
+    // descriptor until their exec; executing the copy before then would fail with ETXTBSY.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let rt = oci_runtime::Runtime::new(root.path().join("state")).with_helper(&helper);
     let b = TestBundle::new("true");
     b.write();
     let cid = id("sealed");
