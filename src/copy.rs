@@ -447,52 +447,47 @@ enum Source {
     Registry(Box<Repository>),
 }
 
-impl Source {
-    fn as_dyn(&self) -> &dyn ImageSource {
-        match self {
+/// A source [`Location`], opened, with the manifest or index it names.
+pub struct OpenedSource {
+    source: Source,
+    top: Descriptor,
+}
+
+impl OpenedSource {
+    /// The source, through the trait.
+    pub fn source(&self) -> &dyn ImageSource {
+        match &self.source {
             Source::Oci(l) => l,
             Source::OciArchive(a) => a.as_ref(),
             Source::DockerArchive(a) => a,
             Source::Registry(r) => r.as_ref(),
         }
     }
+
+    /// The manifest or index the location names.
+    pub fn top(&self) -> &Descriptor {
+        &self.top
+    }
+
+    /// The top as a reference for [`ImageSource`] calls (by digest, which every source
+    /// resolves).
+    pub fn reference(&self) -> TagOrDigest {
+        TagOrDigest::Digest(self.top.digest().clone())
+    }
 }
 
-/// The repository and its reference of a `docker://` location.
-fn registry(reference: &str) -> Result<(Repository, Reference), Error> {
-    let reference: Reference = reference.parse()?;
-    let client = Client::new()?;
-    Ok((client.repository(&reference), reference))
-}
-
-fn reference_of(top: &Descriptor) -> TagOrDigest {
-    TagOrDigest::Digest(top.digest().clone())
-}
-
-fn ref_name(name: &Option<String>) -> Result<Option<RefName>, Error> {
-    Ok(name.as_deref().map(RefName::new).transpose()?)
-}
-
-/// Opens `source` and `destination` and copies the image: see [`copy_image`].
-///
-/// Names that are valid distribution tags are given through [`ImageDestination::tag`];
-/// layout names outside that grammar (`oci:DIR:library/busybox:1.36`) through the layout's
-/// own API. Archives are written to a temporary file and renamed into place at the end.
-pub fn copy(
-    source: &Location,
-    destination: &Location,
-    options: &CopyOptions,
-) -> Result<CopyReport, Error> {
-    let platform = options.platform.clone().unwrap_or_else(host_platform);
-    let (src, top) = match source {
+/// Opens `location` to read from, resolving the name it gives (for a layout name listed once
+/// per platform, the entry for `platform`).
+pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSource, Error> {
+    let (source, top) = match location {
         Location::Oci { dir, name } => {
             let layout = Layout::open(dir)?;
-            let top = layout.resolve_top(ref_name(name)?.as_ref(), &platform)?;
+            let top = layout.resolve_top(ref_name(name)?.as_ref(), platform)?;
             (Source::Oci(layout), top)
         }
         Location::OciArchive { file, name } => {
             let archive = OciArchive::open(file)?;
-            let top = archive.resolve_top(ref_name(name)?.as_ref(), &platform)?;
+            let top = archive.resolve_top(ref_name(name)?.as_ref(), platform)?;
             (Source::OciArchive(Box::new(archive)), top)
         }
         Location::DockerArchive { file, repo_tag } => {
@@ -506,51 +501,150 @@ pub fn copy(
             (Source::Registry(Box::new(repo)), top)
         }
     };
-    let reference = reference_of(&top);
-    let src = src.as_dyn();
-    match destination {
-        Location::Oci { dir, name } => {
-            let layout = Layout::create(dir)?;
-            let name = ref_name(name)?;
-            let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
-            let options = options.clone().format(Some(Format::Oci));
-            let report = copy_image(src, &reference, &layout, tag.as_ref(), &options)?;
-            let top = report.top.descriptor();
-            match (&name, &tag) {
-                (Some(_), Some(_)) => {}
-                (Some(name), None) => layout.set_ref(name, &top)?,
-                (None, _) => layout.add_unnamed(&top)?,
-            }
-            Ok(report)
+    Ok(OpenedSource { source, top })
+}
+
+enum Destination {
+    Oci(Layout, Option<RefName>),
+    OciArchive(OciArchiveWriter, Option<RefName>),
+    DockerArchive(DockerArchiveWriter, Option<Tag>),
+    Registry(Box<Repository>, Option<Tag>),
+}
+
+/// A destination [`Location`], opened: write through [`destination`](Self::destination), then
+/// [`name`](Self::name) the top manifest and [`finish`](Self::finish).
+pub struct OpenedDestination {
+    inner: Destination,
+}
+
+impl OpenedDestination {
+    /// The destination, through the trait.
+    pub fn destination(&self) -> &dyn ImageDestination {
+        match &self.inner {
+            Destination::Oci(l, _) => l,
+            Destination::OciArchive(w, _) => w,
+            Destination::DockerArchive(w, _) => w,
+            Destination::Registry(r, _) => r.as_ref(),
         }
-        Location::OciArchive { file, name } => {
-            let writer = OciArchiveWriter::create(file)?;
-            let name = ref_name(name)?;
-            let tag = name.as_ref().and_then(|n| n.as_str().parse::<Tag>().ok());
-            let options = options.clone().format(Some(Format::Oci));
-            let report = copy_image(src, &reference, &writer, tag.as_ref(), &options)?;
-            if let (Some(name), None) = (&name, &tag) {
-                writer.set_ref(name, &report.top.descriptor())?;
+    }
+
+    /// The family of manifests the destination should hold: OCI for `oci:` and
+    /// `oci-archive:`, whose readers (skopeo, umoci) ignore Docker manifests; `None` keeps
+    /// what the source has.
+    pub fn preferred_format(&self) -> Option<Format> {
+        match &self.inner {
+            Destination::Oci(..) | Destination::OciArchive(..) => Some(Format::Oci),
+            _ => None,
+        }
+    }
+
+    /// Gives `top` the name the location asked for. Names that are distribution tags go
+    /// through [`ImageDestination::tag`]; layout names outside that grammar
+    /// (`oci:DIR:library/busybox:1.36`) through the layout's own API; a layout location
+    /// without a name lists the manifest unnamed in `index.json`, as skopeo does.
+    pub fn name(&self, top: &AnyManifest) -> Result<(), Error> {
+        let as_tag = |n: &RefName| n.as_str().parse::<Tag>().ok();
+        match &self.inner {
+            Destination::Oci(layout, name) => match name {
+                Some(n) => match as_tag(n) {
+                    Some(tag) => layout.tag(&tag, top)?,
+                    None => layout.set_ref(n, &top.descriptor())?,
+                },
+                None => layout.add_unnamed(&top.descriptor())?,
+            },
+            Destination::OciArchive(writer, name) => {
+                if let Some(n) = name {
+                    match as_tag(n) {
+                        Some(tag) => writer.tag(&tag, top)?,
+                        None => writer.set_ref(n, &top.descriptor())?,
+                    }
+                }
             }
-            writer.finish()?;
-            Ok(report)
+            Destination::DockerArchive(writer, tag) => {
+                if let Some(tag) = tag {
+                    writer.tag(tag, top)?;
+                }
+            }
+            Destination::Registry(repo, tag) => {
+                if let Some(tag) = tag {
+                    repo.tag(tag, top)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the destination: archives are written out (to a temporary file renamed into
+    /// place); layouts and registries have nothing left to do.
+    pub fn finish(self) -> Result<(), Error> {
+        match self.inner {
+            Destination::OciArchive(w, _) => w.finish()?,
+            Destination::DockerArchive(w, _) => w.finish()?,
+            Destination::Oci(..) | Destination::Registry(..) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Opens `location` to write to (a layout is created when missing; an archive is written
+/// anew).
+pub fn open_destination(location: &Location) -> Result<OpenedDestination, Error> {
+    let inner = match location {
+        Location::Oci { dir, name } => Destination::Oci(Layout::create(dir)?, ref_name(name)?),
+        Location::OciArchive { file, name } => {
+            Destination::OciArchive(OciArchiveWriter::create(file)?, ref_name(name)?)
         }
         Location::DockerArchive { file, repo_tag } => {
             let (repo, tag) = match repo_tag.as_deref().and_then(|s| s.rsplit_once(':')) {
                 Some((repo, tag)) => (Some(repo), Some(tag.parse::<Tag>()?)),
                 None => (None, None),
             };
-            let writer = DockerArchiveWriter::create(file, repo)?;
-            let report = copy_image(src, &reference, &writer, tag.as_ref(), options)?;
-            writer.finish()?;
-            Ok(report)
+            Destination::DockerArchive(DockerArchiveWriter::create(file, repo)?, tag)
         }
         Location::Docker { reference } => {
             let (repo, reference) = registry(reference)?;
             let tag = reference.tag().map(str::parse::<Tag>).transpose()?;
-            copy_image(src, &reference_of(&top), &repo, tag.as_ref(), options).map_err(Into::into)
+            Destination::Registry(Box::new(repo), tag)
         }
-    }
+    };
+    Ok(OpenedDestination { inner })
+}
+
+/// The repository and its reference of a `docker://` location.
+fn registry(reference: &str) -> Result<(Repository, Reference), Error> {
+    let reference: Reference = reference.parse()?;
+    let client = Client::new()?;
+    Ok((client.repository(&reference), reference))
+}
+
+fn ref_name(name: &Option<String>) -> Result<Option<RefName>, Error> {
+    Ok(name.as_deref().map(RefName::new).transpose()?)
+}
+
+/// Opens `source` and `destination` and copies the image: see [`copy_image`],
+/// [`open_source`] and [`open_destination`].
+pub fn copy(
+    source: &Location,
+    destination: &Location,
+    options: &CopyOptions,
+) -> Result<CopyReport, Error> {
+    let platform = options.platform.clone().unwrap_or_else(host_platform);
+    let src = open_source(source, &platform)?;
+    let dst = open_destination(destination)?;
+    let options = match (options.format, dst.preferred_format()) {
+        (None, Some(format)) => options.clone().format(Some(format)),
+        _ => options.clone(),
+    };
+    let report = copy_image(
+        src.source(),
+        &src.reference(),
+        dst.destination(),
+        None,
+        &options,
+    )?;
+    dst.name(&report.top)?;
+    dst.finish()?;
+    Ok(report)
 }
 
 #[cfg(test)]
