@@ -147,7 +147,20 @@ pub fn digest_bytes(algorithm: &DigestAlgorithm, bytes: &[u8]) -> Result<Digest>
 /// ```
 pub fn digest_reader<R: Read>(algorithm: &DigestAlgorithm, mut reader: R) -> Result<(Digest, u64)> {
     let mut h = Hasher::new(algorithm)?;
-    let size = io::copy(&mut reader, &mut h)?;
+    // Larger reads than io::copy's 8 KiB: measurably faster hashing of files (benches/).
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                h.update(&buf[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok((h.finish(), size))
 }
 
