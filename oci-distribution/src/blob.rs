@@ -209,6 +209,18 @@ impl<R: Read> Read for VerifyBeforeLast<'_, R> {
     }
 }
 
+/// What [`Repository::copy_blob_from_repository`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobCopy {
+    /// The destination had the blob already.
+    Skipped,
+    /// The registry mounted it from the source repository: no bytes moved.
+    Mounted,
+    /// The bytes were streamed from the source and uploaded.
+    Uploaded,
+}
+
 /// An upload session.
 struct Upload {
     location: String,
@@ -291,6 +303,28 @@ impl Repository {
             }
             _ => Err(status_error(&Method::POST, &url, resp)),
         }
+    }
+
+    /// Copies a blob from another repository: nothing when this one has it, a
+    /// cross-repository mount when both are on the same registry and it agrees, else a
+    /// streamed upload (verified once, as it is sent).
+    pub fn copy_blob_from_repository(
+        &self,
+        source: &Repository,
+        descriptor: &Descriptor,
+    ) -> Result<BlobCopy> {
+        if self.blob_exists(descriptor.digest())?.is_some() {
+            return Ok(BlobCopy::Skipped);
+        }
+        if source.registry() == self.registry()
+            && source.name() != self.name()
+            && self.mount_blob(descriptor, source.name())?
+        {
+            return Ok(BlobCopy::Mounted);
+        }
+        let mut stream = source.get_blob_unverified(descriptor)?;
+        self.push_new_blob(descriptor, &mut stream)?;
+        Ok(BlobCopy::Uploaded)
     }
 
     /// Uploads a blob read from `data` unless the registry has it (checked first). Returns

@@ -73,7 +73,7 @@ pub use auth::{
     Challenge, Credentials, credential_helper, default_auth_files, lookup_auth_file,
     parse_challenges,
 };
-pub use blob::BlobStream;
+pub use blob::{BlobCopy, BlobStream};
 pub use client::Client;
 pub use config::{ClientBuilder, RetryPolicy};
 pub use error::{AuthErrorKind, Error, ErrorCode, RegistryError, Result};

@@ -10,7 +10,7 @@ use oci_distribution::oci_image::{
     AnyManifest, ImageDestination, ImageSource, Manifest, TagOrDigest, parse_platform, sha256,
 };
 use oci_distribution::oci_spec::image::{Descriptor, MediaType};
-use oci_distribution::{Error, ErrorCode, Reference, Repository};
+use oci_distribution::{BlobCopy, Error, ErrorCode, Reference, Repository};
 use support::{RandomReader, any, client, index_of, push_image, random_descriptor, unique};
 
 fn repo(prefix: &str) -> Repository {
@@ -251,6 +251,26 @@ fn mount_across_repositories_and_decline() {
     assert!(!ImageDestination::mount_blob(&to, &other, from.name()).unwrap());
     to.push_blob(&other, &mut RandomReader::new(99, 3000))
         .unwrap();
+    // The one-call form: mount when it can, upload when the registry declines or the source
+    // is on another registry, nothing when the blob is there.
+    let fourth = from.sibling(&unique("mount-helper")).unwrap();
+    assert_eq!(
+        fourth.copy_blob_from_repository(&from, layer).unwrap(),
+        BlobCopy::Mounted
+    );
+    assert_eq!(
+        fourth.copy_blob_from_repository(&from, layer).unwrap(),
+        BlobCopy::Skipped
+    );
+    let other_registry = support::Registry::start("", |_| {});
+    let elsewhere = client()
+        .repository_at(&other_registry.addr, fourth.name())
+        .unwrap();
+    assert_eq!(
+        elsewhere.copy_blob_from_repository(&from, layer).unwrap(),
+        BlobCopy::Uploaded
+    );
+    assert_eq!(elsewhere.blob_exists(layer.digest()).unwrap(), Some(2000));
     // Registry to registry through the traits.
     let third = from.sibling(&unique("mount-copy")).unwrap();
     assert!(third.copy_blob_from(&from, layer).unwrap());
