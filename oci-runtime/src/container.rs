@@ -1,6 +1,7 @@
 //! The lifecycle: create, start, state, kill, delete, run.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -274,9 +275,13 @@ impl Runtime {
     ) -> Result<Container> {
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
-        std::fs::create_dir_all(&self.root)
+        // Private, like runc's: whoever can open a created container's fifo can start it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
             .map_err(|e| Error::io("creating state root", Some(self.root.clone()), e))?;
-        match std::fs::create_dir(&dir) {
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::ContainerExists { id: id.into() });

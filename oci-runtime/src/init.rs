@@ -132,6 +132,14 @@ fn proto(e: std::io::Error) -> Error {
 
 /// Returns the exit code for stage 1; stage 2 never returns from here.
 fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
+    // Opened first, as the caller's user: the state directory is private to it, and the
+    // container's root in a new user namespace could not reach the path.
+    let fifo = open(
+        cfg.fifo.as_path(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("opening exec fifo", Some(cfg.fifo.clone()), e))?;
     let namespaces = cfg
         .spec
         .linux()
@@ -221,7 +229,7 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
                 std::process::exit(1);
             }
             drop(go_r);
-            let err = stage2(sock, cfg, in_userns);
+            let err = stage2(sock, cfg, fifo, in_userns);
             let _ = send(sock, &Msg::Failed(err.to_string()));
             std::process::exit(1)
         }
@@ -271,8 +279,8 @@ fn cstrings<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<std::ff
 }
 
 /// Stage 2: only returns on failure.
-fn stage2(sock: &UnixStream, cfg: &InitConfig, in_userns: bool) -> Error {
-    match stage2_inner(sock, cfg, in_userns) {
+fn stage2(sock: &UnixStream, cfg: &InitConfig, fifo: OwnedFd, in_userns: bool) -> Error {
+    match stage2_inner(sock, cfg, fifo, in_userns) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -280,17 +288,16 @@ fn stage2(sock: &UnixStream, cfg: &InitConfig, in_userns: bool) -> Error {
 
 enum Never {}
 
-fn stage2_inner(sock: &UnixStream, cfg: &InitConfig, in_userns: bool) -> Result<Never> {
+fn stage2_inner(
+    sock: &UnixStream,
+    cfg: &InitConfig,
+    fifo: OwnedFd,
+    in_userns: bool,
+) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process().as_ref().expect("validated");
     umask(Mode::empty());
-    // Opened now, while the host path is reachable; reopened for writing once set up.
-    let fifo = open(
-        cfg.fifo.as_path(),
-        OFlag::O_PATH | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("opening exec fifo", Some(cfg.fifo.clone()), e))?;
+    // `fifo` was opened by stage 1; it is reopened for writing through /proc once set up.
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sethostname(h).map_err(|e| Error::sys("setting hostname", None, e))?;
     }
