@@ -743,3 +743,24 @@ fn an_early_error_in_a_big_layer_stops_promptly() {
     assert!(!s.root.join("big").exists());
     s.assert_outside_untouched();
 }
+
+#[test]
+fn a_corrupt_blob_is_reported_as_a_digest_mismatch() {
+    // A flipped byte inside the deflate data makes the gzip decoder fail first; the error
+    // says what is really wrong: the blob is not the one the descriptor names.
+    let s = scene();
+    let good = gzip(&tar(&[E::File("f", &[5u8; 50_000])]));
+    let mut bad = good.clone();
+    let at = bad.len() - 20;
+    bad[at] ^= 0xff;
+    let reader = VerifyingReader::new(&bad[..], sha256(&good), Some(good.len() as u64)).unwrap();
+    let e = apply_layer(
+        &s.root,
+        reader,
+        &MediaType::ImageLayerGzip,
+        None,
+        &ApplyOptions::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
+}

@@ -240,11 +240,12 @@ pub fn apply_layer<R: Read + Send>(
             applier.finish_directories()
         })();
         let mut rest = archive.into_inner();
-        if applied.is_ok() {
+        let applied = applied.and_then(|()| {
             // The tar end marker may come before the end of the stream (padding to a record
             // size): take the rest, so the producer hashes and verifies all of it.
             io::copy(&mut rest, &mut io::sink())?;
-        }
+            Ok(())
+        });
         // Dropping the receiver stops a producer that is still sending after an error.
         drop(rest);
         let produced = producer
@@ -318,6 +319,16 @@ fn produce<R: Read>(
         Err(e) => {
             // The reader sees the stream break there; the caller gets the typed error.
             let _ = tx.send(Err(io::Error::new(e.kind(), "the layer stream broke")));
+            drop(tx);
+            // Undecodable bytes are most often bytes that are not the blob: when a verifier
+            // wraps the input, reading it to its end says so, which is the better error.
+            let (limited, _, _) = digesting.into_parts();
+            if let Ok(mut rest) = limited.inner.into_inner()
+                && let Err(verify) = io::copy(&mut rest, &mut io::sink())
+                && verify.get_ref().is_some_and(|inner| inner.is::<Error>())
+            {
+                return Err(verify);
+            }
             return Err(e);
         }
     };
