@@ -506,8 +506,8 @@ pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSou
 
 enum Destination {
     Oci(Layout, Option<RefName>),
-    OciArchive(OciArchiveWriter, Option<RefName>),
-    DockerArchive(DockerArchiveWriter, Option<Tag>),
+    OciArchive(Box<OciArchiveWriter>, Option<RefName>),
+    DockerArchive(Box<DockerArchiveWriter>, Option<Tag>),
     Registry(Box<Repository>, Option<Tag>),
 }
 
@@ -522,8 +522,8 @@ impl OpenedDestination {
     pub fn destination(&self) -> &dyn ImageDestination {
         match &self.inner {
             Destination::Oci(l, _) => l,
-            Destination::OciArchive(w, _) => w,
-            Destination::DockerArchive(w, _) => w,
+            Destination::OciArchive(w, _) => w.as_ref(),
+            Destination::DockerArchive(w, _) => w.as_ref(),
             Destination::Registry(r, _) => r.as_ref(),
         }
     }
@@ -592,14 +592,14 @@ pub fn open_destination(location: &Location) -> Result<OpenedDestination, Error>
     let inner = match location {
         Location::Oci { dir, name } => Destination::Oci(Layout::create(dir)?, ref_name(name)?),
         Location::OciArchive { file, name } => {
-            Destination::OciArchive(OciArchiveWriter::create(file)?, ref_name(name)?)
+            Destination::OciArchive(Box::new(OciArchiveWriter::create(file)?), ref_name(name)?)
         }
         Location::DockerArchive { file, repo_tag } => {
             let (repo, tag) = match repo_tag.as_deref().and_then(|s| s.rsplit_once(':')) {
                 Some((repo, tag)) => (Some(repo), Some(tag.parse::<Tag>()?)),
                 None => (None, None),
             };
-            Destination::DockerArchive(DockerArchiveWriter::create(file, repo)?, tag)
+            Destination::DockerArchive(Box::new(DockerArchiveWriter::create(file, repo)?), tag)
         }
         Location::Docker { reference } => {
             let (repo, reference) = registry(reference)?;

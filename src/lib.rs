@@ -9,11 +9,14 @@
 //! | [`distribution`] | `oci-distribution` | the blocking registry client |
 //! | [`runtime`] | `oci-runtime` | the runtime specification on Linux |
 //!
-//! [`copy`] composes them: one copy routine for every pair of places an image can live.
+//! [`copy`] composes them: one copy routine for every pair of places an image can live;
+//! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
+pub mod build;
 pub mod copy;
+pub mod unpack;
 
 pub use oci_distribution as distribution;
 pub use oci_image as image;

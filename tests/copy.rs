@@ -11,16 +11,8 @@ use ocikit::image::oci_spec::image::Descriptor;
 use ocikit::image::{AnyManifest, ImageSource, parse_platform, sha256};
 use ocikit::layout::{DockerArchive, Layout, OciArchive};
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::run;
 
 /// A busybox image made by umoci, named `t`.
 fn umoci_image(dir: &Path) -> PathBuf {
@@ -233,19 +225,9 @@ fn platforms_and_all() {
     assert!(e.to_string().contains("linux/arm64"), "{e}");
 }
 
-/// The example binary, built by `cargo test --all-targets` next to the test binaries.
-fn example_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("examples/copy");
-    path.exists().then_some(path)
-}
-
 #[test]
 fn copy_example_prints_what_it_copied() {
-    let Some(example) = example_binary() else {
-        eprintln!("examples/copy not built (run with --all-targets); skipped");
-        return;
-    };
+    let example = common::example_binary("copy");
     let dir = tempfile::tempdir().unwrap();
     let src = multiarch(&dir.path().join("src"));
     let from = format!("oci:{}:multi", src.root().display());

@@ -737,6 +737,18 @@ impl SpecDocument for ImageConfiguration {
 
 /// The config's `rootfs.diff_ids` as digests (validated when the config was parsed).
 impl Config {
+    /// The platform the config says the image is for (os, architecture, variant, os.version
+    /// and os.features).
+    pub fn platform(&self) -> oci_spec::image::Platform {
+        let mut p = oci_spec::image::Platform::default();
+        p.set_os(self.os().clone());
+        p.set_architecture(self.architecture().clone());
+        p.set_variant(self.variant().clone());
+        p.set_os_version(self.os_version().clone());
+        p.set_os_features(self.os_features().clone());
+        p
+    }
+
     /// The uncompressed digests of the layers, in order.
     pub fn diff_ids(&self) -> Vec<Digest> {
         self.rootfs()

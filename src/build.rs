@@ -1,0 +1,310 @@
+//! Building images: layers from directories appended to a base image (or to nothing), and the
+//! configuration edited to match. The recipe behind `examples/build.rs`.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oci_image::oci_spec::image::{
+    Config as ExecConfig, History, ImageConfiguration, ImageManifestBuilder, MediaType, Platform,
+    RootFs,
+};
+use oci_image::{
+    AnyManifest, BuiltLayer, Config, Error, ImageDestination, ImageSource, Manifest, MediaTypeExt,
+    Tag, TagOrDigest, build_layer, descriptor_of, host_platform,
+};
+
+/// What to build: set with the chained setters of [`BuildSpec::new`].
+#[derive(Clone, Debug, Default)]
+pub struct BuildSpec {
+    layers: Vec<PathBuf>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    env: Vec<String>,
+    workdir: Option<String>,
+    user: Option<String>,
+    labels: Vec<(String, String)>,
+    platform: Option<Platform>,
+    created: Option<String>,
+    layer_options: oci_image::BuildOptions,
+}
+
+impl BuildSpec {
+    /// Nothing to add yet: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a layer made from the tree under `dir` (in order; none by default).
+    pub fn layer(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.layers.push(dir.into());
+        self
+    }
+
+    /// Sets `Entrypoint` (default: the base's).
+    pub fn entrypoint(mut self, args: Vec<String>) -> Self {
+        self.entrypoint = Some(args);
+        self
+    }
+
+    /// Sets `Cmd` (default: the base's).
+    pub fn cmd(mut self, args: Vec<String>) -> Self {
+        self.cmd = Some(args);
+        self
+    }
+
+    /// Sets one `KEY=VALUE` in `Env`, replacing the base's value of `KEY` if it has one.
+    pub fn env(mut self, key_value: impl Into<String>) -> Self {
+        self.env.push(key_value.into());
+        self
+    }
+
+    /// Sets `WorkingDir` (default: the base's).
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Sets `User` (default: the base's).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Sets one label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// The platform: which image of a base index to build on, and what a scratch image says
+    /// it is for. Default: the host's.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// The `created` time, RFC 3339. Default: `SOURCE_DATE_EPOCH` when set, else now.
+    pub fn created(mut self, rfc3339: impl Into<String>) -> Self {
+        self.created = Some(rfc3339.into());
+        self
+    }
+
+    /// How the layers are made (compression, time clamping, owners). Default:
+    /// [`oci_image::BuildOptions::new`] with `SOURCE_DATE_EPOCH` from the environment.
+    pub fn layer_options(mut self, options: oci_image::BuildOptions) -> Self {
+        self.layer_options = options;
+        self
+    }
+}
+
+/// What [`build_image`] wrote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BuildReport {
+    /// The new image's manifest (always OCI).
+    pub manifest: Manifest,
+    /// Its configuration.
+    pub config: Config,
+    /// The layers built, in order (the base's are in the manifest before them).
+    pub layers: Vec<BuiltLayer>,
+}
+
+/// Builds an image on `base` (a source and the reference of the image in it), or on nothing,
+/// into `destination`, and names it `tag` there when given.
+///
+/// The base's config and layers are kept (its layers copied when the destination lacks them);
+/// each directory of the spec becomes a layer with a history entry; the config's diff_ids,
+/// `created` and the spec's settings are written. The manifest is an OCI one whatever the
+/// base's family: layer and config bytes are never changed, only their media types.
+pub fn build_image(
+    base: Option<(&dyn ImageSource, &TagOrDigest)>,
+    destination: &dyn ImageDestination,
+    tag: Option<&Tag>,
+    spec: &BuildSpec,
+) -> Result<BuildReport, Error> {
+    let platform = spec.platform.clone().unwrap_or_else(host_platform);
+    let created = spec.created.clone().unwrap_or_else(now_rfc3339);
+    let (mut config, mut layers) = match base {
+        Some((source, reference)) => {
+            let image = source.fetch_image(reference, &platform)?;
+            let mut layers = Vec::new();
+            for layer in image.manifest.layers() {
+                destination.copy_blob_from(source, layer)?;
+                let mut layer = layer.clone();
+                layer.set_media_type(layer.media_type().to_oci());
+                layers.push(layer);
+            }
+            (image.config.into_value(), layers)
+        }
+        None => {
+            let mut c = ImageConfiguration::default();
+            c.set_os(platform.os().clone());
+            c.set_architecture(platform.architecture().clone());
+            c.set_variant(platform.variant().clone());
+            c.set_rootfs(RootFs::default());
+            c.set_config(Some(ExecConfig::default()));
+            (c, Vec::new())
+        }
+    };
+
+    let mut built = Vec::new();
+    let mut history = config.history().clone().unwrap_or_default();
+    for dir in &spec.layers {
+        let layer = put_built_layer(dir, destination, &spec.layer_options)?;
+        config
+            .rootfs_mut()
+            .diff_ids_mut()
+            .push(layer.diff_id.to_string());
+        let mut h = History::default();
+        h.set_created(Some(created.clone()));
+        h.set_created_by(Some(format!("ocikit build --layer {}", dir.display())));
+        history.push(h);
+        layers.push(layer.descriptor.clone());
+        built.push(layer);
+    }
+    config.set_history(Some(history));
+    config.set_created(Some(created));
+    let mut exec = config.config().clone().unwrap_or_default();
+    if let Some(e) = &spec.entrypoint {
+        exec.set_entrypoint(Some(e.clone()));
+    }
+    if let Some(c) = &spec.cmd {
+        exec.set_cmd(Some(c.clone()));
+    }
+    if let Some(w) = &spec.workdir {
+        exec.set_working_dir(Some(w.clone()));
+    }
+    if let Some(u) = &spec.user {
+        exec.set_user(Some(u.clone()));
+    }
+    if !spec.env.is_empty() {
+        let mut env = exec.env().clone().unwrap_or_default();
+        for kv in &spec.env {
+            let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+            env.push(kv.clone());
+        }
+        exec.set_env(Some(env));
+    }
+    if !spec.labels.is_empty() {
+        let mut labels = exec.labels().clone().unwrap_or_default();
+        labels.extend(spec.labels.iter().cloned());
+        exec.set_labels(Some(labels));
+    }
+    config.set_config(Some(exec));
+
+    let config = Config::new(config)?;
+    destination.put_blob(
+        &descriptor_of(MediaType::ImageConfig, config.raw()),
+        &mut config.raw(),
+    )?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor_of(MediaType::ImageConfig, config.raw()))
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::Invalid {
+            kind: oci_image::DocumentKind::Manifest,
+            field: String::new(),
+            reason: e.to_string(),
+        })?;
+    let manifest = Manifest::new(manifest)?;
+    let any = AnyManifest::Manifest(manifest.clone());
+    destination.put_manifest(&any)?;
+    if let Some(tag) = tag {
+        destination.tag(tag, &any)?;
+    }
+    Ok(BuildReport {
+        manifest,
+        config,
+        layers: built,
+    })
+}
+
+/// Builds the layer of `dir` into a temporary file, then stores it through the destination
+/// (which verifies it again on the way in).
+fn put_built_layer(
+    dir: &Path,
+    destination: &dyn ImageDestination,
+    options: &oci_image::BuildOptions,
+) -> Result<BuiltLayer, Error> {
+    let (mut file, path) = temp_file()?;
+    let result = (|| {
+        let layer = build_layer(dir, BufWriter::new(&file), options)?;
+        file.seek(SeekFrom::Start(0))?;
+        destination.put_blob(&layer.descriptor, &mut file)?;
+        Ok(layer)
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn temp_file() -> Result<(File, PathBuf), Error> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir();
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".ocikit-layer-{}-{n}", std::process::id()));
+        match File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` when set, else the current time, as RFC 3339 in UTC.
+fn now_rfc3339() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub(crate) fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_704_067_199), "2023-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,185 @@
+//! The `build` and `unpack` recipes, run as their example binaries on a busybox tree:
+//! an image built from scratch and then on top of itself unpacks to the trees it was made
+//! of, in every format, and umoci unpacks it to the same tree.
+//!
+//! Needs umoci and busybox-static (scripts/test.sh installs them) and root for owners.
+
+use std::path::Path;
+use std::process::Command;
+
+use ocikit::copy::{Location, open_source};
+use ocikit::image::{AnyManifest, host_platform};
+
+mod common;
+use common::{busybox_tree, example_binary, run};
+
+/// Sorted `path type size content-hash link` lines of a tree.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &p, out);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                out.push(format!(
+                    "{rel} {} {}",
+                    data.len(),
+                    ocikit::image::sha256(&data)
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn build_from_scratch_then_on_top_and_unpack_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    busybox_tree(&base_dir);
+    let app_dir = tmp.path().join("app");
+    std::fs::create_dir_all(app_dir.join("app")).unwrap();
+    std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
+
+    let build = example_binary("build");
+    let unpack = example_binary("unpack");
+    let layout = tmp.path().join("layout");
+    let base = format!("oci:{}:base", layout.display());
+    let out = run(Command::new(&build).args([
+        "--from",
+        "scratch",
+        "--layer",
+        base_dir.to_str().unwrap(),
+        "--entrypoint",
+        "/bin/sh",
+        "--cmd",
+        "/app/hello.sh",
+        "--env",
+        "PATH=/bin",
+        &base,
+    ]));
+    assert!(out.contains("built sha256:"), "{out}");
+
+    // On top, into each kind of destination.
+    let archive = tmp.path().join("app.tar");
+    let docker = tmp.path().join("docker.tar");
+    for dst in [
+        format!("oci:{}:app", layout.display()),
+        format!("oci-archive:{}:app", archive.display()),
+        format!("docker-archive:{}:example/app:v1", docker.display()),
+    ] {
+        run(Command::new(&build).args([
+            "--from",
+            &base,
+            "--layer",
+            app_dir.to_str().unwrap(),
+            "--env",
+            "GREETING=hi",
+            "--workdir",
+            "/app",
+            &dst,
+        ]));
+        let bundle = tmp
+            .path()
+            .join(format!("bundle-{}", dst.split(':').next().unwrap()));
+        let out = run(Command::new(&unpack).args([&dst, bundle.to_str().unwrap()]));
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("layer ")).count(),
+            2,
+            "{out}"
+        );
+        let mut want = tree(&base_dir);
+        want.extend(tree(&app_dir));
+        want.sort();
+        want.dedup();
+        assert_eq!(tree(&bundle.join("rootfs")), want, "{dst}");
+
+        // The config carries both the base's settings and the new ones.
+        let src = open_source(&dst.parse::<Location>().unwrap(), &host_platform()).unwrap();
+        let image = src
+            .source()
+            .fetch_image(&src.reference(), &host_platform())
+            .unwrap();
+        let exec = image.config.config().clone().unwrap();
+        assert_eq!(
+            exec.entrypoint().as_deref(),
+            Some(&["/bin/sh".to_owned()][..])
+        );
+        assert_eq!(exec.working_dir().as_deref(), Some("/app"));
+        let env = exec.env().clone().unwrap();
+        assert!(env.contains(&"PATH=/bin".to_owned()) && env.contains(&"GREETING=hi".to_owned()));
+        assert_eq!(image.config.history().as_ref().unwrap().len(), 2);
+        assert_eq!(image.config.diff_ids().len(), 2);
+    }
+
+    // umoci unpacks what we built to the same tree.
+    let umoci_bundle = tmp.path().join("umoci-bundle");
+    run(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:app", layout.display()),
+        umoci_bundle.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        tree(&umoci_bundle.join("rootfs")),
+        tree(&tmp.path().join("bundle-oci/rootfs"))
+    );
+}
+
+#[test]
+fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    busybox_tree(&src);
+    let layout = tmp.path().join("layout");
+    let image = format!("oci:{}:t", layout.display());
+    run(Command::new(example_binary("build")).args([
+        "--from",
+        "scratch",
+        "--layer",
+        src.to_str().unwrap(),
+        &image,
+    ]));
+    let unpack = example_binary("unpack");
+
+    let busy = tmp.path().join("busy");
+    std::fs::create_dir_all(busy.join("rootfs/x")).unwrap();
+    let out = Command::new(&unpack)
+        .args([&image, busy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // Flip one byte of the layer blob: the unpack fails on the digest.
+    let opened = open_source(&image.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    let AnyManifest::Manifest(m) = opened.source().fetch_manifest(opened.top()).unwrap() else {
+        panic!("a manifest");
+    };
+    let layer = &m.layers()[0];
+    let path = layout.join("blobs/sha256").join(layer.digest().digest());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let bundle = tmp.path().join("bundle");
+    let out = Command::new(&unpack)
+        .args([&image, bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("digest mismatch"), "{err}");
+}
