@@ -581,3 +581,45 @@ fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_copies_are_read_only() {
+        let rt = Runtime::new("/nonexistent").with_helper("/bin/busybox");
+        let copy = rt.memfd_copy().unwrap();
+        let seals = fcntl(&copy, FcntlArg::F_GET_SEALS).unwrap();
+        assert_ne!(seals & libc::F_SEAL_WRITE, 0);
+        let len = std::fs::metadata("/bin/busybox").unwrap().len();
+        assert_eq!(std::fs::File::from(copy).metadata().unwrap().len(), len);
+        // The preferred form: a read-only mount that refuses writers. (A private file: one
+        // that something executes would refuse writers with ETXTBSY anyway.)
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"#!/bin/true\n").unwrap();
+        if let Ok(fd) = sys::readonly_clone(&file) {
+            let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let err = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        }
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("SIGHUP").unwrap(), Signal::SIGHUP);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        for bad in ["", "NOPE", "0", "999", "-1"] {
+            assert!(
+                matches!(parse_signal(bad), Err(Error::InvalidSignal { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

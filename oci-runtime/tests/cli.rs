@@ -83,6 +83,9 @@ fn create_start_state_kill_delete_from_separate_processes() {
     assert_eq!(s["bundle"], bundle.as_str());
     assert_eq!(s["annotations"]["org.example.key"], "value");
     assert!(s["ociVersion"].is_string() && s["created"].is_string());
+    // The runtime-spec State, plus runc's extra fields.
+    let spec_state: oci_spec::runtime::State = serde_json::from_value(s.clone()).unwrap();
+    assert_eq!(spec_state.id(), &cid);
     assert!(!b.rootfs().join("tmp/marker").exists(), "ran before start");
 
     let list = ok(&root, &["list", "--format", "json"]);
