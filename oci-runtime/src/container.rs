@@ -610,6 +610,13 @@ mod tests {
     }
 
     #[test]
+    fn runtime_is_shareable_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Runtime>();
+        check::<Container>();
+    }
+
+    #[test]
     fn signals_by_name_or_number() {
         assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
         assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);

@@ -28,7 +28,7 @@
 //!   atime flags, propagation, fs data such as tmpfs `size`/`mode`), proc, sysfs, mqueue,
 //!   devpts, cgroup (shown as the cgroup2 hierarchy); rootfs propagation; `pivot_root` or
 //!   `MS_MOVE` + `chroot`; read-only root; default devices and `/dev` symlinks; spec devices;
-//!   masked and read-only paths; sysctls.
+//!   masked and read-only paths; sysctls. A mount namespace is required.
 //! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
 //!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
 //!
@@ -41,6 +41,13 @@
 //! namespaces, forks the container's pid 1 as a child of the caller (`CLONE_PARENT`, as runc
 //! does), sets up the root filesystem and user, then blocks on `<root>/<id>/exec.fifo` until
 //! [`Runtime::start`] opens it, and finally `execve`s the user's program.
+//!
+//! # State
+//! `<root>/<id>/state.json` (replaced atomically by rename) holds the id, the container
+//! process's pid and start time (so a recycled pid is never mistaken for it), bundle, rootfs,
+//! creation time and annotations. The status is derived, not stored: `creating` until the pid
+//! is known, `created` while `exec.fifo` exists, `running` while the process lives, then
+//! `stopped` (a zombie counts as stopped). The root and the container directories are `0700`.
 //!
 //! # Non-goals (for now)
 //! Cgroups, capabilities, seccomp, rlimits, AppArmor/SELinux, hooks, terminals (`process.terminal`,

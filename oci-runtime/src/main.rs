@@ -338,7 +338,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                 other => other.map(|()| 0).map_err(Failure::from),
             }
         }
-        "list" | "ps" if command == "list" => {
+        "list" => {
             let a = Args::parse(rest, &["format", "f"])?;
             a.check_known(&["format", "f", "quiet", "q"])?;
             let all = rt.list()?;
