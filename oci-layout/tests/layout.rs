@@ -349,10 +349,7 @@ fn sha512_blobs_and_subjects() {
 
 #[test]
 fn layouts_we_write_match_the_json_schemas() {
-    let Some(schemas) = common::schema::Schemas::load() else {
-        eprintln!("image-spec schemas not found; skipped");
-        return;
-    };
+    let schemas = common::schema::Schemas::load().expect("the schemas in oci-layout/tests/schema");
     // The checker itself catches what it should.
     let bad = serde_json::json!({"schemaVersion": 2, "manifests": [
         {"mediaType": "not a media type", "digest": "sha256:x y", "size": "1"}]});
@@ -402,4 +399,33 @@ fn short_reads_write_the_same_blob() {
         .unwrap();
     assert_eq!((d, n), (sha256(&data), data.len() as u64));
     assert_eq!(fs::read(l.blob_path(&sha256(&data))).unwrap(), data);
+}
+
+#[test]
+fn copying_a_corrupt_blob_between_layouts_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Layout::create(dir.path().join("src")).unwrap();
+    let dst = Layout::create(dir.path().join("dst")).unwrap();
+    let data = b"the real content of the blob".to_vec();
+    let (digest, size) = src.write_blob(&data[..], None, None).unwrap();
+    let d = Descriptor::new(
+        oci_layout::oci_image::oci_spec::image::MediaType::ImageLayer,
+        size,
+        digest.clone(),
+    );
+    // Good copy, then a skipped one.
+    assert!(dst.copy_blob_from(&src, &d).unwrap());
+    assert!(!dst.copy_blob_from(&src, &d).unwrap());
+
+    // The source's file changes under it: same size, other bytes.
+    let dst2 = Layout::create(dir.path().join("dst2")).unwrap();
+    let path = dir.path().join("src/blobs/sha256").join(digest.digest());
+    fs::write(&path, b"THE real content of the blob").unwrap();
+    let e = dst2.copy_blob_from(&src, &d).unwrap_err();
+    assert!(
+        e.is_verification() || e.to_string().contains("mismatch"),
+        "{e:?}"
+    );
+    assert!(!ImageDestination::has_blob(&dst2, &d).unwrap());
+    assert!(dst2.fsck().unwrap().is_ok());
 }

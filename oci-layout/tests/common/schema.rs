@@ -13,7 +13,9 @@ use serde_json::Value;
 pub(crate) fn schema_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("OCIKIT_SCHEMA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/schema/image-spec-v1.1.1"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schema/image-spec-v1.1.1")
+        });
     dir.is_dir().then_some(dir)
 }
 
