@@ -669,6 +669,25 @@ impl ImageDestination for Layout {
         Ok(())
     }
 
+    /// Reads the source's bytes unverified: [`Layout::write_blob`] verifies them, once, before
+    /// the blob becomes visible (the provided method would hash every blob twice).
+    fn copy_blob_from(
+        &self,
+        source: &dyn ImageSource,
+        descriptor: &Descriptor,
+    ) -> oci_image::Result<bool> {
+        if ImageDestination::has_blob(self, descriptor)? {
+            return Ok(false);
+        }
+        let mut data = source.open_blob_unverified(descriptor)?;
+        self.write_blob(
+            &mut data,
+            Some(descriptor.digest()),
+            Some(descriptor.size()),
+        )?;
+        Ok(true)
+    }
+
     /// Stores the manifest and names it `tag`, replacing every entry of that name.
     fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> oci_image::Result<()> {
         let name = RefName::try_from(tag)?;
