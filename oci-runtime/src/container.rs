@@ -395,7 +395,7 @@ impl Runtime {
                 .ok_or_else(|| Error::InitFailed {
                     message: "the container process vanished".into(),
                 })?;
-        persisted.save(dir)
+        persisted.save_process(dir)
     }
 
     /// Lets a created container's process run its program.

@@ -43,11 +43,12 @@
 //! [`Runtime::start`] opens it, and finally `execve`s the user's program.
 //!
 //! # State
-//! `<root>/<id>/state.json` (replaced atomically by rename) holds the id, the container
-//! process's pid and start time (so a recycled pid is never mistaken for it), bundle, rootfs,
-//! creation time and annotations. The status is derived, not stored: `creating` until the pid
-//! is known, `created` while `exec.fifo` exists, `running` while the process lives, then
-//! `stopped` (a zombie counts as stopped). The root and the container directories are `0700`.
+//! `<root>/<id>/state.json` holds the id, bundle, rootfs, creation time and annotations;
+//! `<root>/<id>/process.json` the container process's pid and start time (so a recycled pid is
+//! never mistaken for it). Each is written once, atomically (a temporary file renamed into
+//! place), and never replaced. The status is derived, not stored: `creating` until
+//! `process.json` exists, `created` while `exec.fifo` exists, `running` while the process
+//! lives, then `stopped` (a zombie counts as stopped). The root and the container directories are `0700`.
 //!
 //! # Non-goals (for now)
 //! Cgroups, capabilities, seccomp, rlimits, AppArmor/SELinux, hooks, terminals (`process.terminal`,

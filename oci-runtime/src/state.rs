@@ -1,5 +1,11 @@
-//! Container state on disk: `<root>/<id>/state.json`, written atomically, plus the
-//! `exec.fifo` that exists exactly while the container is created but not started.
+//! Container state on disk, in `<root>/<id>/`: `state.json` (what the bundle said, written
+//! when creation begins), `process.json` (the container process's pid and start time, written
+//! once it is set up) and the `exec.fifo` that exists exactly while the container is created
+//! but not started.
+//!
+//! Each file is written once, to a temporary name then renamed into place, and never replaced:
+//! readers never see a partial file, and no rename replaces an existing file (ext4 flushes
+//! data on such renames, which costs milliseconds when the state root is not a tmpfs).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,9 +21,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Persisted {
     pub(crate) id: String,
-    /// 0 while creating.
+    /// 0 while creating (kept in `process.json`).
+    #[serde(skip)]
     pub(crate) pid: i32,
     /// The process's start time (field 22 of `/proc/<pid>/stat`), to detect pid reuse.
+    #[serde(skip)]
     pub(crate) start_time: u64,
     pub(crate) bundle: PathBuf,
     pub(crate) rootfs: PathBuf,
@@ -27,6 +35,24 @@ pub(crate) struct Persisted {
 }
 
 pub(crate) const STATE_FILE: &str = "state.json";
+pub(crate) const PROCESS_FILE: &str = "process.json";
+
+#[derive(Serialize, Deserialize)]
+struct Process {
+    pid: i32,
+    start_time: u64,
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        std::fs::rename(&tmp, dir.join(name))
+    };
+    write().map_err(|e| Error::io("writing state", Some(dir.join(name)), e))
+}
 pub(crate) const FIFO: &str = "exec.fifo";
 
 impl Persisted {
@@ -39,19 +65,37 @@ impl Persisted {
             }
             Err(e) => return Err(Error::io("reading state", Some(path), e)),
         };
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e)))
+        let parse = |path: PathBuf, e: serde_json::Error| {
+            Error::io("parsing state", Some(path), std::io::Error::other(e))
+        };
+        let mut p: Persisted = serde_json::from_slice(&bytes).map_err(|e| parse(path, e))?;
+        let path = dir.join(PROCESS_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => {
+                let proc: Process = serde_json::from_slice(&b).map_err(|e| parse(path, e))?;
+                p.pid = proc.pid;
+                p.start_time = proc.start_time;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("reading state", Some(path), e)),
+        }
+        Ok(p)
     }
 
-    /// Writes to a temporary file in the same directory and renames it over the old one.
+    /// Writes `state.json` (once, when creation begins).
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(self)?)?;
-            std::fs::rename(&tmp, dir.join(STATE_FILE))
+        let bytes = serde_json::to_vec(self).expect("state serializes");
+        write_new(dir, STATE_FILE, &bytes)
+    }
+
+    /// Writes `process.json` (once, when the container process is set up).
+    pub(crate) fn save_process(&self, dir: &Path) -> Result<()> {
+        let proc = Process {
+            pid: self.pid,
+            start_time: self.start_time,
         };
-        write().map_err(|e| Error::io("writing state", Some(dir.join(STATE_FILE)), e))
+        let bytes = serde_json::to_vec(&proc).expect("process serializes");
+        write_new(dir, PROCESS_FILE, &bytes)
     }
 
     /// The status now, from the process table and the fifo.
@@ -134,6 +178,9 @@ mod tests {
         assert_eq!(q.status(dir.path()), ContainerState::Creating);
         p.pid = std::process::id() as i32;
         p.start_time = start;
+        p.save_process(dir.path()).unwrap();
+        let q = Persisted::load(dir.path(), "x").unwrap();
+        assert_eq!((q.pid, q.start_time), (p.pid, p.start_time));
         assert_eq!(p.status(dir.path()), ContainerState::Running);
         std::fs::write(dir.path().join(FIFO), b"").unwrap();
         assert_eq!(p.status(dir.path()), ContainerState::Created);
