@@ -48,7 +48,8 @@
 //! never mistaken for it). Each is written once, atomically (a temporary file renamed into
 //! place), and never replaced. The status is derived, not stored: `creating` until
 //! `process.json` exists, `created` while `exec.fifo` exists, `running` while the process
-//! lives, then `stopped` (a zombie counts as stopped). The root and the container directories are `0700`.
+//! lives, then `stopped` (a zombie counts as stopped). The root and the container
+//! directories are `0700`.
 //!
 //! # Non-goals (for now)
 //! Cgroups, capabilities, seccomp, rlimits, AppArmor/SELinux, hooks, terminals (`process.terminal`,
