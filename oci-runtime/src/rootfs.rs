@@ -117,6 +117,22 @@ pub(crate) enum Create {
     File,
 }
 
+/// `openat2` in the root, retried on `EAGAIN`: the kernel returns it when a rename or mount
+/// anywhere raced with a `..` it was resolving, and asks the caller to retry.
+fn in_root<P: ?Sized + nix::NixPath>(
+    root: &OwnedFd,
+    path: &P,
+    how: OpenHow,
+) -> Result<OwnedFd, Errno> {
+    let mut tries = 0;
+    loop {
+        match openat2(root.as_fd(), path, how) {
+            Err(Errno::EAGAIN) if tries < 1000 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 fn in_root_how(extra: OFlag) -> OpenHow {
     OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | extra)
@@ -164,7 +180,7 @@ fn open_parts(
 ) -> Result<OwnedFd, Errno> {
     let refs: Vec<&OsStr> = parts.iter().map(|p| p.as_os_str()).collect();
     let full = rel(&refs);
-    match openat2(root.as_fd(), &full, in_root_how(OFlag::empty())) {
+    match in_root(root, &full, in_root_how(OFlag::empty())) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) if create != Create::Nothing => {}
         Err(e) => return Err(e),
@@ -174,16 +190,12 @@ fn open_parts(
     }
     for i in 0..refs.len() {
         let here = rel(&refs[..=i]);
-        match openat2(root.as_fd(), &here, in_root_how(OFlag::empty())) {
+        match in_root(root, &here, in_root_how(OFlag::empty())) {
             Ok(_) => continue,
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(e),
         }
-        let parent = openat2(
-            root.as_fd(),
-            &rel(&refs[..i]),
-            in_root_how(OFlag::O_DIRECTORY),
-        )?;
+        let parent = in_root(root, &rel(&refs[..i]), in_root_how(OFlag::O_DIRECTORY))?;
         // A dangling symlink: create what it points to, resolved inside the root.
         if let Ok(target) = readlinkat(parent.as_fd(), refs[i]) {
             let target = PathBuf::from(target);
@@ -215,7 +227,7 @@ fn open_parts(
             Err(e) => return Err(e),
         }
     }
-    openat2(root.as_fd(), &full, in_root_how(OFlag::empty()))
+    in_root(root, &full, in_root_how(OFlag::empty()))
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
