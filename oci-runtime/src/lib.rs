@@ -106,9 +106,11 @@ pub fn forward_signals(pid: i32) {
 }
 
 /// The configuration `oci-runtime spec` writes, like `runc spec`: `sh` in `rootfs`, read-only
-/// root, the usual mounts, namespaces, masked and read-only paths.
+/// root, hostname `oci-runtime`, the usual mounts, namespaces, masked and read-only paths.
 pub fn default_spec() -> oci_spec::runtime::Spec {
-    oci_spec::runtime::Spec::default()
+    let mut spec = oci_spec::runtime::Spec::default();
+    spec.set_hostname(Some("oci-runtime".into()));
+    spec
 }
 
 /// What `oci-runtime features` prints: the runtime-spec "features" document.

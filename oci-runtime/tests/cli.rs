@@ -182,6 +182,7 @@ fn spec_features_and_errors() {
         serde_json::from_slice(&std::fs::read(tmp.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(spec["root"]["path"], "rootfs");
     assert_eq!(spec["process"]["args"][0], "sh");
+    assert_eq!(spec["hostname"], "oci-runtime");
     // runc refuses to overwrite it too.
     assert!(
         !cli(&root, &["spec", "--bundle", tmp.path().to_str().unwrap()])
