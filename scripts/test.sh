@@ -187,6 +187,10 @@ if (($# > 0)); then
     SCOPE=("$@")
 fi
 status=0
+# Tests run the recipes as programs (target/debug/examples/NAME); `cargo test --all-targets`
+# builds examples only as test harnesses, so build the programs first.
+log "cargo build --workspace --examples"
+cargo build --workspace --examples
 log "cargo test ${SCOPE[*]} --all-targets --no-fail-fast"
 # --no-fail-fast: report every failing test binary, not only the first.
 cargo test "${SCOPE[@]}" --all-targets --no-fail-fast || status=$?

@@ -1,6 +1,6 @@
 //! Runs `examples/inspect.rs` (of the `ocikit` package) against an image we pushed to the
-//! registry of `scripts/test.sh`. `cargo test --workspace --all-targets` builds the example
-//! before the tests run; when it was not built, the test fails saying so.
+//! registry of `scripts/test.sh`, which builds the examples (`cargo build --examples`) before
+//! the tests run; when it was not built, the test fails saying so.
 
 mod common;
 mod support;
@@ -26,8 +26,9 @@ fn example_binary() -> Option<PathBuf> {
 #[test]
 fn inspect_example_prints_what_skopeo_would() {
     let addr = common::registry_addr();
-    let bin = example_binary()
-        .expect("examples/inspect is not built: run `cargo test --workspace --all-targets`");
+    let bin = example_binary().expect(
+        "examples/inspect is not built: run `cargo build --examples`, as scripts/test.sh does",
+    );
     let repo = client().repository_at(&addr, &unique("inspect")).unwrap();
     let amd = push_image(&repo, "amd64", 51, &[300, 400]);
     let arm = push_image(&repo, "arm64", 52, &[500]);

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The binary of example `name`, which `cargo test --all-targets` (what scripts/test.sh runs)
-/// builds next to the test binaries. Missing is a failure, not a skip.
+/// The binary of example `name`, which scripts/test.sh builds (`cargo build --examples`)
+/// before the tests. Missing is a failure, not a skip.
 pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let path = exe
@@ -17,7 +17,7 @@ pub fn example_binary(name: &str) -> PathBuf {
         .join(name);
     assert!(
         path.exists(),
-        "{} is not built: run the tests with `cargo test --all-targets` (bash scripts/test.sh)",
+        "{} is not built: run `cargo build --examples` first, as `bash scripts/test.sh` does",
         path.display()
     );
     path
