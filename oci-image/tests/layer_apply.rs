@@ -764,3 +764,20 @@ fn a_corrupt_blob_is_reported_as_a_digest_mismatch() {
     .unwrap_err();
     assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
 }
+
+#[test]
+fn modes_survive_the_umask_and_read_only_files_get_their_content() {
+    // The process umask (022 here) must not strip what the layer says.
+    let s = scene();
+    s.apply(&[
+        E::FileMode("group-writable", b"g", 0o666),
+        E::FileMode("read-only", b"content", 0o444),
+        E::FileMode("plain", b"p", 0o644),
+    ])
+    .unwrap();
+    let mode = |p: &str| std::fs::metadata(s.root.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("group-writable"), 0o666);
+    assert_eq!(mode("read-only"), 0o444);
+    assert_eq!(mode("plain"), 0o644);
+    assert_eq!(s.read("read-only"), b"content");
+}

@@ -213,6 +213,7 @@ pub fn apply_layer<R: Read + Send>(
             rustix::process::geteuid().as_raw(),
             rustix::process::getegid().as_raw(),
         ),
+        umask: read_umask(),
         root,
         options,
         touched: HashSet::new(),
@@ -600,6 +601,8 @@ struct Applier<'o> {
     chown: Option<Option<IdMap>>,
     /// The effective uid and gid: a new file's owner already, so no chown is needed for it.
     me: (u32, u32),
+    /// The process umask, when /proc says it.
+    umask: Option<u32>,
     /// Every path this layer created, and their parents: whiteouts spare these.
     touched: HashSet<Vec<u8>>,
     /// Directories whose mode and times are set at the end, when nothing more is written in
@@ -700,10 +703,16 @@ impl Applier<'_> {
             T::Symlink => {
                 let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                self.replace(&parent, &name, false).map_err(&err)?;
-                rustix::fs::symlinkat(OsStr::from_bytes(&target), &*parent, &name)
-                    .map_err(errno_to_io)
-                    .map_err(&err)?;
+                let target = OsStr::from_bytes(&target);
+                match rustix::fs::symlinkat(target, &*parent, &name) {
+                    Err(rustix::io::Errno::EXIST) => {
+                        self.replace(&parent, &name, false).map_err(&err)?;
+                        rustix::fs::symlinkat(target, &*parent, &name)
+                    }
+                    other => other,
+                }
+                .map_err(errno_to_io)
+                .map_err(&err)?;
                 self.set_path_metadata(&parent, &name, &meta, false, &components)?;
                 self.counts.symlinks += 1;
                 // A symlink may now stand where a cached directory was found.
@@ -763,7 +772,15 @@ impl Applier<'_> {
         let err = entry_err(components, "write");
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mode = Mode::from_raw_mode(0o600);
+        // Created with its final mode when the umask leaves it whole and nothing (set-id
+        // bits, a chown that would clear them) needs a later chmod; else 0600 and fchmod.
+        let owner_is_me = self
+            .owner(meta, components)?
+            .is_none_or(|(u, g)| (u.as_raw(), g.as_raw()) == self.me);
+        let final_at_open = owner_is_me
+            && meta.mode & 0o7000 == 0
+            && self.umask.is_some_and(|umask| meta.mode & umask == 0);
+        let mode = Mode::from_raw_mode(if final_at_open { meta.mode } else { 0o600 });
         let fd = match rustix::fs::openat(parent, name, flags, mode) {
             Err(rustix::io::Errno::EXIST) => {
                 // Replace, never write through: the old file may be hardlinked elsewhere.
@@ -785,7 +802,8 @@ impl Applier<'_> {
             file.write_all(&self.buf[..n]).map_err(&err)?;
             self.counts.file_bytes += n as u64;
         }
-        self.set_owner_and_xattrs(file.as_fd(), true, Some(meta.mode), meta, components)?;
+        let chmod = (!final_at_open).then_some(meta.mode);
+        self.set_owner_and_xattrs(file.as_fd(), true, chmod, meta, components)?;
         rustix::fs::futimens(&file, &times(meta.mtime))
             .map_err(errno_to_io)
             .map_err(&err)?;
@@ -915,7 +933,10 @@ impl Applier<'_> {
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "set metadata");
-        if let Some((uid, gid)) = self.owner(meta, components)? {
+        // Just made by us, so already ours: chown only to someone else.
+        if let Some((uid, gid)) = self.owner(meta, components)?
+            && (uid.as_raw(), gid.as_raw()) != self.me
+        {
             rustix::fs::chownat(
                 parent,
                 name,
@@ -1122,6 +1143,14 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// The umask from `/proc/self/status` (Linux 4.7+), read without changing it (the `umask`
+/// call that reads it also sets it, for every thread).
+fn read_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
 }
 
 fn times(mtime: rustix::fs::Timespec) -> Timestamps {

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Layer build and apply, side by side with the peers, on one corpus in one run:
+#
+#   bash benches/layers.sh [RUNS]
+#
+# - corpus: a copy of /usr/share (tens of thousands of small files and some large ones, about
+#   650 MB here), made once under target/bench-corpus and reused;
+# - build: one gzip layer of the corpus with `examples/build` against `umoci repack` of the
+#   same tree (sizes compared too);
+# - apply: the layer unpacked with `examples/unpack` against `tar -xzf` of the same blob and
+#   `umoci unpack` of the same image.
+#
+# Prints the median wall time and peak RSS of each, and the ratios. Every timed run writes
+# into a fresh directory and nothing big is deleted until all timings are done (on ext4
+# without a journal, creating files right after deleting many is slow).
+# Needs umoci, tar, gzip and /usr/bin/time (scripts/test.sh installs the peers).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+RUNS=${1:-3}
+command -v umoci >/dev/null || { echo "error: umoci is required" >&2; exit 1; }
+[[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is required (apt-get install time)" >&2; exit 1; }
+
+cargo build --release --quiet --example build --example unpack
+BIN=target/release/examples
+CORPUS=target/bench-corpus/share
+if [[ ! -d $CORPUS ]]; then
+    echo "making the corpus (a copy of /usr/share) ..." >&2
+    mkdir -p "$(dirname "$CORPUS")"
+    cp -a /usr/share "$CORPUS.tmp"
+    mv "$CORPUS.tmp" "$CORPUS"
+fi
+echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files" >&2
+
+WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocikit-layers.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+# time_it NAME CMD...: appends "seconds kib" of one run to $WORK/NAME.times.
+time_it() {
+    local name=$1
+    shift
+    sync
+    /usr/bin/time -f "%e %M" -o "$WORK/$name.one" "$@" >/dev/null 2>"$WORK/$name.err" ||
+        { cat "$WORK/$name.err" >&2; exit 1; }
+    cat "$WORK/$name.one" >>"$WORK/$name.times"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { awk -v c="$2" '{print $c}' "$WORK/$1.times" | median; }
+
+# umoci's side: an empty image whose bundle gets the corpus, repacked each run.
+umoci init --layout "$WORK/umoci" >/dev/null
+umoci new --image "$WORK/umoci:base" >/dev/null
+
+for i in $(seq "$RUNS"); do
+    # Build.
+    time_it build_ours "$BIN/build" --from scratch --layer "$CORPUS" "oci:$WORK/ours:r$i"
+    umoci unpack --image "$WORK/umoci:base" "$WORK/ub$i" >/dev/null
+    cp -a "$CORPUS/." "$WORK/ub$i/rootfs/"
+    time_it build_umoci umoci repack --image "$WORK/umoci:r$i" "$WORK/ub$i"
+    # Apply, each into a directory of its own.
+    time_it apply_ours "$BIN/unpack" "oci:$WORK/ours:r$i" "$WORK/ao$i"
+    layer=$(find "$WORK/ours/blobs/sha256" -size +10M | head -n 1)
+    mkdir "$WORK/at$i"
+    time_it apply_tar tar -xzf "$layer" -C "$WORK/at$i"
+    time_it apply_umoci umoci unpack --image "$WORK/ours:r$i" "$WORK/au$i"
+done
+
+ours_size=$(find "$WORK/ours/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
+umoci_size=$(find "$WORK/umoci/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
+
+row() { # name peer
+    local o p
+    o=$(col "$1" 1)
+    p=$(col "$2" 1)
+    printf '%-28s %8.2fs %8d KiB   %-14s %8.2fs %8d KiB   %6.2fx\n' "$1" "$o" "$(col "$1" 2)" \
+        "$2" "$p" "$(col "$2" 2)" "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
+}
+echo
+echo "median of $RUNS runs; ratio = ocikit time / peer time (lower is better)"
+printf '%-28s %9s %12s   %-14s %9s %12s   %7s\n' operation ocikit "peak RSS" peer time "peak RSS" ratio
+row build_ours build_umoci
+row apply_ours apply_tar
+row apply_ours apply_umoci
+printf 'layer size: ocikit %d bytes, umoci %d bytes (%.3fx)\n' "$ours_size" "$umoci_size" \
+    "$(awk -v a="$ours_size" -v b="$umoci_size" 'BEGIN {print a / b}')"
