@@ -66,7 +66,7 @@ pub use document::{
 pub use error::{DocumentKind, Error, Result};
 pub use layer::{
     ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
-    Ownership, apply_layer, build_diff_layer, build_layer,
+    Ownership, apply_layer, build_diff_layer, build_layer, read_in_root,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;

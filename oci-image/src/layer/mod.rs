@@ -12,3 +12,49 @@ pub use apply::{
     ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, Ownership, apply_layer,
 };
 pub use build::{BuildOptions, BuiltLayer, build_diff_layer, build_layer};
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Reads the regular file at `path` inside `root` (an unpacked root filesystem), resolving
+/// every symlink on the way inside `root` as the container would see it, never on the host:
+/// an image whose `/etc/passwd` links to `/etc/shadow` reads the image's own file, or nothing.
+/// `Ok(None)` when there is no such file; a file longer than `limit` bytes is an error.
+///
+/// ```
+/// let root = tempfile::tempdir()?;
+/// std::fs::create_dir(root.path().join("etc"))?;
+/// std::fs::write(root.path().join("etc/hostname"), "box\n")?;
+/// std::os::unix::fs::symlink("/etc/hostname", root.path().join("name"))?;
+/// let got = oci_image::read_in_root(root.path(), "/name", 1024)?;
+/// assert_eq!(got.as_deref(), Some(&b"box\n"[..]));
+/// assert_eq!(oci_image::read_in_root(root.path(), "/missing", 1024)?, None);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let components = apply::clean_path(path.as_bytes())?;
+    let err = |source: std::io::Error| Error::Apply {
+        path: path.to_owned(),
+        op: "read",
+        source,
+    };
+    let root = root::Root::open(root).map_err(err)?;
+    let file = match root.open_file(&components) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(e)),
+    };
+    let mut data = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(err)?;
+    if data.len() as u64 > limit {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {limit} bytes"),
+        )));
+    }
+    Ok(Some(data))
+}

@@ -9,6 +9,7 @@
 //! it.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -106,13 +107,7 @@ impl Root {
         }
         match self.resolver {
             Resolver::Kernel => {
-                let mut path = Vec::new();
-                for (i, c) in components.iter().enumerate() {
-                    if i > 0 {
-                        path.push(b'/');
-                    }
-                    path.extend_from_slice(c.as_bytes());
-                }
+                let path = join(components);
                 loop {
                     match rustix::fs::openat2(
                         &self.fd,
@@ -127,13 +122,14 @@ impl Root {
                     }
                 }
             }
-            Resolver::Userspace => self.resolve_userspace(components),
+            Resolver::Userspace => self.walk(components, false),
         }
     }
 
     /// `RESOLVE_IN_ROOT` in user space: a stack of open directories from the root down,
     /// symlinks read and spliced into the components still to walk.
-    fn resolve_userspace(&self, components: &[OsString]) -> io::Result<OwnedFd> {
+    /// With `file`, the last component may be a regular file, which is opened to read.
+    fn walk(&self, components: &[OsString], file: bool) -> io::Result<OwnedFd> {
         let mut stack: Vec<OwnedFd> = vec![rustix::io::dup(&self.fd)?];
         let mut pending: Vec<OsString> = components.iter().rev().cloned().collect();
         let mut links = 0;
@@ -170,11 +166,63 @@ impl Root {
                         rustix::fs::openat(cur, &c, dir_flags() | OFlags::NOFOLLOW, Mode::empty())?;
                     stack.push(fd);
                 }
+                FileType::RegularFile if file && pending.is_empty() => {
+                    return Ok(rustix::fs::openat(
+                        cur,
+                        &c,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?);
+                }
                 _ => return Err(rustix::io::Errno::NOTDIR.into()),
             }
         }
+        if file {
+            // The path named a directory.
+            return Err(rustix::io::Errno::ISDIR.into());
+        }
         Ok(stack.pop().expect("the root is never popped"))
     }
+
+    /// Opens the regular file at `components` for reading, every symlink on the way (the
+    /// last one included) followed inside the root only.
+    pub(crate) fn open_file(&self, components: &[OsString]) -> io::Result<File> {
+        let fd = match self.resolver {
+            Resolver::Kernel => loop {
+                match rustix::fs::openat2(
+                    &self.fd,
+                    OsStr::from_bytes(&join(components)),
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+                ) {
+                    Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => continue,
+                    other => break other?,
+                }
+            },
+            Resolver::Userspace => self.walk(components, true)?,
+        };
+        let file = File::from(fd);
+        if !file.metadata()?.is_file() {
+            // A device or fifo could block or never end.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(file)
+    }
+}
+
+fn join(components: &[OsString]) -> Vec<u8> {
+    let mut path = Vec::new();
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(c.as_bytes());
+    }
+    path
 }
 
 #[cfg(test)]
@@ -241,6 +289,31 @@ mod tests {
 
     fn libc_eloop() -> i32 {
         rustix::io::Errno::LOOP.raw_os_error()
+    }
+
+    #[test]
+    fn files_open_inside_the_root_only() {
+        for resolver in [Resolver::Kernel, Resolver::Userspace] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().join("root");
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::fs::write(root.join("etc/passwd"), b"inside").unwrap();
+            std::fs::write(tmp.path().join("secret"), b"host").unwrap();
+            symlink("../../secret", root.join("up")).unwrap();
+            symlink(tmp.path().join("secret"), root.join("abs")).unwrap();
+            symlink("etc/passwd", root.join("rel")).unwrap();
+            let r = Root::open_with(&root, resolver).unwrap();
+            let read = |p: &str| -> io::Result<Vec<u8>> {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut r.open_file(&comps(p))?, &mut v)?;
+                Ok(v)
+            };
+            assert_eq!(read("rel").unwrap(), b"inside", "{resolver:?}");
+            // Both links point at a host file, which inside the root does not exist.
+            assert_eq!(read("up").unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert_eq!(read("abs").unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert!(read("etc").is_err());
+        }
     }
 
     #[test]
