@@ -25,8 +25,11 @@ impl Bundle {
         let path = dir.join("config.json");
         let bytes =
             std::fs::read(&path).map_err(|e| Error::io("reading", Some(path.clone()), e))?;
-        let spec: Spec = serde_json::from_slice(&bytes)
+        let mut raw: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::config("config.json", e.to_string()))?;
+        crate::security::drop_unknown_capabilities(&mut raw);
+        let spec: Spec =
+            serde_json::from_value(raw).map_err(|e| Error::config("config.json", e.to_string()))?;
         Self::from_spec(dir, spec)
     }
 
@@ -149,6 +152,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             ));
         }
     }
+    crate::security::rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     if process.terminal() == Some(true) {
         return Err(Error::Unsupported {
             feature: "process.terminal (a pseudo-terminal; issue #7)".into(),

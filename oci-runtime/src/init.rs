@@ -26,6 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::security::{self, CapSets};
 use crate::{rootfs, sys};
 
 /// The environment variable naming the sync socket's descriptor in the helper process.
@@ -210,6 +211,12 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
         std::fs::write("/proc/self/timens_offsets", text)
             .map_err(|e| Error::io("writing time offsets", None, e))?;
     }
+    if let Some(adj) = cfg.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        // Through the host's /proc, before the container's root replaces it; inherited by
+        // stage 2.
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io("writing oom_score_adj", None, e))?;
+    }
     // Stage 2 waits on this pipe until its pid is reported, so the caller always learns the
     // pid before "ready" (both stages write to the same socket).
     let (go_r, go_w) =
@@ -311,6 +318,26 @@ fn stage2_inner(
         in_userns,
     })?;
 
+    // Like runc: rlimits, then the bounding set (needs CAP_SETPCAP, so before the user
+    // changes), the user with the permitted set kept, then the other sets.
+    for r in security::rlimits(process.rlimits().as_deref().unwrap_or(&[]))? {
+        sys::set_rlimit(r.resource, r.soft, r.hard)
+            .map_err(|e| Error::sys("setting an rlimit", None, e))?;
+    }
+    // No `process.capabilities` means no capabilities at all, as with runc.
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapSets::from_spec)
+        .unwrap_or_default();
+    {
+        nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::sys("PR_SET_KEEPCAPS", None, e))?;
+        for cap in (0..64).filter(|c| caps.bounding & (1 << c) == 0) {
+            sys::drop_bounding(cap)
+                .map_err(|e| Error::sys("dropping a bounding capability", None, e))?;
+        }
+    }
+
     let user = process.user();
     let gids: Vec<Gid> = user
         .additional_gids()
@@ -329,6 +356,19 @@ fn stage2_inner(
     let uid = Uid::from_raw(user.uid());
     setresuid(uid, uid, uid).map_err(|e| Error::sys("setuid", None, e))?;
     umask(Mode::from_bits_truncate(user.umask().unwrap_or(0o022)));
+    {
+        sys::capset(caps.effective, caps.permitted, caps.inheritable)
+            .map_err(|e| Error::sys("setting capabilities", None, e))?;
+        for cap in (0..64).filter(|c| caps.ambient & (1 << c) != 0) {
+            sys::raise_ambient(cap)
+                .map_err(|e| Error::sys("raising an ambient capability", None, e))?;
+        }
+        nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("PR_SET_KEEPCAPS", None, e))?;
+    }
+    if process.no_new_privileges() == Some(true) {
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", None, e))?;
+    }
 
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();

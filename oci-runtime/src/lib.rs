@@ -31,6 +31,9 @@
 //!   masked and read-only paths; sysctls. A mount namespace is required.
 //! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
 //!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
+//! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;
+//!   an unknown name is skipped with a warning; none listed means none at all, as with runc),
+//!   `noNewPrivileges`, `rlimits`, `oomScoreAdj`.
 //!
 //! # How a container is started
 //! The caller may be multi-threaded, so nothing non-trivial happens between fork and exec:
@@ -52,9 +55,9 @@
 //! directories are `0700`.
 //!
 //! # Non-goals (for now)
-//! Cgroups, capabilities, seccomp, rlimits, AppArmor/SELinux, hooks, terminals (`process.terminal`,
-//! `--console-socket`) and `exec` come with issue #7; a config asking for hooks or a terminal is
-//! refused with [`Error::Unsupported`], the other fields are ignored.
+//! Seccomp, AppArmor/SELinux, hooks, terminals (`process.terminal`, `--console-socket`) and
+//! `exec` come with issue #7; a config asking for hooks or a terminal is refused with
+//! [`Error::Unsupported`], the other fields are ignored.
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -71,16 +74,15 @@
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //!
-//! Until issue #7 the container process keeps the capability set of the runtime (all of them
-//! when run as root), and `process.capabilities`, `process.rlimits`, `process.noNewPrivileges`,
-//! `linux.seccomp`, `linux.resources` and the LSM labels are ignored: do not run untrusted code
-//! as root in a container without a user namespace yet.
+//! `linux.seccomp` and the LSM labels are still ignored: a container keeps exactly the
+//! capabilities its configuration lists, but no system call filter applies yet.
 
 mod config;
 mod container;
 mod error;
 mod init;
 mod rootfs;
+mod security;
 mod state;
 mod sys;
 

@@ -200,3 +200,86 @@ pub(crate) fn dup_above(fd: &OwnedFd, min: RawFd) -> Result<OwnedFd, Errno> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
+
+/// `prctl(PR_CAPBSET_DROP)`: removes capability `cap` from the bounding set. A number the
+/// kernel does not know (`EINVAL`) counts as dropped.
+pub(crate) fn drop_bounding(cap: u32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only; it reads and writes no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `capset(2)` with 64-bit masks (`_LINUX_CAPABILITY_VERSION_3`) for the calling thread.
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Errno> {
+    let header = CapHeader {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: inheritable as u32,
+        },
+        CapData {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: (inheritable >> 32) as u32,
+        },
+    ];
+    // SAFETY: `header` and `data` are properly laid out (`repr(C)`) version-3 structures, two
+    // data elements as that version requires, alive for the call; the kernel only reads them.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)`.
+pub(crate) fn raise_ambient(cap: u32) -> Result<(), Errno> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `prlimit(2)` on the calling process.
+pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errno> {
+    let new = libc::rlimit64 {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: `new` is a valid rlimit64 alive for the call and only read; the old-value
+    // pointer is null, so nothing is written.
+    let r = unsafe {
+        libc::prlimit64(
+            0,
+            resource as libc::__rlimit_resource_t,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    Errno::result(r).map(drop)
+}

@@ -1,0 +1,236 @@
+//! Process security settings prepared from the spec: capability sets by number, rlimits.
+//!
+//! Everything here is computed before the init process's last steps; [`crate::sys`] applies it
+//! with raw system calls.
+
+use oci_spec::runtime::{Capability, LinuxCapabilities, PosixRlimit, PosixRlimitType};
+
+use crate::error::{Error, Result};
+
+/// Capability names and numbers, from `linux/capability.h`.
+const CAPS: &[(&str, u32)] = &[
+    ("CAP_CHOWN", 0),
+    ("CAP_DAC_OVERRIDE", 1),
+    ("CAP_DAC_READ_SEARCH", 2),
+    ("CAP_FOWNER", 3),
+    ("CAP_FSETID", 4),
+    ("CAP_KILL", 5),
+    ("CAP_SETGID", 6),
+    ("CAP_SETUID", 7),
+    ("CAP_SETPCAP", 8),
+    ("CAP_LINUX_IMMUTABLE", 9),
+    ("CAP_NET_BIND_SERVICE", 10),
+    ("CAP_NET_BROADCAST", 11),
+    ("CAP_NET_ADMIN", 12),
+    ("CAP_NET_RAW", 13),
+    ("CAP_IPC_LOCK", 14),
+    ("CAP_IPC_OWNER", 15),
+    ("CAP_SYS_MODULE", 16),
+    ("CAP_SYS_RAWIO", 17),
+    ("CAP_SYS_CHROOT", 18),
+    ("CAP_SYS_PTRACE", 19),
+    ("CAP_SYS_PACCT", 20),
+    ("CAP_SYS_ADMIN", 21),
+    ("CAP_SYS_BOOT", 22),
+    ("CAP_SYS_NICE", 23),
+    ("CAP_SYS_RESOURCE", 24),
+    ("CAP_SYS_TIME", 25),
+    ("CAP_SYS_TTY_CONFIG", 26),
+    ("CAP_MKNOD", 27),
+    ("CAP_LEASE", 28),
+    ("CAP_AUDIT_WRITE", 29),
+    ("CAP_AUDIT_CONTROL", 30),
+    ("CAP_SETFCAP", 31),
+    ("CAP_MAC_OVERRIDE", 32),
+    ("CAP_MAC_ADMIN", 33),
+    ("CAP_SYSLOG", 34),
+    ("CAP_WAKE_ALARM", 35),
+    ("CAP_BLOCK_SUSPEND", 36),
+    ("CAP_AUDIT_READ", 37),
+    ("CAP_PERFMON", 38),
+    ("CAP_BPF", 39),
+    ("CAP_CHECKPOINT_RESTORE", 40),
+];
+
+/// The number of a capability.
+fn cap_number(c: &Capability) -> u32 {
+    let name = serde_json::to_value(c).expect("a capability serializes to its name");
+    let name = name.as_str().unwrap_or_default();
+    CAPS.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .expect("every oci-spec capability is in the table")
+}
+
+/// The five capability sets of `process.capabilities` as bit masks (bit N is capability N).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CapSets {
+    pub(crate) bounding: u64,
+    pub(crate) effective: u64,
+    pub(crate) permitted: u64,
+    pub(crate) inheritable: u64,
+    pub(crate) ambient: u64,
+}
+
+impl CapSets {
+    pub(crate) fn from_spec(c: &LinuxCapabilities) -> Self {
+        let mask = |set: &Option<std::collections::HashSet<Capability>>| {
+            set.iter()
+                .flatten()
+                .fold(0u64, |m, c| m | (1u64 << cap_number(c)))
+        };
+        CapSets {
+            bounding: mask(c.bounding()),
+            effective: mask(c.effective()),
+            permitted: mask(c.permitted()),
+            inheritable: mask(c.inheritable()),
+            ambient: mask(c.ambient()),
+        }
+    }
+}
+
+/// Drops, with a warning on standard error, the capability names of `process.capabilities`
+/// in a raw `config.json` that this runtime does not know: the runtime-spec asks for a
+/// warning, not a failure. Returns the warnings.
+pub(crate) fn drop_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let Some(caps) = config
+        .get_mut("process")
+        .and_then(|p| p.get_mut("capabilities"))
+        .and_then(|c| c.as_object_mut())
+    else {
+        return warnings;
+    };
+    for (set, names) in caps.iter_mut() {
+        if let Some(list) = names.as_array_mut() {
+            list.retain(|name| {
+                let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
+                if !known {
+                    warnings.push(format!(
+                        "unknown capability {name} in process.capabilities.{set}: ignored"
+                    ));
+                }
+                known
+            });
+        }
+    }
+    for w in &warnings {
+        eprintln!("oci-runtime: warning: {w}");
+    }
+    warnings
+}
+
+/// One rlimit: the `RLIMIT_*` resource number, soft and hard values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rlimit {
+    pub(crate) resource: u32,
+    pub(crate) soft: u64,
+    pub(crate) hard: u64,
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+/// The `process.rlimits`, checked: each type at most once, soft not above hard.
+pub(crate) fn rlimits(list: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
+    let mut out: Vec<Rlimit> = Vec::new();
+    for (i, r) in list.iter().enumerate() {
+        let resource = rlimit_resource(r.typ());
+        if out.iter().any(|o| o.resource == resource) {
+            return Err(Error::config(
+                format!("process.rlimits[{i}].type"),
+                "listed twice",
+            ));
+        }
+        if r.soft() > r.hard() {
+            return Err(Error::config(
+                format!("process.rlimits[{i}].soft"),
+                "is above the hard limit",
+            ));
+        }
+        out.push(Rlimit {
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn capability_numbers_match_the_kernel() {
+        assert_eq!(cap_number(&Capability::Chown), 0);
+        assert_eq!(cap_number(&Capability::SysAdmin), 21);
+        assert_eq!(cap_number(&Capability::CheckpointRestore), 40);
+        let caps: LinuxCapabilities = serde_json::from_value(json!({
+            "bounding": ["CAP_KILL", "CAP_CHOWN"],
+            "effective": ["CAP_KILL"],
+            "ambient": []
+        }))
+        .unwrap();
+        let sets = CapSets::from_spec(&caps);
+        assert_eq!(sets.bounding, 0b100001);
+        assert_eq!(sets.effective, 0b100000);
+        assert_eq!(sets.ambient, 0);
+    }
+
+    #[test]
+    fn unknown_capabilities_are_warnings() {
+        let mut v = json!({"process": {"capabilities": {
+            "bounding": ["CAP_KILL", "CAP_NOT_A_THING"],
+            "effective": ["CAP_KILL"]
+        }}});
+        let w = drop_unknown_capabilities(&mut v);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("CAP_NOT_A_THING"), "{w:?}");
+        assert_eq!(
+            v["process"]["capabilities"]["bounding"],
+            json!(["CAP_KILL"])
+        );
+    }
+
+    #[test]
+    fn rlimits_are_checked() {
+        let parse = |v| serde_json::from_value::<Vec<PosixRlimit>>(v).unwrap();
+        let ok = rlimits(&parse(
+            json!([{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}]),
+        ));
+        assert_eq!(
+            ok.unwrap(),
+            [Rlimit {
+                resource: libc::RLIMIT_NOFILE as u32,
+                soft: 100,
+                hard: 200
+            }]
+        );
+        let twice = json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2},
+                           {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}]);
+        assert!(rlimits(&parse(twice)).is_err());
+        let inverted = json!([{"type": "RLIMIT_CORE", "soft": 3, "hard": 2}]);
+        assert!(rlimits(&parse(inverted)).is_err());
+    }
+}
