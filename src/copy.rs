@@ -28,6 +28,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::Error;
 use oci_distribution::{Client, Reference, Repository};
 use oci_image::oci_spec::image::{Descriptor, Platform};
 use oci_image::{
@@ -37,29 +38,6 @@ use oci_image::{
 use oci_layout::{
     DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
 };
-
-/// Errors of [`copy`] and [`Location`] parsing.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A location string that is not one of the supported forms.
-    #[error("invalid location {value:?}: {reason}")]
-    InvalidLocation {
-        /// The text given.
-        value: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An error of the image vocabulary or of a source or destination, through the traits.
-    #[error(transparent)]
-    Image(#[from] oci_image::Error),
-    /// An error of a layout or archive, from its own API.
-    #[error(transparent)]
-    Layout(#[from] oci_layout::Error),
-    /// An error of the registry client, from its own API.
-    #[error(transparent)]
-    Distribution(#[from] oci_distribution::Error),
-}
 
 /// Which images of an index to copy.
 #[derive(Clone, Debug, Default)]

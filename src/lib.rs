@@ -15,9 +15,13 @@
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
 pub mod build;
+pub mod convert;
 pub mod copy;
+mod error;
+pub mod run;
 pub mod unpack;
 
+pub use error::Error;
 pub use oci_distribution as distribution;
 pub use oci_image as image;
 pub use oci_layout as layout;

@@ -96,3 +96,49 @@ fn prepare_empty_dir(dir: &Path) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// What [`unpack_bundle`] made.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BundleReport {
+    /// The root filesystem unpacked.
+    pub unpacked: UnpackReport,
+    /// The runtime configuration written to `config.json`.
+    pub spec: oci_spec::runtime::Spec,
+}
+
+/// Unpacks an image into a runtime bundle: `bundle/rootfs` (see [`unpack_image`]) and
+/// `bundle/config.json` converted from the image configuration (see
+/// [`runtime_config`](crate::convert::runtime_config)), like `umoci unpack`. A bundle any OCI
+/// runtime (runc, `oci-runtime`) can run.
+pub fn unpack_bundle(
+    source: &dyn ImageSource,
+    reference: &TagOrDigest,
+    platform: &Platform,
+    bundle: &Path,
+    apply: &ApplyOptions,
+    convert: &crate::convert::ConvertOptions,
+) -> Result<BundleReport, crate::Error> {
+    let rootfs = bundle.join("rootfs");
+    let unpacked = unpack_image(source, reference, platform, &rootfs, apply)?;
+    let spec = crate::convert::runtime_config(unpacked.config.value(), &rootfs, convert)?;
+    write_config(bundle, &spec)?;
+    Ok(BundleReport { unpacked, spec })
+}
+
+/// Writes `bundle/config.json` through a temporary file renamed into place.
+pub(crate) fn write_config(
+    bundle: &Path,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<(), crate::Error> {
+    let path = bundle.join("config.json");
+    let tmp = bundle.join(".config.json.tmp");
+    let io = |source| crate::Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let text = serde_json::to_vec_pretty(spec).map_err(|e| io(e.into()))?;
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(())
+}

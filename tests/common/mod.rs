@@ -23,6 +23,23 @@ pub fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A binary of the workspace (`oci-runtime`), which `cargo build`/`cargo test --workspace`
+/// put in the target directory. Missing is a failure, not a skip.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `bash scripts/test.sh`",
+        path.display()
+    );
+    path
+}
+
 /// Runs `cmd`, failing the test with its stderr unless it succeeds; returns its stdout.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");

@@ -1,0 +1,139 @@
+//! Unpacks an image into a bundle and runs it with `oci-runtime`, like `podman run` without
+//! the daemon: pull (from any location the `copy` recipe takes), unpack, convert, run.
+//!
+//! ```text
+//! cargo run --release --example run -- SRC [--bundle DIR] [--memory 512M] [--cpus 0.5]
+//!     [--pids N] [--platform P] [-- CMD...]
+//! ```
+//!
+//! Needs root (namespaces, mounts). The bundle goes to a temporary directory unless `--bundle`
+//! names one (which must not exist yet, or be empty). The container's exit code becomes this
+//! program's, as with `runc run`.
+
+use std::process::ExitCode;
+
+use ocikit::convert::ConvertOptions;
+use ocikit::copy::{Location, open_source};
+use ocikit::image::{ApplyOptions, host_platform, parse_platform};
+use ocikit::run::{RunOptions, run_bundle};
+use ocikit::unpack::unpack_bundle;
+
+const USAGE: &str = "usage: run SRC [--bundle DIR] [--memory SIZE] [--cpus N] [--pids N] \
+[--platform P] [-- CMD...]";
+
+/// `512M`, `1G`, `1048576`.
+fn parse_size(s: &str) -> Result<i64, String> {
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: i64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown size unit in {s:?}")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let n: f64 = digits.parse().map_err(|_| format!("bad size {s:?}"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut src = None;
+    let mut bundle = None;
+    let mut platform = host_platform();
+    let mut convert = ConvertOptions::new();
+    let mut cmd = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bundle" => bundle = Some(std::path::PathBuf::from(value()?)),
+            "--memory" => convert = convert.memory_limit(parse_size(&value()?)?),
+            "--cpus" => {
+                let cpus: f64 = value()?.parse().map_err(|_| "--cpus takes a number")?;
+                convert = convert.cpu_quota((cpus * 100_000.0) as i64, 100_000);
+            }
+            "--pids" => convert = convert.pids_limit(value()?.parse()?),
+            "--platform" => platform = parse_platform(&value()?)?,
+            "--" => {
+                cmd.extend(args.by_ref());
+                break;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}").into()),
+            _ if src.is_none() => src = Some(arg),
+            _ => return Err(USAGE.into()),
+        }
+    }
+    let src: Location = src.ok_or(USAGE)?.parse()?;
+    if !cmd.is_empty() {
+        convert = convert.entrypoint(cmd);
+    }
+    let temp;
+    let bundle = match bundle {
+        Some(b) => b,
+        None => {
+            temp = TempDir::new()?;
+            temp.0.clone()
+        }
+    };
+    let source = open_source(&src, &platform)?;
+    let made = unpack_bundle(
+        source.source(),
+        &source.reference(),
+        &platform,
+        &bundle,
+        &ApplyOptions::new(),
+        &convert,
+    )?;
+    eprintln!(
+        "run: {} unpacked ({} layers) into {}",
+        made.unpacked.manifest.digest(),
+        made.unpacked.layers.len(),
+        bundle.display()
+    );
+    let status = run_bundle(&bundle, &RunOptions::new())?;
+    eprintln!("run: container exited with {}", status.code());
+    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<Self> {
+        let base = std::env::temp_dir();
+        for n in 0..1000u32 {
+            let p = base.join(format!("ocikit-run-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other("no free temporary directory name"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn main() -> ExitCode {
+    // The runtime re-executes this program as each container's init.
+    ocikit::runtime::init_if_requested();
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("run: {e}");
+            ExitCode::from(125)
+        }
+    }
+}

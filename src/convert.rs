@@ -1,0 +1,670 @@
+//! Image configuration to runtime configuration, as image-spec `conversion.md` says.
+//!
+//! [`runtime_config`] starts from defaults equal in effect to `runc spec` (namespaces, mounts,
+//! masked and read-only paths, default capabilities: [`oci_runtime::default_spec`]), then
+//! applies the image: `Entrypoint` + `Cmd` as the arguments, `Env`, `WorkingDir`, `User`
+//! resolved against the rootfs' `/etc/passwd` and `/etc/group`, and the annotations the
+//! document lists (`os`, `architecture`, ..., `Labels`, `StopSignal`, `ExposedPorts`).
+//! [`ConvertOptions`] carries the caller's overrides: arguments, environment, terminal,
+//! rootless, volumes and resource limits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use oci_image::oci_spec::image::ImageConfiguration;
+use oci_image::read_in_root;
+use oci_spec::runtime::{
+    LinuxCpu, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace,
+    LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Spec,
+};
+
+/// Why a configuration could not be converted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    /// `Config.User` names a user or group the rootfs does not have ("If `Config.User` does
+    /// not correspond to a user in the container's context, the converter MUST return an
+    /// error", conversion.md).
+    #[error("user {user:?}: {reason}")]
+    User {
+        /// `Config.User` as the image gives it.
+        user: String,
+        /// What could not be resolved.
+        reason: String,
+    },
+    /// Neither the image nor the caller gives a program to run.
+    #[error("the image has no Entrypoint or Cmd and no command was given")]
+    NoCommand,
+    /// Reading the rootfs failed.
+    #[error(transparent)]
+    Image(#[from] oci_image::Error),
+}
+
+/// Ways the image's volumes become mounts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Volumes {
+    /// Not mounted: writes go to the rootfs (as `umoci unpack` does). The default.
+    #[default]
+    Ignore,
+    /// An empty tmpfs at each volume path, so application data stays out of the rootfs
+    /// (conversion.md: "Implementations SHOULD provide mounts for these locations").
+    Tmpfs,
+}
+
+/// The caller's inputs to [`runtime_config`], set with chained setters on
+/// [`ConvertOptions::new`].
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    env: Vec<String>,
+    terminal: bool,
+    rootless: bool,
+    volumes: Volumes,
+    memory: Option<i64>,
+    cpu: Option<(i64, u64)>,
+    pids: Option<i64>,
+    hostname: Option<String>,
+}
+
+impl ConvertOptions {
+    /// No overrides: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the image's `Entrypoint`, and drops its `Cmd` (as `docker run --entrypoint`
+    /// does) unless [`cmd`](Self::cmd) is given too.
+    pub fn entrypoint(mut self, args: Vec<String>) -> Self {
+        self.entrypoint = Some(args);
+        self
+    }
+
+    /// Replaces the image's `Cmd` (the arguments after the entrypoint).
+    pub fn cmd(mut self, args: Vec<String>) -> Self {
+        self.cmd = Some(args);
+        self
+    }
+
+    /// Sets `KEY=VALUE` in the environment, over the image's value of `KEY`.
+    pub fn env(mut self, key_value: impl Into<String>) -> Self {
+        self.env.push(key_value.into());
+        self
+    }
+
+    /// Gives the process a terminal (default false).
+    pub fn terminal(mut self, terminal: bool) -> Self {
+        self.terminal = terminal;
+        self
+    }
+
+    /// Makes the configuration runnable without root, like `runc spec --rootless`: a user
+    /// namespace mapping the caller to root, no network namespace, `/sys` bound read-only,
+    /// no cgroup or mqueue mounts (default false).
+    pub fn rootless(mut self, rootless: bool) -> Self {
+        self.rootless = rootless;
+        self
+    }
+
+    /// What to do with the image's volumes (default [`Volumes::Ignore`]).
+    pub fn volumes(mut self, volumes: Volumes) -> Self {
+        self.volumes = volumes;
+        self
+    }
+
+    /// A memory limit in bytes (default none).
+    pub fn memory_limit(mut self, bytes: i64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// A CPU limit: `quota` microseconds of CPU time per `period` (default none;
+    /// 50000 / 100000 is half a CPU).
+    pub fn cpu_quota(mut self, quota: i64, period: u64) -> Self {
+        self.cpu = Some((quota, period));
+        self
+    }
+
+    /// The most processes the container may have (default none).
+    pub fn pids_limit(mut self, pids: i64) -> Self {
+        self.pids = Some(pids);
+        self
+    }
+
+    /// The container's hostname (default: the runtime's default).
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+}
+
+/// The `PATH` added when the image sets none (the value `runc spec` and Docker use).
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Makes the runtime configuration of an image: `config` is the image's configuration and
+/// `rootfs` its unpacked root filesystem (read for `/etc/passwd` and `/etc/group`, inside the
+/// root only). The result's `root.path` is `rootfs`, relative to the bundle.
+///
+/// ```
+/// use ocikit::convert::{ConvertOptions, runtime_config};
+/// let rootfs = tempfile::tempdir()?;
+/// let config = serde_json::from_str(r#"{"architecture":"amd64","os":"linux",
+///   "config":{"Entrypoint":["/bin/sh","-c"],"Cmd":["echo hi"],"WorkingDir":"/srv",
+///             "Labels":{"org.opencontainers.image.os":"custom"}},
+///   "rootfs":{"type":"layers","diff_ids":[]}}"#)?;
+/// let spec = runtime_config(&config, rootfs.path(), &ConvertOptions::new().memory_limit(1 << 29))?;
+/// let process = spec.process().as_ref().unwrap();
+/// assert_eq!(process.args().as_deref(), Some(&["/bin/sh".to_owned(), "-c".into(), "echo hi".into()][..]));
+/// assert_eq!(process.cwd().to_str(), Some("/srv"));
+/// // Labels win over the implicit annotations.
+/// assert_eq!(spec.annotations().as_ref().unwrap()["org.opencontainers.image.os"], "custom");
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub fn runtime_config(
+    image: &ImageConfiguration,
+    rootfs: &Path,
+    options: &ConvertOptions,
+) -> Result<Spec, ConvertError> {
+    let empty = oci_image::oci_spec::image::Config::default();
+    let config = image.config().as_ref().unwrap_or(&empty);
+    let mut spec = oci_runtime::default_spec();
+    let mut process = spec.process().clone().unwrap_or_default();
+
+    // "If both Config.Entrypoint and Config.Cmd are specified, the converter MUST append the
+    // value of Config.Cmd to the value of Config.Entrypoint" (conversion.md).
+    let entrypoint = options
+        .entrypoint
+        .clone()
+        .or_else(|| config.entrypoint().clone())
+        .unwrap_or_default();
+    let cmd = match (&options.cmd, &options.entrypoint) {
+        (Some(cmd), _) => cmd.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => config.cmd().clone().unwrap_or_default(),
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(ConvertError::NoCommand);
+    }
+    process.set_args(Some(args));
+
+    // Config.Env verbatim; a PATH only when the image has none ("SHOULD NOT add entries that
+    // have variable names present in Config.Env"); then the caller's.
+    let mut env = config.env().clone().unwrap_or_default();
+    let has = |env: &[String], key: &str| env.iter().any(|e| env_key(e) == key);
+    if !has(&env, "PATH") {
+        env.push(DEFAULT_PATH.to_owned());
+    }
+    if options.terminal && !has(&env, "TERM") {
+        env.push("TERM=xterm".to_owned());
+    }
+    for kv in &options.env {
+        env.retain(|e| env_key(e) != env_key(kv));
+        env.push(kv.clone());
+    }
+    process.set_env(Some(env));
+
+    let cwd = config.working_dir().clone().unwrap_or_default();
+    let cwd = if cwd.is_empty() {
+        "/".to_owned()
+    } else if cwd.starts_with('/') {
+        cwd
+    } else {
+        format!("/{cwd}")
+    };
+    process.set_cwd(cwd.into());
+    process.set_terminal(Some(options.terminal));
+    process.set_user(resolve_user(
+        config.user().as_deref().unwrap_or(""),
+        rootfs,
+    )?);
+    spec.set_process(Some(process));
+
+    spec.set_annotations(Some(annotations(image)));
+    if let Some(h) = &options.hostname {
+        spec.set_hostname(Some(h.clone()));
+    }
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path("rootfs".into());
+    spec.set_root(Some(root));
+
+    if options.volumes == Volumes::Tmpfs {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for v in config.volumes().iter().flatten() {
+            let mut m = Mount::default();
+            m.set_destination(v.into());
+            m.set_typ(Some("tmpfs".into()));
+            m.set_source(Some("tmpfs".into()));
+            m.set_options(Some(vec![
+                "nosuid".into(),
+                "nodev".into(),
+                "mode=755".into(),
+            ]));
+            mounts.push(m);
+        }
+        spec.set_mounts(Some(mounts));
+    }
+    apply_resources(&mut spec, options);
+    if options.rootless {
+        make_rootless(&mut spec);
+    }
+    Ok(spec)
+}
+
+fn env_key(kv: &str) -> &str {
+    kv.split_once('=').map_or(kv, |(k, _)| k)
+}
+
+/// The annotations conversion.md lists, `Config.Labels` winning any conflict.
+fn annotations(image: &ImageConfiguration) -> HashMap<String, String> {
+    let mut a = HashMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            a.insert(format!("org.opencontainers.image.{k}"), v);
+        }
+    };
+    put("os", Some(image.os().to_string()));
+    put("architecture", Some(image.architecture().to_string()));
+    put("variant", image.variant().clone());
+    put("os.version", image.os_version().clone());
+    put(
+        "os.features",
+        image.os_features().as_ref().map(|f| f.join(",")),
+    );
+    put("author", image.author().clone());
+    put("created", image.created().clone());
+    if let Some(c) = image.config() {
+        put("stopSignal", c.stop_signal().clone());
+        // "the list of values that correspond to the keys defined for Config.ExposedPorts
+        // (string, comma-separated values)".
+        put(
+            "exposedPorts",
+            c.exposed_ports().as_ref().map(|p| p.join(",")),
+        );
+        for (k, v) in c.labels().iter().flatten() {
+            a.insert(k.clone(), v.clone());
+        }
+    }
+    a
+}
+
+struct PasswdEntry {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// Lines of a colon-separated file (`/etc/passwd`, `/etc/group`) as fields; comments and
+/// malformed lines are skipped.
+fn records(data: &[u8]) -> impl Iterator<Item = Vec<&str>> {
+    std::str::from_utf8(data)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+}
+
+fn read_etc(rootfs: &Path, file: &str) -> Result<Vec<u8>, ConvertError> {
+    // 4 MiB is far beyond any real passwd or group file.
+    Ok(read_in_root(rootfs, file, 4 << 20)?.unwrap_or_default())
+}
+
+/// `Config.User` (`user`, `uid`, `user:group`, `uid:gid`, `user:gid`, `uid:group`, or empty)
+/// to a runtime user, as conversion.md says.
+fn resolve_user(user: &str, rootfs: &Path) -> Result<oci_spec::runtime::User, ConvertError> {
+    let err = |reason: String| ConvertError::User {
+        user: user.to_owned(),
+        reason,
+    };
+    let (name, group) = match user.split_once(':') {
+        Some((n, g)) => (n, Some(g)),
+        None => (user, None),
+    };
+    let passwd_data = read_etc(rootfs, "/etc/passwd")?;
+    let passwd: Vec<PasswdEntry> = records(&passwd_data)
+        .filter(|f| f.len() >= 4)
+        .filter_map(|f| {
+            Some(PasswdEntry {
+                name: f[0].to_owned(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+            })
+        })
+        .collect();
+    let group_data = read_etc(rootfs, "/etc/group")?;
+    let groups: Vec<(String, u32, Vec<String>)> = records(&group_data)
+        .filter_map(|f| {
+            let members = f
+                .get(3)
+                .map(|m| {
+                    m.split(',')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((f[0].to_owned(), f[2].parse().ok()?, members))
+        })
+        .collect();
+
+    let numeric_user = name.is_empty() || name.parse::<u32>().is_ok();
+    let entry = if name.is_empty() {
+        passwd.iter().find(|p| p.uid == 0)
+    } else if let Ok(uid) = name.parse::<u32>() {
+        passwd.iter().find(|p| p.uid == uid)
+    } else {
+        Some(
+            passwd
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| err(format!("no user {name:?} in the image's /etc/passwd")))?,
+        )
+    };
+    let uid = match name.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => entry.map_or(0, |e| e.uid),
+    };
+    let gid = match group {
+        Some(g) if g.parse::<u32>().is_ok() => g.parse().expect("checked"),
+        Some(g) => groups
+            .iter()
+            .find(|(n, _, _)| n == g)
+            .map(|(_, gid, _)| *gid)
+            .ok_or_else(|| err(format!("no group {g:?} in the image's /etc/group")))?,
+        None => entry.map_or(0, |e| e.gid),
+    };
+    let mut u = oci_spec::runtime::User::default();
+    u.set_uid(uid);
+    u.set_gid(gid);
+    // "The converter SHOULD NOT modify process.user.additionalGids if the value of user in
+    // Config.User is numeric or if Config.User specifies a group."
+    if !numeric_user && group.is_none() {
+        let mut extra: Vec<u32> = groups
+            .iter()
+            .filter(|(_, g, members)| *g != gid && members.iter().any(|m| m == name))
+            .map(|(_, g, _)| *g)
+            .collect();
+        extra.sort_unstable();
+        extra.dedup();
+        u.set_additional_gids(Some(extra));
+    }
+    Ok(u)
+}
+
+fn apply_resources(spec: &mut Spec, options: &ConvertOptions) {
+    if options.memory.is_none() && options.cpu.is_none() && options.pids.is_none() {
+        return;
+    }
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut r = linux
+        .resources()
+        .clone()
+        .unwrap_or_else(LinuxResources::default);
+    if let Some(bytes) = options.memory {
+        let mut m = LinuxMemory::default();
+        m.set_limit(Some(bytes));
+        r.set_memory(Some(m));
+    }
+    if let Some((quota, period)) = options.cpu {
+        let mut c = LinuxCpu::default();
+        c.set_quota(Some(quota));
+        c.set_period(Some(period));
+        r.set_cpu(Some(c));
+    }
+    if let Some(pids) = options.pids {
+        let mut p = LinuxPids::default();
+        p.set_limit(pids);
+        r.set_pids(Some(p));
+    }
+    linux.set_resources(Some(r));
+    spec.set_linux(Some(linux));
+}
+
+/// What `runc spec --rootless` changes.
+fn make_rootless(spec: &mut Spec) {
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut namespaces: Vec<LinuxNamespace> = linux
+        .namespaces()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.typ() != LinuxNamespaceType::Network && n.typ() != LinuxNamespaceType::User)
+        .collect();
+    let mut user_ns = LinuxNamespace::default();
+    user_ns.set_typ(LinuxNamespaceType::User);
+    namespaces.push(user_ns);
+    linux.set_namespaces(Some(namespaces));
+    let map = |host: u32| -> Vec<LinuxIdMapping> {
+        LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(host)
+            .size(1u32)
+            .build()
+            .map(|m| vec![m])
+            .unwrap_or_default()
+    };
+    linux.set_uid_mappings(Some(map(uid)));
+    linux.set_gid_mappings(Some(map(gid)));
+    linux.set_resources(None);
+    spec.set_linux(Some(linux));
+    let mounts = spec
+        .mounts()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup" | "mqueue")))
+        .map(|mut m| {
+            if m.destination().to_str() == Some("/sys") {
+                m.set_typ(Some("none".into()));
+                m.set_source(Some("/sys".into()));
+                m.set_options(Some(
+                    ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                        .map(String::from)
+                        .to_vec(),
+                ));
+            }
+            if let Some(opts) = m.options().clone() {
+                // devpts' gid=5 names a group the user namespace does not map.
+                m.set_options(Some(
+                    opts.into_iter()
+                        .filter(|o| !o.starts_with("gid="))
+                        .collect(),
+                ));
+            }
+            m
+        })
+        .collect();
+    spec.set_mounts(Some(mounts));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rootfs(passwd: &str, group: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), passwd).unwrap();
+        std::fs::write(d.path().join("etc/group"), group).unwrap();
+        d
+    }
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+        # comment\n\
+        daemon:x:1:1::/:/bin/false\n\
+        app:x:1000:1000:App:/home/app:/bin/sh\n";
+    const GROUP: &str =
+        "root:x:0:\nwheel:x:10:app,root\napp:x:1000:\nvideo:x:44:app\nstaff:x:50:\n";
+
+    fn user(u: &str) -> Result<(u32, u32, Option<Vec<u32>>), ConvertError> {
+        let r = rootfs(PASSWD, GROUP);
+        resolve_user(u, r.path()).map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
+    }
+
+    #[test]
+    fn users_resolve_like_conversion_md_says() {
+        assert_eq!(user("").unwrap(), (0, 0, None));
+        assert_eq!(user("app").unwrap(), (1000, 1000, Some(vec![10, 44])));
+        assert_eq!(user("1000").unwrap(), (1000, 1000, None));
+        assert_eq!(user("4242").unwrap(), (4242, 0, None));
+        assert_eq!(user("app:staff").unwrap(), (1000, 50, None));
+        assert_eq!(user("app:7").unwrap(), (1000, 7, None));
+        assert_eq!(user("5:6").unwrap(), (5, 6, None));
+        assert_eq!(user("0:wheel").unwrap(), (0, 10, None));
+        assert!(matches!(user("nobody"), Err(ConvertError::User { .. })));
+        assert!(matches!(
+            user("app:nogroup"),
+            Err(ConvertError::User { .. })
+        ));
+    }
+
+    #[test]
+    fn passwd_links_to_the_host_are_not_followed() {
+        let host = tempfile::tempdir().unwrap();
+        let host_passwd = host.path().join("passwd");
+        std::fs::write(
+            &host_passwd,
+            "root:x:0:0::/:/bin/sh\nhostonly:x:7:7::/:/bin/sh\n",
+        )
+        .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        // Through the link, the host's file would make "hostonly" resolve.
+        std::os::unix::fs::symlink(&host_passwd, d.path().join("etc/passwd")).unwrap();
+        let e = resolve_user("hostonly", d.path()).unwrap_err();
+        assert!(matches!(e, ConvertError::User { .. }), "{e:?}");
+        // A link to itself (absolute, so inside the root it is itself) is an error, not a hang.
+        std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
+        assert!(resolve_user("root", d.path()).is_err());
+    }
+
+    fn image(json: serde_json::Value) -> ImageConfiguration {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn args_env_and_annotations() {
+        let r = rootfs(PASSWD, GROUP);
+        let img = image(serde_json::json!({
+            "architecture": "arm64", "os": "linux", "variant": "v8", "author": "me",
+            "created": "2024-01-01T00:00:00Z",
+            "config": {
+                "Entrypoint": ["/entry"], "Cmd": ["a", "b"], "Env": ["PATH=/bin", "A=1"],
+                "User": "app", "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+                "StopSignal": "SIGQUIT", "Labels": {"org.opencontainers.image.author": "label"},
+                "Volumes": {"/data": {}}
+            },
+            "rootfs": {"type": "layers", "diff_ids": []}
+        }));
+        let spec = runtime_config(&img, r.path(), &ConvertOptions::new().env("A=2")).unwrap();
+        let p = spec.process().clone().unwrap();
+        assert_eq!(p.args().clone().unwrap(), ["/entry", "a", "b"]);
+        assert_eq!(p.env().clone().unwrap(), ["PATH=/bin", "A=2"]);
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
+        let a = spec.annotations().clone().unwrap();
+        assert_eq!(a["org.opencontainers.image.architecture"], "arm64");
+        assert_eq!(a["org.opencontainers.image.variant"], "v8");
+        assert_eq!(a["org.opencontainers.image.stopSignal"], "SIGQUIT");
+        assert_eq!(a["org.opencontainers.image.author"], "label");
+        let mut ports: Vec<&str> = a["org.opencontainers.image.exposedPorts"]
+            .split(',')
+            .collect();
+        ports.sort();
+        assert_eq!(ports, ["53/udp", "80/tcp"]);
+        assert!(
+            !spec
+                .mounts()
+                .clone()
+                .unwrap()
+                .iter()
+                .any(|m| m.destination().to_str() == Some("/data"))
+        );
+
+        // Overrides: an entrypoint drops the image's Cmd; volumes as tmpfs; limits.
+        let spec = runtime_config(
+            &img,
+            r.path(),
+            &ConvertOptions::new()
+                .entrypoint(vec!["/bin/sh".into()])
+                .volumes(Volumes::Tmpfs)
+                .memory_limit(512 << 20)
+                .cpu_quota(50_000, 100_000)
+                .pids_limit(64),
+        )
+        .unwrap();
+        assert_eq!(
+            spec.process().clone().unwrap().args().clone().unwrap(),
+            ["/bin/sh"]
+        );
+        assert!(
+            spec.mounts()
+                .clone()
+                .unwrap()
+                .iter()
+                .any(|m| m.destination().to_str() == Some("/data"))
+        );
+        let res = spec.linux().clone().unwrap().resources().clone().unwrap();
+        assert_eq!(res.memory().unwrap().limit(), Some(512 << 20));
+        assert_eq!(res.cpu().clone().unwrap().quota(), Some(50_000));
+        assert_eq!(res.pids().unwrap().limit(), 64);
+        oci_runtime::validate(&spec).unwrap();
+    }
+
+    #[test]
+    fn no_command_and_defaults() {
+        let r = rootfs(PASSWD, GROUP);
+        let bare = image(serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []}}));
+        assert!(matches!(
+            runtime_config(&bare, r.path(), &ConvertOptions::new()),
+            Err(ConvertError::NoCommand)
+        ));
+        let spec = runtime_config(
+            &bare,
+            r.path(),
+            &ConvertOptions::new().cmd(vec!["x".into()]).terminal(true),
+        )
+        .unwrap();
+        let p = spec.process().clone().unwrap();
+        assert_eq!(p.cwd().to_str(), Some("/"));
+        assert!(p.env().clone().unwrap().contains(&DEFAULT_PATH.to_owned()));
+        assert!(p.env().clone().unwrap().contains(&"TERM=xterm".to_owned()));
+        assert_eq!(p.terminal(), Some(true));
+    }
+
+    #[test]
+    fn rootless_configs_map_the_caller() {
+        let r = rootfs(PASSWD, GROUP);
+        let img = image(serde_json::json!({"architecture": "amd64", "os": "linux",
+            "config": {"Cmd": ["x"]}, "rootfs": {"type": "layers", "diff_ids": []}}));
+        let spec = runtime_config(&img, r.path(), &ConvertOptions::new().rootless(true)).unwrap();
+        let linux = spec.linux().clone().unwrap();
+        let ns: Vec<_> = linux
+            .namespaces()
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(ns.contains(&LinuxNamespaceType::User));
+        assert!(!ns.contains(&LinuxNamespaceType::Network));
+        assert_eq!(
+            linux.uid_mappings().clone().unwrap()[0].host_id(),
+            rustix::process::geteuid().as_raw()
+        );
+        assert!(
+            !spec
+                .mounts()
+                .clone()
+                .unwrap()
+                .iter()
+                .any(|m| m.typ().as_deref() == Some("cgroup"))
+        );
+        oci_runtime::validate(&spec).unwrap();
+    }
+}

@@ -1,0 +1,153 @@
+//! Pull, unpack, convert, run: an image pushed to the registry of scripts/test.sh
+//! (`OCIKIT_TEST_REGISTRY`), pulled and unpacked into a bundle by us, gives the same output
+//! under runc as under oci-runtime, and the `run` recipe runs it end to end.
+//!
+//! Needs root, runc, busybox-static and the registry (scripts/test.sh); fails without them.
+
+use std::path::Path;
+use std::process::Command;
+
+use ocikit::build::{BuildSpec, build_image};
+use ocikit::convert::ConvertOptions;
+use ocikit::copy::{CopyOptions, Location, copy, open_source};
+use ocikit::image::{ApplyOptions, host_platform};
+use ocikit::layout::Layout;
+use ocikit::unpack::unpack_bundle;
+
+mod common;
+use common::{busybox_tree, example_binary, workspace_binary};
+
+fn registry() -> String {
+    std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`")
+}
+
+/// A busybox image with a user, pushed to the registry; returns its `docker://` location.
+fn pushed_image(dir: &Path, repo: &str) -> String {
+    let tree = dir.join("tree");
+    busybox_tree(&tree);
+    std::fs::write(
+        tree.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+    )
+    .unwrap();
+    let layout = Layout::create(dir.join("layout")).unwrap();
+    let spec = BuildSpec::new()
+        .layer(&tree)
+        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
+        .cmd(vec!["echo hello from $GREETING; id; pwd".into()])
+        .env("GREETING=ocikit")
+        .workdir("/etc")
+        .user("app");
+    let built = build_image(None, &layout, Some(&"v1".parse().unwrap()), &spec).unwrap();
+    assert_eq!(built.layers.len(), 1);
+    let dst = format!("docker://{}/{repo}:v1", registry());
+    copy(
+        &format!("oci:{}:v1", dir.join("layout").display())
+            .parse::<Location>()
+            .unwrap(),
+        &dst.parse::<Location>().unwrap(),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    dst
+}
+
+fn output(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("spawn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn pulled_image_runs_the_same_under_runc_and_oci_runtime() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let image = pushed_image(tmp.path(), &format!("ocikit-run/{}", std::process::id()));
+    let source = open_source(&image.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    let bundle = tmp.path().join("bundle");
+    let made = unpack_bundle(
+        source.source(),
+        &source.reference(),
+        &host_platform(),
+        &bundle,
+        &ApplyOptions::new(),
+        &ConvertOptions::new(),
+    )
+    .unwrap();
+    let user = made.spec.process().as_ref().unwrap().user();
+    assert_eq!((user.uid(), user.gid()), (1000, 1000));
+    assert_eq!(user.additional_gids().as_deref(), Some(&[2000][..]));
+
+    let runc_root = tmp.path().join("runc-state");
+    let id = format!("ocikit-run-test-{}", std::process::id());
+    let (runc_code, runc_out) = output(Command::new("runc").arg("--root").arg(&runc_root).args([
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]));
+    let rt_root = tmp.path().join("rt-state");
+    let ours = workspace_binary("oci-runtime");
+    let (our_code, our_out) = output(Command::new(&ours).arg("--root").arg(&rt_root).args([
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]));
+    assert_eq!(runc_code, 0, "runc: {runc_out}");
+    assert_eq!((our_code, &our_out), (runc_code, &runc_out));
+    assert!(our_out.contains("hello from ocikit"), "{our_out}");
+    assert!(our_out.contains("uid=1000"), "{our_out}");
+    assert!(our_out.lines().any(|l| l == "/etc"), "{our_out}");
+}
+
+#[test]
+fn run_recipe_pulls_unpacks_and_runs_with_limits() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let image = pushed_image(
+        tmp.path(),
+        &format!("ocikit-run-recipe/{}", std::process::id()),
+    );
+    let bundle = tmp.path().join("b");
+    let out = Command::new(example_binary("run"))
+        .args([
+            &image,
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--memory",
+            "512M",
+            "--cpus",
+            "0.5",
+        ])
+        .args(["--", "/bin/sh", "-c", "echo overridden; exit 7"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "overridden");
+    // The limits are in the bundle's configuration.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
+    assert_eq!(config["linux"]["resources"]["cpu"]["quota"], 50_000);
+}
