@@ -65,7 +65,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let base_ref = base.as_ref().map(|b| b.reference());
     let started = std::time::Instant::now();
     let report = build_image(
-        base.as_ref().map(|b| b.source()).zip(base_ref.as_ref()),
+        base.as_ref()
+            .map(|b| b.source() as &dyn ocikit::image::ImageSource)
+            .zip(base_ref.as_ref()),
         destination.destination(),
         None,
         &spec,

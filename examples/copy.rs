@@ -43,6 +43,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let src: Location = src.parse()?;
     let dst: Location = dst.parse()?;
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // One line per blob, redrawn in place: digest, bar, bytes.
+        options = options.progress(|p| {
+            let width = 30;
+            let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
+            let digest = p.descriptor.digest().digest();
+            eprint!(
+                "\r{} [{}{}] {:>12}/{:<12}",
+                &digest[..12.min(digest.len())],
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled),
+                p.done,
+                p.total
+            );
+            if p.done == p.total {
+                eprintln!();
+            }
+        });
+    }
     let report = copy(&src, &dst, &options)?;
     for blob in &report.blobs {
         println!(

@@ -25,15 +25,18 @@
 //! ```
 
 use std::fmt;
+use std::io::Read;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use crate::Error;
 use oci_distribution::{Client, Reference, Repository};
 use oci_image::oci_spec::image::{Descriptor, Platform};
 use oci_image::{
-    AnyManifest, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt,
-    Tag, TagOrDigest, host_platform, select_manifest,
+    AnyManifest, BlobReader, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH,
+    MediaTypeExt, Tag, TagOrDigest, host_platform, select_manifest,
 };
 use oci_layout::{
     DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
@@ -45,6 +48,30 @@ pub struct CopyOptions {
     platform: Option<Platform>,
     all: bool,
     format: Option<Format>,
+    jobs: Option<usize>,
+    progress: Option<ProgressFn>,
+}
+
+/// How far one blob's copy has come, as given to [`CopyOptions::progress`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Progress<'a> {
+    /// The blob.
+    pub descriptor: &'a Descriptor,
+    /// Bytes read from the source so far.
+    pub done: u64,
+    /// The blob's size.
+    pub total: u64,
+}
+
+/// A progress callback, shared by the copying threads.
+#[derive(Clone)]
+pub struct ProgressFn(Arc<dyn Fn(&Progress<'_>) + Send + Sync>);
+
+impl fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressFn(..)")
+    }
 }
 
 impl CopyOptions {
@@ -75,6 +102,70 @@ impl CopyOptions {
     pub fn format(mut self, format: Option<Format>) -> Self {
         self.format = format;
         self
+    }
+
+    /// How many blobs are copied at once (default 4; at least 1).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = Some(jobs.max(1));
+        self
+    }
+
+    /// Calls `f` as each blob's bytes are read from the source (from the copying threads,
+    /// so it must be `Send + Sync`), and once when a blob is complete or skipped
+    /// (`done == total`). Default: none.
+    pub fn progress(mut self, f: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
+        self.progress = Some(ProgressFn(Arc::new(f)));
+        self
+    }
+}
+
+/// Wraps a source so that the bytes read from each blob are reported.
+struct Reporting<'a> {
+    inner: &'a (dyn ImageSource + Sync),
+    progress: &'a ProgressFn,
+}
+
+impl ImageSource for Reporting<'_> {
+    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+        self.inner.resolve(reference)
+    }
+
+    fn open_blob_unverified(&self, d: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+        let inner = self.inner.open_blob_unverified(d)?;
+        Ok(Box::new(Counting {
+            inner,
+            descriptor: d.clone(),
+            done: 0,
+            progress: self.progress.clone(),
+        }))
+    }
+
+    fn open_manifest_unverified(&self, d: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+        self.inner.open_manifest_unverified(d)
+    }
+
+    fn max_document_size(&self) -> u64 {
+        self.inner.max_document_size()
+    }
+}
+
+struct Counting<R> {
+    inner: R,
+    descriptor: Descriptor,
+    done: u64,
+    progress: ProgressFn,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress.0)(&Progress {
+            descriptor: &self.descriptor,
+            done: self.done,
+            total: self.descriptor.size(),
+        });
+        Ok(n)
     }
 }
 
@@ -140,9 +231,9 @@ impl CopyReport {
 /// platform and only that manifest is copied (and named); with it, the index and all it
 /// lists are copied unchanged. Blobs the destination has are skipped.
 pub fn copy_image(
-    source: &dyn ImageSource,
+    source: &(dyn ImageSource + Sync),
     reference: &TagOrDigest,
-    destination: &dyn ImageDestination,
+    destination: &(dyn ImageDestination + Sync),
     tag: Option<&Tag>,
     options: &CopyOptions,
 ) -> oci_image::Result<CopyReport> {
@@ -187,32 +278,87 @@ struct Report {
     manifests: Vec<Descriptor>,
 }
 
-fn copy_blob(
-    source: &dyn ImageSource,
-    d: &Descriptor,
-    destination: &dyn ImageDestination,
+/// Copies `blobs` on up to `options.jobs` threads, skipping what the destination has;
+/// records each in manifest order.
+fn copy_blobs(
+    source: &(dyn ImageSource + Sync),
+    blobs: &[Descriptor],
+    destination: &(dyn ImageDestination + Sync),
     report: &mut Report,
+    options: &CopyOptions,
 ) -> oci_image::Result<()> {
-    let action = match destination.copy_blob_from(source, d) {
-        Ok(true) => BlobAction::Copied,
-        Ok(false) => BlobAction::Skipped,
-        Err(oci_image::Error::NotFound(_))
-            if matches!(
-                d.media_type().kind(),
-                ContentKind::Layer {
-                    distributable: false,
-                    ..
-                }
-            ) =>
-        {
-            BlobAction::NotAvailable
+    let reporting;
+    let source: &(dyn ImageSource + Sync) = match &options.progress {
+        Some(progress) => {
+            reporting = Reporting {
+                inner: source,
+                progress,
+            };
+            &reporting
         }
-        Err(e) => return Err(e),
+        None => source,
     };
-    report.blobs.push(BlobCopy {
-        descriptor: d.clone(),
-        action,
-    });
+    let copy_one = |d: &Descriptor| -> oci_image::Result<BlobCopy> {
+        let action = match destination.copy_blob_from(source, d) {
+            Ok(true) => BlobAction::Copied,
+            Ok(false) => BlobAction::Skipped,
+            Err(oci_image::Error::NotFound(_))
+                if matches!(
+                    d.media_type().kind(),
+                    ContentKind::Layer {
+                        distributable: false,
+                        ..
+                    }
+                ) =>
+            {
+                BlobAction::NotAvailable
+            }
+            Err(e) => return Err(e),
+        };
+        if let (Some(p), BlobAction::Skipped) = (&options.progress, action) {
+            (p.0)(&Progress {
+                descriptor: d,
+                done: d.size(),
+                total: d.size(),
+            });
+        }
+        Ok(BlobCopy {
+            descriptor: d.clone(),
+            action,
+        })
+    };
+    let jobs = options.jobs.unwrap_or(4).min(blobs.len()).max(1);
+    let results: Vec<oci_image::Result<BlobCopy>> = if jobs == 1 {
+        blobs.iter().map(copy_one).collect()
+    } else {
+        let next = AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<oci_image::Result<BlobCopy>>>> =
+            blobs.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(d) = blobs.get(i) else { break };
+                        let r = copy_one(d);
+                        let failed = r.is_err();
+                        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                        if failed {
+                            // Stop handing out work; blobs in flight finish.
+                            next.store(blobs.len(), Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .filter_map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    };
+    for r in results {
+        report.blobs.push(r?);
+    }
     Ok(())
 }
 
@@ -231,9 +377,9 @@ fn convert_type(
 }
 
 fn copy_tree(
-    source: &dyn ImageSource,
+    source: &(dyn ImageSource + Sync),
     descriptor: &Descriptor,
-    destination: &dyn ImageDestination,
+    destination: &(dyn ImageDestination + Sync),
     report: &mut Report,
     options: &CopyOptions,
     depth: usize,
@@ -241,10 +387,9 @@ fn copy_tree(
     let mut doc = source.fetch_manifest(descriptor)?;
     match &mut doc {
         AnyManifest::Manifest(m) => {
-            copy_blob(source, m.config(), destination, report)?;
-            for layer in m.layers() {
-                copy_blob(source, layer, destination, report)?;
-            }
+            let mut blobs = vec![m.config().clone()];
+            blobs.extend(m.layers().iter().cloned());
+            copy_blobs(source, &blobs, destination, report, options)?;
             if let Some(format) = options.format
                 && let Some(to) = convert_type(m.media_type(), format)
             {
@@ -282,7 +427,13 @@ fn copy_tree(
                     d.set_size(copied.raw().len() as u64);
                     children.push(d);
                 } else {
-                    copy_blob(source, child, destination, report)?;
+                    copy_blobs(
+                        source,
+                        std::slice::from_ref(child),
+                        destination,
+                        report,
+                        options,
+                    )?;
                     children.push(child.clone());
                 }
             }
@@ -433,7 +584,7 @@ pub struct OpenedSource {
 
 impl OpenedSource {
     /// The source, through the trait.
-    pub fn source(&self) -> &dyn ImageSource {
+    pub fn source(&self) -> &(dyn ImageSource + Sync) {
         match &self.source {
             Source::Oci(l) => l,
             Source::OciArchive(a) => a.as_ref(),
@@ -497,7 +648,7 @@ pub struct OpenedDestination {
 
 impl OpenedDestination {
     /// The destination, through the trait.
-    pub fn destination(&self) -> &dyn ImageDestination {
+    pub fn destination(&self) -> &(dyn ImageDestination + Sync) {
         match &self.inner {
             Destination::Oci(l, _) => l,
             Destination::OciArchive(w, _) => w.as_ref(),

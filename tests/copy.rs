@@ -297,3 +297,52 @@ fn registry_round_trip() {
         &format!("{repo}:v2"),
     ]));
 }
+
+/// Blobs copied on several threads come out in manifest order, the same as on one, and the
+/// progress callback sees every blob reach its size, monotonically.
+#[test]
+fn parallel_copies_report_progress() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = umoci_image(dir.path());
+    let from = loc(format!("oci:{}:t", src.display()));
+    let seen: Arc<Mutex<HashMap<String, Vec<(u64, u64)>>>> = Arc::default();
+    let sink = seen.clone();
+    let opts = CopyOptions::new().jobs(4).progress(move |p| {
+        sink.lock()
+            .unwrap()
+            .entry(p.descriptor.digest().to_string())
+            .or_default()
+            .push((p.done, p.total));
+    });
+    let many = copy(
+        &from,
+        &loc(format!("oci:{}:t", dir.path().join("a").display())),
+        &opts,
+    )
+    .unwrap();
+    let one = copy(
+        &from,
+        &loc(format!("oci:{}:t", dir.path().join("b").display())),
+        &CopyOptions::new().jobs(1),
+    )
+    .unwrap();
+    let digests = |r: &ocikit::copy::CopyReport| {
+        r.blobs
+            .iter()
+            .map(|b| b.descriptor.digest().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&many), digests(&one));
+    let seen = seen.lock().unwrap();
+    for blob in &many.blobs {
+        let events = &seen[&blob.descriptor.digest().to_string()];
+        assert!(events.windows(2).all(|w| w[0].0 <= w[1].0), "{events:?}");
+        assert_eq!(
+            events.last().unwrap(),
+            &(blob.descriptor.size(), blob.descriptor.size())
+        );
+    }
+}
