@@ -308,3 +308,39 @@ mod tests {
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
     }
 }
+
+/// Makes an image index of `images` (manifest descriptors, each with its platform) in
+/// `destination`, named `tag` when given: what `docker manifest create` or `crane index
+/// append` makes, for images built for several platforms.
+pub fn build_index(
+    destination: &dyn ImageDestination,
+    images: &[oci_image::oci_spec::image::Descriptor],
+    tag: Option<&Tag>,
+) -> Result<oci_image::Index, Error> {
+    for (i, d) in images.iter().enumerate() {
+        if d.platform().is_none() {
+            return Err(Error::Invalid {
+                kind: oci_image::DocumentKind::Index,
+                field: format!("manifests[{i}].platform"),
+                reason: "every image of a multi-platform index needs its platform".into(),
+            });
+        }
+    }
+    let index = oci_image::oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(images.to_vec())
+        .build()
+        .map_err(|e| Error::Invalid {
+            kind: oci_image::DocumentKind::Index,
+            field: String::new(),
+            reason: e.to_string(),
+        })?;
+    let index = oci_image::Index::new(index)?;
+    let any = AnyManifest::Index(index.clone());
+    destination.put_manifest(&any)?;
+    if let Some(tag) = tag {
+        destination.tag(tag, &any)?;
+    }
+    Ok(index)
+}

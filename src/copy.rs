@@ -598,6 +598,15 @@ impl OpenedSource {
         &self.top
     }
 
+    /// The registry repository, for a `docker://` location (for what only registries do:
+    /// tags, referrers, deletion).
+    pub fn repository(&self) -> Option<&Repository> {
+        match &self.source {
+            Source::Registry(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The top as a reference for [`ImageSource`] calls (by digest, which every source
     /// resolves).
     pub fn reference(&self) -> TagOrDigest {

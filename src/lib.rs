@@ -14,6 +14,7 @@
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
+pub mod artifact;
 pub mod build;
 pub mod convert;
 pub mod copy;

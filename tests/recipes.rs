@@ -183,3 +183,183 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("digest mismatch"), "{err}");
 }
+
+fn registry() -> String {
+    std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`")
+}
+
+#[test]
+fn save_then_load_keeps_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    busybox_tree(&src);
+    let image = format!("oci:{}:t", tmp.path().join("layout").display());
+    run(Command::new(example_binary("build")).args([
+        "--from",
+        "scratch",
+        "--layer",
+        src.to_str().unwrap(),
+        &image,
+    ]));
+    for (flag, name) in [(None, "example/busybox:1"), (Some("--oci"), "saved")] {
+        let file = tmp
+            .path()
+            .join(format!("{name}.tar").replace([':', '/'], "_"));
+        let mut save = Command::new(example_binary("save"));
+        save.args([&image, file.to_str().unwrap(), "--name", name]);
+        if let Some(f) = flag {
+            save.arg(f);
+        }
+        let out = run(&mut save);
+        assert!(out.starts_with("saved sha256:"), "{out}");
+        let dst = format!(
+            "oci:{}:loaded",
+            tmp.path()
+                .join(format!("back-{name}").replace([':', '/'], "_"))
+                .display()
+        );
+        let out = run(Command::new(example_binary("load")).args([file.to_str().unwrap(), &dst]));
+        assert!(out.starts_with("loaded sha256:"), "{out}");
+        // The layer and config come back byte for byte.
+        let a = open_source(&image.parse::<Location>().unwrap(), &host_platform()).unwrap();
+        let b = open_source(&dst.parse::<Location>().unwrap(), &host_platform()).unwrap();
+        let ia = a
+            .source()
+            .fetch_image(&a.reference(), &host_platform())
+            .unwrap();
+        let ib = b
+            .source()
+            .fetch_image(&b.reference(), &host_platform())
+            .unwrap();
+        assert_eq!(ia.config.digest(), ib.config.digest());
+        assert_eq!(
+            ia.manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().clone())
+                .collect::<Vec<_>>(),
+            ib.manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    // Not an archive at all.
+    let junk = tmp.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tar").unwrap();
+    let out = Command::new(example_binary("load"))
+        .args([junk.to_str().unwrap(), "oci:/nonexistent-never:x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn multiarch_index_pushed_and_pulled_per_platform() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    busybox_tree(&src);
+    let dst = format!(
+        "docker://{}/ocikit-multiarch/{}:v1",
+        registry(),
+        std::process::id()
+    );
+    let out = run(Command::new(example_binary("multiarch")).args([
+        "--layer",
+        src.to_str().unwrap(),
+        &dst,
+    ]));
+    assert_eq!(out.matches("same digest").count(), 2, "{out}");
+    // The index is what the tag names, with both platforms.
+    let s = open_source(&dst.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    let AnyManifest::Index(index) = s.source().fetch_manifest(s.top()).unwrap() else {
+        panic!("the tag names an index");
+    };
+    let platforms: Vec<String> = index
+        .manifests()
+        .iter()
+        .map(|d| ocikit::image::platform_to_string(d.platform().as_ref().unwrap()))
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
+}
+
+#[test]
+fn artifacts_pushed_attached_listed_and_fetched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    busybox_tree(&src);
+    let repo = format!(
+        "docker://{}/ocikit-artifact/{}",
+        registry(),
+        std::process::id()
+    );
+    let image = format!("{repo}:app");
+    run(Command::new(example_binary("build")).args([
+        "--from",
+        "scratch",
+        "--layer",
+        src.to_str().unwrap(),
+        &image,
+    ]));
+    let artifact = example_binary("artifact");
+    // A chart, as its own artifact.
+    let chart = tmp.path().join("chart-0.1.0.tgz");
+    std::fs::write(&chart, b"helm chart bytes").unwrap();
+    let out = run(Command::new(&artifact).args([
+        "push",
+        chart.to_str().unwrap(),
+        &format!("{repo}:chart"),
+        "--type",
+        "application/vnd.cncf.helm.config.v1+json",
+        "--media-type",
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+    ]));
+    assert!(out.starts_with("pushed sha256:"), "{out}");
+    // An SBOM attached to the image, and a signature-like one of another type.
+    let sbom = tmp.path().join("sbom.spdx.json");
+    std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
+    run(Command::new(&artifact).args([
+        "attach",
+        &image,
+        sbom.to_str().unwrap(),
+        "--type",
+        "application/spdx+json",
+    ]));
+    let sig = tmp.path().join("sig");
+    std::fs::write(&sig, b"signature").unwrap();
+    run(Command::new(&artifact).args([
+        "attach",
+        &image,
+        sig.to_str().unwrap(),
+        "--type",
+        "application/vnd.example.sig",
+    ]));
+    let all = run(Command::new(&artifact).args(["list", &image]));
+    assert_eq!(all.lines().count(), 2, "{all}");
+    let sboms =
+        run(Command::new(&artifact).args(["list", &image, "--type", "application/spdx+json"]));
+    assert_eq!(sboms.lines().count(), 1, "{sboms}");
+    let sbom_digest = sboms.split_whitespace().next().unwrap().to_owned();
+    // Fetch the SBOM back by digest, and the chart by tag.
+    let out_dir = tmp.path().join("fetched");
+    run(Command::new(&artifact).args([
+        "fetch",
+        &format!("{repo}@{sbom_digest}"),
+        out_dir.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(out_dir.join("sbom.spdx.json")).unwrap(),
+        br#"{"spdxVersion":"SPDX-2.3"}"#
+    );
+    run(Command::new(&artifact).args([
+        "fetch",
+        &format!("{repo}:chart"),
+        out_dir.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        std::fs::read(out_dir.join("chart-0.1.0.tgz")).unwrap(),
+        b"helm chart bytes"
+    );
+}
