@@ -399,6 +399,16 @@ impl Layout {
         })
     }
 
+    /// Removes every entry of `index.json` (named or not) whose digest is `digest`, and
+    /// returns how many were removed (0 when none was). Blobs stay until [`Layout::gc`].
+    pub fn remove_digest(&self, digest: &Digest) -> Result<usize> {
+        self.update_index(|list| {
+            let before = list.len();
+            list.retain(|d| d.digest() != digest);
+            Ok(before - list.len())
+        })
+    }
+
     /// Resolves `name` to the image manifest for `platform`: among the entries of that name
     /// by their platform, then through nested indexes.
     pub fn resolve_manifest(&self, name: &RefName, platform: &Platform) -> Result<Descriptor> {
