@@ -15,7 +15,7 @@ use oci_image::oci_spec::image::ImageConfiguration;
 use oci_image::read_in_root;
 use oci_spec::runtime::{
     LinuxCpu, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Spec,
+    LinuxNamespaceType, LinuxPids, Mount, Spec,
 };
 
 /// Why a configuration could not be converted.
@@ -398,10 +398,7 @@ fn apply_resources(spec: &mut Spec, options: &ConvertOptions) {
         return;
     }
     let mut linux = spec.linux().clone().unwrap_or_default();
-    let mut r = linux
-        .resources()
-        .clone()
-        .unwrap_or_else(LinuxResources::default);
+    let mut r = linux.resources().clone().unwrap_or_default();
     if let Some(bytes) = options.memory {
         let mut m = LinuxMemory::default();
         m.set_limit(Some(bytes));
