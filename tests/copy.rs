@@ -308,7 +308,9 @@ fn parallel_copies_report_progress() {
     let dir = tempfile::tempdir().unwrap();
     let src = umoci_image(dir.path());
     let from = loc(format!("oci:{}:t", src.display()));
-    let seen: Arc<Mutex<HashMap<String, Vec<(u64, u64)>>>> = Arc::default();
+    /// (done, total) events per blob digest.
+    type Seen = Arc<Mutex<HashMap<String, Vec<(u64, u64)>>>>;
+    let seen: Seen = Arc::default();
     let sink = seen.clone();
     let opts = CopyOptions::new().jobs(4).progress(move |p| {
         sink.lock()
