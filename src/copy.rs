@@ -46,6 +46,8 @@ use oci_layout::{
 #[derive(Clone, Debug, Default)]
 pub struct CopyOptions {
     platform: Option<Platform>,
+    platforms: Vec<Platform>,
+    index_only: bool,
     all: bool,
     format: Option<Format>,
     jobs: Option<usize>,
@@ -101,6 +103,23 @@ impl CopyOptions {
     /// skopeo and umoci read only OCI manifests from a layout.
     pub fn format(mut self, format: Option<Format>) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Copies an index keeping only the images for these platforms (and nested indexes):
+    /// the index is rewritten with the remaining entries, so its digest changes, as with
+    /// `crane copy --platform` of several platforms. Default: empty (see
+    /// [`platform`](Self::platform) and [`all`](Self::all)).
+    pub fn platforms(mut self, platforms: Vec<Platform>) -> Self {
+        self.platforms = platforms;
+        self
+    }
+
+    /// Copies only the manifest or index named, none of what it refers to, like skopeo's
+    /// `--multi-arch index-only` (default false). The destination must accept an index whose
+    /// images it does not hold (registries do; a layout then fails its fsck until they come).
+    pub fn index_only(mut self, index_only: bool) -> Self {
+        self.index_only = index_only;
         self
     }
 
@@ -240,7 +259,12 @@ pub fn copy_image(
     let platform = options.platform.clone().unwrap_or_else(host_platform);
     let mut descriptor = source.resolve(reference)?;
     let mut report = Report::default();
-    let top = if options.all {
+    let top = if options.index_only {
+        let doc = source.fetch_manifest(&descriptor)?;
+        destination.put_manifest(&doc)?;
+        report.manifests.push(doc.descriptor());
+        doc
+    } else if options.all || !options.platforms.is_empty() {
         copy_tree(source, &descriptor, destination, &mut report, options, 0)?
     } else {
         let mut depth = 0;
@@ -418,6 +442,17 @@ fn copy_tree(
             }
             let mut children = Vec::new();
             for child in index.manifests() {
+                let wanted = options.platforms.is_empty()
+                    || child.platform().as_ref().is_none_or(|p| {
+                        child.media_type().kind() == ContentKind::Index
+                            || options
+                                .platforms
+                                .iter()
+                                .any(|w| oci_image::platform_matches(w, p))
+                    });
+                if !wanted {
+                    continue;
+                }
                 if child.media_type().is_manifest_like() {
                     let copied = copy_tree(source, child, destination, report, options, depth + 1)?;
                     // Keep platform and annotations; take the (maybe new) type and digest.
@@ -783,6 +818,38 @@ pub fn copy(
     dst.name(&report.top)?;
     dst.finish()?;
     Ok(report)
+}
+
+/// Pulls the image `reference` names (`HOST/NAME[:TAG|@DIGEST]`) from its registry into the
+/// image layout at `dir` (created when missing), named `name` there: `copy docker://REF
+/// oci:DIR:NAME`, like `skopeo copy` or `crane pull --format oci`.
+pub fn pull(
+    reference: &str,
+    dir: &std::path::Path,
+    name: Option<&str>,
+    options: &CopyOptions,
+) -> Result<CopyReport, Error> {
+    let source = Location::Docker {
+        reference: reference.trim_start_matches("docker://").to_owned(),
+    };
+    let destination = Location::Oci {
+        dir: dir.to_owned(),
+        name: name.map(str::to_owned),
+    };
+    copy(&source, &destination, options)
+}
+
+/// Pushes the image at `source` (any location) to the registry reference `reference`
+/// (`HOST/NAME[:TAG]`), like `skopeo copy SRC docker://REF` or `crane push`.
+pub fn push(
+    source: &Location,
+    reference: &str,
+    options: &CopyOptions,
+) -> Result<CopyReport, Error> {
+    let destination = Location::Docker {
+        reference: reference.trim_start_matches("docker://").to_owned(),
+    };
+    copy(source, &destination, options)
 }
 
 #[cfg(test)]

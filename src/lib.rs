@@ -19,6 +19,7 @@ pub mod build;
 pub mod convert;
 pub mod copy;
 mod error;
+pub mod inspect;
 pub mod run;
 pub mod unpack;
 

@@ -348,3 +348,67 @@ fn parallel_copies_report_progress() {
         );
     }
 }
+
+/// A list of platforms keeps only those images in a rewritten index; index-only copies the
+/// index document alone.
+#[test]
+fn platform_lists_and_index_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let from = loc(format!("oci:{}:multi", src.root().display()));
+    let original = src.resolve(&"multi".parse().unwrap()).unwrap();
+
+    let to = loc(format!("oci:{}:arm", dir.path().join("arm").display()));
+    let opts = CopyOptions::new().platforms(vec![parse_platform("linux/arm64").unwrap()]);
+    let r = copy(&from, &to, &opts).unwrap();
+    let AnyManifest::Index(index) = &r.top else {
+        panic!("an index")
+    };
+    assert_eq!(index.manifests().len(), 1);
+    assert_eq!(
+        index.manifests()[0]
+            .platform()
+            .as_ref()
+            .unwrap()
+            .architecture()
+            .to_string(),
+        "arm64"
+    );
+    assert_ne!(index.digest(), original.digest());
+    assert_eq!(r.manifests.len(), 2, "the arm64 manifest and the new index");
+
+    let to = loc(format!("oci:{}:idx", dir.path().join("idx").display()));
+    let r = copy(&from, &to, &CopyOptions::new().index_only(true)).unwrap();
+    assert_eq!(r.top.digest(), original.digest());
+    assert!(r.blobs.is_empty());
+    assert_eq!(r.manifests.len(), 1);
+}
+
+/// `pull` and `push` are `copy` with a registry at one end.
+#[test]
+fn pull_and_push_through_the_registry() {
+    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let reference = format!("{registry}/ocikit-pull-push/{}:v1", std::process::id());
+    let pushed = ocikit::copy::push(
+        &loc(format!("oci:{}:multi", src.root().display())),
+        &reference,
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    let pulled = ocikit::copy::pull(
+        &format!("docker://{reference}"),
+        &dir.path().join("pulled"),
+        Some("got"),
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    assert_eq!(pulled.top.digest(), pushed.top.digest());
+    let l = Layout::open(dir.path().join("pulled")).unwrap();
+    assert_eq!(
+        l.resolve(&"got".parse().unwrap()).unwrap().digest(),
+        pushed.top.digest()
+    );
+}
