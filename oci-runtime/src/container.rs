@@ -20,14 +20,18 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, mkfifo};
 use oci_spec::runtime::{ContainerState, State};
 
+use crate::cgroup::{Cgroup, Stats};
 use crate::config::{Bundle, validate_id};
 use crate::error::{Error, Result};
 use crate::init::{INIT_ENV, InitConfig, Msg, recv, send};
-use crate::state::{FIFO, Persisted, now_rfc3339, proc_stat};
+use crate::state::{FIFO, Persisted, load_cgroup, now_rfc3339, proc_stat, save_cgroup};
 use crate::sys;
 
 /// The default state root, like runc's `/run/runc`.
 pub const DEFAULT_ROOT: &str = "/run/ocikit";
+
+/// Where cgroup file systems are mounted by default.
+pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Where containers' state lives and which binary serves as their init process.
 ///
@@ -36,6 +40,7 @@ pub const DEFAULT_ROOT: &str = "/run/ocikit";
 pub struct Runtime {
     root: PathBuf,
     helper: PathBuf,
+    cgroup_root: PathBuf,
     sealed: OnceLock<OwnedFd>,
 }
 
@@ -193,8 +198,17 @@ impl Runtime {
         Runtime {
             root: root.into(),
             helper: PathBuf::from("/proc/self/exe"),
+            cgroup_root: PathBuf::from(DEFAULT_CGROUP_ROOT),
             sealed: OnceLock::new(),
         }
+    }
+
+    /// Where the cgroup file systems are mounted (default [`DEFAULT_CGROUP_ROOT`]): a v2
+    /// (unified) hierarchy if `<root>/cgroup.controllers` exists, else one v1 hierarchy per
+    /// controller in `<root>/<controller>`.
+    pub fn with_cgroup_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.cgroup_root = root.into();
+        self
     }
 
     /// Uses another binary as the init helper (default: the running executable). It must call
@@ -298,7 +312,17 @@ impl Runtime {
             annotations: bundle.spec().annotations().clone().unwrap_or_default(),
             oci_version: bundle.spec().version().clone(),
         };
-        let result = self.spawn_init(&dir, &bundle, opts, &mut persisted);
+        // A cgroup when the configuration asks for one (a path or resources), as runc: by
+        // default `<id>` below the caller's own cgroup.
+        let linux = bundle.spec().linux().as_ref();
+        let mut cgroup = linux
+            .filter(|l| l.cgroups_path().is_some() || l.resources().is_some())
+            .map(|l| {
+                let path = l.cgroups_path().clone().unwrap_or_else(|| id.into());
+                let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                Cgroup::plan(&self.cgroup_root, &path, &own)
+            });
+        let result = self.spawn_init(&dir, &bundle, opts, &mut persisted, &mut cgroup);
         match result {
             Ok(()) => self.state(id),
             Err(e) => {
@@ -306,6 +330,10 @@ impl Runtime {
                     let pid = Pid::from_raw(persisted.pid);
                     let _ = kill(pid, Signal::SIGKILL);
                     let _ = waitpid(pid, None);
+                }
+                if let Some(cg) = &cgroup {
+                    kill_all(cg);
+                    let _ = cg.remove(Duration::from_secs(2));
                 }
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
@@ -319,6 +347,7 @@ impl Runtime {
         bundle: &Bundle,
         opts: CreateOptions,
         persisted: &mut Persisted,
+        cgroup: &mut Option<Cgroup>,
     ) -> Result<()> {
         persisted.save(dir)?;
         let fifo = dir.join(FIFO);
@@ -367,6 +396,19 @@ impl Runtime {
         };
         let proto = |e: std::io::Error| Error::io("talking to the container init", None, e);
         let outcome = (|| -> Result<()> {
+            // In its cgroup before it does anything (it waits for the configuration).
+            if let Some(cg) = cgroup.as_mut() {
+                let resources = bundle
+                    .spec()
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.resources().as_ref());
+                let made = cg.create(&self.cgroup_root, resources);
+                // Recorded even after a failure, so that delete removes what was made.
+                save_cgroup(dir, cg)?;
+                made?;
+                cg.add(child.id() as i32)?;
+            }
             send(&ours, &init).map_err(proto)?;
             loop {
                 match recv::<Msg>(&ours).map_err(proto)? {
@@ -546,7 +588,21 @@ impl Runtime {
         if p.pid > 0 && proc_stat(p.pid).is_some_and(|(_, t)| t == p.start_time) {
             let _ = waitpid(Pid::from_raw(p.pid), Some(WaitPidFlag::WNOHANG));
         }
+        if let Some(cg) = load_cgroup(&dir)? {
+            // Whatever is left in it (processes of a container without a pid namespace).
+            kill_all(&cg);
+            cg.remove(Duration::from_secs(5))?;
+        }
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("removing state", Some(dir), e))
+    }
+
+    /// The counters of the container's cgroup (memory use, OOM kills, CPU time and
+    /// throttling, processes). All `None` for a container without a cgroup (its
+    /// configuration has neither `linux.cgroupsPath` nor `linux.resources`).
+    pub fn stats(&self, id: &str) -> Result<Stats> {
+        let dir = self.dir(id)?;
+        Persisted::load(&dir, id)?;
+        Ok(load_cgroup(&dir)?.map(|cg| cg.stats()).unwrap_or_default())
     }
 
     /// `create`, `start`, wait for the process, `delete`; returns how the process ended.
@@ -562,6 +618,13 @@ impl Runtime {
         let status = status?;
         deleted?;
         Ok(status)
+    }
+}
+
+/// Sends `SIGKILL` to every process in the cgroup.
+fn kill_all(cg: &Cgroup) {
+    for pid in cg.pids() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 

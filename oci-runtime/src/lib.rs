@@ -31,6 +31,14 @@
 //!   masked and read-only paths; sysctls. A mount namespace is required.
 //! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
 //!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
+//! - Cgroups (the file-system driver, v1 and v2): created when the configuration has
+//!   `linux.cgroupsPath` or `linux.resources` (an absolute path from the hierarchy's root, a
+//!   relative one, `<id>` by default, below the caller's own cgroup, as runc does), the
+//!   process moved in before it runs anything, removed on delete. Memory (limit,
+//!   reservation, swap, swappiness, OOM killer), cpu (shares or weight, quota and period,
+//!   burst, realtime, idle, cpus, mems), pids, blkio/io weights and throttles, hugetlb,
+//!   v1 device rules (runc's always-allowed devices added), the v2 `unified` map.
+//!   [`Runtime::stats`] reads memory, OOM-kill, CPU and pid counters.
 //! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;
 //!   an unknown name is skipped with a warning; none listed means none at all, as with runc),
 //!   `noNewPrivileges`, `rlimits`, `oomScoreAdj`.
@@ -55,7 +63,7 @@
 //! directories are `0700`.
 //!
 //! # Non-goals (for now)
-//! Seccomp, AppArmor/SELinux, hooks, terminals (`process.terminal`, `--console-socket`) and
+//! Device rules on cgroup v2 (a BPF program), seccomp, AppArmor/SELinux, hooks, terminals (`process.terminal`, `--console-socket`) and
 //! `exec` come with issue #7; a config asking for hooks or a terminal is refused with
 //! [`Error::Unsupported`], the other fields are ignored.
 //!
@@ -77,6 +85,7 @@
 //! `linux.seccomp` and the LSM labels are still ignored: a container keeps exactly the
 //! capabilities its configuration lists, but no system call filter applies yet.
 
+mod cgroup;
 mod config;
 mod container;
 mod error;
@@ -88,8 +97,11 @@ mod sys;
 
 pub use oci_spec;
 
+pub use cgroup::Stats;
 pub use config::{Bundle, validate, validate_id};
-pub use container::{Container, CreateOptions, DEFAULT_ROOT, ExitStatus, Runtime, parse_signal};
+pub use container::{
+    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, Runtime, parse_signal,
+};
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 
@@ -132,7 +144,7 @@ pub fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": [],
-            "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false}

@@ -54,6 +54,25 @@ fn write_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| Error::io("writing state", Some(dir.join(name)), e))
 }
 pub(crate) const FIFO: &str = "exec.fifo";
+pub(crate) const CGROUP_FILE: &str = "cgroup.json";
+
+/// Writes `cgroup.json` (once, when the container's cgroup directories exist).
+pub(crate) fn save_cgroup(dir: &Path, cg: &crate::cgroup::Cgroup) -> Result<()> {
+    let bytes = serde_json::to_vec(cg).expect("cgroup serializes");
+    write_new(dir, CGROUP_FILE, &bytes)
+}
+
+/// The container's cgroup, if it has one.
+pub(crate) fn load_cgroup(dir: &Path) -> Result<Option<crate::cgroup::Cgroup>> {
+    let path = dir.join(CGROUP_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading state", Some(path), e)),
+    }
+}
 
 impl Persisted {
     pub(crate) fn load(dir: &Path, id: &str) -> Result<Self> {

@@ -273,13 +273,6 @@ pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errn
     };
     // SAFETY: `new` is a valid rlimit64 alive for the call and only read; the old-value
     // pointer is null, so nothing is written.
-    let r = unsafe {
-        libc::prlimit64(
-            0,
-            resource as libc::__rlimit_resource_t,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
+    let r = unsafe { libc::prlimit64(0, resource, &new, std::ptr::null_mut()) };
     Errno::result(r).map(drop)
 }

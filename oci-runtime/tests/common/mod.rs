@@ -144,3 +144,12 @@ pub fn run(rt: &Runtime, bundle: &TestBundle) -> Output {
         stderr: e.join().unwrap(),
     }
 }
+
+/// Force-deletes a container when dropped, so a failing test leaves no cgroup or process.
+pub struct Guard<'a>(pub &'a Runtime, pub String);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.delete(&self.1, true);
+    }
+}

@@ -1,0 +1,775 @@
+//! Cgroups through the file system ("fs" driver), version 1 and version 2 (unified).
+//!
+//! Everything takes the cgroup root as a path (normally `/sys/fs/cgroup`), so the logic runs
+//! on a fixture tree in unit tests. What to write is computed from `linux.resources` first
+//! ([`v1_writes`], [`v2_writes`]), then written.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The v1 controllers a container gets a cgroup in, where the host mounts them.
+const V1_CONTROLLERS: &[&str] = &[
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer", "hugetlb",
+];
+
+/// Devices a container may always use, added after the spec's rules as runc does: null,
+/// zero, full, random, urandom, tty, ptmx and the pseudo-terminals.
+const DEFAULT_DEVICES: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// Which kind of hierarchy a cgroup root holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Version {
+    /// One hierarchy per controller, `<root>/<controller>/...`.
+    V1,
+    /// The unified hierarchy, `<root>/...`.
+    V2,
+}
+
+/// `<root>/cgroup.controllers` exists only on a unified root.
+pub(crate) fn detect(root: &Path) -> Version {
+    if root.join("cgroup.controllers").exists() {
+        Version::V2
+    } else {
+        Version::V1
+    }
+}
+
+/// A container's cgroup: one directory per v1 controller, or one v2 directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cgroup {
+    pub(crate) version: Version,
+    /// `(controller, directory)`; the controller is empty for v2.
+    pub(crate) dirs: Vec<(String, PathBuf)>,
+    /// The directories this runtime made, deepest first: what delete removes.
+    #[serde(default)]
+    pub(crate) created: Vec<PathBuf>,
+}
+
+/// The path of this process's own cgroup for `controller` (empty for v2) from the text of
+/// `/proc/self/cgroup`.
+fn own_path(proc_cgroup: &str, controller: &str) -> PathBuf {
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+        if ctrls.split(',').any(|c| c == controller) {
+            return PathBuf::from(path.trim_start_matches('/'));
+        }
+    }
+    PathBuf::new()
+}
+
+fn relative(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect()
+}
+
+impl Cgroup {
+    /// Where the container's cgroup goes. An absolute `cgroups_path` is taken from the root
+    /// of each hierarchy, a relative one from this process's own cgroup (`own`: the text of
+    /// `/proc/self/cgroup`), as runc's fs driver does.
+    pub(crate) fn plan(root: &Path, cgroups_path: &Path, own: &str) -> Self {
+        let version = detect(root);
+        let rel = relative(cgroups_path);
+        let under = |ctrl: &str| {
+            if cgroups_path.is_absolute() {
+                rel.clone()
+            } else {
+                own_path(own, ctrl).join(&rel)
+            }
+        };
+        let dirs = match version {
+            Version::V2 => vec![(String::new(), root.join(under("")))],
+            Version::V1 => V1_CONTROLLERS
+                .iter()
+                .filter(|c| root.join(c).join("cgroup.procs").exists())
+                .map(|c| (c.to_string(), root.join(c).join(under(c))))
+                .collect(),
+        };
+        Cgroup {
+            version,
+            dirs,
+            created: Vec::new(),
+        }
+    }
+
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, d)| d.as_path())
+    }
+
+    /// Makes the directories (remembering which were new) and writes the limits.
+    pub(crate) fn create(&mut self, root: &Path, resources: Option<&LinuxResources>) -> Result<()> {
+        for (ctrl, dir) in self.dirs.clone() {
+            let mut missing = Vec::new();
+            let mut d = dir.as_path();
+            while !d.exists() && d.starts_with(root) {
+                missing.push(d.to_path_buf());
+                d = d.parent().unwrap_or(root);
+            }
+            for m in missing.iter().rev() {
+                std::fs::create_dir(m)
+                    .map_err(|e| Error::io("creating cgroup", Some(m.clone()), e))?;
+                self.created.insert(0, m.clone());
+                if ctrl == "cpuset" {
+                    inherit_cpuset(m)?;
+                }
+            }
+            if self.version == Version::V2 {
+                enable_controllers(root, &dir);
+            }
+        }
+        let Some(res) = resources else {
+            return Ok(());
+        };
+        match self.version {
+            Version::V1 => {
+                for (ctrl, file, value) in v1_writes(res)? {
+                    let Some(dir) = self.dir(ctrl) else {
+                        return Err(Error::Unsupported {
+                            feature: format!("cgroup controller {ctrl} (for {file})"),
+                        });
+                    };
+                    if file.starts_with("memory.memsw") && !dir.join(&file).exists() {
+                        continue; // no swap accounting: nothing to limit
+                    }
+                    write(&dir.join(&file), &value)?;
+                }
+            }
+            Version::V2 => {
+                let dir = self.dirs[0].1.clone();
+                for (file, value) in v2_writes(res)? {
+                    write(&dir.join(&file), &value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` into every directory.
+    pub(crate) fn add(&self, pid: i32) -> Result<()> {
+        for (_, dir) in &self.dirs {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The pids in the cgroup.
+    pub(crate) fn pids(&self) -> Vec<i32> {
+        let Some((_, dir)) = self.dirs.first() else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Removes the directories this runtime made, waiting up to `patience` for exiting
+    /// processes to leave them.
+    pub(crate) fn remove(&self, patience: Duration) -> Result<()> {
+        let deadline = Instant::now() + patience;
+        for d in &self.created {
+            loop {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(Error::io("removing cgroup", Some(d.clone()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The counters that matter to a caller, read now.
+    pub(crate) fn stats(&self) -> Stats {
+        let read = |ctrl: &str, file: &str| {
+            self.dir(ctrl)
+                .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+        };
+        let num = |ctrl: &str, file: &str| read(ctrl, file).and_then(|s| s.trim().parse().ok());
+        let key = |ctrl: &str, file: &str, key: &str| read(ctrl, file).and_then(|s| keyed(&s, key));
+        match self.version {
+            Version::V1 => Stats {
+                memory_usage: num("memory", "memory.usage_in_bytes"),
+                memory_max_usage: num("memory", "memory.max_usage_in_bytes"),
+                memory_limit_hits: num("memory", "memory.failcnt"),
+                oom_kills: key("memory", "memory.oom_control", "oom_kill"),
+                cpu_usage_ns: num("cpuacct", "cpuacct.usage"),
+                cpu_periods: key("cpu", "cpu.stat", "nr_periods"),
+                cpu_throttled_periods: key("cpu", "cpu.stat", "nr_throttled"),
+                cpu_throttled_ns: key("cpu", "cpu.stat", "throttled_time"),
+                pids: num("pids", "pids.current"),
+            },
+            Version::V2 => Stats {
+                memory_usage: num("", "memory.current"),
+                memory_max_usage: num("", "memory.peak"),
+                memory_limit_hits: key("", "memory.events", "max"),
+                oom_kills: key("", "memory.events", "oom_kill"),
+                cpu_usage_ns: key("", "cpu.stat", "usage_usec").map(|u| u * 1000),
+                cpu_periods: key("", "cpu.stat", "nr_periods"),
+                cpu_throttled_periods: key("", "cpu.stat", "nr_throttled"),
+                cpu_throttled_ns: key("", "cpu.stat", "throttled_usec").map(|u| u * 1000),
+                pids: num("", "pids.current"),
+            },
+        }
+    }
+}
+
+/// A container's cgroup counters ([`Runtime::stats`](crate::Runtime::stats)); `None` where
+/// the host does not provide one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Memory in use, bytes (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    pub memory_usage: Option<u64>,
+    /// The most memory ever in use, bytes (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+    pub memory_max_usage: Option<u64>,
+    /// How often the memory limit was hit (v1 `memory.failcnt`, v2 `max` in `memory.events`).
+    pub memory_limit_hits: Option<u64>,
+    /// Processes killed by the OOM killer (`oom_kill` in v1 `memory.oom_control`, v2
+    /// `memory.events`).
+    pub oom_kills: Option<u64>,
+    /// CPU time used, nanoseconds (v1 `cpuacct.usage`, v2 `usage_usec` in `cpu.stat`).
+    pub cpu_usage_ns: Option<u64>,
+    /// Enforcement periods elapsed (`nr_periods` in `cpu.stat`).
+    pub cpu_periods: Option<u64>,
+    /// Periods in which the quota throttled the cgroup (`nr_throttled` in `cpu.stat`).
+    pub cpu_throttled_periods: Option<u64>,
+    /// Time spent throttled, nanoseconds.
+    pub cpu_throttled_ns: Option<u64>,
+    /// Processes in the cgroup (`pids.current`).
+    pub pids: Option<u64>,
+}
+
+/// The value of `key` in a flat keyed file (`key value` lines).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| Error::io("writing cgroup file", Some(path.into()), e))
+}
+
+/// A new v1 cpuset cgroup has no cpus and no mems, and refuses tasks until it has them.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let own = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if own.trim().is_empty() {
+            let p = std::fs::read_to_string(parent.join(f))
+                .map_err(|e| Error::io("reading cgroup file", Some(parent.join(f)), e))?;
+            write(&dir.join(f), p.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// Enables, where possible, every controller of the root in each ancestor of `dir` (v2 needs
+/// them in `cgroup.subtree_control` for the files to exist). Best effort: a controller that
+/// cannot be enabled shows up as a missing file when its limit is written.
+fn enable_controllers(root: &Path, dir: &Path) {
+    let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let mut d = root.to_path_buf();
+    for c in dir.strip_prefix(root).unwrap_or(Path::new("")).components() {
+        for ctrl in available.split_whitespace() {
+            let _ = std::fs::write(d.join("cgroup.subtree_control"), format!("+{ctrl}"));
+        }
+        d.push(c);
+    }
+}
+
+fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let num = |n: Option<i64>| match n {
+        Some(n) if n >= 0 => n.to_string(),
+        _ => "*".into(),
+    };
+    let typ = d
+        .typ()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or("a".into());
+    if typ == "a" && d.major().is_none() && d.minor().is_none() {
+        // "a" alone means every device, with every access.
+        return "a".into();
+    }
+    format!(
+        "{typ} {}:{} {}",
+        num(d.major()),
+        num(d.minor()),
+        d.access().as_deref().unwrap_or("rwm")
+    )
+}
+
+fn limit(v: i64) -> String {
+    if v < 0 { "-1".into() } else { v.to_string() }
+}
+
+/// What to write for `res` on a v1 host: `(controller, file, value)` in order.
+pub(crate) fn v1_writes(res: &LinuxResources) -> Result<Vec<(&'static str, String, String)>> {
+    let mut w: Vec<(&'static str, String, String)> = Vec::new();
+    let mut put = |c: &'static str, f: &str, v: String| w.push((c, f.to_string(), v));
+    if let Some(m) = res.memory() {
+        if let Some(l) = m.limit() {
+            put("memory", "memory.limit_in_bytes", limit(l));
+        }
+        if let Some(s) = m.swap() {
+            put("memory", "memory.memsw.limit_in_bytes", limit(s));
+        }
+        if let Some(r) = m.reservation() {
+            put("memory", "memory.soft_limit_in_bytes", limit(r));
+        }
+        if let Some(k) = m.kernel_tcp() {
+            put("memory", "memory.kmem.tcp.limit_in_bytes", limit(k));
+        }
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(Error::config(
+                    "linux.resources.memory.swappiness",
+                    "must be at most 100",
+                ));
+            }
+            put("memory", "memory.swappiness", s.to_string());
+        }
+        if m.disable_oom_killer() == Some(true) {
+            put("memory", "memory.oom_control", "1".into());
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(s) = c.shares() {
+            put("cpu", "cpu.shares", s.to_string());
+        }
+        if let Some(p) = c.period() {
+            put("cpu", "cpu.cfs_period_us", p.to_string());
+        }
+        if let Some(q) = c.quota() {
+            put("cpu", "cpu.cfs_quota_us", limit(q));
+        }
+        if let Some(b) = c.burst() {
+            put("cpu", "cpu.cfs_burst_us", b.to_string());
+        }
+        if let Some(p) = c.realtime_period() {
+            put("cpu", "cpu.rt_period_us", p.to_string());
+        }
+        if let Some(r) = c.realtime_runtime() {
+            put("cpu", "cpu.rt_runtime_us", r.to_string());
+        }
+        if let Some(i) = c.idle() {
+            put("cpu", "cpu.idle", i.to_string());
+        }
+        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            put("cpuset", "cpuset.cpus", s.into());
+        }
+        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            put("cpuset", "cpuset.mems", s.into());
+        }
+    }
+    if let Some(p) = res.pids() {
+        let v = if p.limit() > 0 {
+            p.limit().to_string()
+        } else {
+            "max".into()
+        };
+        put("pids", "pids.max", v);
+    }
+    if let Some(b) = res.block_io() {
+        if let Some(v) = b.weight() {
+            put("blkio", "blkio.weight", v.to_string());
+        }
+        if let Some(v) = b.leaf_weight() {
+            put("blkio", "blkio.leaf_weight", v.to_string());
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                put(
+                    "blkio",
+                    "blkio.weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                );
+            }
+            if let Some(v) = d.leaf_weight() {
+                put(
+                    "blkio",
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {v}", d.major(), d.minor()),
+                );
+            }
+        }
+        for (list, file) in [
+            (
+                b.throttle_read_bps_device(),
+                "blkio.throttle.read_bps_device",
+            ),
+            (
+                b.throttle_write_bps_device(),
+                "blkio.throttle.write_bps_device",
+            ),
+            (
+                b.throttle_read_iops_device(),
+                "blkio.throttle.read_iops_device",
+            ),
+            (
+                b.throttle_write_iops_device(),
+                "blkio.throttle.write_iops_device",
+            ),
+        ] {
+            for d in list.iter().flatten() {
+                put(
+                    "blkio",
+                    file,
+                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+                );
+            }
+        }
+    }
+    for h in res.hugepage_limits().iter().flatten() {
+        put(
+            "hugetlb",
+            &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            limit(h.limit()),
+        );
+    }
+    if let Some(devices) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        for d in devices {
+            let file = if d.allow() {
+                "devices.allow"
+            } else {
+                "devices.deny"
+            };
+            put("devices", file, device_rule(d));
+        }
+        for d in DEFAULT_DEVICES {
+            put("devices", "devices.allow", d.to_string());
+        }
+    }
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Err(Error::config(
+            "linux.resources.unified",
+            "needs a cgroup v2 (unified) host",
+        ));
+    }
+    Ok(w)
+}
+
+/// What to write for `res` on a v2 host: `(file, value)` in order, with runc's conversions
+/// of v1 values (shares to weight, blkio weight to io weight, swap to `memory.swap.max`).
+/// Device rules are not enforced on v2 (they need a BPF program).
+pub(crate) fn v2_writes(res: &LinuxResources) -> Result<Vec<(String, String)>> {
+    let mut w: Vec<(String, String)> = Vec::new();
+    let mut put = |f: &str, v: String| w.push((f.to_string(), v));
+    let max = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(m) = res.memory() {
+        if let Some(l) = m.limit() {
+            put("memory.max", max(l));
+        }
+        if let Some(s) = m.swap() {
+            // The spec's swap is memory + swap; v2 limits swap alone.
+            let v = match (s, m.limit()) {
+                (s, _) if s < 0 => "max".to_string(),
+                (s, Some(l)) if l >= 0 => {
+                    if s < l {
+                        return Err(Error::config(
+                            "linux.resources.memory.swap",
+                            "is below the memory limit",
+                        ));
+                    }
+                    (s - l).to_string()
+                }
+                (s, _) => s.to_string(),
+            };
+            put("memory.swap.max", v);
+        }
+        if let Some(r) = m.reservation() {
+            put("memory.low", max(r));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return Err(Error::Unsupported {
+                feature: "linux.resources.memory.disableOOMKiller on cgroup v2".into(),
+            });
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(s) = c.shares() {
+            let weight = if s == 0 {
+                100
+            } else {
+                1 + (s.clamp(2, 262_144) - 2) * 9999 / 262_142
+            };
+            put("cpu.weight", weight.to_string());
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let quota = c.quota().filter(|q| *q > 0);
+            let q = quota.map(|q| q.to_string()).unwrap_or("max".into());
+            put("cpu.max", format!("{q} {}", c.period().unwrap_or(100_000)));
+        }
+        if let Some(b) = c.burst() {
+            put("cpu.max.burst", b.to_string());
+        }
+        if let Some(i) = c.idle() {
+            put("cpu.idle", i.to_string());
+        }
+        if let Some(s) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            put("cpuset.cpus", s.into());
+        }
+        if let Some(s) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            put("cpuset.mems", s.into());
+        }
+    }
+    if let Some(p) = res.pids() {
+        put(
+            "pids.max",
+            if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            },
+        );
+    }
+    if let Some(b) = res.block_io() {
+        let io_weight = |v: u16| 1 + (u64::from(v.clamp(10, 1000)) - 10) * 9999 / 990;
+        if let Some(v) = b.weight() {
+            put("io.weight", io_weight(v).to_string());
+        }
+        for d in b.weight_device().iter().flatten() {
+            if let Some(v) = d.weight() {
+                put(
+                    "io.weight",
+                    format!("{}:{} {}", d.major(), d.minor(), io_weight(v)),
+                );
+            }
+        }
+        for (list, key) in [
+            (b.throttle_read_bps_device(), "rbps"),
+            (b.throttle_write_bps_device(), "wbps"),
+            (b.throttle_read_iops_device(), "riops"),
+            (b.throttle_write_iops_device(), "wiops"),
+        ] {
+            for d in list.iter().flatten() {
+                put(
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                );
+            }
+        }
+    }
+    for h in res.hugepage_limits().iter().flatten() {
+        put(&format!("hugetlb.{}.max", h.page_size()), max(h.limit()));
+    }
+    let mut unified: Vec<_> = res.unified().iter().flatten().collect();
+    unified.sort();
+    for (k, v) in unified {
+        if k.contains('/') || k.starts_with('.') {
+            return Err(Error::config(
+                format!("linux.resources.unified.{k}"),
+                "is not a cgroup file name",
+            ));
+        }
+        put(k, v.clone());
+    }
+    Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn res(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn seed() -> LinuxResources {
+        res(json!({
+            "memory": {"limit": 536870912, "reservation": 268435456, "swap": 1073741824},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 64},
+            "blockIO": {"weight": 500,
+                        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+            "devices": [{"allow": false, "access": "rwm"},
+                        {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw"}]
+        }))
+    }
+
+    #[test]
+    fn v1_values() {
+        let w = v1_writes(&seed()).unwrap();
+        let get = |f: &str| {
+            w.iter()
+                .filter(|(_, file, _)| file == f)
+                .map(|(_, _, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("memory.limit_in_bytes"), ["536870912"]);
+        assert_eq!(get("memory.memsw.limit_in_bytes"), ["1073741824"]);
+        assert_eq!(get("memory.soft_limit_in_bytes"), ["268435456"]);
+        assert_eq!(get("cpu.shares"), ["1024"]);
+        assert_eq!(get("cpu.cfs_quota_us"), ["50000"]);
+        assert_eq!(get("cpuset.cpus"), ["0"]);
+        assert_eq!(get("pids.max"), ["64"]);
+        assert_eq!(get("blkio.weight"), ["500"]);
+        assert_eq!(get("blkio.throttle.read_bps_device"), ["8:0 1048576"]);
+        assert_eq!(get("hugetlb.2MB.limit_in_bytes"), ["4194304"]);
+        assert_eq!(get("devices.deny"), ["a"]);
+        assert_eq!(get("devices.allow")[0], "c 10:200 rw");
+        assert!(get("devices.allow").contains(&"c 1:3 rwm"));
+        // The period goes before the quota: a quota may need the new period.
+        let pos = |f: &str| w.iter().position(|(_, file, _)| file == f).unwrap();
+        assert!(pos("cpu.cfs_period_us") < pos("cpu.cfs_quota_us"));
+        let unified = res(json!({"unified": {"memory.high": "1000"}}));
+        assert!(v1_writes(&unified).is_err());
+    }
+
+    #[test]
+    fn v2_values() {
+        let mut r = seed();
+        r.set_devices(None);
+        r.set_unified(Some(
+            [("memory.high".to_string(), "400000000".to_string())].into(),
+        ));
+        let w = v2_writes(&r).unwrap();
+        let get = |f: &str| {
+            w.iter()
+                .filter(|(file, _)| file == f)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("memory.max"), ["536870912"]);
+        assert_eq!(get("memory.swap.max"), ["536870912"]);
+        assert_eq!(get("memory.low"), ["268435456"]);
+        assert_eq!(get("cpu.weight"), ["39"]);
+        assert_eq!(get("cpu.max"), ["50000 100000"]);
+        assert_eq!(get("pids.max"), ["64"]);
+        assert_eq!(get("io.weight"), ["4950"]);
+        assert_eq!(get("io.max"), ["8:0 rbps=1048576"]);
+        assert_eq!(get("hugetlb.2MB.max"), ["4194304"]);
+        assert_eq!(get("memory.high"), ["400000000"]);
+        let bad = res(json!({"unified": {"../x": "1"}}));
+        assert!(v2_writes(&bad).is_err());
+    }
+
+    /// A v2 root as a plain directory tree: the kernel's files are pre-created.
+    #[test]
+    fn v2_on_a_fixture_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        let own = "0::/user.slice/me\n";
+        let mut cg = Cgroup::plan(root, Path::new("pod/box"), own);
+        assert_eq!(cg.version, Version::V2);
+        assert_eq!(
+            cg.dirs,
+            [(String::new(), root.join("user.slice/me/pod/box"))]
+        );
+        // Absolute paths start at the root.
+        let abs = Cgroup::plan(root, Path::new("/a/b"), own);
+        assert_eq!(abs.dirs[0].1, root.join("a/b"));
+        cg.create(root, Some(&seed_v2())).unwrap();
+        let read = |f: &str| std::fs::read_to_string(root.join("user.slice/me/pod/box").join(f));
+        assert_eq!(read("memory.max").unwrap(), "536870912");
+        assert_eq!(read("cpu.max").unwrap(), "50000 100000");
+        assert_eq!(read("pids.max").unwrap(), "64");
+        assert_eq!(
+            std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap(),
+            "+pids",
+            "the last controller enabled at the root (a plain file keeps the last write)"
+        );
+        assert_eq!(cg.created.len(), 4, "{:?}", cg.created);
+        assert_eq!(cg.created[0], root.join("user.slice/me/pod/box"));
+        cg.add(42).unwrap();
+        assert_eq!(read("cgroup.procs").unwrap(), "42");
+        assert_eq!(cg.pids(), [42]);
+        std::fs::write(
+            root.join("user.slice/me/pod/box/cpu.stat"),
+            "usage_usec 1500\nnr_periods 10\nnr_throttled 4\nthrottled_usec 300\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("user.slice/me/pod/box/memory.events"),
+            "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        let s = cg.stats();
+        assert_eq!(s.cpu_usage_ns, Some(1_500_000));
+        assert_eq!(s.cpu_throttled_periods, Some(4));
+        assert_eq!(s.oom_kills, Some(1));
+        assert_eq!(s.memory_limit_hits, Some(7));
+        // A fixture's directories hold files, so rmdir fails: the kernel's would be empty.
+        for d in &cg.created {
+            for f in std::fs::read_dir(d).unwrap() {
+                let f = f.unwrap().path();
+                if f.is_file() {
+                    std::fs::remove_file(f).unwrap();
+                }
+            }
+        }
+        cg.remove(Duration::ZERO).unwrap();
+        assert!(!root.join("user.slice").exists());
+    }
+
+    fn seed_v2() -> LinuxResources {
+        let mut r = seed();
+        r.set_devices(None);
+        r.set_block_io(None);
+        r.set_hugepage_limits(None);
+        r.set_memory(Some(
+            serde_json::from_value(json!({"limit": 536870912})).unwrap(),
+        ));
+        r.set_cpu(Some(
+            serde_json::from_value(json!({"quota": 50000, "period": 100000})).unwrap(),
+        ));
+        r
+    }
+
+    #[test]
+    fn v1_plan_follows_own_cgroups() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for c in ["memory", "cpu", "pids"] {
+            std::fs::create_dir(root.join(c)).unwrap();
+            std::fs::write(root.join(c).join("cgroup.procs"), "").unwrap();
+        }
+        let own = "4:memory:/outer\n3:cpu:/\n2:pids:/p\n0::/\n";
+        let cg = Cgroup::plan(root, Path::new("box"), own);
+        assert_eq!(cg.version, Version::V1);
+        assert_eq!(
+            cg.dirs,
+            [
+                ("memory".to_string(), root.join("memory/outer/box")),
+                ("cpu".to_string(), root.join("cpu/box")),
+                ("pids".to_string(), root.join("pids/p/box")),
+            ]
+        );
+    }
+}
