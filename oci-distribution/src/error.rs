@@ -251,6 +251,14 @@ pub enum Error {
     /// An I/O error of a local stream.
     #[error(transparent)]
     Io(io::Error),
+
+    /// The embedded registry (feature `server`) could not start: its storage, its address,
+    /// or its htpasswd file.
+    #[error("registry server: {message}")]
+    Server {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl From<io::Error> for Error {

@@ -39,6 +39,8 @@
 //!   (`PATCH` with `Content-Range`) by size, cross-repository mount), tags with `Link` paging,
 //!   catalog, referrers (API, or the referrers tag schema when the registry has no API),
 //!   deletion.
+//! - Feature `server` (off by default): `RegistryServer`, an embedded registry serving OCI
+//!   layouts over the same API, for tests and small deployments (see its docs).
 //! - Registry errors decoded into [`ErrorCode`]s, HTTP status kept ([`Error::Registry`]);
 //!   authentication failures typed ([`Error::Auth`]).
 //!
@@ -68,6 +70,8 @@ mod config;
 mod error;
 mod reference;
 mod repository;
+#[cfg(feature = "server")]
+mod server;
 
 pub use auth::{
     Challenge, Credentials, credential_helper, default_auth_files, lookup_auth_file,
@@ -81,3 +85,5 @@ pub use oci_image;
 pub use oci_spec;
 pub use reference::Reference;
 pub use repository::{MANIFEST_ACCEPT, RawManifest, Repository};
+#[cfg(feature = "server")]
+pub use server::{Htpasswd, RegistryServer, ServerHandle};

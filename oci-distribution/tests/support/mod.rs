@@ -226,3 +226,49 @@ pub fn run(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Our own registry (`oci_distribution::RegistryServer`) on a free loopback port, with its
+/// storage in a temporary directory; stopped on drop.
+pub struct Served {
+    pub addr: String,
+    pub handle: Option<oci_distribution::ServerHandle>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    pub fn start() -> Served {
+        Self::start_with(|s| s)
+    }
+
+    /// Starts a server configured by `configure`.
+    pub fn start_with(
+        configure: impl FnOnce(oci_distribution::RegistryServer) -> oci_distribution::RegistryServer,
+    ) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = configure(oci_distribution::RegistryServer::new(dir.path()))
+            .bind("127.0.0.1:0")
+            .expect("bind a loopback port");
+        Served {
+            addr: handle.addr().to_string(),
+            handle: Some(handle),
+            dir,
+        }
+    }
+
+    /// The layout of repository `name`.
+    pub fn layout_dir(&self, name: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("repositories")
+            .join(name)
+            .join("_layout")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.stop();
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Repository names, query strings and percent-decoding of request targets.
+
+/// The longest repository name accepted. The distribution-spec: "Many clients impose a limit
+/// of 255 characters on the length of the concatenation of the registry hostname (and
+/// optional port), `/`, and `<name>` value."
+pub(crate) const MAX_NAME_LEN: usize = 255;
+
+/// True when `name` matches the distribution-spec's grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`.
+///
+/// Components therefore never are empty, `.` or `..`, and never start with `_`: the storage
+/// relies on that (see `storage.rs`).
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_component)
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator: `.`, `_`, `__` or one or more `-`, between alphanumerics.
+        let start = i;
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => {
+                i += 1;
+                if i < b.len() && b[i] == b'_' {
+                    i += 1;
+                }
+            }
+            b'-' => {
+                while i < b.len() && b[i] == b'-' {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start || i >= b.len() || !alnum(b[i]) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The decoded `key=value` pairs of a query string (a key without `=` has an empty value).
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+/// Escapes a query value for a `Link` header (tags and names need none, but `last` is
+/// client-supplied text echoed back).
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b':') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_grammar() {
+        for ok in [
+            "a",
+            "library/busybox",
+            "a.b_c__d---e/f0",
+            "ocikit-test/x-1-2-3",
+            "0/1/2",
+        ] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "A",
+            "a//b",
+            "/a",
+            "a/",
+            "..",
+            "a/../b",
+            ".a",
+            "a.",
+            "a___b",
+            "a_-b",
+            "_layout",
+            "a/_layout",
+            "a..b",
+            "a b",
+            "a%2fb",
+            &"a".repeat(256),
+        ] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn queries_decode() {
+        assert_eq!(
+            parse_query("digest=sha256%3Aabc&from=a/b&n"),
+            vec![
+                ("digest".into(), "sha256:abc".into()),
+                ("from".into(), "a/b".into()),
+                ("n".into(), String::new())
+            ]
+        );
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_encode("a b&c"), "a%20b%26c");
+    }
+}
