@@ -1,0 +1,66 @@
+//! Runs `examples/registry.rs` (of the `ocikit` package, built by `scripts/test.sh` before the
+//! tests) on a free port, pushes to it and pulls from it with our client and skopeo, then
+//! interrupts it.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use support::{any, client, push_image, run};
+
+fn example_binary() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("examples/registry");
+    bin.exists().then_some(bin)
+}
+
+#[test]
+fn registry_example_serves_until_stopped() {
+    let bin = example_binary().expect(
+        "examples/registry is not built: run `cargo build --examples`, as scripts/test.sh does",
+    );
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin)
+        .args(["--addr", "127.0.0.1:0", "--root"])
+        .arg(root.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("serving on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let result = std::panic::catch_unwind(|| {
+        let repo = client().repository_at(&addr, "example/app").unwrap();
+        let m = push_image(&repo, "amd64", 61, &[4096]);
+        repo.put_manifest(&any(&m), Some(&"v1".parse().unwrap()))
+            .unwrap();
+        let digest = run(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(format!("docker://{addr}/example/app:v1")));
+        assert_eq!(digest.trim(), m.digest().to_string());
+        // Its storage is an OCI layout per repository.
+        let layout =
+            oci_layout::Layout::open(root.path().join("repositories/example/app/_layout")).unwrap();
+        assert_eq!(layout.refs().unwrap()[0].0.as_str(), "v1");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
