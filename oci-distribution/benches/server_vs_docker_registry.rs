@@ -1,0 +1,207 @@
+//! Pull throughput from our embedded registry (`RegistryServer`) against docker-registry, in
+//! one run, for two clients: ours and skopeo. One image of gzip layers (about 107 MiB).
+//!
+//! ```text
+//! cargo bench -p oci-distribution --bench server_vs_docker_registry
+//! ```
+//!
+//! Needs docker-registry, skopeo and gzip on PATH. Both registries store on tmpfs
+//! (`/dev/shm`) when there is one; docker-registry runs as its own process, ours on threads of
+//! this one; each client runs as its own process (ours is this binary re-executed), pulling
+//! into a fresh layout. The fastest of `ROUNDS` runs of each pair is kept. Built but not run
+//! by `cargo test` (it does nothing without `--bench`).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use oci_distribution::oci_image::{
+    AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest, host_platform,
+};
+use oci_distribution::oci_spec::image::{Descriptor, MediaType};
+use oci_distribution::{Client, RegistryServer};
+use oci_layout::Layout;
+use support::{RandomReader, Registry, run};
+
+const ROUNDS: usize = 3;
+const LAYERS: &[u64] = &[
+    40 << 20,
+    30 << 20,
+    20 << 20,
+    12 << 20,
+    4 << 20,
+    1 << 20,
+    64 << 10,
+];
+const WORKERS: usize = 4;
+
+fn write_blob(layout: &Path, bytes: &[u8]) -> Descriptor {
+    let digest = oci_distribution::oci_image::sha256(bytes);
+    let dir = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(digest.digest()), bytes).unwrap();
+    Descriptor::new(MediaType::ImageLayerGzip, bytes.len() as u64, digest)
+}
+
+/// An OCI layout with one image of gzip layers of random bytes, named `bench`.
+fn make_source(dir: &Path, work: &Path) -> u64 {
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut total = 0;
+    for (i, &len) in LAYERS.iter().enumerate() {
+        let raw = work.join(format!("layer{i}"));
+        let mut data = Vec::new();
+        RandomReader::new(100 + i as u64, len)
+            .read_to_end(&mut data)
+            .unwrap();
+        diff_ids.push(oci_distribution::oci_image::sha256(&data).to_string());
+        std::fs::write(&raw, &data).unwrap();
+        run(Command::new("gzip").args(["-1", "-n", "-f"]).arg(&raw));
+        let gz = std::fs::read(work.join(format!("layer{i}.gz"))).unwrap();
+        total += gz.len() as u64;
+        layers.push(write_blob(dir, &gz));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let mut cd = write_blob(dir, &config);
+    cd.set_media_type(MediaType::ImageConfig);
+    let m = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cd, "layers": layers,
+    });
+    let m = Manifest::from_bytes(serde_json::to_vec(&m).unwrap()).unwrap();
+    write_blob(dir, m.raw());
+    let mut d = serde_json::to_value(m.descriptor()).unwrap();
+    d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "bench"});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [d]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    total
+}
+
+/// Ours, in this process: `pull ADDR REPO DIR`, blobs on `WORKERS` threads.
+fn child(args: &[String]) {
+    let [mode, addr, name, dir] = args else {
+        panic!("bad child arguments {args:?}")
+    };
+    assert_eq!(mode, "pull");
+    let client = Client::builder().auth_files(Vec::new()).build().unwrap();
+    let repo = client.repository_at(addr, name).unwrap();
+    let layout = Layout::create(dir).unwrap();
+    let tag: Tag = "bench".parse().unwrap();
+    let img = repo
+        .fetch_image(&TagOrDigest::Tag(tag.clone()), &host_platform())
+        .unwrap();
+    let mut blobs = img.manifest.layers().clone();
+    blobs.push(img.manifest.config().clone());
+    let queue = Mutex::new(blobs);
+    std::thread::scope(|s| {
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                loop {
+                    let Some(d) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    layout.copy_blob_from(&repo, &d).unwrap();
+                }
+            });
+        }
+    });
+    layout
+        .tag(&tag, &AnyManifest::Manifest(img.manifest))
+        .unwrap();
+}
+
+fn timed(cmd: &mut Command) -> Duration {
+    let start = Instant::now();
+    run(cmd);
+    start.elapsed()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        child(&args[1..]);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!(
+            "server_vs_docker_registry: run with `cargo bench -p oci-distribution --bench server_vs_docker_registry`"
+        );
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let shm = Path::new("/dev/shm");
+    let work = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    println!("working in {}", work.path().display());
+    let src = work.path().join("src");
+    let total = make_source(&src, work.path());
+    let mib = total as f64 / 1048576.0;
+    println!("image: {} layers, {mib:.1} MiB compressed", LAYERS.len());
+
+    let docker = Registry::start_in(work.path(), "", |_| {});
+    let ours = RegistryServer::new(work.path().join("ours-root"))
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let ours_addr = ours.addr().to_string();
+    let registries = [
+        ("docker-registry", docker.addr.clone()),
+        ("ocikit", ours_addr),
+    ];
+    for (_, addr) in &registries {
+        run(Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:bench", src.display()))
+            .arg(format!("docker://{addr}/bench/img:bench")));
+    }
+    // times[client][registry]
+    let mut times = [[Duration::MAX; 2]; 2];
+    for round in 0..ROUNDS {
+        for (r, (_, addr)) in registries.iter().enumerate() {
+            let dir = work.path().join(format!("skopeo-{round}-{r}"));
+            let t = timed(
+                Command::new("skopeo")
+                    .args(["copy", "--quiet", "--src-tls-verify=false"])
+                    .arg(format!("docker://{addr}/bench/img:bench"))
+                    .arg(format!("oci:{}:bench", dir.display())),
+            );
+            times[0][r] = times[0][r].min(t);
+            let _ = std::fs::remove_dir_all(&dir);
+            let dir = work.path().join(format!("ours-{round}-{r}"));
+            let t = timed(
+                Command::new(&me)
+                    .args(["--child", "pull", addr, "bench/img"])
+                    .arg(&dir),
+            );
+            times[1][r] = times[1][r].min(t);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    for (c, client) in ["skopeo", "ocikit client"].iter().enumerate() {
+        let [d, o] = times[c];
+        println!(
+            "{client} pull: from docker-registry {:.3}s ({:.0} MiB/s), from ours {:.3}s ({:.0} MiB/s): throughput ratio {:.2} (goal >= 2)",
+            d.as_secs_f64(),
+            mib / d.as_secs_f64(),
+            o.as_secs_f64(),
+            mib / o.as_secs_f64(),
+            d.as_secs_f64() / o.as_secs_f64()
+        );
+    }
+    ours.stop();
+}
