@@ -289,6 +289,17 @@ impl Runtime {
     ) -> Result<Container> {
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
+        if let Some(s) = bundle
+            .spec()
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            // Compiled here for its errors and warnings; the init process compiles it again.
+            for w in crate::seccomp::compile(s)?.1 {
+                eprintln!("oci-runtime: warning: {w}");
+            }
+        }
         // Private, like runc's: whoever can open a created container's fifo can start it.
         std::fs::DirBuilder::new()
             .recursive(true)

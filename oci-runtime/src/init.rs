@@ -26,6 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::seccomp;
 use crate::security::{self, CapSets};
 use crate::{rootfs, sys};
 
@@ -318,11 +319,23 @@ fn stage2_inner(
         in_userns,
     })?;
 
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        // The warnings were printed by the caller, which compiled it too.
+        Some(s) => Some(seccomp::compile(s)?.0),
+        None => None,
+    };
+    let nnp = process.no_new_privileges() == Some(true);
     // Like runc: rlimits, then the bounding set (needs CAP_SETPCAP, so before the user
     // changes), the user with the permitted set kept, then the other sets.
     for r in security::rlimits(process.rlimits().as_deref().unwrap_or(&[]))? {
         sys::set_rlimit(r.resource, r.soft, r.hard)
             .map_err(|e| Error::sys("setting an rlimit", None, e))?;
+    }
+    if let Some(p) = seccomp.as_ref().filter(|_| !nnp) {
+        // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: now, while the
+        // capabilities are still there (so the rest of the setup runs under it, as with runc).
+        sys::seccomp_filter(&p.filter, p.flags)
+            .map_err(|e| Error::sys("installing the seccomp filter", None, e))?;
     }
     // No `process.capabilities` means no capabilities at all, as with runc.
     let caps = process
@@ -365,7 +378,7 @@ fn stage2_inner(
         }
         nix::sys::prctl::set_keepcaps(false).map_err(|e| Error::sys("PR_SET_KEEPCAPS", None, e))?;
     }
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", None, e))?;
     }
@@ -402,6 +415,13 @@ fn stage2_inner(
     )
     .map_err(|e| Error::sys("opening exec fifo (is /proc mounted?)", None, e))?;
     nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
+    if let Some(p) = seccomp.as_ref().filter(|_| nnp) {
+        // Last, so that only execve runs under the filter.
+        if let Err(e) = sys::seccomp_filter(&p.filter, p.flags) {
+            let _ = writeln!(std::io::stderr(), "oci-runtime: installing seccomp: {e}");
+            std::process::exit(127)
+        }
+    }
     let e = execve(&path, &argv, &envp).unwrap_err();
     // Past "ready", nobody reads the socket any more: say it where the user sees it.
     let _ = writeln!(

@@ -276,3 +276,27 @@ pub(crate) fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<(), Errn
     let r = unsafe { libc::prlimit64(0, resource, &new, std::ptr::null_mut()) };
     Errno::result(r).map(drop)
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, program)`: installs a classic BPF filter on the
+/// calling thread (all threads with `SECCOMP_FILTER_FLAG_TSYNC`).
+pub(crate) fn seccomp_filter(
+    filter: &[libc::sock_filter],
+    flags: libc::c_uint,
+) -> Result<(), Errno> {
+    let len = u16::try_from(filter.len()).map_err(|_| Errno::EINVAL)?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `len` valid instructions that outlive the call; the kernel
+    // copies the program and never writes through the pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    Errno::result(r).map(drop)
+}

@@ -137,3 +137,143 @@ fn same_capabilities_and_rlimits_as_runc() {
         assert_eq!(ours.0, Some(0));
     }
 }
+
+const SECCOMP_PROBE: &str = "mkdir /tmp/x; echo mkdir=$?; kill -0 $$; echo kill0=$?; \
+    kill -CONT $$; echo cont=$?; sync; echo sync=$?; ls /tmp";
+
+fn seccomp_bundle(extra_name: Option<&str>) -> TestBundle {
+    let mut b = TestBundle::new(SECCOMP_PROBE);
+    std::os::unix::fs::symlink("busybox", b.rootfs().join("bin/sync")).unwrap();
+    let mut mkdir = vec!["mkdir", "mkdirat"];
+    mkdir.extend(extra_name);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": mkdir, "action": "SCMP_ACT_ERRNO", "errnoRet": 95},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+             "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"}
+        ]
+    });
+    b.config["process"]["noNewPrivileges"] = true.into();
+    b
+}
+
+#[test]
+fn seccomp_errno_arguments_and_kill() {
+    let (_root, rt) = runtime();
+    let b = seccomp_bundle(Some("not_a_syscall"));
+    let out = run(&rt, &b);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+    // 95 is EOPNOTSUPP, 13 EACCES; sync dies of SIGSYS (31): 128 + 31.
+    assert_eq!(
+        out.stdout, "mkdir=1\nkill0=1\ncont=0\nsync=159\n",
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Operation not supported"), "{out:?}");
+    assert!(out.stderr.contains("Permission denied"), "{out:?}");
+}
+
+#[test]
+fn seccomp_default_errno_with_an_allow_list() {
+    let (_root, rt) = runtime();
+    let mut b =
+        TestBundle::new("echo hi; grep '^Seccomp:' /proc/self/status; mkdir /tmp/y 2>&1; true");
+    let allowed = [
+        "read",
+        "write",
+        "openat",
+        "open",
+        "close",
+        "fstat",
+        "newfstatat",
+        "stat",
+        "lstat",
+        "mmap",
+        "munmap",
+        "brk",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "ioctl",
+        "execve",
+        "exit",
+        "exit_group",
+        "arch_prctl",
+        "set_tid_address",
+        "getpid",
+        "getppid",
+        "fork",
+        "vfork",
+        "clone",
+        "clone3",
+        "wait4",
+        "dup2",
+        "dup3",
+        "pipe",
+        "pipe2",
+        "fcntl",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "prctl",
+        "uname",
+        "getcwd",
+        "lseek",
+        "sendfile",
+        "readv",
+        "writev",
+        "statx",
+        "poll",
+        "ppoll",
+        "faccessat",
+        "faccessat2",
+        "access",
+        "setpgid",
+        "getpgrp",
+        "umask",
+        "kill",
+        "prlimit64",
+        "mprotect",
+        "getrandom",
+        "rseq",
+        "set_robust_list",
+        "futex",
+        "sigaltstack",
+        "getdents64",
+        "readlink",
+        "madvise",
+    ];
+    b.config["process"]["noNewPrivileges"] = true.into();
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "syscalls": [{"names": allowed.to_vec(), "action": "SCMP_ACT_ALLOW"}]
+    });
+    let out = run(&rt, &b);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+    // mkdir is not in the list: the default errno (EPERM).
+    assert_eq!(
+        out.stdout,
+        "hi\nSeccomp:\t2\nmkdir: can't create directory '/tmp/y': Operation not permitted\n",
+        "{out:?}"
+    );
+}
+
+#[test]
+fn same_seccomp_outcomes_as_runc() {
+    for nnp in [true, false] {
+        let mut b = seccomp_bundle(None);
+        b.config["process"]["noNewPrivileges"] = nnp.into();
+        b.config["process"]["capabilities"] = json!({
+            "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]
+        });
+        b.write();
+        let ours = run_with(BIN, &b);
+        let theirs = run_with("runc", &b);
+        assert_eq!(ours, theirs, "oci-runtime (left) and runc (right) differ");
+        assert_eq!(ours.1, "mkdir=1\nkill0=1\ncont=0\nsync=159\n");
+    }
+}
