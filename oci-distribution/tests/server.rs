@@ -223,6 +223,19 @@ fn push_workflows_statuses_and_errors() {
     let r = h.send("PUT", &format!("{location}?digest={d3}"), &[], None);
     assert_eq!(r.status, 201);
 
+    // A sha512 blob, monolithic.
+    let d512 = oci_distribution::oci_image::digest_bytes(&DigestAlgorithm::Sha512, &layer3)
+        .unwrap()
+        .to_string();
+    let r = h.send(
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/?digest={d512}"),
+        &[],
+        Some(&layer3),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(h.get(&format!("/v2/{name}/blobs/{d512}")).body, layer3);
+
     // Wrong digest on PUT: DIGEST_INVALID, nothing stored.
     let r = h.send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], None);
     let location = r.header("Location").unwrap().to_owned();
@@ -883,4 +896,32 @@ fn docker_schema2_through_our_client() {
         &MediaType::Other("application/vnd.docker.distribution.manifest.v2+json".into())
     );
     let _: Descriptor = head;
+}
+
+#[test]
+fn a_tls_hello_is_refused_at_once() {
+    // Clients with insecure flags try TLS first and fall back to plain HTTP on an HTTP answer;
+    // waiting on the hello instead would cost them their handshake timeout (10 s for Go).
+    use std::io::{Read, Write};
+    let server = Served::start();
+    let mut conn = std::net::TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    conn.write_all(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1])
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 400"), "{answer:?}");
+    // Plain HTTP on the next connection is served, and kept alive across requests.
+    let mut conn = std::net::TcpStream::connect(&server.addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..2 {
+        conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = conn.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
 }
