@@ -925,3 +925,37 @@ fn a_tls_hello_is_refused_at_once() {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
 }
+
+#[test]
+fn connections_are_capped_and_idle_ones_closed() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let server = Served::start_with(|s| {
+        s.max_connections(1)
+            .idle_timeout(Duration::from_millis(300))
+    });
+    let mut first = std::net::TcpStream::connect(&server.addr).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first
+        .write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = first.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // A second one while the first is open: 503.
+    let mut second = std::net::TcpStream::connect(&server.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    second.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    // The first, left idle, is closed, which frees its place.
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let c = client();
+    c.ping(&server.addr).unwrap();
+}

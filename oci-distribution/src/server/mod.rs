@@ -10,7 +10,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -60,7 +60,11 @@ use crate::{Error, Result};
 /// repository does not have is refused (`MANIFEST_BLOB_UNKNOWN`); an index may name
 /// absent manifests. Manifests are verified when served; blobs are served as stored (every
 /// client verifies them, and `oci_layout::Layout::fsck` checks the store). There is no
-/// TLS: bind to loopback, or put a TLS proxy in front. With [`RegistryServer::htpasswd`],
+/// TLS: bind to loopback, or put a TLS proxy in front. Connections are capped
+/// ([`RegistryServer::max_connections`]) and closed when idle
+/// ([`RegistryServer::idle_timeout`]). Request heads are read by tiny_http, which does not
+/// bound a header line: a client that keeps sending one without a line end grows that
+/// connection's buffer. Keep the port private, or behind a proxy that limits headers. With [`RegistryServer::htpasswd`],
 /// every request needs basic auth; without it, anyone who can connect can push and delete.
 ///
 /// # Non-goals
@@ -74,6 +78,8 @@ pub struct RegistryServer {
     max_blob_size: u64,
     upload_ttl: Duration,
     users: Option<Htpasswd>,
+    max_connections: usize,
+    idle_timeout: Duration,
 }
 
 impl RegistryServer {
@@ -86,6 +92,8 @@ impl RegistryServer {
             max_blob_size: u64::MAX,
             upload_ttl: Duration::from_secs(3600),
             users: None,
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(300),
         }
     }
 
@@ -114,6 +122,20 @@ impl RegistryServer {
     /// (default one hour).
     pub fn upload_ttl(mut self, ttl: Duration) -> Self {
         self.upload_ttl = ttl;
+        self
+    }
+
+    /// How many client connections are open at once (default 256; at least 1); more are
+    /// answered 503 and closed. Each takes two threads besides tiny_http's own.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long a connection may send nothing (between requests, or stalled in one) before
+    /// it is closed (default 5 minutes).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -172,6 +194,9 @@ impl RegistryServer {
             .collect::<Result<Vec<_>>>()?;
         let acceptor = {
             let stop = stop.clone();
+            let open = Arc::new(AtomicUsize::new(0));
+            let open_on_error = open.clone();
+            let (max_connections, idle_timeout) = (self.max_connections, self.idle_timeout);
             std::thread::Builder::new()
                 .name("ocikit-registry-accept".into())
                 .spawn(move || {
@@ -179,11 +204,28 @@ impl RegistryServer {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        let Ok(conn) = conn else { continue };
+                        let Ok(mut conn) = conn else { continue };
+                        if open.fetch_add(1, Ordering::AcqRel) >= max_connections {
+                            open.fetch_sub(1, Ordering::AcqRel);
+                            let _ = conn.write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+                            );
+                            continue;
+                        }
+                        // An idle connection (between requests, or a client that stalls
+                        // mid-request) is closed after `idle_timeout`.
+                        let _ = conn.set_read_timeout(Some(idle_timeout));
                         let socket = socket.clone();
-                        let _ = std::thread::Builder::new()
+                        let open = open.clone();
+                        let spawned = std::thread::Builder::new()
                             .name("ocikit-registry-conn".into())
-                            .spawn(move || front(conn, &socket));
+                            .spawn(move || {
+                                front(conn, &socket);
+                                open.fetch_sub(1, Ordering::AcqRel);
+                            });
+                        if spawned.is_err() {
+                            open_on_error.fetch_sub(1, Ordering::AcqRel);
+                        }
                     }
                 })
                 .map_err(|e| io_err("spawning the acceptor", &e))?
