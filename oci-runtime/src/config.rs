@@ -317,25 +317,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "setting a domainname needs a new uts namespace",
         ));
     }
-    if spec.hooks().is_some() {
-        let h = spec.hooks().as_ref().expect("checked");
-        let any = [
-            h.prestart().as_ref().map(Vec::len),
-            h.create_runtime().as_ref().map(Vec::len),
-            h.create_container().as_ref().map(Vec::len),
-            h.start_container().as_ref().map(Vec::len),
-            h.poststart().as_ref().map(Vec::len),
-            h.poststop().as_ref().map(Vec::len),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|n| n > 0);
-        if any {
-            return Err(Error::Unsupported {
-                feature: "hooks (issue #7)".into(),
-            });
-        }
-    }
     Ok(())
 }
 

@@ -23,8 +23,11 @@ use oci_spec::runtime::{ContainerState, State};
 use crate::cgroup::{Cgroup, Stats};
 use crate::config::{Bundle, validate_id};
 use crate::error::{Error, Result};
+use crate::hooks::{self, Point};
 use crate::init::{INIT_ENV, InitConfig, Msg, recv, send};
-use crate::state::{FIFO, Persisted, load_cgroup, now_rfc3339, proc_stat, save_cgroup};
+use crate::state::{
+    FIFO, Persisted, load_cgroup, load_hooks, now_rfc3339, proc_stat, save_cgroup, save_hooks,
+};
 use crate::sys;
 
 /// The default state root, like runc's `/run/runc`.
@@ -361,6 +364,10 @@ impl Runtime {
         cgroup: &mut Option<Cgroup>,
     ) -> Result<()> {
         persisted.save(dir)?;
+        if let Some(h) = bundle.spec().hooks() {
+            // For poststart and poststop, which run when the bundle may be gone.
+            save_hooks(dir, h)?;
+        }
         let fifo = dir.join(FIFO);
         mkfifo(&fifo, Mode::from_bits_truncate(0o600))
             .map_err(|e| Error::sys("creating exec fifo", Some(fifo.clone()), e))?;
@@ -429,9 +436,17 @@ impl Runtime {
                     }
                     // The stage that forked it exits right away; it is reaped below.
                     Some(Msg::Pid(pid)) => persisted.pid = pid,
+                    Some(Msg::CreateHooks) => {
+                        let state = hook_state(persisted, ContainerState::Creating);
+                        let spec = bundle.spec();
+                        hooks::run(Point::Prestart, &hooks::of(spec, Point::Prestart), &state)?;
+                        let create = hooks::of(spec, Point::CreateRuntime);
+                        hooks::run(Point::CreateRuntime, &create, &state)?;
+                        send(&ours, &Msg::HookState(state)).map_err(proto)?;
+                    }
                     Some(Msg::Ready) if persisted.pid > 0 => return Ok(()),
                     Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),
-                    Some(Msg::MapsDone) | Some(Msg::Ready) | None => {
+                    Some(Msg::MapsDone) | Some(Msg::Ready) | Some(Msg::HookState(_)) | None => {
                         return Err(Error::InitFailed {
                             message: "the init process exited without reporting".into(),
                         });
@@ -502,6 +517,14 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo_path);
+        if let Some(h) = load_hooks(&dir)? {
+            let state = hook_state(&p, ContainerState::Running);
+            hooks::run_warn(
+                Point::Poststart,
+                &hooks::for_point(&h, Point::Poststart),
+                &state,
+            );
+        }
         Ok(())
     }
 
@@ -604,6 +627,13 @@ impl Runtime {
             kill_all(&cg);
             cg.remove(Duration::from_secs(5))?;
         }
+        let poststop = load_hooks(&dir)?
+            .map(|h| hooks::for_point(&h, Point::Poststop))
+            .unwrap_or_default();
+        if !poststop.is_empty() {
+            let state = hook_state(&p, ContainerState::Stopped);
+            hooks::run_warn(Point::Poststop, &poststop, &state);
+        }
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("removing state", Some(dir), e))
     }
 
@@ -630,6 +660,18 @@ impl Runtime {
         deleted?;
         Ok(status)
     }
+}
+
+/// The runtime-spec State JSON given to hooks.
+fn hook_state(p: &Persisted, status: ContainerState) -> String {
+    let mut state = State::default();
+    state.set_version(p.oci_version.clone());
+    state.set_id(p.id.clone());
+    state.set_status(status);
+    state.set_pid((p.pid > 0 && status != ContainerState::Stopped).then_some(p.pid));
+    state.set_bundle(p.bundle.clone());
+    state.set_annotations((!p.annotations.is_empty()).then(|| p.annotations.clone()));
+    serde_json::to_string(&state).expect("State serializes")
 }
 
 /// Sends `SIGKILL` to every process in the cgroup.

@@ -60,6 +60,14 @@ pub enum Error {
         /// The init process's own description of the failure.
         message: String,
     },
+    /// A lifecycle hook failed (could not run, exited non-zero, or timed out).
+    #[error("{hook}: {message}")]
+    HookFailed {
+        /// Which hook: its point in the lifecycle, index and path.
+        hook: String,
+        /// How it failed.
+        message: String,
+    },
     /// A feature that this runtime does not implement (yet).
     #[error("not supported: {feature}")]
     Unsupported {

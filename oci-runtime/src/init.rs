@@ -26,6 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hooks::{self, Point};
 use crate::seccomp;
 use crate::security::{self, CapSets};
 use crate::{rootfs, sys};
@@ -54,6 +55,10 @@ pub(crate) enum Msg {
     Pid(i32),
     /// Stage 2 is set up and waits for `start`.
     Ready,
+    /// Stage 2 is about to change root: run the prestart and createRuntime hooks.
+    CreateHooks,
+    /// They ran: the state JSON for the hooks run in the container.
+    HookState(String),
     /// Setting up failed.
     Failed(String),
 }
@@ -312,11 +317,42 @@ fn stage2_inner(
     if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
         sys::set_domainname(d).map_err(|e| Error::sys("setting domainname", None, e))?;
     }
+    // The caller runs prestart and createRuntime hooks, we run createContainer ones here
+    // (in the container's namespaces, before the root changes) and startContainer ones last.
+    let hook_state = std::cell::RefCell::new(String::new());
+    let wants_hooks = [
+        Point::Prestart,
+        Point::CreateRuntime,
+        Point::CreateContainer,
+        Point::StartContainer,
+    ]
+    .into_iter()
+    .any(|p| !hooks::of(spec, p).is_empty());
+    let before_pivot = || -> Result<()> {
+        if !wants_hooks {
+            return Ok(());
+        }
+        send(sock, &Msg::CreateHooks).map_err(proto)?;
+        match recv::<Msg>(sock).map_err(proto)? {
+            Some(Msg::HookState(state)) => *hook_state.borrow_mut() = state,
+            other => {
+                return Err(Error::InitFailed {
+                    message: format!("expected HookState, got {other:?}"),
+                });
+            }
+        }
+        hooks::run(
+            Point::CreateContainer,
+            &hooks::of(spec, Point::CreateContainer),
+            &hook_state.borrow(),
+        )
+    };
     rootfs::setup(&rootfs::RootfsPlan {
         spec,
         rootfs: &cfg.rootfs,
         no_pivot: cfg.no_pivot,
         in_userns,
+        before_pivot: &before_pivot,
     })?;
 
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -414,6 +450,19 @@ fn stage2_inner(
         Mode::empty(),
     )
     .map_err(|e| Error::sys("opening exec fifo (is /proc mounted?)", None, e))?;
+    // `start` has opened the fifo; it returns (and runs poststart hooks) once the byte is
+    // written, so startContainer hooks run first.
+    let start_hooks = hooks::of(spec, Point::StartContainer);
+    if !start_hooks.is_empty() {
+        let mut state: serde_json::Value =
+            serde_json::from_str(&hook_state.borrow()).unwrap_or_default();
+        state["status"] = "running".into();
+        let state = state.to_string();
+        if let Err(e) = hooks::run(Point::StartContainer, &start_hooks, &state) {
+            let _ = writeln!(std::io::stderr(), "oci-runtime: {e}");
+            std::process::exit(127)
+        }
+    }
     nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
     if let Some(p) = seccomp.as_ref().filter(|_| nnp) {
         // Last, so that only execve runs under the filter.

@@ -69,10 +69,17 @@
 //! lives, then `stopped` (a zombie counts as stopped). The root and the container
 //! directories are `0700`.
 //!
+//! - Hooks: `prestart` and `createRuntime` run by the caller once the container's mounts are
+//!   in place, `createContainer` in the container's namespaces right before the root
+//!   changes, `startContainer` in the container after `start`, `poststart` before `start`
+//!   returns, `poststop` on delete; each with the State JSON on stdin and its `timeout`. A
+//!   failing early hook aborts creation (everything is cleaned up, [`Error::HookFailed`]);
+//!   a failing `poststart`/`poststop` hook is a warning.
+//!
 //! # Non-goals (for now)
-//! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), AppArmor/SELinux, hooks, terminals (`process.terminal`, `--console-socket`) and
-//! `exec` come with issue #7; a config asking for hooks or a terminal is refused with
-//! [`Error::Unsupported`], the other fields are ignored.
+//! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), AppArmor and
+//! SELinux (ignored), terminals (`process.terminal`, `--console-socket`: refused with
+//! [`Error::Unsupported`]) and `exec` come later (issue #7).
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -95,6 +102,7 @@ mod cgroup;
 mod config;
 mod container;
 mod error;
+mod hooks;
 mod init;
 mod rootfs;
 mod seccomp;
@@ -140,7 +148,7 @@ pub fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
             "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec",

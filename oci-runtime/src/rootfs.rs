@@ -269,6 +269,9 @@ pub(crate) struct RootfsPlan<'a> {
     pub(crate) rootfs: &'a Path,
     pub(crate) no_pivot: bool,
     pub(crate) in_userns: bool,
+    /// Runs once the mounts are in place, right before the root changes (the createRuntime
+    /// and createContainer hooks).
+    pub(crate) before_pivot: &'a dyn Fn() -> Result<()>,
 }
 
 /// Runs in the container's new mount namespace: prepares the rootfs, mounts, devices, switches
@@ -318,6 +321,7 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
         open_in_root(&root_fd, p.cwd(), Create::Dir)?;
     }
     drop(root_fd);
+    (plan.before_pivot)()?;
 
     chdir(plan.rootfs).map_err(sys("entering the rootfs", plan.rootfs))?;
     if plan.no_pivot {

@@ -62,6 +62,26 @@ pub(crate) fn save_cgroup(dir: &Path, cg: &crate::cgroup::Cgroup) -> Result<()> 
     write_new(dir, CGROUP_FILE, &bytes)
 }
 
+pub(crate) const HOOKS_FILE: &str = "hooks.json";
+
+/// Writes `hooks.json` (once, when creation begins).
+pub(crate) fn save_hooks(dir: &Path, hooks: &oci_spec::runtime::Hooks) -> Result<()> {
+    let bytes = serde_json::to_vec(hooks).expect("hooks serialize");
+    write_new(dir, HOOKS_FILE, &bytes)
+}
+
+/// The container's hooks, if it has any.
+pub(crate) fn load_hooks(dir: &Path) -> Result<Option<oci_spec::runtime::Hooks>> {
+    let path = dir.join(HOOKS_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading state", Some(path), e)),
+    }
+}
+
 /// The container's cgroup, if it has one.
 pub(crate) fn load_cgroup(dir: &Path) -> Result<Option<crate::cgroup::Cgroup>> {
     let path = dir.join(CGROUP_FILE);
