@@ -153,11 +153,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::security::rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
-    if process.terminal() == Some(true) {
-        return Err(Error::Unsupported {
-            feature: "process.terminal (a pseudo-terminal; issue #7)".into(),
-        });
-    }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(Error::config(

@@ -62,6 +62,7 @@ pub struct CreateOptions {
     stderr: Option<OwnedFd>,
     preserve_fds: u32,
     no_pivot: bool,
+    console_socket: Option<PathBuf>,
 }
 
 impl CreateOptions {
@@ -92,6 +93,15 @@ impl CreateOptions {
     /// not be close-on-exec in the caller, like runc's `--preserve-fds`.
     pub fn preserve_fds(mut self, n: u32) -> Self {
         self.preserve_fds = n;
+        self
+    }
+
+    /// The unix socket that receives the master of the container's pseudo-terminal when
+    /// `process.terminal` is true (required then; default none), as runc's
+    /// `--console-socket`: one message whose payload is the terminal's name and whose
+    /// `SCM_RIGHTS` carry the descriptor.
+    pub fn console_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.console_socket = Some(path.into());
         self
     }
 
@@ -292,6 +302,13 @@ impl Runtime {
     ) -> Result<Container> {
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
+        let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal());
+        if terminal == Some(true) && opts.console_socket.is_none() {
+            return Err(Error::config(
+                "process.terminal",
+                "a terminal needs a console socket (CreateOptions::console_socket)",
+            ));
+        }
         if let Some(s) = bundle
             .spec()
             .linux()
@@ -398,6 +415,7 @@ impl Runtime {
             cmd.stderr(Stdio::from(fd));
         }
         sys::pass_fd(&mut cmd, theirs.as_fd().as_raw_fd(), target);
+        let console_socket = opts.console_socket;
         let mut child = cmd
             .spawn()
             .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
@@ -443,6 +461,12 @@ impl Runtime {
                         let create = hooks::of(spec, Point::CreateRuntime);
                         hooks::run(Point::CreateRuntime, &create, &state)?;
                         send(&ours, &Msg::HookState(state)).map_err(proto)?;
+                    }
+                    Some(Msg::Pty(name)) => {
+                        let (_, master) = crate::terminal::recv_fd(&ours, 1)?;
+                        if let Some(path) = &console_socket {
+                            crate::terminal::send_to_console_socket(path, &name, &master)?;
+                        }
                     }
                     Some(Msg::Ready) if persisted.pid > 0 => return Ok(()),
                     Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),

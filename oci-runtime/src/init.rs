@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, Point};
 use crate::seccomp;
 use crate::security::{self, CapSets};
-use crate::{rootfs, sys};
+use crate::{rootfs, sys, terminal};
 
 /// The environment variable naming the sync socket's descriptor in the helper process.
 pub(crate) const INIT_ENV: &str = "_OCIKIT_INIT_FD";
@@ -59,6 +59,8 @@ pub(crate) enum Msg {
     CreateHooks,
     /// They ran: the state JSON for the hooks run in the container.
     HookState(String),
+    /// The container's pty: its slave's path; the master follows (`SCM_RIGHTS`, one byte).
+    Pty(String),
     /// Setting up failed.
     Failed(String),
 }
@@ -354,6 +356,19 @@ fn stage2_inner(
         in_userns,
         before_pivot: &before_pivot,
     })?;
+    if process.terminal() == Some(true) {
+        // From the container's own devpts instance, like runc; the caller forwards the
+        // master to the console socket.
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let (master, name, slave) = terminal::open_pty(size)?;
+        send(sock, &Msg::Pty(name)).map_err(proto)?;
+        terminal::send_fd(sock, b"P", &master)?;
+        drop(master);
+        terminal::make_controlling(slave)?;
+    }
 
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         // The warnings were printed by the caller, which compiled it too.

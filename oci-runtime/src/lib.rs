@@ -75,11 +75,15 @@
 //!   returns, `poststop` on delete; each with the State JSON on stdin and its `timeout`. A
 //!   failing early hook aborts creation (everything is cleaned up, [`Error::HookFailed`]);
 //!   a failing `poststart`/`poststop` hook is a warning.
+//! - Terminals: `process.terminal` opens a pty from the container's `/dev/ptmx`, makes it
+//!   the process's controlling terminal and stdio, sizes it from `consoleSize`, and sends
+//!   its master to [`CreateOptions::console_socket`] (`--console-socket`) with `SCM_RIGHTS`,
+//!   as runc does, so runc's receivers work unchanged.
 //!
 //! # Non-goals (for now)
 //! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), AppArmor and
-//! SELinux (ignored), terminals (`process.terminal`, `--console-socket`: refused with
-//! [`Error::Unsupported`]) and `exec` come later (issue #7).
+//! SELinux (ignored), a terminal without a console socket (`run` in the foreground relaying
+//! the pty, as runc does) and `exec` come later (issue #7).
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -110,6 +114,7 @@ mod security;
 mod state;
 mod sys;
 mod syscalls;
+mod terminal;
 
 pub use oci_spec;
 

@@ -17,7 +17,7 @@ commands:
   state ID
   kill [--all] ID [SIGNAL]
   delete [--force] ID
-  run [--bundle DIR] [--pid-file F] [--detach] [--keep] [--preserve-fds N] [--no-pivot] ID
+  run [--bundle DIR] [--pid-file F] [--console-socket S] [--detach] [--keep] [--preserve-fds N] [--no-pivot] ID
   list [--format table|json] [--quiet]
   spec [--bundle DIR] [--rootless]
   features";
@@ -220,21 +220,19 @@ fn main() -> ExitCode {
 }
 
 fn create_options(a: &Args) -> Result<CreateOptions, Failure> {
-    if a.value(&["console-socket"]).is_some() {
-        return Err(Error::Unsupported {
-            feature: "--console-socket (terminals come with issue #7)".into(),
-        }
-        .into());
-    }
     let n = match a.value(&["preserve-fds"]) {
         Some(v) => v
             .parse()
             .map_err(|_| Failure::Usage(format!("--preserve-fds {v}: not a number")))?,
         None => 0,
     };
-    Ok(CreateOptions::new()
+    let mut opts = CreateOptions::new()
         .preserve_fds(n)
-        .no_pivot(a.has(&["no-pivot"])))
+        .no_pivot(a.has(&["no-pivot"]));
+    if let Some(s) = a.value(&["console-socket"]) {
+        opts = opts.console_socket(s);
+    }
+    Ok(opts)
 }
 
 fn write_pid_file(a: &Args, pid: i32) -> Result<(), Failure> {

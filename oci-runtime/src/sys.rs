@@ -300,3 +300,43 @@ pub(crate) fn seccomp_filter(
     };
     Errno::result(r).map(drop)
 }
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal `fd` the calling session leader's
+/// controlling terminal.
+pub(crate) fn set_controlling_tty(fd: &impl std::os::fd::AsFd) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument and touches no memory of ours.
+    let r = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `ioctl(fd, TIOCSWINSZ)`: the terminal's size in rows and columns.
+pub(crate) fn set_window_size(
+    fd: &impl std::os::fd::AsFd,
+    rows: u16,
+    cols: u16,
+) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid winsize alive for the call; the kernel only reads it.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_fd().as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// Takes ownership of a descriptor that `recvmsg` just received with `SCM_RIGHTS`.
+pub(crate) fn received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor in our table for this message only;
+    // nothing else knows its number, so this is its one owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,0 +1,91 @@
+//! `process.terminal`: a pty whose master reaches a console-socket receiver (written here,
+//! as runc's `recvtty` would be) with `SCM_RIGHTS`. Needs root (CI has it).
+
+mod common;
+
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use common::{Guard, TestBundle, id, runtime};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use oci_runtime::{CreateOptions, Error, ExitStatus};
+use serde_json::json;
+
+/// Accepts one connection, receives the terminal's name and master, and reads the master
+/// until the container's side closes.
+fn receiver(path: &Path) -> std::thread::JoinHandle<(String, String)> {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(&conn),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .unwrap();
+        let n = msg.bytes;
+        let mut master = None;
+        for c in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: recvmsg just installed this descriptor for us alone.
+                #[allow(unsafe_code)]
+                let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+                master = Some(std::fs::File::from(fd));
+            }
+        }
+        let name = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut master = master.expect("a descriptor with the message");
+        let mut out = Vec::new();
+        // EIO once the last slave descriptor is closed.
+        let mut chunk = [0u8; 4096];
+        loop {
+            match master.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+        (name, String::from_utf8_lossy(&out).into_owned())
+    })
+}
+
+#[test]
+fn a_pty_through_the_console_socket() {
+    let (root, rt) = runtime();
+    let sock = root.path().join("console.sock");
+    let recv = receiver(&sock);
+    let mut b = TestBundle::new("tty; stty size; echo done");
+    b.config["process"]["terminal"] = true.into();
+    b.config["process"]["consoleSize"] = json!({"height": 30, "width": 100});
+    b.write();
+    let name = id("tty");
+    let _guard = Guard(&rt, name.clone());
+    rt.create(&name, b.path(), CreateOptions::new().console_socket(&sock))
+        .unwrap();
+    rt.start(&name).unwrap();
+    assert_eq!(rt.wait(&name).unwrap(), ExitStatus::Exited(0));
+    rt.delete(&name, false).unwrap();
+    let (pty, out) = recv.join().unwrap();
+    assert_eq!(pty, "/dev/pts/0");
+    // The terminal turns "\n" into "\r\n".
+    assert_eq!(out, "/dev/pts/0\r\n30 100\r\ndone\r\n");
+}
+
+#[test]
+fn a_terminal_without_a_console_socket_is_refused() {
+    let (root, rt) = runtime();
+    let mut b = TestBundle::new("true");
+    b.config["process"]["terminal"] = true.into();
+    b.write();
+    let name = id("notty");
+    match rt.create(&name, b.path(), CreateOptions::new()) {
+        Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "process.terminal"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!root.path().join("state").join(&name).exists());
+}
