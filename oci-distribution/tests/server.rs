@@ -959,3 +959,21 @@ fn connections_are_capped_and_idle_ones_closed() {
     let c = client();
     c.ping(&server.addr).unwrap();
 }
+
+#[test]
+fn one_server_per_root() {
+    let mut first = Served::start();
+    let e = oci_distribution::RegistryServer::new(first.dir.path())
+        .bind("127.0.0.1:0")
+        .unwrap_err();
+    assert!(e.to_string().contains("another server"), "{e}");
+    // Once the first stops, the root can be served again, with what it stored.
+    post_blob(&Http::new(&first.addr), "kept/repo", b"kept");
+    first.handle.take().unwrap().stop();
+    let again = oci_distribution::RegistryServer::new(first.dir.path())
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let h = Http::new(&again.addr().to_string());
+    let r = h.get(&format!("/v2/kept/repo/blobs/{}", sha256(b"kept")));
+    assert_eq!(r.body, b"kept");
+}

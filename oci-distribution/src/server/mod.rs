@@ -47,7 +47,8 @@ use crate::{Error, Result};
 /// through `oci_layout`, so any OCI tool reads it); manifests are listed in its
 /// `index.json`, tags are `org.opencontainers.image.ref.name` entries. Cross-repository
 /// mounts hard-link blobs. Upload sessions live in memory, their bytes under `ROOT/uploads`
-/// (cleared at start): a restart forgets them. Deleting a manifest or tag edits
+/// (cleared at start): a restart forgets them. One server serves a root at a time
+/// (`ROOT/server.lock`, a `flock`); a second `bind` on it fails. Deleting a manifest or tag edits
 /// `index.json`; the blobs stay until `oci_layout::Layout::gc` runs on the layout.
 ///
 /// # Security

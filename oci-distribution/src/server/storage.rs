@@ -3,6 +3,7 @@
 //! ```text
 //! ROOT/repositories/<name>/_layout/    one OCI image layout per repository
 //! ROOT/uploads/<session id>            bytes of upload sessions in progress
+//! ROOT/server.lock                     flock held by the one server serving ROOT
 //! ```
 //!
 //! One layout per repository, so every served repository is a layout any OCI tool reads
@@ -52,12 +53,27 @@ pub(crate) struct Store {
     root: PathBuf,
     sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
     ttl: Duration,
+    /// `ROOT/server.lock`, locked while the store is open: one server per root (a second
+    /// one would clear the first one's uploads).
+    _lock: File,
 }
 
 impl Store {
     /// Opens (creating) the storage under `root`; upload sessions of an earlier run are gone.
     pub(crate) fn open(root: &Path, ttl: Duration) -> io::Result<Store> {
         fs::create_dir_all(root.join("repositories"))?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(root.join("server.lock"))?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "another server is serving this root",
+            )
+        })?;
         let uploads = root.join("uploads");
         if uploads.exists() {
             fs::remove_dir_all(&uploads)?;
@@ -67,6 +83,7 @@ impl Store {
             root: root.to_owned(),
             sessions: Mutex::new(HashMap::new()),
             ttl,
+            _lock: lock,
         })
     }
 
