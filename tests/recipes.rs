@@ -363,3 +363,32 @@ fn artifacts_pushed_attached_listed_and_fetched() {
         b"helm chart bytes"
     );
 }
+
+#[test]
+fn quickstart_runs_end_to_end() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the quickstart runs a container: it needs root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(Command::new(example_binary("quickstart")).arg(tmp.path()));
+    for step in [
+        "[1/6] build",
+        "[2/6] registry",
+        "[3/6] push",
+        "[4/6] pull",
+        "[5/6] unpack",
+        "[6/6] run",
+    ] {
+        assert!(out.contains(step), "{step} missing:\n{out}");
+    }
+    assert!(out.contains("hello from a container"), "{out}");
+    assert!(out.contains("pid 1,"), "{out}");
+    assert!(out.contains("hostname quickstart"), "{out}");
+    assert!(out.contains("exited with 0"), "{out}");
+    // The bundle kept under the work directory carries the limits.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("bundle/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
+}
