@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, mkfifo};
-use oci_spec::runtime::{ContainerState, State};
+use oci_spec::runtime::{ContainerState, Process, State};
 
 use crate::cgroup::{Cgroup, Stats};
 use crate::config::{Bundle, validate_id};
@@ -26,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::hooks::{self, Point};
 use crate::init::{INIT_ENV, InitConfig, Msg, recv, send};
 use crate::state::{
-    FIFO, Persisted, load_cgroup, load_hooks, now_rfc3339, proc_stat, save_cgroup, save_hooks,
+    FIFO, Persisted, load_cgroup, load_hooks, load_spec, now_rfc3339, proc_stat, save_cgroup,
+    save_hooks, save_spec,
 };
 use crate::sys;
 
@@ -381,6 +382,7 @@ impl Runtime {
         cgroup: &mut Option<Cgroup>,
     ) -> Result<()> {
         persisted.save(dir)?;
+        save_spec(dir, bundle.spec())?;
         if let Some(h) = bundle.spec().hooks() {
             // For poststart and poststop, which run when the bundle may be gone.
             save_hooks(dir, h)?;
@@ -392,43 +394,22 @@ impl Runtime {
         std::fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
             .map_err(|e| Error::io("chmod exec fifo", Some(fifo.clone()), e))?;
 
-        let helper = self.sealed_helper()?;
-        let (ours, theirs) =
-            UnixStream::pair().map_err(|e| Error::io("creating sync socket", None, e))?;
-        let target = 3 + opts.preserve_fds as i32;
-        // Above every number the child's descriptor shuffling writes to (stdio, preserved
-        // descriptors, the sync socket), so the path stays valid until exec.
-        let helper = sys::dup_above(helper, target + 1)
-            .map_err(sys_err("duplicating the init helper descriptor"))?;
-        let mut cmd = Command::new(format!("/proc/self/fd/{}", helper.as_raw_fd()));
-        cmd.arg0("oci-runtime")
-            .arg("init")
-            .env_clear()
-            .env(INIT_ENV, target.to_string());
-        if let Some(fd) = opts.stdin {
-            cmd.stdin(Stdio::from(fd));
-        }
-        if let Some(fd) = opts.stdout {
-            cmd.stdout(Stdio::from(fd));
-        }
-        if let Some(fd) = opts.stderr {
-            cmd.stderr(Stdio::from(fd));
-        }
-        sys::pass_fd(&mut cmd, theirs.as_fd().as_raw_fd(), target);
-        let console_socket = opts.console_socket;
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
-        drop(theirs);
-        drop(cmd);
-        drop(helper);
-
+        let CreateOptions {
+            stdin,
+            stdout,
+            stderr,
+            preserve_fds,
+            no_pivot,
+            console_socket,
+        } = opts;
+        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
         let init = InitConfig {
             spec: bundle.spec().clone(),
             rootfs: bundle.rootfs().to_path_buf(),
             fifo: fifo.clone(),
-            no_pivot: opts.no_pivot,
-            preserve_fds: opts.preserve_fds,
+            no_pivot,
+            preserve_fds,
+            exec_pid: None,
         };
         let proto = |e: std::io::Error| Error::io("talking to the container init", None, e);
         let outcome = (|| -> Result<()> {
@@ -488,6 +469,148 @@ impl Runtime {
                     message: "the container process vanished".into(),
                 })?;
         persisted.save_process(dir)
+    }
+
+    /// Spawns the init helper with the given stdio (`None`: the caller's), passing it
+    /// descriptors `3 .. 3 + preserve_fds` and the sync socket; returns it and our end.
+    fn spawn_helper(
+        &self,
+        stdio: [Option<OwnedFd>; 3],
+        preserve_fds: u32,
+    ) -> Result<(std::process::Child, UnixStream)> {
+        let helper = self.sealed_helper()?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| Error::io("creating sync socket", None, e))?;
+        let target = 3 + preserve_fds as i32;
+        // Above every number the child's descriptor shuffling writes to (stdio, preserved
+        // descriptors, the sync socket), so the path stays valid until exec.
+        let helper = sys::dup_above(helper, target + 1)
+            .map_err(sys_err("duplicating the init helper descriptor"))?;
+        let mut cmd = Command::new(format!("/proc/self/fd/{}", helper.as_raw_fd()));
+        cmd.arg0("oci-runtime")
+            .arg("init")
+            .env_clear()
+            .env(INIT_ENV, target.to_string());
+        let [stdin, stdout, stderr] = stdio;
+        if let Some(fd) = stdin {
+            cmd.stdin(Stdio::from(fd));
+        }
+        if let Some(fd) = stdout {
+            cmd.stdout(Stdio::from(fd));
+        }
+        if let Some(fd) = stderr {
+            cmd.stderr(Stdio::from(fd));
+        }
+        sys::pass_fd(&mut cmd, theirs.as_fd().as_raw_fd(), target);
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
+        Ok((child, ours))
+    }
+
+    /// The process a container was created with (`process` of its configuration): a
+    /// starting point for [`exec`](Self::exec).
+    pub fn process_of(&self, id: &str) -> Result<Process> {
+        let dir = self.dir(id)?;
+        Persisted::load(&dir, id)?;
+        load_spec(&dir)?
+            .process()
+            .clone()
+            .ok_or_else(|| Error::config("process", "is required to create a container"))
+    }
+
+    /// Runs `process` in a created or running container, as `runc exec` does: it joins the
+    /// container's namespaces and cgroup, and gets its own user, capabilities, rlimits,
+    /// `noNewPrivileges`, environment and terminal from `process` (see
+    /// [`process_of`](Self::process_of) for the container's own), and the container's
+    /// seccomp filter. Returns its pid; it is a child of the caller, so
+    /// [`wait_process`](Self::wait_process) can wait for it. `opts` gives its stdio, preserved
+    /// descriptors and console socket.
+    pub fn exec(&self, id: &str, process: &Process, opts: CreateOptions) -> Result<i32> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        if !matches!(status, ContainerState::Created | ContainerState::Running) {
+            return Err(Error::InvalidState {
+                id: id.into(),
+                operation: "exec",
+                status,
+            });
+        }
+        let mut spec = load_spec(&dir)?;
+        spec.set_process(Some(process.clone()));
+        crate::config::validate(&spec)?;
+        let CreateOptions {
+            stdin,
+            stdout,
+            stderr,
+            preserve_fds,
+            console_socket,
+            ..
+        } = opts;
+        if process.terminal() == Some(true) && console_socket.is_none() {
+            return Err(Error::config(
+                "process.terminal",
+                "a terminal needs a console socket (CreateOptions::console_socket)",
+            ));
+        }
+        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
+        let init = InitConfig {
+            spec,
+            rootfs: p.rootfs.clone(),
+            fifo: PathBuf::new(),
+            no_pivot: false,
+            preserve_fds,
+            exec_pid: Some(p.pid),
+        };
+        let proto = |e: std::io::Error| Error::io("talking to the exec helper", None, e);
+        let mut pid = 0;
+        let outcome = (|| -> Result<()> {
+            if let Some(cg) = load_cgroup(&dir)? {
+                cg.add(child.id() as i32)?;
+            }
+            send(&ours, &init).map_err(proto)?;
+            loop {
+                match recv::<Msg>(&ours).map_err(proto)? {
+                    Some(Msg::Pid(p)) => pid = p,
+                    Some(Msg::Pty(name)) => {
+                        let (_, master) = crate::terminal::recv_fd(&ours, 1)?;
+                        if let Some(path) = &console_socket {
+                            crate::terminal::send_to_console_socket(path, &name, &master)?;
+                        }
+                    }
+                    Some(Msg::Ready) if pid > 0 => return Ok(()),
+                    Some(Msg::Failed(message)) => return Err(Error::InitFailed { message }),
+                    _ => {
+                        return Err(Error::InitFailed {
+                            message: "the exec helper exited without reporting".into(),
+                        });
+                    }
+                }
+            }
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Err(e) = outcome {
+            if pid > 0 {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    /// Waits for a process started by [`exec`](Self::exec) (a child of the caller).
+    pub fn wait_process(&self, pid: i32) -> Result<ExitStatus> {
+        loop {
+            match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::Exited(code)),
+                Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ExitStatus::Signaled(sig)),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waiting for the process", None, e)),
+            }
+        }
     }
 
     /// Lets a created container's process run its program.

@@ -42,6 +42,9 @@ pub(crate) struct InitConfig {
     pub(crate) fifo: PathBuf,
     pub(crate) no_pivot: bool,
     pub(crate) preserve_fds: u32,
+    /// `exec`: the pid of a running container's process whose namespaces to join; `spec`
+    /// then holds the container's configuration with the process to run.
+    pub(crate) exec_pid: Option<i32>,
 }
 
 /// Messages on the sync socket.
@@ -141,6 +144,10 @@ fn proto(e: std::io::Error) -> Error {
 
 /// Returns the exit code for stage 1; stage 2 never returns from here.
 fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
+    if let Some(pid) = cfg.exec_pid {
+        let in_userns = join_process(pid)?;
+        return fork_stage2(sock, cfg, None, in_userns);
+    }
     // Opened first, as the caller's user: the state directory is private to it, and the
     // container's root in a new user namespace could not reach the path.
     let fifo = open(
@@ -225,6 +232,58 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| Error::io("writing oom_score_adj", None, e))?;
     }
+    fork_stage2(sock, cfg, Some(fifo), in_userns)
+}
+
+/// Joins every namespace of process `pid` that differs from ours (the user namespace first,
+/// the mount namespace last); returns whether that included a user namespace.
+fn join_process(pid: i32) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let kinds = [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut joins = Vec::new();
+    for (name, flag) in kinds {
+        let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+        let (Ok(a), Ok(b)) = (
+            std::fs::metadata(&theirs),
+            std::fs::metadata(format!("/proc/self/ns/{name}")),
+        ) else {
+            continue; // a kernel without this namespace kind
+        };
+        if a.ino() == b.ino() && a.dev() == b.dev() {
+            continue;
+        }
+        let fd = open(
+            theirs.as_path(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("opening namespace", Some(theirs.clone()), e))?;
+        joins.push((flag, fd));
+    }
+    let mut in_userns = false;
+    for (flag, fd) in &joins {
+        setns(fd.as_fd(), *flag).map_err(|e| Error::sys("joining namespace", None, e))?;
+        in_userns |= *flag == CloneFlags::CLONE_NEWUSER;
+    }
+    Ok(in_userns)
+}
+
+/// Forks stage 2 as a child of the caller and reports its pid.
+fn fork_stage2(
+    sock: &UnixStream,
+    cfg: &InitConfig,
+    fifo: Option<OwnedFd>,
+    in_userns: bool,
+) -> Result<i32> {
     // Stage 2 waits on this pipe until its pid is reported, so the caller always learns the
     // pid before "ready" (both stages write to the same socket).
     let (go_r, go_w) =
@@ -294,7 +353,7 @@ fn cstrings<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<std::ff
 }
 
 /// Stage 2: only returns on failure.
-fn stage2(sock: &UnixStream, cfg: &InitConfig, fifo: OwnedFd, in_userns: bool) -> Error {
+fn stage2(sock: &UnixStream, cfg: &InitConfig, fifo: Option<OwnedFd>, in_userns: bool) -> Error {
     match stage2_inner(sock, cfg, fifo, in_userns) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -303,16 +362,15 @@ fn stage2(sock: &UnixStream, cfg: &InitConfig, fifo: OwnedFd, in_userns: bool) -
 
 enum Never {}
 
-fn stage2_inner(
+/// Hostname, hooks before the root changes, root filesystem: what `create` sets up and
+/// `exec` finds done.
+fn set_up_container(
     sock: &UnixStream,
     cfg: &InitConfig,
-    fifo: OwnedFd,
     in_userns: bool,
-) -> Result<Never> {
+    hook_state: &std::cell::RefCell<String>,
+) -> Result<()> {
     let spec = &cfg.spec;
-    let process = spec.process().as_ref().expect("validated");
-    umask(Mode::empty());
-    // `fifo` was opened by stage 1; it is reopened for writing through /proc once set up.
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         sethostname(h).map_err(|e| Error::sys("setting hostname", None, e))?;
     }
@@ -321,7 +379,6 @@ fn stage2_inner(
     }
     // The caller runs prestart and createRuntime hooks, we run createContainer ones here
     // (in the container's namespaces, before the root changes) and startContainer ones last.
-    let hook_state = std::cell::RefCell::new(String::new());
     let wants_hooks = [
         Point::Prestart,
         Point::CreateRuntime,
@@ -356,6 +413,22 @@ fn stage2_inner(
         in_userns,
         before_pivot: &before_pivot,
     })?;
+    Ok(())
+}
+
+fn stage2_inner(
+    sock: &UnixStream,
+    cfg: &InitConfig,
+    fifo: Option<OwnedFd>,
+    in_userns: bool,
+) -> Result<Never> {
+    let spec = &cfg.spec;
+    let process = spec.process().as_ref().expect("validated");
+    umask(Mode::empty());
+    let hook_state = std::cell::RefCell::new(String::new());
+    if cfg.exec_pid.is_none() {
+        set_up_container(sock, cfg, in_userns, &hook_state)?;
+    }
     if process.terminal() == Some(true) {
         // From the container's own devpts instance, like runc; the caller forwards the
         // master to the console socket.
@@ -458,27 +531,30 @@ fn stage2_inner(
         .map_err(|e| Error::sys("closing descriptors", None, e))?;
     send(sock, &Msg::Ready).map_err(proto)?;
 
-    let reopen = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let w = open(
-        reopen.as_str(),
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::sys("opening exec fifo (is /proc mounted?)", None, e))?;
-    // `start` has opened the fifo; it returns (and runs poststart hooks) once the byte is
-    // written, so startContainer hooks run first.
-    let start_hooks = hooks::of(spec, Point::StartContainer);
-    if !start_hooks.is_empty() {
-        let mut state: serde_json::Value =
-            serde_json::from_str(&hook_state.borrow()).unwrap_or_default();
-        state["status"] = "running".into();
-        let state = state.to_string();
-        if let Err(e) = hooks::run(Point::StartContainer, &start_hooks, &state) {
-            let _ = writeln!(std::io::stderr(), "oci-runtime: {e}");
-            std::process::exit(127)
+    // `create` waits for `start`; `exec` goes straight on.
+    if let Some(fifo) = fifo {
+        let reopen = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+        let w = open(
+            reopen.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::sys("opening exec fifo (is /proc mounted?)", None, e))?;
+        // `start` has opened the fifo; it returns (and runs poststart hooks) once the byte is
+        // written, so startContainer hooks run first.
+        let start_hooks = hooks::of(spec, Point::StartContainer);
+        if !start_hooks.is_empty() {
+            let mut state: serde_json::Value =
+                serde_json::from_str(&hook_state.borrow()).unwrap_or_default();
+            state["status"] = "running".into();
+            let state = state.to_string();
+            if let Err(e) = hooks::run(Point::StartContainer, &start_hooks, &state) {
+                let _ = writeln!(std::io::stderr(), "oci-runtime: {e}");
+                std::process::exit(127)
+            }
         }
+        nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
     }
-    nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
     if let Some(p) = seccomp.as_ref().filter(|_| nnp) {
         // Last, so that only execve runs under the filter.
         if let Err(e) = sys::seccomp_filter(&p.filter, p.flags) {

@@ -79,11 +79,15 @@
 //!   the process's controlling terminal and stdio, sizes it from `consoleSize`, and sends
 //!   its master to [`CreateOptions::console_socket`] (`--console-socket`) with `SCM_RIGHTS`,
 //!   as runc does, so runc's receivers work unchanged.
+//! - `exec` ([`Runtime::exec`], CLI `exec [--process FILE] ID -- CMD...`): a new process in
+//!   a created or running container, in its namespaces and cgroup, with the user,
+//!   capabilities, rlimits, environment and terminal of the given process (by default the
+//!   container's, [`Runtime::process_of`]) and the container's seccomp filter.
 //!
 //! # Non-goals (for now)
 //! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), AppArmor and
-//! SELinux (ignored), a terminal without a console socket (`run` in the foreground relaying
-//! the pty, as runc does) and `exec` come later (issue #7).
+//! SELinux (ignored), and a terminal without a console socket (`run` in the foreground
+//! relaying the pty, as runc does) come later (issue #7).
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:

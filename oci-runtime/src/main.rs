@@ -1,7 +1,7 @@
 //! `oci-runtime`: a runc-compatible command line over the `oci_runtime` library.
 //!
 //! `oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ARGS`
-//! with the commands `create`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec` and
+//! with the commands `create`, `exec`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec` and
 //! `features`, taking the same arguments as runc's.
 
 use std::io::Write;
@@ -13,6 +13,8 @@ use oci_runtime::{CreateOptions, Error, Runtime, parse_signal};
 const USAGE: &str = "usage: oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
 commands:
   create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot] ID
+  exec [--process FILE] [--detach] [--pid-file F] [--tty] [--console-socket S] [--env K=V]
+       [--cwd DIR] [--user UID[:GID]] [--preserve-fds N] ID [-- CMD [ARG...]]
   start ID
   state ID
   kill [--all] ID [SIGNAL]
@@ -295,6 +297,80 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                 rt.delete(id, true)?;
             }
             Ok(status?.code() as u8)
+        }
+        "exec" => {
+            let valued = [
+                "process",
+                "p",
+                "pid-file",
+                "console-socket",
+                "env",
+                "e",
+                "cwd",
+                "user",
+                "u",
+                "preserve-fds",
+            ];
+            let a = Args::parse(rest, &valued)?;
+            let mut known = valued.to_vec();
+            known.extend(["detach", "d", "tty", "t", "no-new-privs"]);
+            a.check_known(&known)?;
+            let id = a.id()?;
+            let mut process = match a.value(&["process", "p"]) {
+                Some(f) => {
+                    let bytes = std::fs::read(f)
+                        .map_err(|e| Failure::Other(format!("reading {f}: {e}")))?;
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| Failure::Other(format!("parsing {f}: {e}")))?
+                }
+                None => {
+                    let mut p = rt.process_of(id)?;
+                    let args = a.positional[1..].to_vec();
+                    if args.is_empty() {
+                        return Err(Failure::Usage("exec needs a command (or --process)".into()));
+                    }
+                    p.set_args(Some(args));
+                    p.set_terminal(Some(a.has(&["tty", "t"])));
+                    p.set_console_size(None);
+                    p
+                }
+            };
+            let extra: Vec<String> = a
+                .flags
+                .iter()
+                .filter(|(n, _)| n == "env" || n == "e")
+                .filter_map(|(_, v)| v.clone())
+                .collect();
+            if !extra.is_empty() {
+                let mut env = process.env().clone().unwrap_or_default();
+                for e in extra {
+                    let key = e.split('=').next().unwrap_or_default().to_string();
+                    env.retain(|x| x.split('=').next() != Some(key.as_str()));
+                    env.push(e);
+                }
+                process.set_env(Some(env));
+            }
+            if let Some(cwd) = a.value(&["cwd"]) {
+                process.set_cwd(cwd.into());
+            }
+            if let Some(u) = a.value(&["user", "u"]) {
+                let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+                let bad = || Failure::Usage(format!("--user {u}: not UID[:GID]"));
+                let mut user = process.user().clone();
+                user.set_uid(uid.parse().map_err(|_| bad())?);
+                user.set_gid(gid.parse().map_err(|_| bad())?);
+                process.set_user(user);
+            }
+            if a.has(&["no-new-privs"]) {
+                process.set_no_new_privileges(Some(true));
+            }
+            let pid = rt.exec(id, &process, create_options(&a)?)?;
+            write_pid_file(&a, pid)?;
+            if a.has(&["detach", "d"]) {
+                return Ok(0);
+            }
+            oci_runtime::forward_signals(pid);
+            Ok(rt.wait_process(pid)?.code() as u8)
         }
         "start" => {
             let a = Args::parse(rest, &[])?;

@@ -62,6 +62,23 @@ pub(crate) fn save_cgroup(dir: &Path, cg: &crate::cgroup::Cgroup) -> Result<()> 
     write_new(dir, CGROUP_FILE, &bytes)
 }
 
+pub(crate) const SPEC_FILE: &str = "config.json";
+
+/// Writes `config.json`, the container's configuration as created (for `exec`).
+pub(crate) fn save_spec(dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let bytes = serde_json::to_vec(spec).expect("spec serializes");
+    write_new(dir, SPEC_FILE, &bytes)
+}
+
+/// The container's configuration as created.
+pub(crate) fn load_spec(dir: &Path) -> Result<oci_spec::runtime::Spec> {
+    let path = dir.join(SPEC_FILE);
+    let bytes =
+        std::fs::read(&path).map_err(|e| Error::io("reading state", Some(path.clone()), e))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e)))
+}
+
 pub(crate) const HOOKS_FILE: &str = "hooks.json";
 
 /// Writes `hooks.json` (once, when creation begins).
