@@ -153,6 +153,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::security::rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
+    if let Some(p) = process.io_priority() {
+        crate::security::io_priority(p)?;
+    }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(Error::config(

@@ -303,6 +303,7 @@ impl Runtime {
     ) -> Result<Container> {
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
+        crate::security::check_lsm(bundle.spec())?;
         let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal());
         if terminal == Some(true) && opts.console_socket.is_none() {
             return Err(Error::config(
@@ -540,6 +541,7 @@ impl Runtime {
         let mut spec = load_spec(&dir)?;
         spec.set_process(Some(process.clone()));
         crate::config::validate(&spec)?;
+        crate::security::check_lsm(&spec)?;
         let CreateOptions {
             stdin,
             stdout,

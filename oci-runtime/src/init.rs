@@ -455,6 +455,34 @@ fn stage2_inner(
         sys::set_rlimit(r.resource, r.soft, r.hard)
             .map_err(|e| Error::sys("setting an rlimit", None, e))?;
     }
+    if let Some(s) = process.scheduler() {
+        sys::sched_setattr(&security::sched_attr(s))
+            .map_err(|e| Error::sys("setting the scheduler", None, e))?;
+    }
+    if let Some(p) = process.io_priority() {
+        let (class, level) = security::io_priority(p)?;
+        sys::ioprio_set(class, level)
+            .map_err(|e| Error::sys("setting the I/O priority", None, e))?;
+    }
+    // LSM labels take effect at execve; the caller checked that the host has the LSM.
+    if let Some(profile) = process.apparmor_profile() {
+        let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .map_err(|e| Error::io("setting the AppArmor profile", Some(attr.into()), e))?;
+    }
+    if let Some(label) = process.selinux_label() {
+        std::fs::write("/proc/self/attr/exec", label).map_err(|e| {
+            Error::io(
+                "setting the SELinux label",
+                Some("/proc/self/attr/exec".into()),
+                e,
+            )
+        })?;
+    }
     if let Some(p) = seccomp.as_ref().filter(|_| !nnp) {
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: now, while the
         // capabilities are still there (so the rest of the setup runs under it, as with runc).

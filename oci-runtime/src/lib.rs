@@ -41,7 +41,9 @@
 //!   [`Runtime::stats`] reads memory, OOM-kill, CPU and pid counters.
 //! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;
 //!   an unknown name is skipped with a warning; none listed means none at all, as with runc),
-//!   `noNewPrivileges`, `rlimits`, `oomScoreAdj`.
+//!   `noNewPrivileges`, `rlimits`, `oomScoreAdj`, `scheduler` (`sched_setattr`),
+//!   `ioPriority`; `apparmorProfile` and `selinuxLabel` applied at `execve` where the host
+//!   has that LSM, a clear [`Error::Unsupported`] otherwise (`linux.mountLabel` always).
 //! - Seccomp: `linux.seccomp` compiled to classic BPF in Rust (no libseccomp): default action
 //!   and `defaultErrnoRet`, rules by system call name (a name unknown to the architecture is
 //!   skipped with a warning), `SCMP_ACT_ERRNO`/`errnoRet`, kill (thread or process), trap,
@@ -85,8 +87,8 @@
 //!   container's, [`Runtime::process_of`]) and the container's seccomp filter.
 //!
 //! # Non-goals (for now)
-//! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), AppArmor and
-//! SELinux (ignored), and a terminal without a console socket (`run` in the foreground
+//! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), SELinux mount
+//! labels (refused), and a terminal without a console socket (`run` in the foreground
 //! relaying the pty, as runc does) come later (issue #7).
 //!
 //! # Security
@@ -104,7 +106,7 @@
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //!
-//! The LSM labels (AppArmor, SELinux) are still ignored.
+//! Device cgroup rules are not enforced on a cgroup v2 host yet.
 
 mod cgroup;
 mod config;

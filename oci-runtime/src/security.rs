@@ -176,6 +176,103 @@ pub(crate) fn rlimits(list: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
     Ok(out)
 }
 
+/// `process.scheduler` as the kernel's `sched_attr`.
+pub(crate) fn sched_attr(s: &oci_spec::runtime::Scheduler) -> crate::sys::SchedAttr {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let policy = match s.policy() {
+        P::SchedOther => 0,
+        P::SchedFifo => 1,
+        P::SchedRr => 2,
+        P::SchedBatch => 3,
+        P::SchedIso => 4,
+        P::SchedIdle => 5,
+        P::SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |m, f| {
+        m | match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    crate::sys::SchedAttr {
+        size: 0,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    }
+}
+
+/// `process.ioPriority` as the class and level of `ioprio_set`.
+pub(crate) fn io_priority(p: &oci_spec::runtime::LinuxIOPriority) -> Result<(u32, u32)> {
+    use oci_spec::runtime::IOPriorityClass as C;
+    let class = match p.class() {
+        C::IoprioClassRt => 1,
+        C::IoprioClassBe => 2,
+        C::IoprioClassIdle => 3,
+    };
+    if !(0..=7).contains(&p.priority()) {
+        return Err(Error::config(
+            "process.ioPriority.priority",
+            "must be 0 to 7",
+        ));
+    }
+    Ok((class, p.priority() as u32))
+}
+
+/// Whether the host enforces AppArmor profiles, from its sysfs.
+pub(crate) fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+/// Whether the host runs SELinux, from its sysfs.
+pub(crate) fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Refuses LSM settings the host cannot apply, clearly, before anything is set up.
+pub(crate) fn check_lsm(spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let process = spec.process().as_ref();
+    if process
+        .and_then(|p| p.apparmor_profile().as_ref())
+        .is_some()
+        && !apparmor_enabled()
+    {
+        return Err(Error::Unsupported {
+            feature: "process.apparmorProfile: AppArmor is not enabled on this host".into(),
+        });
+    }
+    if process.and_then(|p| p.selinux_label().as_ref()).is_some() && !selinux_enabled() {
+        return Err(Error::Unsupported {
+            feature: "process.selinuxLabel: SELinux is not enabled on this host".into(),
+        });
+    }
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_ref())
+        .is_some()
+    {
+        return Err(Error::Unsupported {
+            feature: if selinux_enabled() {
+                "linux.mountLabel (SELinux mount contexts)".into()
+            } else {
+                "linux.mountLabel: SELinux is not enabled on this host".into()
+            },
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,3 +340,34 @@ pub(crate) fn received_fd(fd: RawFd) -> OwnedFd {
     // nothing else knows its number, so this is its one owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// The kernel's `struct sched_attr` (its first version, 48 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SchedAttr {
+    pub(crate) size: u32,
+    pub(crate) policy: u32,
+    pub(crate) flags: u64,
+    pub(crate) nice: i32,
+    pub(crate) priority: u32,
+    pub(crate) runtime: u64,
+    pub(crate) deadline: u64,
+    pub(crate) period: u64,
+}
+
+/// `sched_setattr(0, attr, 0)` on the calling thread.
+pub(crate) fn sched_setattr(attr: &SchedAttr) -> Result<(), Errno> {
+    let mut a = *attr;
+    a.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `a` is a properly laid out sched_attr whose size field says its size; the
+    // kernel only reads it during the call.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &a as *const SchedAttr, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)` on the calling process.
+pub(crate) fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
+    // SAFETY: ioprio_set takes integers only.
+    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (class << 13) | level) };
+    Errno::result(r).map(drop)
+}

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{TestBundle, id, run, runtime};
-use oci_runtime::ExitStatus;
+use oci_runtime::{CreateOptions, ExitStatus};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oci-runtime");
@@ -275,5 +275,46 @@ fn same_seccomp_outcomes_as_runc() {
         let theirs = run_with("runc", &b);
         assert_eq!(ours, theirs, "oci-runtime (left) and runc (right) differ");
         assert_eq!(ours.1, "mkdir=1\nkill0=1\ncont=0\nsync=159\n");
+    }
+}
+
+#[test]
+fn scheduler_and_io_priority() {
+    let (_root, rt) = runtime();
+    let mut b = TestBundle::new("awk '{print $19, $41}' /proc/self/stat; ionice");
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 5});
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    let out = run(&rt, &b);
+    assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
+    // Nice 5, policy 3 (SCHED_BATCH).
+    assert_eq!(out.stdout, "5 3\nbest-effort: prio 6\n");
+}
+
+#[test]
+fn lsm_labels_without_the_lsm_are_a_clear_error() {
+    let (root, rt) = runtime();
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    for (field, value, enabled) in [
+        ("apparmorProfile", "docker-default", apparmor),
+        ("selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+    ] {
+        if enabled {
+            continue; // this host could apply it
+        }
+        let mut b = TestBundle::new("true");
+        b.config["process"][field] = value.into();
+        b.write();
+        let name = id("lsm");
+        let err = rt
+            .create(&name, b.path(), CreateOptions::new())
+            .unwrap_err();
+        assert!(
+            matches!(&err, oci_runtime::Error::Unsupported { feature } if feature.contains(field)
+                && feature.contains("not enabled on this host")),
+            "{err}"
+        );
+        assert!(!root.path().join("state").join(&name).exists());
     }
 }
