@@ -729,6 +729,30 @@ impl Runtime {
         kill(Pid::from_raw(p.pid), signal).map_err(sys_err("kill"))
     }
 
+    /// Sends a signal to every process of the container (`kill --all`): those in its cgroup,
+    /// or only its process when it has no cgroup.
+    pub fn kill_all(&self, id: &str, signal: Signal) -> Result<()> {
+        let dir = self.dir(id)?;
+        let p = Persisted::load(&dir, id)?;
+        let status = p.status(&dir);
+        if !matches!(status, ContainerState::Created | ContainerState::Running) {
+            return Err(Error::InvalidState {
+                id: id.into(),
+                operation: "kill",
+                status,
+            });
+        }
+        match load_cgroup(&dir)? {
+            Some(cg) => {
+                for pid in cg.pids() {
+                    let _ = kill(Pid::from_raw(pid), signal);
+                }
+                Ok(())
+            }
+            None => kill(Pid::from_raw(p.pid), signal).map_err(sys_err("kill")),
+        }
+    }
+
     /// Waits for the container process to end; only the process that created the container
     /// (its parent) can do this, and not if it set `SIGCHLD` to `SIG_IGN`.
     pub fn wait(&self, id: &str) -> Result<ExitStatus> {

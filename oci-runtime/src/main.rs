@@ -16,6 +16,7 @@ commands:
   exec [--process FILE] [--detach] [--pid-file F] [--tty] [--console-socket S] [--env K=V]
        [--cwd DIR] [--user UID[:GID]] [--preserve-fds N] ID [-- CMD [ARG...]]
   start ID
+  events --stats ID
   state ID
   kill [--all] ID [SIGNAL]
   delete [--force] ID
@@ -372,6 +373,43 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             oci_runtime::forward_signals(pid);
             Ok(rt.wait_process(pid)?.code() as u8)
         }
+        "events" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&["stats"])?;
+            if !a.has(&["stats"]) {
+                return Err(Failure::Usage(
+                    "only `events --stats ID` is supported".into(),
+                ));
+            }
+            let id = a.id()?;
+            let s = rt.stats(id)?;
+            // runc's shape, plus the OOM kill count.
+            let v = serde_json::json!({
+                "type": "stats",
+                "id": id,
+                "data": {
+                    "cpu": {
+                        "usage": {"total": s.cpu_usage_ns},
+                        "throttling": {
+                            "periods": s.cpu_periods,
+                            "throttledPeriods": s.cpu_throttled_periods,
+                            "throttledTime": s.cpu_throttled_ns
+                        }
+                    },
+                    "memory": {
+                        "usage": {
+                            "usage": s.memory_usage,
+                            "max": s.memory_max_usage,
+                            "failcnt": s.memory_limit_hits
+                        },
+                        "oomKills": s.oom_kills
+                    },
+                    "pids": {"current": s.pids}
+                }
+            });
+            println!("{v}");
+            Ok(0)
+        }
         "start" => {
             let a = Args::parse(rest, &[])?;
             a.check_known(&[])?;
@@ -390,7 +428,11 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             let a = Args::parse(rest, &[])?;
             a.check_known(&["all", "a"])?;
             let sig = parse_signal(a.positional.get(1).map_or("SIGTERM", String::as_str))?;
-            rt.kill(a.id()?, sig)?;
+            if a.has(&["all", "a"]) {
+                rt.kill_all(a.id()?, sig)?;
+            } else {
+                rt.kill(a.id()?, sig)?;
+            }
             Ok(0)
         }
         "delete" => {

@@ -192,3 +192,62 @@ fn pids_limit_is_enforced() {
     assert_eq!(out.stdout, "");
     assert!(!own("pids").join(&name).exists());
 }
+
+/// Without a pid namespace, a container's other processes outlive its first one: `kill
+/// --all` reaches them through the cgroup. `events --stats` reads the cgroup's counters.
+#[test]
+fn kill_all_and_events_stats() {
+    let state = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_oci-runtime");
+    let mut b = TestBundle::new("sleep 100 & exec sleep 101");
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+    let name = id("cg-killall");
+    b.config["linux"]["cgroupsPath"] = name.clone().into();
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    b.write();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("--root")
+            .arg(state.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let status = std::process::Command::new(bin)
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "-d", "--bundle", b.path().to_str().unwrap(), &name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // On failure, force-delete kills whatever is left in the cgroup.
+    let rt = oci_runtime::Runtime::new(state.path());
+    let _guard = common::Guard(&rt, name.clone());
+    let procs = own("pids").join(&name).join("cgroup.procs");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while read(procs.clone()).lines().count() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = cli(&["events", "--stats", &name]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["data"]["pids"]["current"], 2, "{v}");
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64() > Some(0),
+        "{v}"
+    );
+    let out = cli(&["kill", "--all", &name, "KILL"]);
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !read(procs.clone()).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(read(procs), "", "every process is gone");
+    assert!(cli(&["delete", &name]).status.success());
+    assert!(!own("pids").join(&name).exists());
+}
