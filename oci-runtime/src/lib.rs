@@ -80,7 +80,8 @@
 //! - Terminals: `process.terminal` opens a pty from the container's `/dev/ptmx`, makes it
 //!   the process's controlling terminal and stdio, sizes it from `consoleSize`, and sends
 //!   its master to [`CreateOptions::console_socket`] (`--console-socket`) with `SCM_RIGHTS`,
-//!   as runc does, so runc's receivers work unchanged.
+//!   as runc does, so runc's receivers work unchanged ([`receive_pty`] is such a receiver);
+//!   `oci-runtime run` in the foreground without a console socket relays the terminal.
 //! - `exec` ([`Runtime::exec`], CLI `exec [--process FILE] ID -- CMD...`): a new process in
 //!   a created or running container, in its namespaces and cgroup, with the user,
 //!   capabilities, rlimits, environment and terminal of the given process (by default the
@@ -88,8 +89,7 @@
 //!
 //! # Non-goals (for now)
 //! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), SELinux mount
-//! labels (refused), and a terminal without a console socket (`run` in the foreground
-//! relaying the pty, as runc does) come later (issue #7).
+//! labels (refused), the systemd cgroup driver, rdma and net_cls/net_prio resources.
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -131,6 +131,7 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
+pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it
 /// and never returns; otherwise returns at once. Call it first thing in `main` of any program

@@ -283,8 +283,40 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             a.check_known(CREATE_FLAGS)?;
             let id = a.id()?;
             let bundle = a.value(&["bundle", "b"]).unwrap_or(".");
-            let c = rt.create(id, bundle, create_options(&a)?)?;
+            let mut opts = create_options(&a)?;
+            // A terminal in the foreground without a console socket: relay it, as runc does.
+            let wants_tty = oci_runtime::Bundle::load(bundle)?
+                .spec()
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                == Some(true);
+            let mut relay = None;
+            if wants_tty && a.value(&["console-socket"]).is_none() && !a.has(&["detach", "d"]) {
+                let dir = tempfile_dir(rt.root())?;
+                let path = dir.join("console.sock");
+                let listener = std::os::unix::net::UnixListener::bind(&path)
+                    .map_err(|e| Failure::Other(format!("console socket: {e}")))?;
+                opts = opts.console_socket(&path);
+                relay = Some((
+                    dir,
+                    std::thread::spawn(move || oci_runtime::receive_pty(&listener)),
+                ));
+            }
+            let created = rt.create(id, bundle, opts);
+            let relay = match relay {
+                Some((dir, t)) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    match (&created, t.join()) {
+                        (Ok(_), Ok(Ok((_, master)))) => Some(master),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            let c = created?;
             write_pid_file(&a, c.pid())?;
+            let relay = relay.map(start_relay);
             if let Err(e) = rt.start(id) {
                 let _ = rt.delete(id, true);
                 return Err(e.into());
@@ -294,6 +326,10 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             }
             oci_runtime::forward_signals(c.pid());
             let status = rt.wait(id);
+            if let Some(r) = relay {
+                // Until the terminal's output is drained (EIO once the container closed it).
+                let _ = r.join();
+            }
             if !a.has(&["keep"]) {
                 rt.delete(id, true)?;
             }
@@ -523,6 +559,50 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
         }
         other => Err(Failure::Usage(format!("unknown command {other:?}"))),
     }
+}
+
+/// A private directory for a console socket under the state root.
+fn tempfile_dir(root: &std::path::Path) -> Result<PathBuf, Failure> {
+    let dir = root.join(format!(".console-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Other(format!("creating {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Copies our stdin to the terminal and the terminal to our stdout (our terminal, if any,
+/// in raw mode meanwhile); returns the output side, which ends when the container closes its
+/// terminal.
+fn start_relay(master: std::os::fd::OwnedFd) -> std::thread::JoinHandle<()> {
+    use nix::sys::termios;
+    let mut input = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
+    let mut output = std::fs::File::from(master);
+    let stdin = std::io::stdin();
+    let saved = termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(&stdin, termios::SetArg::TCSANOW, &raw);
+    }
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut input);
+    });
+    std::thread::spawn(move || {
+        let mut out = std::io::stdout();
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut output, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(t) = saved {
+            let _ = termios::tcsetattr(std::io::stdin(), termios::SetArg::TCSANOW, &t);
+        }
+    })
 }
 
 #[cfg(test)]

@@ -101,3 +101,13 @@ pub(crate) fn send_to_console_socket(path: &Path, name: &str, master: &OwnedFd) 
         .map_err(|e| Error::io("connecting to the console socket", Some(path.into()), e))?;
     send_fd(&sock, name.as_bytes(), master)
 }
+
+/// Accepts one connection on a console socket and receives the pty master sent on it, the
+/// way runc's `recvtty` does: returns the terminal's name and the master.
+pub fn receive_pty(listener: &std::os::unix::net::UnixListener) -> Result<(String, OwnedFd)> {
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| Error::io("accepting on the console socket", None, e))?;
+    let (name, fd) = recv_fd(&conn, 4096)?;
+    Ok((String::from_utf8_lossy(&name).into_owned(), fd))
+}

@@ -89,3 +89,22 @@ fn a_terminal_without_a_console_socket_is_refused() {
     }
     assert!(!root.path().join("state").join(&name).exists());
 }
+
+/// `run` in the foreground relays the terminal itself when no console socket is given,
+/// as runc does.
+#[test]
+fn run_in_the_foreground_relays_the_terminal() {
+    let state = tempfile::tempdir().unwrap();
+    let mut b = TestBundle::new("tty; exit 4");
+    b.config["process"]["terminal"] = true.into();
+    b.write();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oci-runtime"))
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id("ttyrun")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/dev/pts/0\r\n");
+}
