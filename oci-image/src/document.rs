@@ -797,9 +797,15 @@ fn collect_extras(orig: &Value, back: &Value, path: &mut Vec<Seg>, out: &mut Vec
         }
         (Value::Array(o), Value::Array(b)) => {
             for (i, (v, bv)) in o.iter().zip(b).enumerate() {
-                let seg = match v.get("digest").and_then(Value::as_str) {
-                    Some(d) => Seg::Digest(d.to_owned()),
-                    None => Seg::Index(i),
+                // Found again by digest only where the digest is a field the typed value
+                // keeps (a descriptor's): an unknown `digest` key would itself be restored
+                // from the extras, so nothing could be found by it.
+                let digest = v.get("digest").and_then(Value::as_str);
+                let seg = match digest {
+                    Some(d) if bv.get("digest").and_then(Value::as_str) == Some(d) => {
+                        Seg::Digest(d.to_owned())
+                    }
+                    _ => Seg::Index(i),
                 };
                 path.push(seg);
                 collect_extras(v, bv, path, out);
@@ -889,6 +895,20 @@ mod tests {
         // And the edited bytes parse again.
         let again = Manifest::from_bytes(m.raw().to_vec()).unwrap();
         assert_eq!(again.digest(), m.digest());
+    }
+
+    #[test]
+    fn unknown_digest_keys_in_array_elements_survive() {
+        // Found by the `documents` fuzz target: a history entry (no `digest` field in the
+        // typed value) with unknown `digest` and `size` keys lost both on a no-op edit.
+        let raw = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+            "history":[{"created_by":"a"},{"created_by":"b","digest":"sha256:x","size":3}]}"#;
+        let mut c = Config::from_bytes(raw).unwrap();
+        let before: Value = serde_json::from_slice(c.raw()).unwrap();
+        c.edit(|_| {}).unwrap();
+        let after: Value = serde_json::from_slice(c.raw()).unwrap();
+        assert_eq!(before, after);
+        assert_eq!(after["history"][1]["size"], 3);
     }
 
     #[test]
