@@ -52,6 +52,7 @@ pub struct CopyOptions {
     format: Option<Format>,
     jobs: Option<usize>,
     progress: Option<ProgressFn>,
+    mount_from: Option<String>,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -120,6 +121,15 @@ impl CopyOptions {
     /// images it does not hold (registries do; a layout then fails its fsck until they come).
     pub fn index_only(mut self, index_only: bool) -> Self {
         self.index_only = index_only;
+        self
+    }
+
+    /// Before uploading a blob the destination lacks, asks it to mount the blob from this
+    /// repository of the same registry (cross-repository mount), uploading only when it
+    /// declines. [`copy`] sets it for `docker://` to `docker://` on one registry. Default:
+    /// none.
+    pub fn mount_from(mut self, repository: Option<String>) -> Self {
+        self.mount_from = repository;
         self
     }
 
@@ -196,6 +206,8 @@ pub enum BlobAction {
     Copied,
     /// Skipped: the destination had it.
     Skipped,
+    /// Mounted from another repository of the same registry, without uploading.
+    Mounted,
     /// Left out: a non-distributable layer the source does not hold.
     NotAvailable,
 }
@@ -205,6 +217,7 @@ impl fmt::Display for BlobAction {
         f.write_str(match self {
             BlobAction::Copied => "copied",
             BlobAction::Skipped => "skipped",
+            BlobAction::Mounted => "mounted",
             BlobAction::NotAvailable => "not available",
         })
     }
@@ -323,7 +336,17 @@ fn copy_blobs(
         None => source,
     };
     let copy_one = |d: &Descriptor| -> oci_image::Result<BlobCopy> {
-        let action = match destination.copy_blob_from(source, d) {
+        let mounted = match &options.mount_from {
+            Some(from) if !destination.has_blob(d)? => destination.mount_blob(d, from)?,
+            _ => false,
+        };
+        let copied = if mounted {
+            Ok(true)
+        } else {
+            destination.copy_blob_from(source, d)
+        };
+        let action = match copied {
+            Ok(true) if mounted => BlobAction::Mounted,
             Ok(true) => BlobAction::Copied,
             Ok(false) => BlobAction::Skipped,
             Err(oci_image::Error::NotFound(_))
@@ -339,7 +362,7 @@ fn copy_blobs(
             }
             Err(e) => return Err(e),
         };
-        if let (Some(p), BlobAction::Skipped) = (&options.progress, action) {
+        if let (Some(p), BlobAction::Skipped | BlobAction::Mounted) = (&options.progress, action) {
             (p.0)(&Progress {
                 descriptor: d,
                 done: d.size(),
@@ -804,10 +827,17 @@ pub fn copy(
     let platform = options.platform.clone().unwrap_or_else(host_platform);
     let src = open_source(source, &platform)?;
     let dst = open_destination(destination)?;
-    let options = match (options.format, dst.preferred_format()) {
+    let mut options = match (options.format, dst.preferred_format()) {
         (None, Some(format)) => options.clone().format(Some(format)),
         _ => options.clone(),
     };
+    if let (Some(from), Destination::Registry(to, _)) = (src.repository(), &dst.inner)
+        && options.mount_from.is_none()
+        && from.registry() == to.registry()
+        && from.name() != to.name()
+    {
+        options = options.mount_from(Some(from.name().to_owned()));
+    }
     let report = copy_image(
         src.source(),
         &src.reference(),

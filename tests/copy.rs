@@ -412,3 +412,31 @@ fn pull_and_push_through_the_registry() {
         pushed.top.digest()
     );
 }
+
+/// Registry to registry on one host: the blobs are mounted, not uploaded again.
+#[test]
+fn registry_to_registry_copies_mount() {
+    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let src = umoci_image(dir.path());
+    let a = format!("docker://{registry}/ocikit-mount/a{}:t", std::process::id());
+    let b = format!("docker://{registry}/ocikit-mount/b{}:t", std::process::id());
+    copy(
+        &loc(format!("oci:{}:t", src.display())),
+        &loc(a.clone()),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    let r = copy(&loc(a), &loc(b), &CopyOptions::new()).unwrap();
+    assert!(!r.blobs.is_empty());
+    for blob in &r.blobs {
+        assert_eq!(
+            blob.action,
+            BlobAction::Mounted,
+            "{}",
+            blob.descriptor.digest()
+        );
+    }
+    assert_eq!(r.bytes_copied(), 0);
+}
