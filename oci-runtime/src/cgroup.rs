@@ -132,7 +132,13 @@ impl Cgroup {
                 }
             }
             if self.version == Version::V2 {
-                enable_controllers(root, &dir);
+                // Only the controllers whose files the limits need.
+                let writes = resources.map(v2_writes).transpose()?.unwrap_or_default();
+                let needed: Vec<&str> = writes
+                    .iter()
+                    .filter_map(|(f, _)| f.split('.').next())
+                    .collect();
+                enable_controllers(root, &dir, &needed);
             }
         }
         let Some(res) = resources else {
@@ -156,6 +162,12 @@ impl Cgroup {
                 let dir = self.dirs[0].1.clone();
                 for (file, value) in v2_writes(res)? {
                     write(&dir.join(&file), &value)?;
+                }
+                if let Some(devices) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+                    let program = crate::devices::program(&crate::devices::rules(devices));
+                    crate::sys::attach_device_filter(&dir, &program).map_err(|e| {
+                        Error::sys("attaching the device filter", Some(dir.clone()), e)
+                    })?;
                 }
             }
         }
@@ -290,14 +302,14 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Enables, where possible, every controller of the root in each ancestor of `dir` (v2 needs
-/// them in `cgroup.subtree_control` for the files to exist). Best effort: a controller that
+/// Enables, where possible, the `needed` controllers in each ancestor of `dir` (v2 needs them
+/// in `cgroup.subtree_control` for the files to exist). Best effort: a controller that
 /// cannot be enabled shows up as a missing file when its limit is written.
-fn enable_controllers(root: &Path, dir: &Path) {
+fn enable_controllers(root: &Path, dir: &Path, needed: &[&str]) {
     let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     let mut d = root.to_path_buf();
     for c in dir.strip_prefix(root).unwrap_or(Path::new("")).components() {
-        for ctrl in available.split_whitespace() {
+        for ctrl in available.split_whitespace().filter(|c| needed.contains(c)) {
             let _ = std::fs::write(d.join("cgroup.subtree_control"), format!("+{ctrl}"));
         }
         d.push(c);
@@ -477,7 +489,7 @@ pub(crate) fn v1_writes(res: &LinuxResources) -> Result<Vec<(&'static str, Strin
 
 /// What to write for `res` on a v2 host: `(file, value)` in order, with runc's conversions
 /// of v1 values (shares to weight, blkio weight to io weight, swap to `memory.swap.max`).
-/// Device rules are not enforced on v2 (they need a BPF program).
+/// Device rules are not files on v2: [`Cgroup::create`] attaches an eBPF program instead.
 pub(crate) fn v2_writes(res: &LinuxResources) -> Result<Vec<(String, String)>> {
     let mut w: Vec<(String, String)> = Vec::new();
     let mut put = |f: &str, v: String| w.push((f.to_string(), v));

@@ -420,8 +420,9 @@ impl Runtime {
                     .spec()
                     .linux()
                     .as_ref()
-                    .and_then(|l| l.resources().as_ref());
-                let made = cg.create(&self.cgroup_root, resources);
+                    .and_then(|l| l.resources().as_ref())
+                    .map(|r| with_spec_devices(r, bundle.spec()));
+                let made = cg.create(&self.cgroup_root, resources.as_ref());
                 // Recorded even after a failure, so that delete removes what was made.
                 save_cgroup(dir, cg)?;
                 made?;
@@ -833,6 +834,39 @@ impl Runtime {
         deleted?;
         Ok(status)
     }
+}
+
+/// The resources with an allow rule for each of `linux.devices` after the device rules (as
+/// runc does): the container's own devices are made, and used, whatever the rules say.
+fn with_spec_devices(
+    res: &oci_spec::runtime::LinuxResources,
+    spec: &oci_spec::runtime::Spec,
+) -> oci_spec::runtime::LinuxResources {
+    let mut res = res.clone();
+    let Some(rules) = res.devices().clone().filter(|d| !d.is_empty()) else {
+        return res;
+    };
+    let mut rules = rules;
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let rule = serde_json::json!({
+            "allow": true,
+            "type": d.typ().as_str(),
+            "major": d.major(),
+            "minor": d.minor(),
+            "access": "rwm"
+        });
+        if let Ok(rule) = serde_json::from_value(rule) {
+            rules.push(rule);
+        }
+    }
+    res.set_devices(Some(rules));
+    res
 }
 
 /// The runtime-spec State JSON given to hooks.

@@ -37,7 +37,9 @@
 //!   process moved in before it runs anything, removed on delete. Memory (limit,
 //!   reservation, swap, swappiness, OOM killer), cpu (shares or weight, quota and period,
 //!   burst, realtime, idle, cpus, mems), pids, blkio/io weights and throttles, hugetlb,
-//!   v1 device rules (runc's always-allowed devices added), the v2 `unified` map.
+//!   device rules (v1 lists; on v2 an eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program; runc's
+//!   always-allowed devices and the configuration's own `linux.devices` added), the v2
+//!   `unified` map; on v2 only the controllers the limits need are enabled.
 //!   [`Runtime::stats`] reads memory, OOM-kill, CPU and pid counters.
 //! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;
 //!   an unknown name is skipped with a warning; none listed means none at all, as with runc),
@@ -88,7 +90,7 @@
 //!   container's, [`Runtime::process_of`]) and the container's seccomp filter.
 //!
 //! # Non-goals (for now)
-//! Device rules on cgroup v2 (a BPF program), `SCMP_ACT_NOTIFY` (refused), SELinux mount
+//! `SCMP_ACT_NOTIFY` (refused), SELinux mount
 //! labels (refused), the systemd cgroup driver, rdma and net_cls/net_prio resources.
 //!
 //! # Security
@@ -106,11 +108,11 @@
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //!
-//! Device cgroup rules are not enforced on a cgroup v2 host yet.
 
 mod cgroup;
 mod config;
 mod container;
+mod devices;
 mod error;
 mod hooks;
 mod init;

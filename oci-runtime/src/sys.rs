@@ -371,3 +371,55 @@ pub(crate) fn ioprio_set(class: u32, level: u32) -> Result<(), Errno> {
     let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (class << 13) | level) };
     Errno::result(r).map(drop)
 }
+
+/// Loads an eBPF program of type `BPF_PROG_TYPE_CGROUP_DEVICE` and attaches it to the cgroup
+/// v2 directory `cgroup` (`BPF_F_ALLOW_MULTI`), as runc does for device rules.
+pub(crate) fn attach_device_filter(
+    cgroup: &std::path::Path,
+    insns: &[crate::devices::BpfInsn],
+) -> Result<(), Errno> {
+    let dir = nix::fcntl::open(
+        cgroup,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let license = c"Apache";
+    // `union bpf_attr` for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license; the rest zero.
+    let mut load = [0u64; 16];
+    load[0] = 15 | ((insns.len() as u64) << 32); // BPF_PROG_TYPE_CGROUP_DEVICE
+    load[1] = insns.as_ptr() as u64;
+    load[2] = license.as_ptr() as u64;
+    // SAFETY: `load` is a zeroed bpf_attr (128 bytes) naming `insns` and `license`, which
+    // outlive the call; the kernel only reads them and returns a new descriptor or -1.
+    let prog = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5, // BPF_PROG_LOAD
+            load.as_ptr(),
+            std::mem::size_of_val(&load),
+        )
+    };
+    if prog < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: BPF_PROG_LOAD returned a fresh descriptor that nothing else owns.
+    let prog = unsafe { OwnedFd::from_raw_fd(prog as RawFd) };
+    use std::os::fd::AsRawFd;
+    // For BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags.
+    let mut attach = [0u32; 8];
+    attach[0] = dir.as_raw_fd() as u32;
+    attach[1] = prog.as_raw_fd() as u32;
+    attach[2] = 6; // BPF_CGROUP_DEVICE
+    attach[3] = 2; // BPF_F_ALLOW_MULTI
+    // SAFETY: `attach` is a zeroed bpf_attr prefix naming two open descriptors; the kernel
+    // only reads it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            8, // BPF_PROG_ATTACH
+            attach.as_ptr(),
+            std::mem::size_of_val(&attach),
+        )
+    };
+    Errno::result(r).map(drop)
+}
