@@ -90,8 +90,8 @@
 //!   container's, [`Runtime::process_of`]) and the container's seccomp filter.
 //!
 //! # Non-goals (for now)
-//! `SCMP_ACT_NOTIFY` (refused), SELinux mount
-//! labels (refused), the systemd cgroup driver, rdma and net_cls/net_prio resources.
+//! `SCMP_ACT_NOTIFY` (refused), SELinux mount labels (refused), the systemd cgroup driver,
+//! rdma and net_cls/net_prio resources, seccomp rules for other architectures than x86_64.
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -107,7 +107,8 @@
 //!   user's program runs, and the working directory is checked to resolve inside the new root
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
-//!
+//! - The container process has exactly the capabilities `process.capabilities` lists (none
+//!   if it lists none), and runs under its seccomp filter and LSM profile when given.
 
 mod cgroup;
 mod config;
