@@ -52,6 +52,11 @@ const CAPS: &[(&str, u32)] = &[
     ("CAP_CHECKPOINT_RESTORE", 40),
 ];
 
+/// Every capability name this runtime knows, for the features document.
+pub(crate) fn capability_names() -> Vec<&'static str> {
+    CAPS.iter().map(|(n, _)| *n).collect()
+}
+
 /// The number of a capability.
 fn cap_number(c: &Capability) -> u32 {
     let name = serde_json::to_value(c).expect("a capability serializes to its name");

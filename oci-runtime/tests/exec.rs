@@ -127,7 +127,19 @@ fn exec_from_the_command_line() {
         "-c",
         "cat /proc/1/cmdline; echo; echo x=$X; exit 3",
     ]);
+    // A whole process from a file, as `runc exec --process` takes it.
+    let file = state.path().join("process.json");
+    std::fs::write(
+        &file,
+        json!({"args": ["sh", "-c", "id -u; echo $Y"], "cwd": "/tmp", "env": ["Y=2"],
+               "user": {"uid": 1000, "gid": 1000}})
+        .to_string(),
+    )
+    .unwrap();
+    let from_file = cli(&["exec", "--process", file.to_str().unwrap(), &name]);
     let _ = cli(&["delete", "--force", &name]);
+    assert!(from_file.status.success(), "{from_file:?}");
+    assert_eq!(String::from_utf8_lossy(&from_file.stdout), "1000\n2\n");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).replace('\0', " "),
