@@ -774,7 +774,12 @@ enum Seg {
 struct Extra {
     path: Vec<Seg>,
     key: String,
+    /// The value as received.
     value: Value,
+    /// For a field the typed value keeps but changes on the way (oci-spec 0.10 reads the
+    /// architecture `armbe` as `arm64be`, for one): what the round trip made of it. When an
+    /// edit leaves it so, the received value is put back.
+    changed_to: Option<Value>,
 }
 
 fn collect_extras(orig: &Value, back: &Value, path: &mut Vec<Seg>, out: &mut Vec<Extra>) {
@@ -786,6 +791,13 @@ fn collect_extras(orig: &Value, back: &Value, path: &mut Vec<Seg>, out: &mut Vec
                         path: path.clone(),
                         key: k.clone(),
                         value: v.clone(),
+                        changed_to: None,
+                    }),
+                    Some(bv) if !v.is_object() && !v.is_array() && v != bv => out.push(Extra {
+                        path: path.clone(),
+                        key: k.clone(),
+                        value: v.clone(),
+                        changed_to: Some(bv.clone()),
                     }),
                     Some(bv) => {
                         path.push(Seg::Key(k.clone()));
@@ -830,8 +842,16 @@ fn apply_extras(tree: &mut Value, extras: &[Extra]) {
             });
         }
         if let Some(Value::Object(obj)) = node {
-            obj.entry(extra.key.clone())
-                .or_insert_with(|| extra.value.clone());
+            match (obj.get_mut(&extra.key), &extra.changed_to) {
+                (None, _) => {
+                    obj.insert(extra.key.clone(), extra.value.clone());
+                }
+                // Untouched by the edit: what was received, not what the types made of it.
+                (Some(current), Some(changed)) if current == changed => {
+                    *current = extra.value.clone();
+                }
+                _ => {}
+            }
         }
     }
 }
@@ -909,6 +929,29 @@ mod tests {
         let after: Value = serde_json::from_slice(c.raw()).unwrap();
         assert_eq!(before, after);
         assert_eq!(after["history"][1]["size"], 3);
+    }
+
+    #[test]
+    fn values_the_types_change_are_restored_unless_edited() {
+        // Found by the `documents` fuzz target: oci-spec 0.10 reads `armbe` as `arm64be`.
+        let raw = r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "size":1,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            "platform":{"architecture":"armbe","os":"linux"}}]}"#;
+        let mut i = Index::from_bytes(raw).unwrap();
+        i.edit(|_| {}).unwrap();
+        let v: Value = serde_json::from_slice(i.raw()).unwrap();
+        assert_eq!(v["manifests"][0]["platform"]["architecture"], "armbe");
+        // An edit that sets the field wins.
+        i.edit(|v| {
+            let mut d = v.manifests()[0].clone();
+            let mut p = d.platform().clone().unwrap();
+            p.set_architecture(oci_spec::image::Arch::Amd64);
+            d.set_platform(Some(p));
+            v.set_manifests(vec![d]);
+        })
+        .unwrap();
+        let v: Value = serde_json::from_slice(i.raw()).unwrap();
+        assert_eq!(v["manifests"][0]["platform"]["architecture"], "amd64");
     }
 
     #[test]
