@@ -151,3 +151,41 @@ fn run_recipe_pulls_unpacks_and_runs_with_limits() {
     assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
     assert_eq!(config["linux"]["resources"]["cpu"]["quota"], 50_000);
 }
+
+/// A bundle `umoci unpack` made, with umoci's own config.json, runs under oci-runtime.
+#[test]
+fn a_bundle_umoci_made_runs_under_oci_runtime() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    busybox_tree(&tree);
+    let layout = Layout::create(tmp.path().join("layout")).unwrap();
+    let spec = BuildSpec::new()
+        .layer(&tree)
+        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
+        .cmd(vec!["echo from a umoci bundle; exit 3".into()]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    let bundle = tmp.path().join("bundle");
+    common::run(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:t", tmp.path().join("layout").display()),
+        bundle.to_str().unwrap(),
+    ]));
+    let (code, out) = output(
+        Command::new(workspace_binary("oci-runtime"))
+            .arg("--root")
+            .arg(tmp.path().join("state"))
+            .args([
+                "run",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "umoci-bundle-test",
+            ]),
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("from a umoci bundle"), "{out}");
+}
