@@ -5,11 +5,12 @@
 //! ```text
 //! cargo run --release --example build -- --from SRC|scratch --layer DIR [--layer DIR ...]
 //!     [--entrypoint ARG ...] [--cmd ARG ...] [--env K=V ...] [--workdir P]
-//!     [--platform OS/ARCH[/VARIANT]] DST
+//!     [--platform OS/ARCH[/VARIANT]] [--diff BASE CHANGED] [--annotation K=V ...] DST
 //! ```
 //!
 //! `--entrypoint` and `--cmd` may be repeated: each adds one argument (`--entrypoint /bin/sh
-//! --entrypoint -c`). SRC and DST are any locations the `copy` recipe takes. Layers are gzip,
+//! --entrypoint -c`). `--diff BASE CHANGED` adds a layer of what changed between two trees
+//! (whiteouts for deletions), as `umoci repack` does. SRC and DST are any locations the `copy` recipe takes. Layers are gzip,
 //! built on every core; `SOURCE_DATE_EPOCH` clamps file times and sets `created`.
 
 use std::process::ExitCode;
@@ -33,6 +34,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--from" => from = Some(value()?),
             "--layer" => spec = spec.layer(value()?),
+            "--diff" => {
+                let base = value()?;
+                spec = spec.diff_layer(base, value()?);
+            }
+            "--annotation" => {
+                let kv = value()?;
+                let (k, v) = kv.split_once('=').ok_or("--annotation takes KEY=VALUE")?;
+                spec = spec.annotation(k, v);
+            }
             "--entrypoint" => entrypoint.push(value()?),
             "--cmd" => cmd.push(value()?),
             "--env" => spec = spec.env(value()?),

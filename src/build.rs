@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use oci_image::oci_spec::image::{
@@ -12,13 +12,23 @@ use oci_image::oci_spec::image::{
 };
 use oci_image::{
     AnyManifest, BuiltLayer, Config, Error, ImageDestination, ImageSource, Manifest, MediaTypeExt,
-    Tag, TagOrDigest, build_layer, descriptor_of, host_platform,
+    Tag, TagOrDigest, build_diff_layer, build_layer, descriptor_of, host_platform,
 };
+
+/// Where a new layer's content comes from.
+#[derive(Clone, Debug)]
+enum LayerSource {
+    /// A whole tree.
+    Dir(PathBuf),
+    /// What changed from a base tree to a changed copy.
+    Diff(PathBuf, PathBuf),
+}
 
 /// What to build: set with the chained setters of [`BuildSpec::new`].
 #[derive(Clone, Debug, Default)]
 pub struct BuildSpec {
-    layers: Vec<PathBuf>,
+    layers: Vec<LayerSource>,
+    annotations: Vec<(String, String)>,
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     env: Vec<String>,
@@ -38,7 +48,22 @@ impl BuildSpec {
 
     /// Appends a layer made from the tree under `dir` (in order; none by default).
     pub fn layer(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.layers.push(dir.into());
+        self.layers.push(LayerSource::Dir(dir.into()));
+        self
+    }
+
+    /// Appends a layer of what changed from the tree `base` to the tree `changed` (new and
+    /// modified entries, whiteouts for deletions; see [`oci_image::build_diff_layer`]), like
+    /// `umoci repack` after editing an unpacked rootfs.
+    pub fn diff_layer(mut self, base: impl Into<PathBuf>, changed: impl Into<PathBuf>) -> Self {
+        self.layers
+            .push(LayerSource::Diff(base.into(), changed.into()));
+        self
+    }
+
+    /// Sets one annotation of the image manifest.
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.push((key.into(), value.into()));
         self
     }
 
@@ -151,15 +176,22 @@ pub fn build_image(
 
     let mut built = Vec::new();
     let mut history = config.history().clone().unwrap_or_default();
-    for dir in &spec.layers {
-        let layer = put_built_layer(dir, destination, &spec.layer_options)?;
+    for source in &spec.layers {
+        let layer = put_built_layer(source, destination, &spec.layer_options)?;
         config
             .rootfs_mut()
             .diff_ids_mut()
             .push(layer.diff_id.to_string());
         let mut h = History::default();
         h.set_created(Some(created.clone()));
-        h.set_created_by(Some(format!("ocikit build --layer {}", dir.display())));
+        h.set_created_by(Some(match source {
+            LayerSource::Dir(dir) => format!("ocikit build --layer {}", dir.display()),
+            LayerSource::Diff(base, changed) => format!(
+                "ocikit build --diff {} {}",
+                base.display(),
+                changed.display()
+            ),
+        }));
         history.push(h);
         layers.push(layer.descriptor.clone());
         built.push(layer);
@@ -200,17 +232,24 @@ pub fn build_image(
         &descriptor_of(MediaType::ImageConfig, config.raw()),
         &mut config.raw(),
     )?;
-    let manifest = ImageManifestBuilder::default()
+    let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor_of(MediaType::ImageConfig, config.raw()))
-        .layers(layers)
-        .build()
-        .map_err(|e| Error::Invalid {
-            kind: oci_image::DocumentKind::Manifest,
-            field: String::new(),
-            reason: e.to_string(),
-        })?;
+        .layers(layers);
+    if !spec.annotations.is_empty() {
+        manifest = manifest.annotations(
+            spec.annotations
+                .iter()
+                .cloned()
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+    }
+    let manifest = manifest.build().map_err(|e| Error::Invalid {
+        kind: oci_image::DocumentKind::Manifest,
+        field: String::new(),
+        reason: e.to_string(),
+    })?;
     let manifest = Manifest::new(manifest)?;
     let any = AnyManifest::Manifest(manifest.clone());
     destination.put_manifest(&any)?;
@@ -224,16 +263,20 @@ pub fn build_image(
     })
 }
 
-/// Builds the layer of `dir` into a temporary file, then stores it through the destination
-/// (which verifies it again on the way in).
+/// Builds a layer into a temporary file, then stores it through the destination (which
+/// verifies it again on the way in).
 fn put_built_layer(
-    dir: &Path,
+    source: &LayerSource,
     destination: &dyn ImageDestination,
     options: &oci_image::BuildOptions,
 ) -> Result<BuiltLayer, Error> {
     let (mut file, path) = temp_file()?;
     let result = (|| {
-        let layer = build_layer(dir, BufWriter::new(&file), options)?;
+        let out = BufWriter::new(&file);
+        let layer = match source {
+            LayerSource::Dir(dir) => build_layer(dir, out, options)?,
+            LayerSource::Diff(base, changed) => build_diff_layer(base, changed, out, options)?,
+        };
         file.seek(SeekFrom::Start(0))?;
         destination.put_blob(&layer.descriptor, &mut file)?;
         Ok(layer)

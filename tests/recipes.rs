@@ -392,3 +392,54 @@ fn quickstart_runs_end_to_end() {
             .unwrap();
     assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
 }
+
+#[test]
+fn build_with_a_diff_layer_and_annotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    busybox_tree(&base);
+    std::fs::write(base.join("etc/old"), "to be deleted").unwrap();
+    let changed = tmp.path().join("changed");
+    run(Command::new("cp").arg("-a").arg(&base).arg(&changed));
+    std::fs::remove_file(changed.join("etc/old")).unwrap();
+    std::fs::write(changed.join("etc/new"), "added").unwrap();
+    let layout = tmp.path().join("layout");
+    let first = format!("oci:{}:base", layout.display());
+    let second = format!("oci:{}:next", layout.display());
+    let build = example_binary("build");
+    run(Command::new(&build).args([
+        "--from",
+        "scratch",
+        "--layer",
+        base.to_str().unwrap(),
+        &first,
+    ]));
+    let out = run(Command::new(&build).args([
+        "--from",
+        &first,
+        "--diff",
+        base.to_str().unwrap(),
+        changed.to_str().unwrap(),
+        "--annotation",
+        "org.opencontainers.image.title=diffed",
+        &second,
+    ]));
+    // The diff layer holds only the change: the new file, a whiteout, and their directory
+    // (whose time changed).
+    assert!(
+        out.contains("(3 entries)") || out.contains("(2 entries)"),
+        "{out}"
+    );
+    let bundle = tmp.path().join("bundle");
+    run(Command::new(example_binary("unpack")).args([&second, bundle.to_str().unwrap()]));
+    assert_eq!(tree(&bundle.join("rootfs")), tree(&changed));
+    let s = open_source(&second.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    let AnyManifest::Manifest(m) = s.source().fetch_manifest(s.top()).unwrap() else {
+        panic!("a manifest");
+    };
+    assert_eq!(
+        m.annotations().as_ref().unwrap()["org.opencontainers.image.title"],
+        "diffed"
+    );
+    assert_eq!(m.layers().len(), 2);
+}
