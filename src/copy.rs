@@ -53,6 +53,7 @@ pub struct CopyOptions {
     jobs: Option<usize>,
     progress: Option<ProgressFn>,
     mount_from: Option<String>,
+    referrers: bool,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -130,6 +131,14 @@ impl CopyOptions {
     /// none.
     pub fn mount_from(mut self, repository: Option<String>) -> Self {
         self.mount_from = repository;
+        self
+    }
+
+    /// Also copies the manifests that refer to what is copied (signatures, SBOMs, any
+    /// artifact whose `subject` is a copied manifest), and theirs in turn, like `oras copy -r`
+    /// (default false). Referrers are copied as they are, never rewritten.
+    pub fn referrers(mut self, referrers: bool) -> Self {
+        self.referrers = referrers;
         self
     }
 
@@ -299,6 +308,9 @@ pub fn copy_image(
         }
         copy_tree(source, &descriptor, destination, &mut report, options, 0)?
     };
+    if options.referrers {
+        copy_referrers(source, destination, &mut report, options)?;
+    }
     if let Some(tag) = tag {
         destination.tag(tag, &top)?;
     }
@@ -313,6 +325,49 @@ pub fn copy_image(
 struct Report {
     blobs: Vec<BlobCopy>,
     manifests: Vec<Descriptor>,
+}
+
+/// The most referrers one copy follows (a guard against registries that answer without
+/// end).
+const MAX_REFERRERS: usize = 1024;
+
+/// Copies the referrers of every manifest copied so far, and theirs, as they are.
+fn copy_referrers(
+    source: &(dyn ImageSource + Sync),
+    destination: &(dyn ImageDestination + Sync),
+    report: &mut Report,
+    options: &CopyOptions,
+) -> oci_image::Result<()> {
+    let as_is = CopyOptions {
+        format: None,
+        platforms: Vec::new(),
+        referrers: false,
+        ..options.clone()
+    };
+    let mut seen: std::collections::HashSet<String> = report
+        .manifests
+        .iter()
+        .map(|d| d.digest().to_string())
+        .collect();
+    let mut queue: Vec<Descriptor> = report.manifests.clone();
+    while let Some(subject) = queue.pop() {
+        for referrer in source.referrers(&subject)? {
+            if !seen.insert(referrer.digest().to_string()) {
+                continue;
+            }
+            if seen.len() > MAX_REFERRERS + report.manifests.len() {
+                return Err(oci_image::Error::Invalid {
+                    kind: oci_image::DocumentKind::Index,
+                    field: "referrers".into(),
+                    reason: format!("more than {MAX_REFERRERS} referrers"),
+                });
+            }
+            let before = report.manifests.len();
+            copy_tree(source, &referrer, destination, report, &as_is, 0)?;
+            queue.extend(report.manifests[before..].iter().cloned());
+        }
+    }
+    Ok(())
 }
 
 /// Copies `blobs` on up to `options.jobs` threads, skipping what the destination has;

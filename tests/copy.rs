@@ -440,3 +440,87 @@ fn registry_to_registry_copies_mount() {
     }
     assert_eq!(r.bytes_copied(), 0);
 }
+
+/// Referrers (an SBOM attached to an image) follow the image on request, registry to layout
+/// to registry, and are found by each backend's referrers lookup.
+#[test]
+fn referrers_are_copied_on_request() {
+    use ocikit::artifact::push_artifact;
+    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let src = umoci_image(dir.path());
+    let a = format!(
+        "docker://{registry}/ocikit-referrers/a{}:t",
+        std::process::id()
+    );
+    let pushed = copy(
+        &loc(format!("oci:{}:t", src.display())),
+        &loc(a.clone()),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    let opened =
+        ocikit::copy::open_source(&loc(a.clone()), &ocikit::image::host_platform()).unwrap();
+    let repo = opened.repository().unwrap();
+    let sbom = dir.path().join("sbom.json");
+    std::fs::write(&sbom, b"{\"sbom\":true}").unwrap();
+    push_artifact(
+        repo,
+        &sbom,
+        "application/spdx+json",
+        "application/spdx+json",
+        Some(&pushed.top.descriptor()),
+        &Default::default(),
+        None,
+    )
+    .unwrap();
+
+    // Without the option, the layout gets the image only.
+    let plain = dir.path().join("plain");
+    copy(
+        &loc(a.clone()),
+        &loc(format!("oci:{}:t", plain.display())),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    let l = Layout::open(&plain).unwrap();
+    assert!(l.referrers(&pushed.top.descriptor()).unwrap().is_empty());
+
+    // With it, the SBOM comes along and the layout lists it.
+    let with = dir.path().join("with");
+    let r = copy(
+        &loc(a),
+        &loc(format!("oci:{}:t", with.display())),
+        &CopyOptions::new().referrers(true),
+    )
+    .unwrap();
+    assert_eq!(r.manifests.len(), 2);
+    let l = Layout::open(&with).unwrap();
+    let found = l.referrers(&pushed.top.descriptor()).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        found[0].artifact_type().as_ref().unwrap().to_string(),
+        "application/spdx+json"
+    );
+    assert!(l.fsck().unwrap().is_ok());
+
+    // And on to another repository, where the registry lists it.
+    let b = format!(
+        "docker://{registry}/ocikit-referrers/b{}:t",
+        std::process::id()
+    );
+    copy(
+        &loc(format!("oci:{}:t", with.display())),
+        &loc(b.clone()),
+        &CopyOptions::new().referrers(true),
+    )
+    .unwrap();
+    let opened = ocikit::copy::open_source(&loc(b), &ocikit::image::host_platform()).unwrap();
+    let listed = opened
+        .repository()
+        .unwrap()
+        .referrers(pushed.top.digest(), None)
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}

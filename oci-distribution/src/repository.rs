@@ -424,6 +424,10 @@ impl Repository {
 }
 
 impl ImageSource for Repository {
+    fn referrers(&self, subject: &Descriptor) -> oci_image::Result<Vec<Descriptor>> {
+        Ok(Repository::referrers(self, subject.digest(), None)?)
+    }
+
     fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
         Ok(self.head_manifest(reference)?)
     }

@@ -52,6 +52,14 @@ pub trait ImageSource {
         DEFAULT_MAX_DOCUMENT_SIZE
     }
 
+    /// The manifests that name `subject` as their `subject` (signatures, SBOMs and other
+    /// artifacts attached to it): a registry's referrers API, a layout's `index.json`. The
+    /// default knows of none.
+    fn referrers(&self, subject: &Descriptor) -> Result<Vec<Descriptor>> {
+        let _ = subject;
+        Ok(Vec::new())
+    }
+
     /// Opens a blob as a stream that fails unless it has the descriptor's digest and size.
     fn open_blob(&self, descriptor: &Descriptor) -> Result<VerifyingReader<BlobReader<'_>>> {
         let raw = self.open_blob_unverified(descriptor)?;

@@ -639,6 +639,33 @@ pub(crate) fn entries_named(list: &[Descriptor], name: &str) -> Vec<Descriptor> 
 }
 
 impl ImageSource for Layout {
+    /// The manifests listed in `index.json` whose `subject` is `subject` (where a layout
+    /// keeps referrers, image-spec `image-layout.md`).
+    fn referrers(&self, subject: &Descriptor) -> oci_image::Result<Vec<Descriptor>> {
+        let mut found = Vec::new();
+        for d in self.index()?.manifests() {
+            if !oci_image::MediaTypeExt::is_manifest_like(d.media_type()) {
+                continue;
+            }
+            let doc = self.fetch_manifest(d)?;
+            if doc
+                .subject()
+                .is_some_and(|s| s.digest() == subject.digest())
+            {
+                let mut d = d.clone();
+                if let AnyManifest::Manifest(m) = &doc {
+                    d.set_artifact_type(
+                        m.artifact_type()
+                            .clone()
+                            .or_else(|| Some(m.config().media_type().clone())),
+                    );
+                }
+                found.push(d);
+            }
+        }
+        Ok(found)
+    }
+
     fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
         match reference {
             TagOrDigest::Tag(tag) => {
@@ -674,8 +701,13 @@ impl ImageDestination for Layout {
         Ok(())
     }
 
+    /// Stores the manifest; one with a `subject` is also listed (unnamed) in `index.json`,
+    /// where referrers are found in a layout.
     fn put_manifest(&self, manifest: &AnyManifest) -> oci_image::Result<()> {
-        Layout::put_manifest(self, manifest)?;
+        let d = Layout::put_manifest(self, manifest)?;
+        if manifest.subject().is_some() {
+            self.add_unnamed(&d)?;
+        }
         Ok(())
     }
 
