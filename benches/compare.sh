@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# ocikit side by side with the tools it replaces, on the same data, in one run:
+#
+#   bash benches/compare.sh [OUT.md]      (as root; about 10 minutes on 2 cores)
+#
+# Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack`), layer apply (vs
+# `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry (vs
+# `skopeo copy`), serving pulls (our registry vs docker-registry), run of /bin/true (vs
+# runc and crun). Each row comes from the benchmark that owns it (see the README), run here
+# once; this script gathers their results into one table (printed, and written to OUT.md,
+# default benches/RESULTS.md). The corpus (a copy of /usr/share, made once under
+# target/bench-corpus) and every registry are local; nothing reaches the network.
+# Needs the peers scripts/test.sh installs, plus hyperfine and /usr/bin/time.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${1:-benches/RESULTS.md}
+LOGS=$(mktemp -d)
+trap 'rm -rf "$LOGS"' EXIT
+
+missing=()
+for pkg in hyperfine time; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" </dev/null >&2
+fi
+
+step() { printf '==> %s\n' "$*" >&2; }
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+
+step "sha256 vs openssl dgst"
+bash benches/sha256-vs-openssl.sh >"$LOGS/sha" 2>"$LOGS/sha.err"
+line=$(tail -n 1 "$LOGS/sha")
+ours=$(sed -E 's/.*digest_reader ([0-9.]+ GiB\/s).*/\1/' <<<"$line")
+peer=$(sed -E 's/.*openssl dgst ([0-9.]+ GiB\/s).*/\1/' <<<"$line")
+ratio=$(sed -E 's/.*ratio ([0-9.]+)x.*/\1/' <<<"$line")
+row "sha256 of 256 MiB (throughput)" "$ours" "openssl dgst" "$peer" "${ratio}x the throughput"
+
+step "layer build and apply (benches/layers.sh)"
+bash benches/layers.sh 1 >"$LOGS/layers" 2>"$LOGS/layers.err"
+layer_row() { # name-in-table peer-label line-key peer-key
+    local l
+    l=$(grep -E "^$3 +[0-9.]+s +[0-9]+ KiB +$4 " "$LOGS/layers")
+    # Fields of the line: name time rss KiB peer time rss KiB ratio.
+    # shellcheck disable=SC2086
+    set -- "$1" "$2" $l
+    row "$1" "$4 ($5 KiB peak RSS)" "$2" "$8 ($9 KiB peak RSS)" "${11} the time"
+}
+layer_row "build one gzip layer of /usr/share" "umoci repack" build_ours build_umoci
+layer_row "apply it" "tar -xzf" apply_ours apply_tar
+layer_row "apply it" "umoci unpack" apply_ours apply_umoci
+size=$(grep '^layer size' "$LOGS/layers" | sed -E 's/.*\(([0-9.]+x)\).*/\1/')
+
+step "pull and push (oci-distribution vs_skopeo)"
+cargo bench -q -p oci-distribution --bench vs_skopeo >"$LOGS/dist" 2>"$LOGS/dist.err"
+dist_row() { # label key
+    local l s o r rss
+    l=$(grep "^$2" "$LOGS/dist")
+    s=$(sed -E 's/.*skopeo ([0-9.]+s).*/\1/' <<<"$l")
+    o=$(sed -E 's/.*ours ([0-9.]+s).*/\1/' <<<"$l")
+    r=$(sed -E 's/.*ratio ([0-9.]+).*/\1/' <<<"$l")
+    rss=$(sed -E 's/.*peak RSS ([0-9]+ KiB).*/\1/' <<<"$l")
+    row "$1" "$o ($rss peak RSS)" "skopeo copy" "$s" "${r}x the time"
+}
+dist_row "pull a 107 MiB image into a layout" "pull into a layout"
+dist_row "push it to an empty registry" "push to an empty registry"
+
+step "serving pulls (our registry vs docker-registry)"
+cargo bench -q -p oci-distribution --bench server_vs_docker_registry >"$LOGS/srv" 2>"$LOGS/srv.err"
+srv_row() { # client
+    local l d o r
+    l=$(grep "^$1 pull" "$LOGS/srv")
+    d=$(sed -E 's/.*from docker-registry [0-9.]+s \(([0-9]+ MiB\/s)\).*/\1/' <<<"$l")
+    o=$(sed -E 's/.*from ours [0-9.]+s \(([0-9]+ MiB\/s)\).*/\1/' <<<"$l")
+    r=$(sed -E 's/.*throughput ratio ([0-9.]+).*/\1/' <<<"$l")
+    row "serve pulls to $1 (throughput)" "$o" "docker-registry" "$d" "${r}x the throughput"
+}
+srv_row skopeo
+srv_row "ocikit client"
+
+step "run /bin/true (oci-runtime/benches/run.sh)"
+sh oci-runtime/benches/run.sh 30 >"$LOGS/run" 2>"$LOGS/run.err"
+med() { grep "^$1 " "$LOGS/run" | awk '{print $3 " ms"}'; }
+rr=$(grep '^oci-runtime / runc' "$LOGS/run" | awk '{print $NF}')
+rc=$(grep '^oci-runtime / crun' "$LOGS/run" | awk '{print $NF}')
+row "run /bin/true" "$(med oci-runtime)" "runc run" "$(med runc)" "${rr}x the time"
+row "run /bin/true" "$(med oci-runtime)" "crun run" "$(med crun)" "${rc}x the time"
+
+{
+    echo "# ocikit vs peers, $(date -u +%Y-%m-%d), $(nproc) cores, one run of benches/compare.sh"
+    echo
+    echo "| operation | ocikit | peer | peer | ratio |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "Layer size, ocikit vs umoci: $size. Peak RSS of the peers is in the logs of"
+    echo "benches/layers.sh; the other benchmarks measure ours only."
+} | tee "$OUT"
