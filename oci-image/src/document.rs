@@ -764,10 +764,10 @@ impl Config {
 #[derive(Clone, Debug, PartialEq)]
 enum Seg {
     Key(String),
-    Index(usize),
-    /// An array element that is a descriptor, found again by its digest after an edit that
-    /// reorders or inserts elements.
-    Digest(String),
+    /// An array element: its position, and for a descriptor its digest, by which it is found
+    /// again after an edit that reorders or inserts elements (the position decides between
+    /// elements of one digest).
+    Element(usize, Option<String>),
 }
 
 #[derive(Clone, Debug)]
@@ -812,13 +812,11 @@ fn collect_extras(orig: &Value, back: &Value, path: &mut Vec<Seg>, out: &mut Vec
                 // Found again by digest only where the digest is a field the typed value
                 // keeps (a descriptor's): an unknown `digest` key would itself be restored
                 // from the extras, so nothing could be found by it.
-                let digest = v.get("digest").and_then(Value::as_str);
-                let seg = match digest {
-                    Some(d) if bv.get("digest").and_then(Value::as_str) == Some(d) => {
-                        Seg::Digest(d.to_owned())
-                    }
-                    _ => Seg::Index(i),
-                };
+                let digest = v
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .filter(|d| bv.get("digest").and_then(Value::as_str) == Some(*d));
+                let seg = Seg::Element(i, digest.map(str::to_owned));
                 path.push(seg);
                 collect_extras(v, bv, path, out);
                 path.pop();
@@ -834,10 +832,15 @@ fn apply_extras(tree: &mut Value, extras: &[Extra]) {
         for seg in &extra.path {
             node = node.and_then(|n| match seg {
                 Seg::Key(k) => n.get_mut(k.as_str()),
-                Seg::Index(i) => n.get_mut(*i),
-                Seg::Digest(d) => n.as_array_mut().and_then(|a| {
-                    a.iter_mut()
-                        .find(|e| e.get("digest").and_then(Value::as_str) == Some(d.as_str()))
+                Seg::Element(i, None) => n.get_mut(*i),
+                Seg::Element(i, Some(d)) => n.as_array_mut().and_then(|a| {
+                    let digest_of = |e: &Value| e.get("digest").and_then(Value::as_str) == Some(d);
+                    let at = if a.get(*i).is_some_and(digest_of) {
+                        Some(*i)
+                    } else {
+                        a.iter().position(digest_of)
+                    };
+                    at.and_then(|at| a.get_mut(at))
                 }),
             });
         }
@@ -952,6 +955,23 @@ mod tests {
         .unwrap();
         let v: Value = serde_json::from_slice(i.raw()).unwrap();
         assert_eq!(v["manifests"][0]["platform"]["architecture"], "amd64");
+    }
+
+    #[test]
+    fn descriptors_of_one_digest_keep_their_own_fields() {
+        // Found by the `documents` fuzz target: two entries of one digest, one with an
+        // unknown field, had it moved to the other on a no-op edit.
+        let d = format!("sha256:{}", "1".repeat(64));
+        let raw = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":1}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{d}","size":1,"x":1}}]}}"#
+        );
+        let mut i = Index::from_bytes(raw).unwrap();
+        let before: Value = serde_json::from_slice(i.raw()).unwrap();
+        i.edit(|_| {}).unwrap();
+        let after: Value = serde_json::from_slice(i.raw()).unwrap();
+        assert_eq!(before, after);
     }
 
     #[test]
