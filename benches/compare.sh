@@ -82,7 +82,7 @@ srv_row "ocikit client"
 
 step "run /bin/true (oci-runtime/benches/run.sh)"
 sh oci-runtime/benches/run.sh 30 >"$LOGS/run" 2>"$LOGS/run.err"
-med() { grep "^$1 " "$LOGS/run" | awk '{print $3 " ms"}'; }
+med() { grep -E "^$1 +median" "$LOGS/run" | awk '{print $3 " ms"}'; }
 rr=$(grep '^oci-runtime / runc' "$LOGS/run" | awk '{print $NF}')
 rc=$(grep '^oci-runtime / crun' "$LOGS/run" | awk '{print $NF}')
 row "run /bin/true" "$(med oci-runtime)" "runc run" "$(med runc)" "${rr}x the time"
