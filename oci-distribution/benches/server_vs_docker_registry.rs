@@ -11,85 +11,23 @@
 //! into a fresh layout. The fastest of `ROUNDS` runs of each pair is kept. Built but not run
 //! by `cargo test` (it does nothing without `--bench`).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{LAYERS, copy_blobs, make_source};
 use oci_distribution::oci_image::{
-    AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest, host_platform,
+    AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest, host_platform,
 };
-use oci_distribution::oci_spec::image::{Descriptor, MediaType};
 use oci_distribution::{Client, RegistryServer};
 use oci_layout::Layout;
-use support::{RandomReader, Registry, run};
+use support::{Registry, run};
 
 const ROUNDS: usize = 3;
-const LAYERS: &[u64] = &[
-    40 << 20,
-    30 << 20,
-    20 << 20,
-    12 << 20,
-    4 << 20,
-    1 << 20,
-    64 << 10,
-];
-const WORKERS: usize = 4;
-
-fn write_blob(layout: &Path, bytes: &[u8]) -> Descriptor {
-    let digest = oci_distribution::oci_image::sha256(bytes);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(digest.digest()), bytes).unwrap();
-    Descriptor::new(MediaType::ImageLayerGzip, bytes.len() as u64, digest)
-}
-
-/// An OCI layout with one image of gzip layers of random bytes, named `bench`.
-fn make_source(dir: &Path, work: &Path) -> u64 {
-    let mut layers = Vec::new();
-    let mut diff_ids = Vec::new();
-    let mut total = 0;
-    for (i, &len) in LAYERS.iter().enumerate() {
-        let raw = work.join(format!("layer{i}"));
-        let mut data = Vec::new();
-        RandomReader::new(100 + i as u64, len)
-            .read_to_end(&mut data)
-            .unwrap();
-        diff_ids.push(oci_distribution::oci_image::sha256(&data).to_string());
-        std::fs::write(&raw, &data).unwrap();
-        run(Command::new("gzip").args(["-1", "-n", "-f"]).arg(&raw));
-        let gz = std::fs::read(work.join(format!("layer{i}.gz"))).unwrap();
-        total += gz.len() as u64;
-        layers.push(write_blob(dir, &gz));
-    }
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    let mut cd = write_blob(dir, &config);
-    cd.set_media_type(MediaType::ImageConfig);
-    let m = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": cd, "layers": layers,
-    });
-    let m = Manifest::from_bytes(serde_json::to_vec(&m).unwrap()).unwrap();
-    write_blob(dir, m.raw());
-    let mut d = serde_json::to_value(m.descriptor()).unwrap();
-    d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "bench"});
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [d]}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    total
-}
-
 /// Ours, in this process: `pull ADDR REPO DIR`, blobs on `WORKERS` threads.
 fn child(args: &[String]) {
     let [mode, addr, name, dir] = args else {
@@ -105,19 +43,7 @@ fn child(args: &[String]) {
         .unwrap();
     let mut blobs = img.manifest.layers().clone();
     blobs.push(img.manifest.config().clone());
-    let queue = Mutex::new(blobs);
-    std::thread::scope(|s| {
-        for _ in 0..WORKERS {
-            s.spawn(|| {
-                loop {
-                    let Some(d) = queue.lock().unwrap().pop() else {
-                        break;
-                    };
-                    layout.copy_blob_from(&repo, &d).unwrap();
-                }
-            });
-        }
-    });
+    copy_blobs(&layout, &repo, blobs);
     layout
         .tag(&tag, &AnyManifest::Manifest(img.manifest))
         .unwrap();
