@@ -781,3 +781,69 @@ fn modes_survive_the_umask_and_read_only_files_get_their_content() {
     assert_eq!(mode("plain"), 0o644);
     assert_eq!(s.read("read-only"), b"content");
 }
+
+#[test]
+fn files_written_in_parts_keep_order_with_links_and_replacements() {
+    // File contents are written by a second thread, in parts for big files, while later
+    // entries go on: a hard link to a file still being written, then a replacement of the
+    // file, must end as if everything happened in layer order.
+    let s = scene();
+    let big: Vec<u8> = (0..(3 << 20) + 7).map(|i: u32| (i % 251) as u8).collect();
+    let report = s
+        .apply(&[
+            E::File("a", &big),
+            E::Hardlink("b", "a"),
+            E::File("a", b"replaced"),
+            E::FileMode("ro", &big[..1 << 20], 0o400),
+        ])
+        .unwrap();
+    assert_eq!(
+        s.read("b"),
+        big,
+        "the link keeps the first file, written in full"
+    );
+    assert_eq!(s.read("a"), b"replaced");
+    assert_eq!(s.read("ro"), &big[..1 << 20]);
+    let mode = std::fs::metadata(s.root.join("ro")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o400);
+    assert_eq!(report.files, 3);
+    assert_eq!(report.file_bytes, big.len() as u64 + 8 + (1 << 20));
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn a_failed_write_is_an_error_naming_the_file() {
+    // A root on a 1 MiB tmpfs: the 4 MiB file cannot be written, and the error says which
+    // entry and what went wrong, whichever thread wrote it.
+    assert!(
+        is_root(),
+        "mounting a small tmpfs needs root (CI runs as root)"
+    );
+    let s = scene();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&s.root)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tmpfs on the root");
+    let big = vec![7u8; 4 << 20];
+    let result = s.apply(&[
+        E::File("small", b"fits"),
+        E::File("dir/big", &big),
+        E::File("after", b"x"),
+    ]);
+    let umounted = std::process::Command::new("umount")
+        .arg(&s.root)
+        .status()
+        .unwrap();
+    assert!(umounted.success(), "unmount the tmpfs");
+    match result {
+        Err(Error::Apply { path, op, source }) => {
+            assert_eq!(path, "dir/big");
+            assert_eq!(op, "write");
+            assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {source}");
+        }
+        other => panic!("expected a write error for dir/big, got {other:?}"),
+    }
+    s.assert_outside_untouched();
+}

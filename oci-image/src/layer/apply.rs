@@ -7,20 +7,29 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use oci_spec::image::{Digest, MediaType};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timestamps, Uid};
 
 use super::root::Root;
-use crate::{Compression, DigestingReader, Error, Result};
+use crate::{Compression, Error, Hasher, Result};
 
 /// Entries deeper than this many path components are refused, which bounds the recursion and
 /// the descriptors held when a tree is removed.
 pub const MAX_PATH_DEPTH: usize = 512;
 
-/// Buffer for file contents and decompression input.
+/// Buffer for decompression input and output.
 const BUF: usize = 256 * 1024;
+
+/// The most file content one write job carries: a bigger file goes in several jobs.
+const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Write jobs queued for the writer thread. With [`WRITE_CHUNK`] this bounds the file content
+/// in flight to 8 MiB, whatever the layer holds.
+const WRITE_QUEUE: usize = 32;
 
 /// How file owners in the layer are applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -180,6 +189,12 @@ pub struct ApplyReport {
 ///   [`ImageSource::open_blob`](crate::ImageSource::open_blob) returns) reports a wrong
 ///   compressed digest as an error of this call.
 /// - On any error the root holds a partly applied layer and must not be used.
+/// - The work runs on four threads, so a layer applies about as fast as the slowest of
+///   them allows: decompression; hashing of the uncompressed stream; reading the tar and every
+///   change to names in the root (this thread, in layer order); and writing file contents
+///   and metadata to files already created. Memory stays bounded whatever the layer's size:
+///   a few 256 KiB chunks between the first three, and at most 8 MiB of file content queued
+///   for the last.
 ///
 /// # Security
 /// The layer is hostile until proven otherwise. Every entry's path, link target and hardlink
@@ -219,17 +234,30 @@ pub fn apply_layer<R: Read + Send>(
         touched: HashSet::new(),
         dirs: Vec::new(),
         cache: None,
-        buf: vec![0; BUF],
+        writer: None,
         counts: Counts::default(),
     };
-    // Decompression and hashing run on their own thread, a few chunks ahead of the
-    // filesystem work on this one.
+    // Decompression and hashing run on threads of their own, a few chunks ahead of the
+    // work on names on this one; file contents go to a fourth.
     let (diff_id, uncompressed_size) = std::thread::scope(|scope| -> Result<(Digest, u64)> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
-        let producer = scope.spawn(move || produce(decoder, options.max_size, tx));
+        let (tx, rx) = sync_channel::<io::Result<Chunk>>(4);
+        let (hash_tx, hash_rx) = sync_channel::<Chunk>(4);
+        let producer = std::thread::Builder::new()
+            .name("layer-inflate".into())
+            .spawn_scoped(scope, move || {
+                produce(decoder, options.max_size, tx, hash_tx)
+            })?;
+        let hasher = std::thread::Builder::new()
+            .name("layer-hash".into())
+            .spawn_scoped(scope, move || hash_chunks(hash_rx))?;
+        let (jobs, queue) = sync_channel::<Job>(WRITE_QUEUE);
+        applier.writer = Some(jobs);
+        let writer = std::thread::Builder::new()
+            .name("layer-write".into())
+            .spawn_scoped(scope, move || write_files(queue))?;
         let mut archive = tar::Archive::new(ChannelReader {
             rx,
-            chunk: Vec::new(),
+            chunk: Chunk::default(),
             pos: 0,
         });
         let applied = (|| -> Result<()> {
@@ -238,8 +266,22 @@ pub fn apply_layer<R: Read + Send>(
                 applier.counts.entries += 1;
                 applier.entry(&mut entry)?;
             }
-            applier.finish_directories()
+            Ok(())
         })();
+        // Every file is written before directories get their final modes and times, and a
+        // failed write is this layer's error (the first one, before what it caused here).
+        applier.writer = None;
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Io(io::Error::other("layer writer thread panicked"))));
+        let applied = match (written, applied) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(skipped), Ok(())) => {
+                applier.counts.xattrs_skipped += skipped;
+                applier.finish_directories()
+            }
+        };
         let mut rest = archive.into_inner();
         let applied = applied.and_then(|()| {
             // The tar end marker may come before the end of the stream (padding to a record
@@ -252,12 +294,16 @@ pub fn apply_layer<R: Read + Send>(
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("layer decompression thread panicked")));
-        match (applied, produced) {
+        let hashed = hasher.join();
+        match (applied, produced, hashed) {
             // A broken stream is the cause of whatever the tar reader then said.
-            (_, Err(e)) => Err(Error::from(e)),
-            (Err(e), _) => Err(e),
-            (Ok(()), Ok(Some(done))) => Ok(done),
-            (Ok(()), Ok(None)) => Err(Error::Io(io::Error::other("layer reading stopped"))),
+            (_, Err(e), _) => Err(Error::from(e)),
+            (Err(e), _, _) => Err(e),
+            (Ok(()), Ok(Some(size)), Ok(diff_id)) => Ok((diff_id, size)),
+            (Ok(()), Ok(Some(_)), Err(_)) => {
+                Err(Error::Io(io::Error::other("layer hashing thread panicked")))
+            }
+            (Ok(()), Ok(None), _) => Err(Error::Io(io::Error::other("layer reading stopped"))),
         }
     })?;
     if let Some(expected) = expected_diff_id
@@ -287,34 +333,40 @@ pub fn apply_layer<R: Read + Send>(
     })
 }
 
-/// Decompresses, bounds and hashes the layer, sending chunks to the tar reader; then drains
-/// the compressed input so a verifier around it checks all of it. Stops early when the
-/// receiving side is gone (it failed).
+/// Decompresses and bounds the layer, sending each chunk to the tar reader and to the
+/// hashing thread; then drains the compressed input so a verifier around it checks all of it.
+/// Returns the uncompressed size, or `None` when it stopped early because the receiving side
+/// is gone (it failed).
 fn produce<R: Read>(
     decoder: Decoder<R>,
     max_size: Option<u64>,
-    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
-) -> io::Result<Option<(Digest, u64)>> {
-    let mut digesting = DigestingReader::sha256(Limit {
+    tx: SyncSender<io::Result<Chunk>>,
+    hash: SyncSender<Chunk>,
+) -> io::Result<Option<u64>> {
+    let mut limited = Limit {
         inner: decoder,
         left: max_size,
         limit: max_size,
-    });
+    };
+    let mut size = 0u64;
     let result = (|| -> io::Result<bool> {
         loop {
             let mut chunk = vec![0u8; BUF];
-            let n = match digesting.read(&mut chunk) {
+            let n = match limited.read(&mut chunk) {
                 Ok(0) => return Ok(true),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             chunk.truncate(n);
-            if tx.send(Ok(chunk)).is_err() {
+            size += n as u64;
+            let chunk = Arc::new(chunk);
+            if hash.send(Arc::clone(&chunk)).is_err() || tx.send(Ok(chunk)).is_err() {
                 return Ok(false);
             }
         }
     })();
+    drop(hash);
     let finished = match result {
         Ok(finished) => finished,
         Err(e) => {
@@ -323,7 +375,6 @@ fn produce<R: Read>(
             drop(tx);
             // Undecodable bytes are most often bytes that are not the blob: when a verifier
             // wraps the input, reading it to its end says so, which is the better error.
-            let (limited, _, _) = digesting.into_parts();
             if let Ok(mut rest) = limited.inner.into_inner()
                 && let Err(verify) = io::copy(&mut rest, &mut io::sink())
                 && verify.get_ref().is_some_and(|inner| inner.is::<Error>())
@@ -337,16 +388,27 @@ fn produce<R: Read>(
     if !finished {
         return Ok(None);
     }
-    let (limited, diff_id, size) = digesting.into_parts();
     let mut rest = limited.inner.into_inner()?;
     io::copy(&mut rest, &mut io::sink())?;
-    Ok(Some((diff_id, size)))
+    Ok(Some(size))
+}
+
+/// Decompressed layer bytes, shared by the tar reader and the hashing thread.
+type Chunk = Arc<Vec<u8>>;
+
+/// The hashing thread: the diff_id of everything the producer sent.
+fn hash_chunks(chunks: Receiver<Chunk>) -> Digest {
+    let mut hasher = Hasher::sha256();
+    for chunk in chunks {
+        hasher.update(&chunk);
+    }
+    hasher.finish()
 }
 
 /// The tar reader's end of the channel.
 struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    chunk: Vec<u8>,
+    rx: Receiver<io::Result<Chunk>>,
+    chunk: Chunk,
     pos: usize,
 }
 
@@ -610,7 +672,8 @@ struct Applier<'o> {
     dirs: Vec<(Vec<OsString>, u32, rustix::fs::Timespec)>,
     /// The parent directory of the last entry, reused while entries stay in one directory.
     cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
-    buf: Vec<u8>,
+    /// Where file contents go: the writer thread (see [`Job`]).
+    writer: Option<SyncSender<Job>>,
     counts: Counts,
 }
 
@@ -678,7 +741,7 @@ impl Applier<'_> {
                 self.dirs.push((Vec::new(), meta.mode, meta.mtime));
                 let fd = rustix::io::dup(self.root.fd()).map_err(errno_to_io);
                 let fd = fd.map_err(entry_err(&[], "open"))?;
-                return self.set_owner_and_xattrs(fd.as_fd(), false, None, &meta, &[]);
+                return self.set_owner_and_xattrs(fd.as_fd(), false, &meta, &[]);
             }
             return Err(Error::UnsafeEntry {
                 path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
@@ -791,24 +854,57 @@ impl Applier<'_> {
         }
         .map_err(errno_to_io)
         .map_err(&err)?;
-        let mut file = File::from(fd);
+        // The file exists now, so every later entry (a hard link to it, a whiteout, a
+        // replacement) sees it in order; its contents and metadata are written by the writer
+        // thread, on the second core, while this one goes on with the next entries.
+        let file = Arc::new(File::from(fd));
+        let chown = self.chown_to(meta, true, components)?;
+        let mut finish = Some(Finish {
+            chown,
+            mode: (!final_at_open).then_some(meta.mode),
+            xattrs: meta.xattrs.clone(),
+            mtime: meta.mtime,
+        });
+        let path = String::from_utf8_lossy(&join(components)).into_owned();
+        let mut left = entry.size();
         loop {
-            let n = match entry.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(err(e)),
+            let want = left.min(WRITE_CHUNK as u64);
+            let mut data = Vec::with_capacity(want as usize);
+            (&mut *entry)
+                .take(want)
+                .read_to_end(&mut data)
+                .map_err(&err)?;
+            if (data.len() as u64) < want {
+                return Err(err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            left -= want;
+            self.counts.file_bytes += want;
+            let job = Job {
+                file: Arc::clone(&file),
+                data,
+                finish: if left == 0 { finish.take() } else { None },
+                path: path.clone(),
             };
-            file.write_all(&self.buf[..n]).map_err(&err)?;
-            self.counts.file_bytes += n as u64;
+            self.send(job)?;
+            if left == 0 {
+                break;
+            }
         }
-        let chmod = (!final_at_open).then_some(meta.mode);
-        self.set_owner_and_xattrs(file.as_fd(), true, chmod, meta, components)?;
-        rustix::fs::futimens(&file, &times(meta.mtime))
-            .map_err(errno_to_io)
-            .map_err(&err)?;
         self.counts.files += 1;
         Ok(())
+    }
+
+    /// Queues a job for the writer thread; when it has stopped, its error is the answer.
+    fn send(&mut self, job: Job) -> Result<()> {
+        let writer = self
+            .writer
+            .as_ref()
+            .expect("the writer runs while entries are read");
+        match writer.send(job) {
+            Ok(()) => Ok(()),
+            // The writer stopped at an error, which `apply_layer` takes from it.
+            Err(_) => Err(Error::Io(io::Error::other("the layer writer stopped"))),
+        }
     }
 
     fn directory(
@@ -835,7 +931,7 @@ impl Applier<'_> {
         .map_err(&err)?;
         // The mode is set at the end: a directory without write permission must still take
         // the entries that follow it.
-        self.set_owner_and_xattrs(fd.as_fd(), fresh, None, meta, components)?;
+        self.set_owner_and_xattrs(fd.as_fd(), fresh, meta, components)?;
         self.dirs.push((components.to_vec(), meta.mode, meta.mtime));
         self.counts.directories += 1;
         Ok(())
@@ -990,47 +1086,30 @@ impl Applier<'_> {
         Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
     }
 
-    /// Owner, then mode (chown clears set-id bits, so the mode comes after), then xattrs, on
-    /// an open file or directory.
-    /// `fresh`: made by this call, so owned by us already.
+    /// The owner to give an entry, when it must be changed: `fresh` means made by this call,
+    /// so owned by us already.
+    fn chown_to(
+        &self,
+        meta: &Meta,
+        fresh: bool,
+        components: &[OsString],
+    ) -> Result<Option<(Uid, Gid)>> {
+        Ok(self
+            .owner(meta, components)?
+            .filter(|(uid, gid)| !(fresh && (uid.as_raw(), gid.as_raw()) == self.me)))
+    }
+
+    /// Owner, mode and xattrs of an open directory (or the root).
     fn set_owner_and_xattrs(
         &mut self,
         fd: BorrowedFd<'_>,
         fresh: bool,
-        mode: Option<u32>,
         meta: &Meta,
         components: &[OsString],
     ) -> Result<()> {
-        let err = entry_err(components, "set metadata");
-        if let Some((uid, gid)) = self.owner(meta, components)?
-            && !(fresh && (uid.as_raw(), gid.as_raw()) == self.me)
-        {
-            rustix::fs::fchown(fd, Some(uid), Some(gid))
-                .map_err(errno_to_io)
-                .map_err(&err)?;
-        }
-        if let Some(mode) = mode {
-            rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
-                .map_err(errno_to_io)
-                .map_err(&err)?;
-        }
-        for (name, value) in &meta.xattrs {
-            match rustix::fs::fsetxattr(
-                fd,
-                OsStr::from_bytes(name),
-                value,
-                rustix::fs::XattrFlags::empty(),
-            ) {
-                Ok(()) => {}
-                Err(
-                    rustix::io::Errno::PERM
-                    | rustix::io::Errno::NOTSUP
-                    | rustix::io::Errno::ACCESS
-                    | rustix::io::Errno::INVAL,
-                ) => self.counts.xattrs_skipped += 1,
-                Err(e) => return Err(err(e.into())),
-            }
-        }
+        let chown = self.chown_to(meta, fresh, components)?;
+        self.counts.xattrs_skipped += set_fd_metadata(fd, chown, None, &meta.xattrs)
+            .map_err(entry_err(components, "set metadata"))?;
         Ok(())
     }
 
@@ -1143,6 +1222,81 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// Part of a regular file for the writer thread: its contents from where the last job of
+/// the file stopped, and with the last part, its metadata.
+struct Job {
+    file: Arc<File>,
+    data: Vec<u8>,
+    finish: Option<Finish>,
+    /// The entry's path, for errors.
+    path: String,
+}
+
+/// What is set on a file once its contents are written.
+struct Finish {
+    chown: Option<(Uid, Gid)>,
+    mode: Option<u32>,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    mtime: rustix::fs::Timespec,
+}
+
+/// The writer thread: writes file contents and metadata in the order the jobs come (one
+/// thread, so the parts of a file stay in order), until the queue closes or a write fails.
+/// Returns how many xattrs were skipped.
+fn write_files(queue: Receiver<Job>) -> Result<u64> {
+    let mut skipped = 0;
+    for job in queue {
+        let error = |op| {
+            let path = job.path.clone();
+            move |source| Error::Apply { path, op, source }
+        };
+        (&*job.file).write_all(&job.data).map_err(error("write"))?;
+        if let Some(finish) = job.finish {
+            skipped += set_fd_metadata(job.file.as_fd(), finish.chown, finish.mode, &finish.xattrs)
+                .map_err(error("set metadata"))?;
+            rustix::fs::futimens(&*job.file, &times(finish.mtime))
+                .map_err(errno_to_io)
+                .map_err(error("set metadata"))?;
+        }
+    }
+    Ok(skipped)
+}
+
+/// Owner, then mode (chown clears set-id bits, so the mode comes after), then xattrs, on an
+/// open file or directory. Returns how many xattrs the filesystem refused and were skipped.
+fn set_fd_metadata(
+    fd: BorrowedFd<'_>,
+    chown: Option<(Uid, Gid)>,
+    mode: Option<u32>,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+) -> io::Result<u64> {
+    if let Some((uid, gid)) = chown {
+        rustix::fs::fchown(fd, Some(uid), Some(gid))?;
+    }
+    if let Some(mode) = mode {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?;
+    }
+    let mut skipped = 0;
+    for (name, value) in xattrs {
+        match rustix::fs::fsetxattr(
+            fd,
+            OsStr::from_bytes(name),
+            value,
+            rustix::fs::XattrFlags::empty(),
+        ) {
+            Ok(()) => {}
+            Err(
+                rustix::io::Errno::PERM
+                | rustix::io::Errno::NOTSUP
+                | rustix::io::Errno::ACCESS
+                | rustix::io::Errno::INVAL,
+            ) => skipped += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(skipped)
 }
 
 /// The umask from `/proc/self/status` (Linux 4.7+), read without changing it (the `umask`
