@@ -17,6 +17,9 @@ use super::names::{parse_query, percent_decode, percent_encode, valid_name};
 use super::storage::{Session, Store};
 use crate::ErrorCode;
 
+/// The largest write of a response body.
+const BODY_BUFFER: usize = 256 * 1024;
+
 /// What a request handler needs.
 #[derive(Debug)]
 pub(crate) struct State {
@@ -146,15 +149,12 @@ pub(crate) fn handle(state: &State, mut req: Request) {
     let mut headers = vec![header("Docker-Distribution-API-Version", "registry/2.0")];
     headers.extend(reply.headers.iter().map(|(k, v)| header(k, v)));
     let len = usize::try_from(reply.len).unwrap_or(usize::MAX);
-    let response = Response::new(
-        StatusCode(reply.status),
-        headers,
-        reply.body,
-        Some(len),
-        None,
-    )
-    // Always `Content-Length`, never chunked: clients read blob sizes from it.
-    .with_chunked_threshold(usize::MAX);
+    // tiny_http copies the body through an 8 KiB buffer unless the reader has its own: a
+    // blob goes out in large writes, a small body in one.
+    let body = io::BufReader::with_capacity(len.clamp(1, BODY_BUFFER), reply.body);
+    let response = Response::new(StatusCode(reply.status), headers, body, Some(len), None)
+        // Always `Content-Length`, never chunked: clients read blob sizes from it.
+        .with_chunked_threshold(usize::MAX);
     let _ = req.respond(response);
 }
 

@@ -297,7 +297,7 @@ impl ServerHandle {
 }
 
 /// One client connection: its bytes go to tiny_http over the private Unix socket and back,
-/// copied by the kernel (`io::copy` between sockets splices on Linux).
+/// in large copies ([`pump`]).
 ///
 /// Why not let tiny_http accept TCP itself: clients that try TLS first and fall back to plain
 /// HTTP (skopeo, podman, crane with their insecure flags) send a TLS ClientHello, which
@@ -330,12 +330,29 @@ fn front(mut tcp: TcpStream, socket: &std::path::Path) {
         return;
     };
     let up = std::thread::spawn(move || {
-        let _ = io::copy(&mut tcp_in, &mut unix_out);
+        let _ = pump(&mut tcp_in, &mut unix_out);
         let _ = unix_out.shutdown(Shutdown::Write);
     });
-    let _ = io::copy(&mut unix, &mut tcp);
+    let _ = pump(&mut unix, &mut tcp);
     let _ = tcp.shutdown(Shutdown::Both);
     let _ = up.join();
+}
+
+/// Copies until EOF in large reads and writes: between two sockets `io::copy` goes 8 KiB at a
+/// time, and blobs pass here.
+fn pump(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
 }
 
 impl Drop for ServerHandle {
