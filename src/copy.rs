@@ -433,16 +433,17 @@ fn copy_blobs(
     let results: Vec<oci_image::Result<BlobCopy>> = if jobs == 1 {
         blobs.iter().map(copy_one).collect()
     } else {
+        // Largest first: the biggest blob bounds the copy's time, so it must not start last.
+        let mut order: Vec<usize> = (0..blobs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].size()));
         let next = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<oci_image::Result<BlobCopy>>>> =
             blobs.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(d) = blobs.get(i) else { break };
-                        let r = copy_one(d);
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let r = copy_one(&blobs[i]);
                         let failed = r.is_err();
                         *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                         if failed {
