@@ -8,7 +8,9 @@
 //! Needs docker-registry, skopeo and gzip on PATH. Both registries store on tmpfs
 //! (`/dev/shm`) when there is one; docker-registry runs as its own process, ours on threads of
 //! this one; each client runs as its own process (ours is this binary re-executed), pulling
-//! into a fresh layout. The fastest of `ROUNDS` runs of each pair is kept. Built but not run
+//! into a fresh layout. The fastest of `ROUNDS` runs of each pair is kept. It also prints each
+//! registry's CPU time per pull (from `/proc`, at tick resolution, summed over all pulls):
+//! the cost of serving, apart from the clients that share the two cores. Built but not run
 //! by `cargo test` (it does nothing without `--bench`).
 
 mod common;
@@ -19,7 +21,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LAYERS, copy_blobs, make_source};
+use common::{LAYERS, copy_blobs, cpu_seconds, make_source, settle};
 use oci_distribution::oci_image::{
     AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest, host_platform,
 };
@@ -27,7 +29,7 @@ use oci_distribution::{Client, RegistryServer};
 use oci_layout::Layout;
 use support::{Registry, run};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Ours, in this process: `pull ADDR REPO DIR`, blobs on `WORKERS` threads.
 fn child(args: &[String]) {
     let [mode, addr, name, dir] = args else {
@@ -49,10 +51,14 @@ fn child(args: &[String]) {
         .unwrap();
 }
 
-fn timed(cmd: &mut Command) -> Duration {
+/// Runs `cmd` (a pull from the registry in process `server`); returns its wall time and the
+/// server's CPU time meanwhile.
+fn timed(cmd: &mut Command, server: u32) -> (Duration, f64) {
+    settle();
+    let cpu = cpu_seconds(server);
     let start = Instant::now();
     run(cmd);
-    start.elapsed()
+    (start.elapsed(), cpu_seconds(server) - cpu)
 }
 
 fn main() {
@@ -85,36 +91,42 @@ fn main() {
         .bind("127.0.0.1:0")
         .unwrap();
     let ours_addr = ours.addr().to_string();
+    // Ours serves on threads of this process, which does nothing else while a pull runs.
     let registries = [
-        ("docker-registry", docker.addr.clone()),
-        ("ocikit", ours_addr),
+        ("docker-registry", docker.addr.clone(), docker.pid()),
+        ("ocikit", ours_addr, std::process::id()),
     ];
-    for (_, addr) in &registries {
+    for (_, addr, _) in &registries {
         run(Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:bench", src.display()))
             .arg(format!("docker://{addr}/bench/img:bench")));
     }
-    // times[client][registry]
+    // times[client][registry], and the registries' CPU seconds over all pulls.
     let mut times = [[Duration::MAX; 2]; 2];
+    let mut cpu = [0.0f64; 2];
     for round in 0..ROUNDS {
-        for (r, (_, addr)) in registries.iter().enumerate() {
+        for (r, (_, addr, pid)) in registries.iter().enumerate() {
             let dir = work.path().join(format!("skopeo-{round}-{r}"));
-            let t = timed(
+            let (t, c) = timed(
                 Command::new("skopeo")
                     .args(["copy", "--quiet", "--src-tls-verify=false"])
                     .arg(format!("docker://{addr}/bench/img:bench"))
                     .arg(format!("oci:{}:bench", dir.display())),
+                *pid,
             );
             times[0][r] = times[0][r].min(t);
+            cpu[r] += c;
             let _ = std::fs::remove_dir_all(&dir);
             let dir = work.path().join(format!("ours-{round}-{r}"));
-            let t = timed(
+            let (t, c) = timed(
                 Command::new(&me)
                     .args(["--child", "pull", addr, "bench/img"])
                     .arg(&dir),
+                *pid,
             );
             times[1][r] = times[1][r].min(t);
+            cpu[r] += c;
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
@@ -129,5 +141,13 @@ fn main() {
             d.as_secs_f64() / o.as_secs_f64()
         );
     }
+    // What serving costs, whoever pulls: on 2 cores the client takes most of the machine, so
+    // this, not the pull time, is where the servers differ.
+    let pulls = (2 * ROUNDS) as f64;
+    let [d, o] = cpu.map(|c| c * 1000.0 / pulls);
+    println!(
+        "server CPU per pull: docker-registry {d:.0} ms, ours {o:.0} ms: ratio {:.2}",
+        o / d
+    );
     ours.stop();
 }

@@ -77,12 +77,14 @@ pub(crate) fn make_source(dir: &Path, work: &Path) -> u64 {
     total
 }
 
-/// Copies `blobs` with `WORKERS` threads.
+/// Copies `blobs` with `WORKERS` threads, largest first (as the facade's copy does).
 pub(crate) fn copy_blobs(
     dst: &(dyn ImageDestination + Sync),
     src: &(dyn ImageSource + Sync),
-    blobs: Vec<Descriptor>,
+    mut blobs: Vec<Descriptor>,
 ) {
+    // Popped from the end: the biggest blob bounds the time, so it goes first.
+    blobs.sort_by_key(|d| d.size());
     let queue = Mutex::new(blobs);
     std::thread::scope(|s| {
         let workers = std::env::var("OCIKIT_BENCH_WORKERS")
@@ -100,4 +102,42 @@ pub(crate) fn copy_blobs(
             });
         }
     });
+}
+
+/// Flushes dirty pages and, as root, drops the clean page cache, so every timed run starts
+/// with free memory instead of paying for reclaiming whatever the last run left (tmpfs
+/// pages, where both sides' data lives, are not dropped). Without root only the flush.
+pub(crate) fn settle() {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
+}
+
+/// CPU time (user and system, all threads, exited ones included) of process `pid`, in
+/// seconds, at the kernel's tick resolution.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) as f64 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }

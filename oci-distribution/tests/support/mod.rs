@@ -150,6 +150,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The process id of the registry (benchmarks read its CPU time).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `docker-registry serve` with `auth_yaml` (an `auth:` section, or empty) on a
     /// free 127.0.0.1 port and waits until it answers.
     pub fn start(auth_yaml: &str, prepare: impl FnOnce(&Path)) -> Registry {
