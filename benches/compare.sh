@@ -3,11 +3,11 @@
 #
 #   bash benches/compare.sh [OUT.md]      (as root; about 10 minutes on 2 cores)
 #
-# Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack`), layer apply (vs
-# `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry (vs
-# `skopeo copy`), serving pulls (our registry vs docker-registry), run of /bin/true (vs
-# runc and crun). Each row comes from the benchmark that owns it (see the README), run here
-# once; this script gathers their results into one table (printed, and written to OUT.md,
+# Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
+# layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
+# (vs `skopeo copy`), serving pulls and the CPU it costs (our registry vs docker-registry),
+# run of /bin/true (vs runc and crun). Each row comes from the benchmark that owns it (see
+# the README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
 # default benches/RESULTS.md). The corpus (a copy of /usr/share, made once under
 # target/bench-corpus) and every registry are local; nothing reaches the network.
 # Needs the peers scripts/test.sh installs, plus hyperfine and /usr/bin/time.
@@ -49,6 +49,7 @@ layer_row() { # name-in-table peer-label line-key peer-key
     row "$1" "$4 ($5 KiB peak RSS)" "$2" "$8 ($9 KiB peak RSS)" "${11} the time"
 }
 layer_row "build one gzip layer of /usr/share" "umoci repack" build_ours build_umoci
+layer_row "build one gzip layer of /usr/share" "tar -c \\| pigz -6" build_ours build_pigz
 layer_row "apply it" "tar -xzf" apply_ours apply_tar
 layer_row "apply it" "umoci unpack" apply_ours apply_umoci
 size=$(grep '^layer size' "$LOGS/layers" | sed -E 's/.*\(([0-9.]+x)\).*/\1/')
@@ -56,13 +57,14 @@ size=$(grep '^layer size' "$LOGS/layers" | sed -E 's/.*\(([0-9.]+x)\).*/\1/')
 step "pull and push (oci-distribution vs_skopeo)"
 cargo bench -q -p oci-distribution --bench vs_skopeo >"$LOGS/dist" 2>"$LOGS/dist.err"
 dist_row() { # label key
-    local l s o r rss
+    local l s o r rss prss
     l=$(grep "^$2" "$LOGS/dist")
     s=$(sed -E 's/.*skopeo ([0-9.]+s).*/\1/' <<<"$l")
     o=$(sed -E 's/.*ours ([0-9.]+s).*/\1/' <<<"$l")
     r=$(sed -E 's/.*ratio ([0-9.]+).*/\1/' <<<"$l")
-    rss=$(sed -E 's/.*peak RSS ([0-9]+ KiB).*/\1/' <<<"$l")
-    row "$1" "$o ($rss peak RSS)" "skopeo copy" "$s" "${r}x the time"
+    rss=$(sed -E 's/.*our peak RSS ([0-9]+ KiB).*/\1/' <<<"$l")
+    prss=$(sed -E 's/.*skopeo peak RSS ([0-9]+ KiB).*/\1/' <<<"$l")
+    row "$1" "$o ($rss peak RSS)" "skopeo copy" "$s ($prss peak RSS)" "${r}x the time"
 }
 dist_row "pull a 107 MiB image into a layout" "pull into a layout"
 dist_row "push it to an empty registry" "push to an empty registry"
@@ -79,6 +81,11 @@ srv_row() { # client
 }
 srv_row skopeo
 srv_row "ocikit client"
+l=$(grep "^server CPU per pull" "$LOGS/srv")
+d=$(sed -E 's/.*docker-registry ([0-9]+ ms).*/\1/' <<<"$l")
+o=$(sed -E 's/.*ours ([0-9]+ ms).*/\1/' <<<"$l")
+r=$(sed -E 's/.*ratio ([0-9.]+).*/\1/' <<<"$l")
+row "server CPU per pull served" "$o" "docker-registry" "$d" "${r}x the CPU time"
 
 step "run /bin/true (oci-runtime/benches/run.sh)"
 sh oci-runtime/benches/run.sh 30 >"$LOGS/run" 2>"$LOGS/run.err"
@@ -95,6 +102,6 @@ row "run /bin/true" "$(med oci-runtime)" "crun run" "$(med crun)" "${rc}x the ti
     echo "|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "Layer size, ocikit vs umoci: $size. Peak RSS of the peers is in the logs of"
-    echo "benches/layers.sh; the other benchmarks measure ours only."
+    echo "Layer size, ocikit vs umoci: $size. Peak RSS is measured for the layer and the"
+    echo "pull/push rows (both sides) only."
 } | tee "$OUT"

@@ -6,19 +6,23 @@
 # - corpus: a copy of /usr/share (tens of thousands of small files and some large ones, about
 #   650 MB here), made once under target/bench-corpus and reused;
 # - build: one gzip layer of the corpus with `examples/build` against `umoci repack` of the
-#   same tree (sizes compared too);
+#   same tree (sizes compared too), and against `tar -c | pigz -6` (a bare tar.gz on both
+#   cores: no sorting, no digests, no image around it);
 # - apply: the layer unpacked with `examples/unpack` against `tar -xzf` of the same blob and
 #   `umoci unpack` of the same image.
 #
 # Prints the median wall time and peak RSS of each, and the ratios. Every timed run writes
 # into a fresh directory and nothing big is deleted until all timings are done (on ext4
 # without a journal, creating files right after deleting many is slow).
-# Needs umoci, tar, gzip and /usr/bin/time (scripts/test.sh installs the peers).
+# Runs start alike: see `settle` below (as root it drops the page cache and re-reads the input).
+# Needs umoci, pigz, tar, gzip and /usr/bin/time (scripts/test.sh installs them).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUNS=${1:-3}
-command -v umoci >/dev/null || { echo "error: umoci is required" >&2; exit 1; }
+for tool in umoci pigz; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is required (scripts/test.sh installs it)" >&2; exit 1; }
+done
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is required (apt-get install time)" >&2; exit 1; }
 
 cargo build --release --quiet --example build --example unpack
@@ -35,11 +39,23 @@ echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) f
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocikit-layers.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
+# settle: every timed run starts alike. Dirty pages are flushed; as root the clean page cache
+# is dropped too (whichever run came when memory was full would otherwise pay for reclaim)
+# and the run's input ("${warm[@]}") read back, so it is cached for both sides.
+warm=()
+settle() {
+    sync
+    if [[ -w /proc/sys/vm/drop_caches ]]; then
+        echo 1 >/proc/sys/vm/drop_caches
+        find "${warm[@]}" -type f -print0 | xargs -0 -r cat >/dev/null
+    fi
+}
+
 # time_it NAME CMD...: appends "seconds kib" of one run to $WORK/NAME.times.
 time_it() {
     local name=$1
     shift
-    sync
+    settle
     /usr/bin/time -f "%e %M" -o "$WORK/$name.one" "$@" >/dev/null 2>"$WORK/$name.err" ||
         { cat "$WORK/$name.err" >&2; exit 1; }
     cat "$WORK/$name.one" >>"$WORK/$name.times"
@@ -54,13 +70,17 @@ umoci new --image "$WORK/umoci:base" >/dev/null
 
 for i in $(seq "$RUNS"); do
     # Build.
+    warm=("$CORPUS")
     time_it build_ours "$BIN/build" --from scratch --layer "$CORPUS" "oci:$WORK/ours:r$i"
+    time_it build_pigz sh -c "tar -C '$CORPUS' -cf - . | pigz -6 >'$WORK/pigz$i.tar.gz'"
     umoci unpack --image "$WORK/umoci:base" "$WORK/ub$i" >/dev/null
     cp -a "$CORPUS/." "$WORK/ub$i/rootfs/"
+    warm=("$WORK/ub$i")
     time_it build_umoci umoci repack --image "$WORK/umoci:r$i" "$WORK/ub$i"
     # Apply, each into a directory of its own.
-    time_it apply_ours "$BIN/unpack" "oci:$WORK/ours:r$i" "$WORK/ao$i"
     layer=$(find "$WORK/ours/blobs/sha256" -size +10M | head -n 1)
+    warm=("$WORK/ours")
+    time_it apply_ours "$BIN/unpack" "oci:$WORK/ours:r$i" "$WORK/ao$i"
     mkdir "$WORK/at$i"
     time_it apply_tar tar -xzf "$layer" -C "$WORK/at$i"
     time_it apply_umoci umoci unpack --image "$WORK/ours:r$i" "$WORK/au$i"
@@ -80,6 +100,7 @@ echo
 echo "median of $RUNS runs; ratio = ocikit time / peer time (lower is better)"
 printf '%-28s %9s %12s   %-14s %9s %12s   %7s\n' operation ocikit "peak RSS" peer time "peak RSS" ratio
 row build_ours build_umoci
+row build_ours build_pigz
 row apply_ours apply_tar
 row apply_ours apply_umoci
 printf 'layer size: ocikit %d bytes, umoci %d bytes (%.3fx)\n' "$ours_size" "$umoci_size" \

@@ -21,6 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     docker-registry skopeo umoci oci-image-tool runc crun busybox-static
     apache2-utils openssl curl ca-certificates
+    # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
+    pigz time
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

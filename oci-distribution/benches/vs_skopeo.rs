@@ -173,22 +173,53 @@ fn main() {
         let _ = std::fs::remove_dir_all(&theirs);
         let _ = std::fs::remove_dir_all(&ours);
     }
+    // skopeo's peak RSS, from one more run of each under /usr/bin/time (untimed: the wrapper
+    // would add its own start-up to skopeo's time).
+    let pull_rss = peak_rss(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/bench/img:bench", reg.addr))
+            .arg(format!("oci:{}:bench", work.path().join("rss").display())),
+    );
+    let reg = Registry::start_in(work.path(), "", |_| {});
+    let push_rss = peak_rss(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:bench", src.display()))
+            .arg(format!("docker://{}/bench/img:bench", reg.addr)),
+    );
     let (ps, _) = best(push_skopeo.into_iter());
     let (po, po_out) = best(push_ours.into_iter());
     let (ls, _) = best(pull_skopeo.into_iter());
     let (lo, lo_out) = best(pull_ours.into_iter());
     println!(
-        "pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB",
+        "pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB, skopeo peak RSS {pull_rss} KiB",
         ls.as_secs_f64(),
         lo.as_secs_f64(),
         lo.as_secs_f64() / ls.as_secs_f64(),
         kib(&lo_out)
     );
     println!(
-        "push to an empty registry: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.75), our peak RSS {} KiB",
+        "push to an empty registry: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.75), our peak RSS {} KiB, skopeo peak RSS {push_rss} KiB",
         ps.as_secs_f64(),
         po.as_secs_f64(),
         po.as_secs_f64() / ps.as_secs_f64(),
         kib(&po_out)
     );
+}
+
+/// Peak RSS in KiB of `cmd` (a peer), run under `/usr/bin/time`.
+fn peak_rss(cmd: &Command) -> u64 {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .expect("/usr/bin/time must be installed (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{cmd:?} failed under /usr/bin/time");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("/usr/bin/time prints the peak RSS last")
 }
