@@ -27,9 +27,16 @@ const BUF: usize = 256 * 1024;
 /// The most file content one write job carries: a bigger file goes in several jobs.
 const WRITE_CHUNK: usize = 256 * 1024;
 
-/// Write jobs queued for the writer thread. With [`WRITE_CHUNK`] this bounds the file content
-/// in flight to 8 MiB, whatever the layer holds.
-const WRITE_QUEUE: usize = 32;
+/// Jobs go to the writer thread in batches of up to this many bytes of content (or
+/// [`BATCH_JOBS`] jobs), so a layer of small files does not wake it once per file.
+const BATCH_BYTES: usize = 1024 * 1024;
+
+/// See [`BATCH_BYTES`].
+const BATCH_JOBS: usize = 64;
+
+/// Batches queued for the writer thread. With [`BATCH_BYTES`] and [`WRITE_CHUNK`] this bounds
+/// the file content in flight to under 10 MiB, whatever the layer holds.
+const WRITE_QUEUE: usize = 8;
 
 /// How file owners in the layer are applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -193,7 +200,7 @@ pub struct ApplyReport {
 ///   them allows: decompression; hashing of the uncompressed stream; reading the tar and every
 ///   change to names in the root (this thread, in layer order); and writing file contents
 ///   and metadata to files already created. Memory stays bounded whatever the layer's size:
-///   a few 256 KiB chunks between the first three, and at most 8 MiB of file content queued
+///   a few 256 KiB chunks between the first three, and under 10 MiB of file content queued
 ///   for the last.
 ///
 /// # Security
@@ -235,6 +242,8 @@ pub fn apply_layer<R: Read + Send>(
         dirs: Vec::new(),
         cache: None,
         writer: None,
+        batch: Vec::new(),
+        batch_bytes: 0,
         counts: Counts::default(),
     };
     // Decompression and hashing run on threads of their own, a few chunks ahead of the
@@ -250,7 +259,7 @@ pub fn apply_layer<R: Read + Send>(
         let hasher = std::thread::Builder::new()
             .name("layer-hash".into())
             .spawn_scoped(scope, move || hash_chunks(hash_rx))?;
-        let (jobs, queue) = sync_channel::<Job>(WRITE_QUEUE);
+        let (jobs, queue) = sync_channel::<Vec<Job>>(WRITE_QUEUE);
         applier.writer = Some(jobs);
         let writer = std::thread::Builder::new()
             .name("layer-write".into())
@@ -266,7 +275,7 @@ pub fn apply_layer<R: Read + Send>(
                 applier.counts.entries += 1;
                 applier.entry(&mut entry)?;
             }
-            Ok(())
+            applier.flush()
         })();
         // Every file is written before directories get their final modes and times, and a
         // failed write is this layer's error (the first one, before what it caused here).
@@ -673,7 +682,10 @@ struct Applier<'o> {
     /// The parent directory of the last entry, reused while entries stay in one directory.
     cache: Option<(Vec<OsString>, Rc<OwnedFd>)>,
     /// Where file contents go: the writer thread (see [`Job`]).
-    writer: Option<SyncSender<Job>>,
+    writer: Option<SyncSender<Vec<Job>>>,
+    /// Jobs not yet sent, and the bytes of content they carry.
+    batch: Vec<Job>,
+    batch_bytes: usize,
     counts: Counts,
 }
 
@@ -894,13 +906,28 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Queues a job for the writer thread; when it has stopped, its error is the answer.
+    /// Queues a job for the writer thread, sent with others once the batch is full.
     fn send(&mut self, job: Job) -> Result<()> {
+        self.batch_bytes += job.data.len();
+        self.batch.push(job);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_JOBS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the jobs batched so far; when the writer has stopped, its error is the answer.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let writer = self
             .writer
             .as_ref()
             .expect("the writer runs while entries are read");
-        match writer.send(job) {
+        match writer.send(batch) {
             Ok(()) => Ok(()),
             // The writer stopped at an error, which `apply_layer` takes from it.
             Err(_) => Err(Error::Io(io::Error::other("the layer writer stopped"))),
@@ -1245,9 +1272,9 @@ struct Finish {
 /// The writer thread: writes file contents and metadata in the order the jobs come (one
 /// thread, so the parts of a file stay in order), until the queue closes or a write fails.
 /// Returns how many xattrs were skipped.
-fn write_files(queue: Receiver<Job>) -> Result<u64> {
+fn write_files(queue: Receiver<Vec<Job>>) -> Result<u64> {
     let mut skipped = 0;
-    for job in queue {
+    for job in queue.into_iter().flatten() {
         let error = |op| {
             let path = job.path.clone();
             move |source| Error::Apply { path, op, source }
