@@ -21,10 +21,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LAYERS, copy_blobs, cpu_seconds, make_source, settle};
-use oci_distribution::oci_image::{
-    AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest, host_platform,
-};
+use common::{LAYERS, cpu_seconds, make_source, pull, settle};
 use oci_distribution::{Client, RegistryServer};
 use oci_layout::Layout;
 use support::{Registry, run};
@@ -39,20 +36,9 @@ fn child(args: &[String]) {
     let client = Client::builder().auth_files(Vec::new()).build().unwrap();
     let repo = client.repository_at(addr, name).unwrap();
     let layout = Layout::create(dir).unwrap();
-    let tag: Tag = "bench".parse().unwrap();
-    let img = repo
-        .fetch_image(&TagOrDigest::Tag(tag.clone()), &host_platform())
-        .unwrap();
-    let mut blobs = img.manifest.layers().clone();
-    blobs.push(img.manifest.config().clone());
-    copy_blobs(&layout, &repo, blobs);
-    layout
-        .tag(&tag, &AnyManifest::Manifest(img.manifest))
-        .unwrap();
+    pull(&repo, &layout, &"bench".parse().unwrap());
 }
 
-/// Runs `cmd` (a pull from the registry in process `server`); returns its wall time and the
-/// server's CPU time meanwhile.
 fn timed(cmd: &mut Command, server: u32) -> (Duration, f64) {
     settle();
     let cpu = cpu_seconds(server);

@@ -20,10 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LAYERS, copy_blobs, make_source, settle};
-use oci_distribution::oci_image::{
-    AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest, host_platform,
-};
+use common::{LAYERS, copy_blobs, make_source, pull, settle};
+use oci_distribution::oci_image::{AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest};
 use oci_distribution::{Client, Repository};
 use oci_layout::Layout;
 use support::{Registry, run};
@@ -39,16 +37,7 @@ fn child(args: &[String]) {
         [mode, a, b, c] if mode == "pull" => {
             let repo = client().repository_at(a, b).unwrap();
             let layout = Layout::create(c).unwrap();
-            let tag: Tag = "bench".parse().unwrap();
-            let img = repo
-                .fetch_image(&TagOrDigest::Tag(tag.clone()), &host_platform())
-                .unwrap();
-            let mut blobs = img.manifest.layers().clone();
-            blobs.push(img.manifest.config().clone());
-            copy_blobs(&layout, &repo, blobs);
-            layout
-                .tag(&tag, &AnyManifest::Manifest(img.manifest))
-                .unwrap();
+            pull(&repo, &layout, &"bench".parse().unwrap());
         }
         [mode, a, b, c] if mode == "push" => {
             let layout = Layout::open(a).unwrap();

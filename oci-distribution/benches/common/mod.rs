@@ -8,8 +8,12 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use oci_distribution::oci_image::{ImageDestination, ImageSource, Manifest};
+use oci_distribution::Repository;
+use oci_distribution::oci_image::{
+    AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest,
+};
 use oci_distribution::oci_spec::image::{Descriptor, MediaType};
+use oci_layout::Layout;
 
 use crate::support::{RandomReader, run};
 
@@ -140,4 +144,17 @@ fn clock_ticks() -> f64 {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(100.0)
     })
+}
+
+/// Pulls `repo:tag` (one image manifest) into `layout` as `skopeo copy` and the facade's copy
+/// do: the manifest found by tag, then its config and layers on several threads, then the tag.
+pub(crate) fn pull(repo: &Repository, layout: &Layout, tag: &Tag) {
+    let top = repo.resolve(&TagOrDigest::Tag(tag.clone())).unwrap();
+    let AnyManifest::Manifest(manifest) = repo.fetch_manifest(&top).unwrap() else {
+        panic!("the benchmark image is one manifest")
+    };
+    let mut blobs = manifest.layers().clone();
+    blobs.push(manifest.config().clone());
+    copy_blobs(layout, repo, blobs);
+    layout.tag(tag, &AnyManifest::Manifest(manifest)).unwrap();
 }
