@@ -32,11 +32,12 @@ const WRITE_CHUNK: usize = 256 * 1024;
 const BATCH_BYTES: usize = 1024 * 1024;
 
 /// See [`BATCH_BYTES`].
-const BATCH_JOBS: usize = 64;
+const BATCH_JOBS: usize = 32;
 
-/// Batches queued for the writer thread. With [`BATCH_BYTES`] and [`WRITE_CHUNK`] this bounds
-/// the file content in flight to under 10 MiB, whatever the layer holds.
-const WRITE_QUEUE: usize = 8;
+/// Batches queued for the writer thread. With [`BATCH_BYTES`] and [`BATCH_JOBS`] this bounds
+/// what is in flight (queued, being filled, being written) to about 5 MiB of file content and
+/// 160 open files, whatever the layer holds.
+const WRITE_QUEUE: usize = 3;
 
 /// How file owners in the layer are applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -200,8 +201,8 @@ pub struct ApplyReport {
 ///   them allows: decompression; hashing of the uncompressed stream; reading the tar and every
 ///   change to names in the root (this thread, in layer order); and writing file contents
 ///   and metadata to files already created. Memory stays bounded whatever the layer's size:
-///   a few 256 KiB chunks between the first three, and under 10 MiB of file content queued
-///   for the last.
+///   a few 256 KiB chunks between the first three, and about 5 MiB of file content (in at
+///   most 160 open files) queued for the last.
 ///
 /// # Security
 /// The layer is hostile until proven otherwise. Every entry's path, link target and hardlink
