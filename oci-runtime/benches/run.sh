@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmark (not a test): wall time of one `run` of /bin/true in the same busybox bundle under
-# oci-runtime, runc and crun. Needs root, hyperfine (apt-get install hyperfine), runc, crun and
-# busybox-static.
+# oci-runtime, runc and crun, and the peak RSS of each. Needs root, hyperfine (apt-get install
+# hyperfine), /usr/bin/time, runc, crun and busybox-static.
 #
 # crun only runs here with --cgroup-manager=disabled inside a mount namespace that hides the
 # cgroup2 mount, so all three run inside that same private mount namespace for fairness.
@@ -47,15 +47,20 @@ hyperfine -N --warmup 5 --runs $RUNS --export-json $work/result.json \
   -n oci-runtime "$OURS --root $work/s-ours run --bundle $b bench-ours" \
   -n runc "runc --root $work/s-runc run --bundle $b bench-runc" \
   -n crun "crun --cgroup-manager=disabled --root $work/s-crun run --bundle $b bench-crun"
+# Peak RSS of each, from one more (untimed) run under /usr/bin/time.
+/usr/bin/time -f %M -o $work/rss-oci-runtime $OURS --root $work/s-ours run --bundle $b rss-ours
+/usr/bin/time -f %M -o $work/rss-runc runc --root $work/s-runc run --bundle $b rss-runc
+/usr/bin/time -f %M -o $work/rss-crun crun --cgroup-manager=disabled --root $work/s-crun run --bundle $b rss-crun
 INNER
 unshare -m --propagation private sh "$work/inner.sh"
 
-python3 - "$work/result.json" <<'PY'
+python3 - "$work/result.json" "$work" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 med = {k: v["median"] * 1000 for k, v in r.items()}
 for k, v in med.items():
-    print(f"{k:12} median {v:7.2f} ms")
+    rss = open(f"{sys.argv[2]}/rss-{k}").read().split()[-1]
+    print(f"{k:12} median {v:7.2f} ms  peak RSS {rss} KiB")
 print(f"oci-runtime / runc = {med['oci-runtime'] / med['runc']:.3f}")
 print(f"oci-runtime / crun = {med['oci-runtime'] / med['crun']:.3f}")
 PY
