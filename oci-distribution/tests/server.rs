@@ -977,3 +977,856 @@ fn one_server_per_root() {
     let r = h.get(&format!("/v2/kept/repo/blobs/{}", sha256(b"kept")));
     assert_eq!(r.body, b"kept");
 }
+
+// ---- The distribution-spec conformance workflows, replayed ------------------------------
+//
+// The official suite (distribution-spec `conformance/`, Go) cannot run here, so its checks
+// are replayed below in the order it makes them: pull, push, content discovery, content
+// management, all on one repository (the suite shares `OCI_NAMESPACE` between workflows,
+// so what one workflow leaves behind is what the next one sees), with its setup and
+// teardown steps. Each check accepts what the suite accepts; where it accepts several
+// answers, the one this server gives is asserted, and the alternatives are noted.
+
+/// A 2xx status, what the suite's setup and teardown steps require.
+fn is_2xx(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+/// The suite's test content: configs, a layer, manifests, artifacts with a subject.
+struct Fixtures {
+    /// One config per workflow (a unique author makes each digest unique).
+    configs: Vec<Vec<u8>>,
+    layer: Vec<u8>,
+    /// One image manifest per workflow, each config descriptor carrying `data` and a field
+    /// no spec defines (registries must keep both: the digest is of the bytes).
+    manifests: Vec<Vec<u8>>,
+    /// An image manifest without layers and without `mediaType`.
+    empty_layer_manifest: Vec<u8>,
+    /// The streamed blob.
+    blob_a: Vec<u8>,
+    /// The chunked blob, sent in two chunks (the first one byte longer).
+    blob_b: Vec<u8>,
+    ref_blob_a: Vec<u8>,
+    ref_blob_b: Vec<u8>,
+    /// Artifacts whose subject is `manifests[4]`: type A as config media type, type A as
+    /// `artifactType`, the same two of type B, and an index of the two A ones.
+    refs_a_config: Vec<u8>,
+    refs_a_layer: Vec<u8>,
+    refs_b_config: Vec<u8>,
+    refs_b_layer: Vec<u8>,
+    refs_index: Vec<u8>,
+    /// An artifact whose subject, `manifests[3]`, is not pushed when it is.
+    refs_c_layer: Vec<u8>,
+    /// A digest nothing has: sha256 of "hello world".
+    dummy_digest: String,
+}
+
+const ANNOTATION: &str = "org.opencontainers.conformance.test";
+const TYPE_A: &str = "application/vnd.example.conformance.a";
+const TYPE_B: &str = "application/vnd.example.conformance.b";
+const TYPE_INDEX: &str = "application/vnd.example.conformance.index";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const EMPTY_JSON: &str = "application/vnd.oci.empty.v1+json";
+/// A reference that is neither a tag nor a digest: the suite's "nonexistent manifest".
+const NOT_A_REFERENCE: &str = ".INVALID_MANIFEST_NAME";
+
+fn digest_of(bytes: &[u8]) -> String {
+    sha256(bytes).to_string()
+}
+
+fn descriptor_json(media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest_of(bytes), "size": bytes.len()})
+}
+
+/// Indented JSON, as the suite sends (so no test depends on compact bytes).
+fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap()
+}
+
+fn random_bytes(seed: u64, len: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    support::RandomReader::new(seed, len)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+impl Fixtures {
+    fn new() -> Fixtures {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let configs: Vec<Vec<u8>> = (0..5)
+            .map(|i| {
+                pretty(&serde_json::json!({
+                    "author": format!("conformance-{i}-{}", unique("author")),
+                    "architecture": "amd64", "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                }))
+            })
+            .collect();
+        let layer = random_bytes(1001, 150);
+        let manifests: Vec<Vec<u8>> = configs
+            .iter()
+            .map(|config| {
+                let mut cd = descriptor_json("application/vnd.oci.image.config.v1+json", config);
+                cd["data"] = b64(config).into();
+                cd["newUnspecifiedField"] = b64(b"hello world").into();
+                pretty(&serde_json::json!({
+                    "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": cd,
+                    "layers": [descriptor_json("application/vnd.oci.image.layer.v1.tar+gzip", &layer)],
+                }))
+            })
+            .collect();
+        let empty_layer_manifest = pretty(&serde_json::json!({
+            "schemaVersion": 2,
+            "config": descriptor_json("application/vnd.oci.image.config.v1+json", &configs[1]),
+            "layers": [],
+        }));
+        let ref_blob_a = b"conformance reference blob A".to_vec();
+        let ref_blob_b = b"conformance reference blob B, a little longer".to_vec();
+        let empty = descriptor_json(EMPTY_JSON, b"{}");
+        let subject = |m: &[u8]| descriptor_json(OCI_MANIFEST, m);
+        let config_artifact = |kind: &str, blob: &[u8], note: &str| {
+            pretty(&serde_json::json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": descriptor_json(kind, blob),
+                "layers": [empty],
+                "subject": subject(&manifests[4]),
+                "annotations": {ANNOTATION: note},
+            }))
+        };
+        let layer_artifact = |kind: &str, blob: &[u8], subject_of: &[u8], note: Option<&str>| {
+            let mut m = serde_json::json!({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": kind,
+                "config": empty,
+                "layers": [descriptor_json(kind, blob)],
+                "subject": subject(subject_of),
+            });
+            if let Some(note) = note {
+                m["annotations"] = serde_json::json!({ ANNOTATION: note });
+            }
+            pretty(&m)
+        };
+        let refs_a_config = config_artifact(TYPE_A, &ref_blob_a, "config a");
+        let refs_b_config = config_artifact(TYPE_B, &ref_blob_b, "config b");
+        let refs_a_layer = layer_artifact(TYPE_A, &ref_blob_a, &manifests[4], Some("layer a"));
+        let refs_b_layer = layer_artifact(TYPE_B, &ref_blob_b, &manifests[4], Some("layer b"));
+        let refs_c_layer = layer_artifact(TYPE_B, &ref_blob_b, &manifests[3], None);
+        let refs_index = pretty(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": TYPE_INDEX,
+            "manifests": [subject(&refs_a_config), subject(&refs_a_layer)],
+            "subject": subject(&manifests[4]),
+            "annotations": {ANNOTATION: "index"},
+        }));
+        Fixtures {
+            configs,
+            layer,
+            manifests,
+            empty_layer_manifest,
+            blob_a: random_bytes(1002, 42),
+            blob_b: random_bytes(1003, 42),
+            ref_blob_a,
+            ref_blob_b,
+            refs_a_config,
+            refs_a_layer,
+            refs_b_config,
+            refs_b_layer,
+            refs_index,
+            refs_c_layer,
+            dummy_digest: digest_of(b"hello world"),
+        }
+    }
+
+    /// The annotation each referrer of `manifests[4]` carries, by digest.
+    fn annotations(&self) -> Vec<(String, &'static str)> {
+        vec![
+            (digest_of(&self.refs_a_config), "config a"),
+            (digest_of(&self.refs_a_layer), "layer a"),
+            (digest_of(&self.refs_b_config), "config b"),
+            (digest_of(&self.refs_b_layer), "layer b"),
+            (digest_of(&self.refs_index), "index"),
+        ]
+    }
+}
+
+/// The suite's way of pushing a blob in its setup steps: POST, then PUT of the whole blob
+/// to the session's `Location`.
+fn post_put_blob(h: &Http, name: &str, bytes: &[u8]) -> Resp {
+    let r = h.send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], None);
+    assert_eq!(r.status, 202, "POST /blobs/uploads/");
+    let location = r.header("Location").expect("a session Location").to_owned();
+    let len = bytes.len().to_string();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    h.send(
+        "PUT",
+        &format!("{location}{sep}digest={}", digest_of(bytes)),
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", &len),
+        ],
+        Some(bytes),
+    )
+}
+
+fn put_manifest(h: &Http, name: &str, reference: &str, media_type: &str, body: &[u8]) -> Resp {
+    h.send(
+        "PUT",
+        &format!("/v2/{name}/manifests/{reference}"),
+        &[("Content-Type", media_type)],
+        Some(body),
+    )
+}
+
+fn delete(h: &Http, path: &str) -> u16 {
+    h.send("DELETE", path, &[], None).status
+}
+
+fn tag_list(r: &Resp) -> Vec<String> {
+    assert_eq!(r.status, 200);
+    serde_json::from_value(r.json()["tags"].clone()).unwrap()
+}
+
+/// The error codes distribution-spec v1.1 defines: a 4xx body's first code must be one.
+const SPEC_ERROR_CODES: &[&str] = &[
+    "BLOB_UNKNOWN",
+    "BLOB_UPLOAD_INVALID",
+    "BLOB_UPLOAD_UNKNOWN",
+    "DIGEST_INVALID",
+    "MANIFEST_BLOB_UNKNOWN",
+    "MANIFEST_INVALID",
+    "MANIFEST_UNKNOWN",
+    "NAME_INVALID",
+    "NAME_UNKNOWN",
+    "SIZE_INVALID",
+    "UNAUTHORIZED",
+    "DENIED",
+    "UNSUPPORTED",
+    "TOOMANYREQUESTS",
+];
+
+fn conformance_pull(h: &Http, name: &str, f: &Fixtures) {
+    // Setup: two configs and the layer by POST + PUT, manifests[0] by tag, [1] by digest.
+    for blob in [&f.configs[0], &f.configs[1], &f.layer] {
+        assert!(is_2xx(post_put_blob(h, name, blob).status));
+    }
+    let tag = "tagtest0";
+    assert!(is_2xx(
+        put_manifest(h, name, tag, OCI_MANIFEST, &f.manifests[0]).status
+    ));
+    let m1 = digest_of(&f.manifests[1]);
+    assert!(is_2xx(
+        put_manifest(h, name, &m1, OCI_MANIFEST, &f.manifests[1]).status
+    ));
+
+    // Pull blobs: HEAD/GET of a missing blob 404; of a present one 200, with its digest.
+    let blob = |method: &str, digest: &str| {
+        h.send(method, &format!("/v2/{name}/blobs/{digest}"), &[], None)
+    };
+    assert_eq!(blob("HEAD", &f.dummy_digest).status, 404);
+    let c0 = digest_of(&f.configs[0]);
+    let r = blob("HEAD", &c0);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Docker-Content-Digest"), Some(c0.as_str()));
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(f.configs[0].len().to_string().as_str())
+    );
+    assert_eq!(blob("GET", &f.dummy_digest).status, 404);
+    let r = blob("GET", &c0);
+    assert_eq!((r.status, &r.body), (200, &f.configs[0]));
+
+    // Pull manifests, with the Accept header the suite sends: missing 404; by digest and by
+    // tag 200, with the digest of what was pushed.
+    let manifest = |method: &str, reference: &str| {
+        h.send(
+            method,
+            &format!("/v2/{name}/manifests/{reference}"),
+            &[("Accept", OCI_MANIFEST)],
+            None,
+        )
+    };
+    assert_eq!(manifest("HEAD", NOT_A_REFERENCE).status, 404);
+    let m0 = digest_of(&f.manifests[0]);
+    for (reference, digest) in [(m0.as_str(), &m0), (m1.as_str(), &m1), (tag, &m0)] {
+        let r = manifest("HEAD", reference);
+        assert_eq!(r.status, 200, "HEAD {reference}");
+        assert_eq!(r.header("Docker-Content-Digest"), Some(digest.as_str()));
+    }
+    assert_eq!(manifest("GET", NOT_A_REFERENCE).status, 404);
+    for (reference, body) in [
+        (m0.as_str(), &f.manifests[0]),
+        (m1.as_str(), &f.manifests[1]),
+    ] {
+        let r = manifest("GET", reference);
+        assert_eq!((r.status, &r.body), (200, body), "GET {reference}");
+        assert_eq!(r.header("Content-Type"), Some(OCI_MANIFEST));
+    }
+    let r = manifest("GET", tag);
+    assert_eq!((r.status, &r.body), (200, &f.manifests[0]));
+
+    // Error codes: a GET by a malformed digest is 400 or 404; a 400 carries a spec code.
+    let r = h.send(
+        "GET",
+        &format!("/v2/{name}/manifests/sha256:totallywrong"),
+        &[("Content-Type", OCI_MANIFEST)],
+        Some(b"blablabla"),
+    );
+    assert!(r.status == 400 || r.status == 404, "{}", r.status);
+    assert!(
+        SPEC_ERROR_CODES.contains(&r.code().as_str()),
+        "{}",
+        r.code()
+    );
+    // (The suite's older PUT form of the same check.)
+    let r = put_manifest(h, name, "sha256:totallywrong", OCI_MANIFEST, b"blablabla");
+    assert!(r.status == 400 || r.status == 404, "{}", r.status);
+    assert!(
+        SPEC_ERROR_CODES.contains(&r.code().as_str()),
+        "{}",
+        r.code()
+    );
+
+    // Teardown, manifests first (the suite's default): 2xx (or 405 where deletion is
+    // disabled; blobs also 404).
+    for m in [&m0, &m1] {
+        assert!(is_2xx(delete(h, &format!("/v2/{name}/manifests/{m}"))));
+    }
+    for b in [&f.configs[0], &f.configs[1], &f.layer] {
+        assert!(is_2xx(delete(
+            h,
+            &format!("/v2/{name}/blobs/{}", digest_of(b))
+        )));
+    }
+}
+
+fn conformance_push(h: &Http, name: &str, crossmount: &str, f: &Fixtures) {
+    // Blob upload, streamed: POST, a PATCH of the whole blob without Content-Range (202),
+    // then a PUT with the digest and no body (201 with Location).
+    let r = h.send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], None);
+    let location = r.header("Location").expect("Location").to_owned();
+    let r = h.send(
+        "PATCH",
+        &location,
+        &[("Content-Type", "application/octet-stream")],
+        Some(&f.blob_a),
+    );
+    assert_eq!(r.status, 202);
+    let location = r.header("Location").expect("Location").to_owned();
+    // (The suite sets a Content-Length header of the blob's size here, which Go's client
+    // replaces by the real one, 0: no body.)
+    let r = h.send(
+        "PUT",
+        &format!("{location}?digest={}", digest_of(&f.blob_a)),
+        &[("Content-Type", "application/octet-stream")],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+
+    // Blob upload, monolithic: POST with digest and body (201 or 202: this server takes the
+    // blob, 201, so the GET that follows is 200, not 404), then POST + PUT, then the layer.
+    let c1 = digest_of(&f.configs[1]);
+    assert_eq!(
+        h.get(&format!("/v2/{name}/blobs/{}", f.dummy_digest))
+            .status,
+        404
+    );
+    let len = f.configs[1].len().to_string();
+    let r = h.send(
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/?digest={c1}"),
+        &[
+            ("Content-Length", &len),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(&f.configs[1]),
+    );
+    assert_eq!(r.status, 201);
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    assert_eq!(h.get(&format!("/v2/{name}/blobs/{c1}")).status, 200);
+    let r = post_put_blob(h, name, &f.configs[1]);
+    assert_eq!(r.status, 201);
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    assert_eq!(h.get(&format!("/v2/{name}/blobs/{c1}")).status, 200);
+    let r = post_put_blob(h, name, &f.layer);
+    assert_eq!(r.status, 201);
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    assert_eq!(
+        h.get(&format!("/v2/{name}/blobs/{}", digest_of(&f.layer)))
+            .status,
+        200
+    );
+
+    // Blob upload, chunked. A session's first chunk that does not start at 0: 416.
+    let (chunk1, chunk2) = f.blob_b.split_at(f.blob_b.len() / 2 + 1);
+    let range1 = format!("0-{}", chunk1.len() - 1);
+    let range2 = format!("{}-{}", chunk1.len(), f.blob_b.len() - 1);
+    let patch = |location: &str, range: &str, chunk: &[u8]| {
+        let len = chunk.len().to_string();
+        h.send(
+            "PATCH",
+            location,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", &len),
+                ("Content-Range", range),
+            ],
+            Some(chunk),
+        )
+    };
+    let start = || {
+        let r = h.send(
+            "POST",
+            &format!("/v2/{name}/blobs/uploads/"),
+            &[("Content-Length", "0")],
+            None,
+        );
+        assert_eq!(r.status, 202);
+        // A minimum chunk size is optional; when a server gives one it is honoured.
+        assert_eq!(r.header("OCI-Chunk-Min-Length"), None);
+        r.header("Location").expect("Location").to_owned()
+    };
+    let location = start();
+    assert_eq!(patch(&location, &range2, chunk2).status, 416);
+    // The first chunk: 202 with `Range` the range received.
+    let first = start();
+    let r = patch(&first, &range1, chunk1);
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("Range"), Some(range1.as_str()));
+    // The same chunk again, to the session's first URL: 416.
+    assert_eq!(patch(&first, &range1, chunk1).status, 416);
+    // Status of the session: 204 with Location and Range.
+    let r = h.get(&first);
+    assert_eq!(r.status, 204);
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    assert_eq!(r.header("Range"), Some(range1.as_str()));
+    let location = r.header("Location").unwrap().to_owned();
+    // The second chunk: 202 with a Location; then a PUT with the digest and no body: 201.
+    let r = patch(&location, &range2, chunk2);
+    assert_eq!(r.status, 202);
+    let location = r.header("Location").expect("Location").to_owned();
+    let r = h.send(
+        "PUT",
+        &format!("{location}?digest={}", digest_of(&f.blob_b)),
+        &[
+            ("Content-Length", "0"),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    assert_eq!(
+        h.get(&format!("/v2/{name}/blobs/{}", digest_of(&f.blob_b)))
+            .body,
+        f.blob_b
+    );
+
+    // Cross-repository mount. Without `from`, of a blob no repository has: 202 and a
+    // session Location.
+    let r = h.send(
+        "POST",
+        &format!("/v2/{crossmount}/blobs/uploads/?mount={}", f.dummy_digest),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202);
+    assert!(
+        r.header("Location")
+            .is_some_and(|l| l.starts_with(&format!("/v2/{crossmount}/blobs/uploads/")))
+    );
+    // With `from`: 201 (202 is the other answer allowed), Location the blob's URL, which
+    // serves it.
+    let a = digest_of(&f.blob_a);
+    let r = h.send(
+        "POST",
+        &format!("/v2/{crossmount}/blobs/uploads/?mount={a}&from={name}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 201);
+    let location = r.header("Location").unwrap().to_owned();
+    assert_eq!(location, format!("/v2/{crossmount}/blobs/{a}"));
+    assert_eq!(r.header("Docker-Content-Digest"), Some(a.as_str()));
+    assert_eq!(h.get(&location).status, 200);
+    // Without `from`, of a blob another repository has: this server finds it (automatic
+    // content discovery), 201.
+    let other = format!("{crossmount}-auto");
+    let r = h.send(
+        "POST",
+        &format!("/v2/{other}/blobs/uploads/?mount={a}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(h.get(&format!("/v2/{other}/blobs/{a}")).body, f.blob_a);
+
+    // Manifest upload: missing 404; the same manifest under four tags, each 201 with a
+    // Location; a manifest without layers (and without mediaType) 201; GET by digest 200.
+    assert_eq!(
+        h.get(&format!("/v2/{name}/manifests/{NOT_A_REFERENCE}"))
+            .status,
+        404
+    );
+    for i in 0..4 {
+        let r = put_manifest(h, name, &format!("test{i}"), OCI_MANIFEST, &f.manifests[1]);
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        assert!(r.header("Location").is_some_and(|l| !l.is_empty()));
+    }
+    let r = put_manifest(h, name, "emptylayer", OCI_MANIFEST, &f.empty_layer_manifest);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let empty_digest = digest_of(&f.empty_layer_manifest);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("/v2/{name}/manifests/{empty_digest}").as_str())
+    );
+    let r = h.get(&format!("/v2/{name}/manifests/emptylayer"));
+    assert_eq!(r.body, f.empty_layer_manifest);
+    assert_eq!(r.header("Content-Type"), Some(OCI_MANIFEST));
+    let m1 = digest_of(&f.manifests[1]);
+    let r = h.send(
+        "GET",
+        &format!("/v2/{name}/manifests/{m1}"),
+        &[("Accept", OCI_MANIFEST)],
+        None,
+    );
+    assert_eq!((r.status, &r.body), (200, &f.manifests[1]));
+
+    // Teardown, manifests first: 2xx; then blobs: 2xx or 404.
+    assert!(is_2xx(delete(h, &format!("/v2/{name}/manifests/{m1}"))));
+    assert!(is_2xx(delete(
+        h,
+        &format!("/v2/{name}/manifests/{empty_digest}")
+    )));
+    for b in [&f.configs[1], &f.layer] {
+        let status = delete(h, &format!("/v2/{name}/blobs/{}", digest_of(b)));
+        assert!(is_2xx(status) || status == 404, "{status}");
+    }
+}
+
+fn conformance_discovery(h: &Http, name: &str, f: &Fixtures) {
+    // Setup: config[2], the layer, manifests[2] under test0..test3.
+    assert!(is_2xx(post_put_blob(h, name, &f.configs[2]).status));
+    assert!(is_2xx(post_put_blob(h, name, &f.layer).status));
+    for i in 0..4 {
+        let r = put_manifest(h, name, &format!("test{i}"), OCI_MANIFEST, &f.manifests[2]);
+        assert!(is_2xx(r.status));
+    }
+    // Referrers setup: the empty JSON blob (its well-known digest), reference blob A, then
+    // artifacts whose subject (manifests[4]) is not there yet: each PUT answers OCI-Subject.
+    assert_eq!(
+        digest_of(b"{}"),
+        "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    );
+    assert!(is_2xx(post_put_blob(h, name, b"{}").status));
+    assert!(is_2xx(post_put_blob(h, name, &f.ref_blob_a).status));
+    let m4 = digest_of(&f.manifests[4]);
+    let m3 = digest_of(&f.manifests[3]);
+    let put_referrer = |body: &[u8], media_type: &str, subject: &str| {
+        let r = put_manifest(h, name, &digest_of(body), media_type, body);
+        assert!(is_2xx(r.status), "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("OCI-Subject"), Some(subject));
+    };
+    put_referrer(&f.refs_a_config, OCI_MANIFEST, &m4);
+    put_referrer(&f.refs_a_layer, OCI_MANIFEST, &m4);
+    put_referrer(&f.refs_index, OCI_INDEX, &m4);
+    // The subject itself, then reference blob B and its artifacts, and one whose subject is
+    // never pushed.
+    assert!(is_2xx(post_put_blob(h, name, &f.configs[4]).status));
+    assert!(is_2xx(post_put_blob(h, name, &f.layer).status));
+    let r = put_manifest(h, name, "tagtest0", OCI_MANIFEST, &f.manifests[4]);
+    assert!(is_2xx(r.status));
+    assert!(is_2xx(post_put_blob(h, name, &f.ref_blob_b).status));
+    put_referrer(&f.refs_b_config, OCI_MANIFEST, &m4);
+    put_referrer(&f.refs_b_layer, OCI_MANIFEST, &m4);
+    put_referrer(&f.refs_c_layer, OCI_MANIFEST, &m3);
+
+    // Listing tags: 200; `n` limits the count; `last` sets where the list starts.
+    let all = tag_list(&h.get(&format!("/v2/{name}/tags/list")));
+    assert_eq!(all, ["tagtest0", "test0", "test1", "test2", "test3"]);
+    let n = all.len() / 2;
+    let first = tag_list(&h.get(&format!("/v2/{name}/tags/list?n={n}")));
+    assert_eq!(first, all[..n]);
+    let r = h.get(&format!("/v2/{name}/tags/list?n={n}&last={}", first[n - 1]));
+    let next = tag_list(&r);
+    assert!(next.len() <= n);
+    assert_eq!(next, all[n..2 * n]);
+
+    // Listing referrers.
+    let referrers = |digest: &str, query: &str| {
+        let r = h.get(&format!("/v2/{name}/referrers/{digest}{query}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Content-Type"), Some(OCI_INDEX));
+        let index = r.json();
+        let manifests = index["manifests"].as_array().unwrap().clone();
+        (
+            manifests,
+            r.header("OCI-Filters-Applied").map(str::to_owned),
+        )
+    };
+    // Of a digest nothing refers to: an empty index.
+    assert!(referrers(&f.dummy_digest, "").0.is_empty());
+    // Of manifests[4]: its five referrers, each with its one annotation.
+    let annotations = f.annotations();
+    let check = |list: &[serde_json::Value]| {
+        for d in list {
+            let digest = d["digest"].as_str().unwrap();
+            let want = annotations
+                .iter()
+                .find(|(k, _)| k == digest)
+                .unwrap_or_else(|| panic!("unexpected referrer {digest}"))
+                .1;
+            let got = d["annotations"].as_object().expect("annotations");
+            assert_eq!(got.len(), 1, "{digest}");
+            assert_eq!(got[ANNOTATION], want, "{digest}");
+        }
+    };
+    let (list, filters) = referrers(&m4, "");
+    assert_eq!(list.len(), 5);
+    assert_eq!(filters, None);
+    let mut digests: Vec<&str> = list.iter().map(|d| d["digest"].as_str().unwrap()).collect();
+    digests.sort();
+    digests.dedup();
+    assert_eq!(digests.len(), 5);
+    check(&list);
+    // The index's own artifactType is listed with it.
+    let index_entry = list
+        .iter()
+        .find(|d| d["digest"] == digest_of(&f.refs_index))
+        .unwrap();
+    assert_eq!(index_entry["mediaType"], OCI_INDEX);
+    assert_eq!(index_entry["artifactType"], TYPE_INDEX);
+    // Filtered by artifactType: the two of type A (one by config media type, one by
+    // artifactType), and the header that says the filter was applied.
+    let (list, filters) = referrers(&m4, &format!("?artifactType={TYPE_A}"));
+    assert_eq!(filters.as_deref(), Some("artifactType"));
+    assert_eq!(list.len(), 2);
+    check(&list);
+    assert!(list.iter().all(|d| d["artifactType"] == TYPE_A));
+    // Of a manifest that was never pushed: the one artifact that names it.
+    let (list, _) = referrers(&m3, "");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["digest"], digest_of(&f.refs_c_layer));
+
+    // Teardown (manifests first): every DELETE 2xx or 404; a tag passed where the suite
+    // means a digest deletes the tag.
+    let mut references: Vec<String> = [
+        &f.refs_index,
+        &f.manifests[2],
+        &f.manifests[4],
+        &f.refs_a_config,
+        &f.refs_a_layer,
+    ]
+    .iter()
+    .map(|b| digest_of(b))
+    .collect();
+    references.push("tagtest0".into());
+    references.extend([&f.refs_b_config, &f.refs_b_layer, &f.refs_c_layer].map(|b| digest_of(b)));
+    for reference in &references {
+        let status = delete(h, &format!("/v2/{name}/manifests/{reference}"));
+        assert!(is_2xx(status) || status == 404, "{reference}: {status}");
+    }
+    for b in [&f.configs[2], &f.layer] {
+        assert!(is_2xx(delete(
+            h,
+            &format!("/v2/{name}/blobs/{}", digest_of(b))
+        )));
+    }
+    for b in [&f.configs[4][..], &f.ref_blob_a, &f.ref_blob_b, b"{}"] {
+        let status = delete(h, &format!("/v2/{name}/blobs/{}", digest_of(b)));
+        assert!(is_2xx(status) || status == 404, "{status}");
+    }
+    assert!(tag_list(&h.get(&format!("/v2/{name}/tags/list"))).is_empty());
+}
+
+fn conformance_management(h: &Http, name: &str, f: &Fixtures) {
+    // Setup: config[3], the layer, manifests[3] under a tag; count the tags.
+    assert!(is_2xx(post_put_blob(h, name, &f.configs[3]).status));
+    assert!(is_2xx(post_put_blob(h, name, &f.layer).status));
+    let tag = "tagtest0";
+    assert!(is_2xx(
+        put_manifest(h, name, tag, OCI_MANIFEST, &f.manifests[3]).status
+    ));
+    let before = tag_list(&h.get(&format!("/v2/{name}/tags/list"))).len();
+
+    // Manifest delete: the tag, 202 (400 UNSUPPORTED or 405 where tag deletion is not
+    // allowed); then the manifest by digest, 202 (404 allowed: the tag's delete may have
+    // taken it; here it does not); then GET by digest 404, and the tag list is shorter.
+    assert_eq!(delete(h, &format!("/v2/{name}/manifests/{tag}")), 202);
+    let m3 = digest_of(&f.manifests[3]);
+    assert_eq!(delete(h, &format!("/v2/{name}/manifests/{m3}")), 202);
+    assert_eq!(h.get(&format!("/v2/{name}/manifests/{m3}")).status, 404);
+    let after = tag_list(&h.get(&format!("/v2/{name}/tags/list"))).len();
+    assert!(after < before, "{after} tags after, {before} before");
+
+    // Blob delete: 202 (404 and 405 allowed), then GET 404.
+    for b in [&f.configs[3], &f.layer] {
+        assert_eq!(
+            delete(h, &format!("/v2/{name}/blobs/{}", digest_of(b))),
+            202
+        );
+    }
+    let r = h.get(&format!("/v2/{name}/blobs/{}", digest_of(&f.configs[3])));
+    assert_eq!((r.status, r.code().as_str()), (404, "BLOB_UNKNOWN"));
+}
+
+#[test]
+fn conformance_workflows_in_the_suites_order() {
+    let server = Served::start();
+    let h = Http::new(&server.addr);
+    let name = "conformance/workflows";
+    let crossmount = "conformance/crossmount-0f1e2d3c";
+    let f = Fixtures::new();
+    // `/v2/` first, as every client does.
+    assert_eq!(h.get("/v2/").status, 200);
+    conformance_pull(&h, name, &f);
+    conformance_push(&h, name, crossmount, &f);
+    conformance_discovery(&h, name, &f);
+    conformance_management(&h, name, &f);
+}
+
+/// A 4xx answer: "If the response body is in JSON format ... The `code` field MUST be one of"
+/// the spec's codes; any other body format is allowed.
+fn assert_spec_error(r: &Resp, status: u16, what: &str) {
+    assert_eq!(
+        r.status,
+        status,
+        "{what}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let json = r
+        .header("Content-Type")
+        .is_some_and(|c| c.starts_with("application/json"));
+    if json {
+        let errors = r.json()["errors"].as_array().cloned().unwrap_or_default();
+        assert!(!errors.is_empty(), "{what}: a JSON error body lists errors");
+        for e in errors {
+            let code = e["code"].as_str().unwrap_or_default();
+            assert!(SPEC_ERROR_CODES.contains(&code), "{what}: code {code:?}");
+        }
+    } else {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&r.body).is_err() || r.body.is_empty(),
+            "{what}: JSON without a JSON Content-Type"
+        );
+    }
+}
+
+#[test]
+fn error_bodies_carry_only_the_specs_codes() {
+    let server = Served::start_with(|s| s.max_blob_size(1000));
+    let h = Http::new(&server.addr);
+    let name = "errors/repo";
+    let config = b"{}";
+    let c = post_blob(&h, name, config);
+    let unknown = digest_of(b"unknown");
+    let post = |path: &str, body: Option<&[u8]>| h.send("POST", path, &[], body);
+
+    // Routes and methods.
+    assert_spec_error(&h.get("/v2/nothing/here"), 404, "unknown route");
+    assert_spec_error(&h.get("/nope"), 404, "outside /v2");
+    assert_spec_error(&post("/v2/", None), 405, "POST /v2/");
+    assert_spec_error(
+        &h.send("PATCH", &format!("/v2/{name}/manifests/x"), &[], None),
+        405,
+        "PATCH a manifest",
+    );
+    assert_spec_error(&h.get("/v2/Bad/tags/list"), 400, "invalid name");
+    // Listings.
+    assert_spec_error(&h.get("/v2/no/such/tags/list"), 404, "unknown repository");
+    assert_spec_error(
+        &h.get(&format!("/v2/{name}/tags/list?n=many")),
+        400,
+        "invalid n",
+    );
+    assert_spec_error(&h.get("/v2/_catalog?n=-1"), 400, "invalid catalog n");
+    assert_spec_error(
+        &h.get(&format!("/v2/{name}/referrers/sha256:zz")),
+        400,
+        "invalid referrers digest",
+    );
+    // Blobs.
+    assert_spec_error(&h.get(&format!("/v2/{name}/blobs/{unknown}")), 404, "blob");
+    assert_spec_error(&h.get(&format!("/v2/{name}/blobs/md5:00")), 400, "digest");
+    let r = h.send(
+        "GET",
+        &format!("/v2/{name}/blobs/{c}"),
+        &[("Range", "bytes=10-")],
+        None,
+    );
+    assert_spec_error(&r, 416, "range past the end");
+    assert_eq!(r.header("Content-Range"), Some("bytes */2"));
+    assert_spec_error(
+        &h.send("DELETE", &format!("/v2/{name}/blobs/{unknown}"), &[], None),
+        404,
+        "delete an unknown blob",
+    );
+    // Uploads.
+    let r = post(
+        &format!("/v2/{name}/blobs/uploads/?digest={unknown}"),
+        Some(b"x"),
+    );
+    assert_spec_error(&r, 400, "wrong digest");
+    assert_spec_error(
+        &post(
+            &format!("/v2/{name}/blobs/uploads/?digest={}", digest_of(&[0; 2000])),
+            Some(&[0; 2000]),
+        ),
+        413,
+        "too large",
+    );
+    let upload = |what: &str| {
+        let r = post(&format!("/v2/{name}/blobs/uploads/"), None);
+        assert_eq!(r.status, 202, "{what}");
+        r.header("Location").unwrap().to_owned()
+    };
+    let location = upload("session");
+    // "A 416 will be returned under the following conditions: Invalid Content-Range header
+    // format; Out of order chunk".
+    for range in ["bytes=0-1", "0-", "a-b", "1-0", "0-5"] {
+        let r = h.send("PATCH", &location, &[("Content-Range", range)], Some(b"ab"));
+        assert_spec_error(&r, 416, range);
+        assert_eq!(r.header("Range"), Some("0-0"), "{range}");
+        assert_eq!(r.header("Location"), Some(location.as_str()), "{range}");
+    }
+    assert_spec_error(
+        &h.send("PUT", &location, &[], Some(b"ab")),
+        400,
+        "PUT without digest",
+    );
+    let gone = format!("/v2/{name}/blobs/uploads/00000000000000000000000000000000");
+    assert_spec_error(&h.get(&gone), 404, "unknown session");
+    assert_spec_error(
+        &h.send("DELETE", &gone, &[], None),
+        404,
+        "cancel an unknown session",
+    );
+    // Manifests.
+    assert_spec_error(
+        &h.get(&format!("/v2/{name}/manifests/{NOT_A_REFERENCE}")),
+        404,
+        "invalid reference",
+    );
+    assert_spec_error(
+        &put_manifest(&h, name, "v1", OCI_MANIFEST, b"not json"),
+        400,
+        "manifest invalid",
+    );
+    let missing = manifest_json(config, &[b"absent"]);
+    assert_spec_error(
+        &put_manifest(&h, name, "v1", OCI_MANIFEST, &missing),
+        400,
+        "manifest blob unknown",
+    );
+    assert_spec_error(
+        &put_manifest(&h, name, "sha256:totallywrong", OCI_MANIFEST, b"blablabla"),
+        400,
+        "PUT by a malformed digest",
+    );
+    assert_spec_error(
+        &h.send("DELETE", &format!("/v2/{name}/manifests/nope"), &[], None),
+        404,
+        "delete an unknown tag",
+    );
+}

@@ -70,10 +70,11 @@ impl Reply {
     }
 }
 
-/// A refusal with the spec's error body.
+/// A refusal with the spec's error body, or a plain-text one.
 struct ApiError {
     status: u16,
-    code: ErrorCode,
+    /// `None`: the condition has no code in the spec, and the body is the message as text.
+    code: Option<ErrorCode>,
     message: String,
     headers: Vec<(&'static str, String)>,
 }
@@ -82,7 +83,20 @@ impl ApiError {
     fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            code,
+            code: Some(code),
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A refusal the spec has no error code for. "A `4XX` response code from the registry
+    /// MAY return a body in any format. If the response body is in JSON format, ... The
+    /// `code` field MUST be one of the following" (its table): so a condition outside that
+    /// table is answered in plain text, never with a JSON code of our own.
+    fn plain(status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: None,
             message: message.into(),
             headers: Vec::new(),
         }
@@ -94,12 +108,14 @@ impl ApiError {
     }
 
     fn into_reply(self) -> Reply {
-        let body = serde_json::json!({"errors": [{
-            "code": self.code.as_str(),
-            "message": self.message,
-            "detail": null,
-        }]});
-        let mut reply = Reply::json(&body);
+        let mut reply = match self.code {
+            Some(code) => Reply::json(&serde_json::json!({"errors": [{
+                "code": code.as_str(),
+                "message": self.message,
+                "detail": null,
+            }]})),
+            None => Reply::bytes(200, "text/plain; charset=utf-8", self.message.into_bytes()),
+        };
         reply.status = self.status;
         reply.headers.extend(self.headers);
         reply
@@ -109,6 +125,7 @@ impl ApiError {
 type ApiResult = Result<Reply, ApiError>;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
+    // A 5xx: the spec's code table binds 4xx bodies only.
     ApiError::new(500, ErrorCode::Unknown("INTERNAL".into()), e.to_string())
 }
 
@@ -197,7 +214,7 @@ fn route(state: &State, req: &mut Request) -> ApiResult {
             .map(|(_, v)| v.as_str())
     };
     let method = req.method().clone();
-    let not_found = || ApiError::new(404, ErrorCode::Unknown("NOT_FOUND".into()), "no such route");
+    let not_found = || ApiError::plain(404, "no such route");
     let rest = match path.strip_prefix("/v2") {
         Some("") | Some("/") => {
             return match method {
@@ -483,12 +500,8 @@ fn get_blob(state: &State, req: &Request, name: &str, digest: &str) -> ApiResult
             reply.body = Box::new(file.take(len));
             Ok(reply)
         }
-        Some(None) => Err(ApiError::new(
-            416,
-            ErrorCode::Unknown("RANGE_NOT_SATISFIABLE".into()),
-            "range not satisfiable",
-        )
-        .header("Content-Range", format!("bytes */{total}"))),
+        Some(None) => Err(ApiError::plain(416, "range not satisfiable")
+            .header("Content-Range", format!("bytes */{total}"))),
     }
 }
 
@@ -759,13 +772,10 @@ fn page(
 ) -> Result<(Vec<String>, Option<usize>, bool), ApiError> {
     let n = match n {
         None | Some("") => None,
-        Some(text) => Some(text.parse::<usize>().map_err(|_| {
-            ApiError::new(
-                400,
-                ErrorCode::Unknown("PAGINATION_NUMBER_INVALID".into()),
-                format!("invalid n {text:?}"),
-            )
-        })?),
+        Some(text) => Some(
+            text.parse::<usize>()
+                .map_err(|_| ApiError::plain(400, format!("invalid n {text:?}")))?,
+        ),
     };
     let mut items: Vec<String> = match last {
         Some(last) if !last.is_empty() => items.into_iter().filter(|t| t.as_str() > last).collect(),

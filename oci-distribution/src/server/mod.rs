@@ -40,7 +40,8 @@ use crate::{Error, Result};
 /// order), streamed `PATCH`, status `GET`, cancel `DELETE`, cross-repository mount with
 /// `from` and without (from any repository that has the blob); tags and catalog with
 /// `n`/`last` and `Link`; referrers with `artifactType` filtering and
-/// `OCI-Filters-Applied`. Errors carry the spec's codes ([`crate::ErrorCode`]).
+/// `OCI-Filters-Applied`. Errors carry the spec's codes ([`crate::ErrorCode`]); a 4xx the spec
+/// has no code for (unknown route, unsatisfiable `Range`, malformed `n`) has a plain-text body.
 ///
 /// # Storage
 /// `ROOT/repositories/<name>/_layout` is one OCI image layout per repository (written
