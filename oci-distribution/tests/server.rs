@@ -1830,3 +1830,53 @@ fn error_bodies_carry_only_the_specs_codes() {
         "delete an unknown tag",
     );
 }
+
+#[test]
+fn tags_follow_the_specs_grammar_and_4_mib_manifests_are_accepted() {
+    let server = Served::start();
+    let h = Http::new(&server.addr);
+    let name = "grammar/tags";
+    let config = b"{}";
+    post_blob(&h, name, config);
+    let manifest = manifest_json(config, &[]);
+    // "<reference> as a tag MUST be at most 128 characters in length and MUST match the
+    // following regular expression: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}".
+    let longest = format!("a{}", "b".repeat(127));
+    let mut good = vec!["_x", "A.b-C", "0", "x..y__z--"];
+    good.push(&longest);
+    for tag in &good {
+        let r = put_manifest(&h, name, tag, OCI_MANIFEST, &manifest);
+        assert_eq!(r.status, 201, "{tag}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(h.get(&format!("/v2/{name}/manifests/{tag}")).body, manifest);
+    }
+    let mut listed = tag_list(&h.get(&format!("/v2/{name}/tags/list")));
+    listed.sort();
+    let mut want: Vec<String> = good.iter().map(|t| t.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    let too_long = format!("a{}", "b".repeat(128));
+    for tag in [".x", "-x", too_long.as_str(), "a+b"] {
+        let r = put_manifest(&h, name, tag, OCI_MANIFEST, &manifest);
+        assert_spec_error(&r, 400, tag);
+    }
+    // "Client and registry implementations SHOULD expect to be able to support manifest
+    // pushes of at least 4 megabytes": one of exactly 4 MiB is taken, one byte more is 413.
+    let mut big = manifest.clone();
+    big.pop(); // the closing brace
+    big.resize((4 << 20) - 1, b' ');
+    big.push(b'}');
+    assert_eq!(big.len(), 4 << 20);
+    let r = put_manifest(&h, name, "big", OCI_MANIFEST, &big);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(h.get(&format!("/v2/{name}/manifests/big")).body, big);
+    big.insert(1, b' ');
+    let r = put_manifest(&h, name, "bigger", OCI_MANIFEST, &big);
+    assert_spec_error(&r, 413, "4 MiB + 1");
+    // Tags that are no layout reference names are stored under names that are: the
+    // repository stays a valid layout.
+    let layout = oci_layout::Layout::open(server.layout_dir(name)).unwrap();
+    assert!(layout.fsck().unwrap().is_ok());
+    // Deleting such a tag works like any other.
+    assert_eq!(delete(&h, &format!("/v2/{name}/manifests/_x")), 202);
+    assert_eq!(h.get(&format!("/v2/{name}/manifests/_x")).status, 404);
+}

@@ -9,11 +9,11 @@ use oci_image::{
     AnyManifest, ContentKind, DocumentKind, MediaTypeExt, Tag, digest_bytes, digest_reader,
     parse_digest, read_capped,
 };
-use oci_layout::{Layout, RefName};
+use oci_layout::Layout;
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::Htpasswd;
-use super::names::{parse_query, percent_decode, percent_encode, valid_name};
+use super::names::{parse_query, percent_decode, percent_encode, ref_tag, tag_ref, valid_name};
 use super::storage::{Session, Store};
 use crate::ErrorCode;
 
@@ -313,10 +313,7 @@ fn find_manifest(layout: &Layout, reference: &Ref) -> Option<Descriptor> {
             .iter()
             .find(|e| e.digest() == d)
             .cloned(),
-        Ref::Tag(t) => {
-            let name = RefName::new(t.as_str()).ok()?;
-            layout.resolve_ref(&name).ok()?.into_iter().next()
-        }
+        Ref::Tag(t) => layout.resolve_ref(&tag_ref(t)).ok()?.into_iter().next(),
     }
 }
 
@@ -376,11 +373,9 @@ fn put_manifest(state: &State, req: &mut Request, name: &str, reference: &str) -
             }
             (want, None)
         }
-        Ref::Tag(t) => {
-            let name = RefName::new(t.as_str())
-                .map_err(|e| invalid(format!("tag {t} cannot be stored: {e}")))?;
-            (oci_image::sha256(&raw), Some(name))
-        }
+        // Every tag of the spec's grammar is taken, also those that are no layout reference
+        // name as they are (`tag_ref`).
+        Ref::Tag(t) => (oci_image::sha256(&raw), Some(tag_ref(&t))),
     };
     let existing = state.store.layout(name);
     if let AnyManifest::Manifest(m) = &parsed {
@@ -451,8 +446,7 @@ fn delete_manifest(state: &State, name: &str, reference: &str) -> ApiResult {
     let layout = state.store.layout(name).ok_or_else(manifest_unknown)?;
     match reference {
         Ref::Tag(t) => {
-            let name = RefName::new(t.as_str()).map_err(|_| manifest_unknown())?;
-            layout.remove_ref(&name, None).map_err(|e| {
+            layout.remove_ref(&tag_ref(&t), None).map_err(|e| {
                 if e.is_not_found() {
                     manifest_unknown()
                 } else {
@@ -809,7 +803,7 @@ fn tags(state: &State, name: &str, n: Option<&str>, last: Option<&str>) -> ApiRe
         .refs()
         .map_err(internal)?
         .into_iter()
-        .map(|(r, _)| r.to_string())
+        .filter_map(|(r, _)| ref_tag(&r).map(|t| t.as_str().to_owned()))
         .collect();
     // "the list of tags MUST be in lexical order"
     all.sort();

@@ -46,7 +46,8 @@ use crate::{Error, Result};
 /// # Storage
 /// `ROOT/repositories/<name>/_layout` is one OCI image layout per repository (written
 /// through `oci_layout`, so any OCI tool reads it); manifests are listed in its
-/// `index.json`, tags are `org.opencontainers.image.ref.name` entries. Cross-repository
+/// `index.json`, tags are `org.opencontainers.image.ref.name` entries (a tag that is no
+/// reference name, such as `_x` or `v1-`, as `tag+<hex of the tag>`). Cross-repository
 /// mounts hard-link blobs. Upload sessions live in memory, their bytes under `ROOT/uploads`
 /// (cleared at start): a restart forgets them. One server serves a root at a time
 /// (`ROOT/server.lock`, a `flock`); a second `bind` on it fails. Deleting a manifest or tag edits

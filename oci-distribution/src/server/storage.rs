@@ -17,7 +17,8 @@
 //! Cross-repository mounts hard-link the blob into the target layout (a copy, verified,
 //! where linking fails), so repositories share storage without sharing a directory.
 //! Manifests are blobs of the layout, each listed in `index.json` (without a name when
-//! pushed by digest), tags are `org.opencontainers.image.ref.name` entries.
+//! pushed by digest), tags are `org.opencontainers.image.ref.name` entries: as themselves, or,
+//! for a tag that is no reference name (`_x`, `v1-`), as `tag+<hex>` (`names::tag_ref`).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
