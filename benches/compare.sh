@@ -33,8 +33,8 @@ row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
 step "sha256 vs openssl dgst"
 bash benches/sha256-vs-openssl.sh >"$LOGS/sha" 2>"$LOGS/sha.err"
 line=$(tail -n 1 "$LOGS/sha")
-ours=$(sed -E 's/.*digest_reader ([0-9.]+ GiB\/s).*/\1/' <<<"$line")
-peer=$(sed -E 's/.*openssl dgst ([0-9.]+ GiB\/s).*/\1/' <<<"$line")
+ours=$(sed -E 's/.*digest_reader ([0-9.]+ GiB\/s \(peak RSS [0-9]+ KiB\)).*/\1/' <<<"$line")
+peer=$(sed -E 's/.*openssl dgst ([0-9.]+ GiB\/s \(peak RSS [0-9]+ KiB\)).*/\1/' <<<"$line")
 ratio=$(sed -E 's/.*ratio ([0-9.]+)x.*/\1/' <<<"$line")
 row "sha256 of 256 MiB (throughput)" "$ours" "openssl dgst" "$peer" "${ratio}x the throughput"
 
@@ -86,6 +86,10 @@ d=$(sed -E 's/.*docker-registry ([0-9]+ ms).*/\1/' <<<"$l")
 o=$(sed -E 's/.*ours ([0-9]+ ms).*/\1/' <<<"$l")
 r=$(sed -E 's/.*ratio ([0-9.]+).*/\1/' <<<"$l")
 row "server CPU per pull served" "$o" "docker-registry" "$d" "${r}x the CPU time"
+l=$(grep "^server peak RSS" "$LOGS/srv")
+d=$(sed -E 's/.*docker-registry ([0-9]+ KiB).*/\1/' <<<"$l")
+o=$(sed -E 's/.*ours ([0-9]+ KiB).*/\1/' <<<"$l")
+row "server peak RSS over those pulls" "$o" "docker-registry" "$d" "(memory, not time)"
 
 step "run /bin/true (oci-runtime/benches/run.sh)"
 sh oci-runtime/benches/run.sh 30 >"$LOGS/run" 2>"$LOGS/run.err"
@@ -102,7 +106,6 @@ row "run /bin/true" "$(med oci-runtime)" "crun run" "$(med crun)" "${rc}x the ti
     echo "|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
     echo
-    echo "Layer size, ocikit vs umoci: $size. Peak RSS is measured for both sides of the layer,"
-    echo "pull/push and run rows; not for sha256 (both stream a file through a fixed buffer) nor"
-    echo "for serving (ours runs inside the benchmark process)."
+    echo "Layer size, ocikit vs umoci: $size. Peak RSS is of each side's process (for the"
+    echo "serving rows, of the registry's)."
 } | tee "$OUT"

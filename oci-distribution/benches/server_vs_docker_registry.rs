@@ -6,19 +6,20 @@
 //! ```
 //!
 //! Needs docker-registry, skopeo and gzip on PATH. Both registries store on tmpfs
-//! (`/dev/shm`) when there is one; docker-registry runs as its own process, ours on threads of
-//! this one; each client runs as its own process (ours is this binary re-executed), pulling
+//! (`/dev/shm`) when there is one; each registry runs as its own process (ours is this binary
+//! re-executed with `--serve`); each client runs as its own process (ours too), pulling
 //! into a fresh layout. The fastest of `ROUNDS` runs of each pair is kept. It also prints each
 //! registry's CPU time per pull (from `/proc`, at tick resolution, summed over all pulls):
-//! the cost of serving, apart from the clients that share the two cores. Built but not run
-//! by `cargo test` (it does nothing without `--bench`).
+//! the cost of serving, apart from the clients that share the two cores; and each registry's
+//! peak RSS. Built but not run by `cargo test` (it does nothing without `--bench`).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{LAYERS, cpu_seconds, make_source, pull, settle};
@@ -53,6 +54,17 @@ fn main() {
         child(&args[1..]);
         return;
     }
+    if let [mode, root] = &args[..]
+        && mode == "--serve"
+    {
+        // Our registry in a process of its own, as docker-registry runs: its address on
+        // stdout, then serving until stdin closes.
+        let server = RegistryServer::new(root).bind("127.0.0.1:0").unwrap();
+        println!("{}", server.addr());
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        server.stop();
+        return;
+    }
     if !args.iter().any(|a| a == "--bench") {
         println!(
             "server_vs_docker_registry: run with `cargo bench -p oci-distribution --bench server_vs_docker_registry`"
@@ -73,14 +85,20 @@ fn main() {
     println!("image: {} layers, {mib:.1} MiB compressed", LAYERS.len());
 
     let docker = Registry::start_in(work.path(), "", |_| {});
-    let ours = RegistryServer::new(work.path().join("ours-root"))
-        .bind("127.0.0.1:0")
+    let mut ours = Command::new(&me)
+        .arg("--serve")
+        .arg(work.path().join("ours-root"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    let ours_addr = ours.addr().to_string();
-    // Ours serves on threads of this process, which does nothing else while a pull runs.
+    let mut ours_addr = String::new();
+    BufReader::new(ours.stdout.take().unwrap())
+        .read_line(&mut ours_addr)
+        .unwrap();
     let registries = [
         ("docker-registry", docker.addr.clone(), docker.pid()),
-        ("ocikit", ours_addr, std::process::id()),
+        ("ocikit", ours_addr.trim().to_owned(), ours.id()),
     ];
     for (_, addr, _) in &registries {
         run(Command::new("skopeo")
@@ -135,5 +153,18 @@ fn main() {
         "server CPU per pull: docker-registry {d:.0} ms, ours {o:.0} ms: ratio {:.2}",
         o / d
     );
-    ours.stop();
+    let [d, o] = [docker.pid(), ours.id()].map(peak_rss_kib);
+    println!("server peak RSS: docker-registry {d} KiB, ours {o} KiB");
+    drop(ours.stdin.take());
+    ours.wait().unwrap();
+}
+
+/// The peak RSS (`VmHWM`) of the running process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
