@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ocikit side by side with the tools it replaces, on the same data, in one run:
 #
-#   bash benches/compare.sh [OUT.md]      (as root; about 10 minutes on 2 cores)
+#   bash benches/compare.sh [OUT.md]      (as root; about 5 minutes on 2 cores)
 #
 # Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
@@ -38,8 +38,8 @@ peer=$(sed -E 's/.*openssl dgst ([0-9.]+ GiB\/s \(peak RSS [0-9]+ KiB\)).*/\1/' 
 ratio=$(sed -E 's/.*ratio ([0-9.]+)x.*/\1/' <<<"$line")
 row "sha256 of 256 MiB (throughput)" "$ours" "openssl dgst" "$peer" "${ratio}x the throughput"
 
-step "layer build and apply (benches/layers.sh)"
-bash benches/layers.sh 1 >"$LOGS/layers" 2>"$LOGS/layers.err"
+step "layer build and apply (benches/layers.sh, median of 3 runs)"
+bash benches/layers.sh 3 >"$LOGS/layers" 2>"$LOGS/layers.err"
 layer_row() { # name-in-table peer-label line-key peer-key
     local l
     l=$(grep -E "^$3 +[0-9.]+s +[0-9]+ KiB +$4 " "$LOGS/layers")
