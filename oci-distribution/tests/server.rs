@@ -1880,3 +1880,88 @@ fn tags_follow_the_specs_grammar_and_4_mib_manifests_are_accepted() {
     assert_eq!(delete(&h, &format!("/v2/{name}/manifests/_x")), 202);
     assert_eq!(h.get(&format!("/v2/{name}/manifests/_x")).status, 404);
 }
+
+/// Sends `bytes` on a new connection and reads what comes back until the server closes it
+/// (or 5 s pass).
+fn raw_exchange(addr: &str, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    // The server may answer and close before it has read everything: a failed write is fine.
+    let _ = conn.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn request_heads_and_chunk_lines_are_bounded() {
+    // A client must not make the server buffer without end: a header line that never ends,
+    // too many fields, a chunk-size line that never ends. Each is refused at its bound, and
+    // the server goes on serving.
+    let server = Served::start();
+    let mut long = b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Long: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    let answer = raw_exchange(&server.addr, &long);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+
+    let mut many = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..150 {
+        many.extend(format!("X-{i}: y\r\n").bytes());
+    }
+    many.extend(b"\r\n");
+    let answer = raw_exchange(&server.addr, &many);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+
+    let h = Http::new(&server.addr);
+    let r = h.send("POST", "/v2/bounded/chunks/blobs/uploads/", &[], None);
+    let location = r.header("Location").unwrap().to_owned();
+    let mut endless =
+        format!("PATCH {location} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
+    endless.extend(std::iter::repeat_n(b'f', 64 * 1024));
+    let answer = raw_exchange(&server.addr, &endless);
+    // The body cannot be read: the upload fails and the connection closes.
+    assert!(!answer.starts_with("HTTP/1.1 202"), "{answer:?}");
+
+    // Still serving.
+    assert_eq!(h.get("/v2/").status, 200);
+}
+
+#[test]
+fn chunked_and_pipelined_requests_are_served() {
+    // Go clients stream uploads with Transfer-Encoding: chunked; HTTP/1.1 clients may send
+    // the next request before the answer to the last.
+    let server = Served::start();
+    let h = Http::new(&server.addr);
+    let name = "chunked/body";
+    let r = h.send("POST", &format!("/v2/{name}/blobs/uploads/"), &[], None);
+    let location = r.header("Location").unwrap().to_owned();
+    let blob: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let mut request =
+        format!("PATCH {location} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .into_bytes();
+    for part in [&blob[..1], &blob[1..30_000], &blob[30_000..]] {
+        request.extend(format!("{:x};ext=1\r\n", part.len()).bytes());
+        request.extend(part);
+        request.extend(b"\r\n");
+    }
+    request.extend(b"0\r\n\r\n");
+    // Pipelined behind it: the status of the session, then the end of the connection.
+    request
+        .extend(format!("GET {location} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").bytes());
+    let answer = raw_exchange(&server.addr, &request);
+    let responses: Vec<&str> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answer[i..])
+        .collect();
+    assert_eq!(responses.len(), 2, "{answer:?}");
+    assert!(responses[0].starts_with("HTTP/1.1 202"), "{answer:?}");
+    assert!(responses[1].starts_with("HTTP/1.1 204"), "{answer:?}");
+    assert!(answer.contains("Range: 0-69999"), "{answer:?}");
+    let digest = sha256(&blob).to_string();
+    let r = h.send("PUT", &format!("{location}?digest={digest}"), &[], None);
+    assert_eq!(r.status, 201);
+    assert_eq!(h.get(&format!("/v2/{name}/blobs/{digest}")).body, blob);
+}

@@ -4,21 +4,18 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Instant;
 
+use super::http::{Method, Request, Response, ResponseBody};
 use oci_image::oci_spec::image::{Descriptor, Digest, MediaType};
 use oci_image::{
     AnyManifest, ContentKind, DocumentKind, MediaTypeExt, Tag, digest_bytes, digest_reader,
     parse_digest, read_capped,
 };
 use oci_layout::Layout;
-use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::Htpasswd;
 use super::names::{parse_query, percent_decode, percent_encode, ref_tag, tag_ref, valid_name};
 use super::storage::{Session, Store};
 use crate::ErrorCode;
-
-/// The largest write of a response body.
-const BODY_BUFFER: usize = 256 * 1024;
 
 /// What a request handler needs.
 #[derive(Debug)]
@@ -33,7 +30,7 @@ pub(crate) struct State {
 struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
-    body: Box<dyn Read + Send>,
+    body: ResponseBody,
     len: u64,
 }
 
@@ -42,7 +39,7 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
-            body: Box::new(io::empty()),
+            body: ResponseBody::Reader(Box::new(io::empty())),
             len: 0,
         }
     }
@@ -52,7 +49,7 @@ impl Reply {
             status,
             headers: vec![("Content-Type", content_type.to_owned())],
             len: bytes.len() as u64,
-            body: Box::new(io::Cursor::new(bytes)),
+            body: ResponseBody::Reader(Box::new(io::Cursor::new(bytes))),
         }
     }
 
@@ -157,34 +154,22 @@ fn parse_digest_param(text: &str) -> Result<Digest, ApiError> {
     parse_digest(text).map_err(|e| digest_invalid(format!("{text:?}: {e}")))
 }
 
-/// Answers one request; never panics on input.
-pub(crate) fn handle(state: &State, mut req: Request) {
-    let reply = route(state, &mut req).unwrap_or_else(ApiError::into_reply);
-    // Whatever the handler did not read is drained here, in bounded memory, so the connection
-    // can carry the next request (tiny_http would buffer the rest whole).
-    let _ = io::copy(req.as_reader(), &mut io::sink());
-    let mut headers = vec![header("Docker-Distribution-API-Version", "registry/2.0")];
-    headers.extend(reply.headers.iter().map(|(k, v)| header(k, v)));
-    let len = usize::try_from(reply.len).unwrap_or(usize::MAX);
-    // tiny_http copies the body through an 8 KiB buffer unless the reader has its own: a
-    // blob goes out in large writes, a small body in one.
-    let body = io::BufReader::with_capacity(len.clamp(1, BODY_BUFFER), reply.body);
-    let response = Response::new(StatusCode(reply.status), headers, body, Some(len), None)
-        // Always `Content-Length`, never chunked: clients read blob sizes from it.
-        .with_chunked_threshold(usize::MAX);
-    let _ = req.respond(response);
+/// Answers one request; never panics on input. What the handler leaves of the body is
+/// drained by the connection.
+pub(crate) fn handle(state: &State, req: &mut Request<'_>) -> Response {
+    let reply = route(state, req).unwrap_or_else(ApiError::into_reply);
+    let mut headers = vec![("Docker-Distribution-API-Version", "registry/2.0".to_owned())];
+    headers.extend(reply.headers);
+    Response {
+        status: reply.status,
+        headers,
+        body: reply.body,
+        len: reply.len,
+    }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .unwrap_or_else(|()| Header::from_bytes(name.as_bytes(), &b"invalid"[..]).expect("ascii"))
-}
-
-fn req_header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+fn req_header<'r>(req: &'r Request<'_>, name: &str) -> Option<&'r str> {
+    req.header(name)
 }
 
 enum Target {
@@ -482,7 +467,7 @@ fn get_blob(state: &State, req: &Request, name: &str, digest: &str) -> ApiResult
         None => {
             let mut reply = base(200);
             reply.len = total;
-            reply.body = Box::new(file);
+            reply.body = ResponseBody::File(file);
             Ok(reply)
         }
         Some(Some((start, end))) => {
@@ -491,7 +476,8 @@ fn get_blob(state: &State, req: &Request, name: &str, digest: &str) -> ApiResult
             let mut reply =
                 base(206).header("Content-Range", format!("bytes {start}-{end}/{total}"));
             reply.len = len;
-            reply.body = Box::new(file.take(len));
+            // The response takes `len` bytes from where the file stands.
+            reply.body = ResponseBody::File(file);
             Ok(reply)
         }
         Some(None) => Err(ApiError::plain(416, "range not satisfiable")

@@ -2,15 +2,15 @@
 
 mod api;
 mod auth;
+mod http;
 mod names;
 mod storage;
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use crate::{Error, Result};
 
 /// A registry that serves OCI image layouts over the
 /// [distribution-spec v1.1](https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md)
-/// API, in-process, on plain HTTP/1.1 (keep-alive). Feature `server`.
+/// API, in-process, on plain HTTP/1.1 (keep-alive, pipelining; heads parsed by `httparse`).
+/// Feature `server`.
 ///
 /// ```no_run
 /// use oci_distribution::RegistryServer;
@@ -65,10 +66,10 @@ use crate::{Error, Result};
 /// client verifies them, and `oci_layout::Layout::fsck` checks the store). There is no
 /// TLS: bind to loopback, or put a TLS proxy in front. Connections are capped
 /// ([`RegistryServer::max_connections`]) and closed when idle
-/// ([`RegistryServer::idle_timeout`]). Request heads are read by tiny_http, which does not
-/// bound a header line: a client that keeps sending one without a line end grows that
-/// connection's buffer. Keep the port private, or behind a proxy that limits headers. With [`RegistryServer::htpasswd`],
-/// every request needs basic auth; without it, anyone who can connect can push and delete.
+/// ([`RegistryServer::idle_timeout`]). A request head is at most 64 KiB and 100 fields (431
+/// beyond), a chunk-size line at most 4 KiB; a TLS hello gets 400 at once. With
+/// [`RegistryServer::htpasswd`], every request needs basic auth; without it, anyone who can
+/// connect can push and delete.
 ///
 /// # Non-goals
 /// No token auth, no per-repository access control, no TLS, no HTTP/2, no garbage
@@ -129,7 +130,7 @@ impl RegistryServer {
     }
 
     /// How many client connections are open at once (default 256; at least 1); more are
-    /// answered 503 and closed. Each takes two threads besides tiny_http's own.
+    /// answered 503 and closed. Each takes a thread.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -156,90 +157,124 @@ impl RegistryServer {
         };
         let store = storage::Store::open(&self.root, self.upload_ttl)
             .map_err(|e| io_err(&format!("storage {}", self.root.display()), &e))?;
-        // Clients are accepted here and handed to tiny_http through a private Unix socket:
-        // see `front`.
         let tcp = TcpListener::bind(addr).map_err(|e| io_err("bind", &e))?;
         let addr = tcp.local_addr().map_err(|e| io_err("bind", &e))?;
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| io_err("random", &e))?;
-        let socket = std::env::temp_dir().join(format!(
-            "ocikit-registry-{}-{}.sock",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
-        let unix = UnixListener::bind(&socket).map_err(|e| io_err("bind", &e))?;
-        let server =
-            tiny_http::Server::from_listener(unix, None).map_err(|e| io_err("bind", &e))?;
-        let server = Arc::new(server);
-        let state = Arc::new(api::State {
-            store,
-            max_manifest_size: self.max_manifest_size,
-            max_blob_size: self.max_blob_size,
-            users: self.users,
+        let shared = Arc::new(Shared {
+            state: api::State {
+                store,
+                max_manifest_size: self.max_manifest_size,
+                max_blob_size: self.max_blob_size,
+                users: self.users,
+            },
+            stop: AtomicBool::new(false),
+            busy: Mutex::new(0),
+            free: Condvar::new(),
+            workers: self.workers,
+            connections: Mutex::new(Connections::default()),
+            closed: Condvar::new(),
         });
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..self.workers)
-            .map(|i| {
-                let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
-                std::thread::Builder::new()
-                    .name(format!("ocikit-registry-{i}"))
-                    .spawn(move || {
-                        while !stop.load(Ordering::Relaxed) {
-                            match server.recv_timeout(Duration::from_millis(200)) {
-                                Ok(Some(req)) => api::handle(&state, req),
-                                Ok(None) => {}
-                                Err(_) => break,
-                            }
-                        }
-                    })
-                    .map_err(|e| io_err("spawning a worker", &e))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let acceptor = {
-            let stop = stop.clone();
-            let open = Arc::new(AtomicUsize::new(0));
-            let open_on_error = open.clone();
+            let shared = shared.clone();
             let (max_connections, idle_timeout) = (self.max_connections, self.idle_timeout);
             std::thread::Builder::new()
                 .name("ocikit-registry-accept".into())
-                .spawn(move || {
-                    for conn in tcp.incoming() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let Ok(mut conn) = conn else { continue };
-                        if open.fetch_add(1, Ordering::AcqRel) >= max_connections {
-                            open.fetch_sub(1, Ordering::AcqRel);
-                            let _ = conn.write_all(
-                                b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
-                            );
-                            continue;
-                        }
-                        // An idle connection (between requests, or a client that stalls
-                        // mid-request) is closed after `idle_timeout`.
-                        let _ = conn.set_read_timeout(Some(idle_timeout));
-                        let socket = socket.clone();
-                        let open = open.clone();
-                        let spawned = std::thread::Builder::new()
-                            .name("ocikit-registry-conn".into())
-                            .spawn(move || {
-                                front(conn, &socket);
-                                open.fetch_sub(1, Ordering::AcqRel);
-                            });
-                        if spawned.is_err() {
-                            open_on_error.fetch_sub(1, Ordering::AcqRel);
-                        }
-                    }
-                })
+                .spawn(move || accept(&tcp, &shared, max_connections, idle_timeout))
                 .map_err(|e| io_err("spawning the acceptor", &e))?
         };
         Ok(ServerHandle {
             addr,
-            stop,
-            server,
-            threads,
+            shared,
             acceptor: Some(acceptor),
         })
+    }
+}
+
+/// What the acceptor and the connection threads share.
+struct Shared {
+    state: api::State,
+    stop: AtomicBool,
+    /// Requests being handled, at most `workers` at once.
+    busy: Mutex<usize>,
+    free: Condvar,
+    workers: usize,
+    /// The open connections, to close them when stopping.
+    connections: Mutex<Connections>,
+    closed: Condvar,
+}
+
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: std::collections::HashMap<u64, TcpStream>,
+}
+
+/// Accepts connections until stopped, each served on a thread of its own (at most
+/// `max_connections`; more get 503 and are closed).
+fn accept(tcp: &TcpListener, shared: &Arc<Shared>, max_connections: usize, idle: Duration) {
+    for conn in tcp.incoming() {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let Ok(mut conn) = conn else { continue };
+        let id = {
+            let mut connections = lock(&shared.connections);
+            if connections.open.len() >= max_connections {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",
+                );
+                continue;
+            }
+            let Ok(copy) = conn.try_clone() else { continue };
+            connections.next += 1;
+            let id = connections.next;
+            connections.open.insert(id, copy);
+            id
+        };
+        // An idle connection (between requests, or a client that stalls mid-request, or
+        // one that does not read its responses) is closed after `idle`.
+        let _ = conn.set_read_timeout(Some(idle));
+        let _ = conn.set_write_timeout(Some(idle));
+        let _ = conn.set_nodelay(true);
+        let worker = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ocikit-registry-conn".into())
+            .spawn(move || {
+                http::serve(conn, |req| {
+                    let _permit = Permit::take(&worker);
+                    api::handle(&worker.state, req)
+                });
+                let mut connections = lock(&worker.connections);
+                connections.open.remove(&id);
+                worker.closed.notify_all();
+            });
+        if spawned.is_err() {
+            lock(&shared.connections).open.remove(&id);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One of the `workers` slots for handling a request, given back when dropped.
+struct Permit<'s>(&'s Shared);
+
+impl<'s> Permit<'s> {
+    fn take(shared: &'s Shared) -> Permit<'s> {
+        let mut busy = lock(&shared.busy);
+        while *busy >= shared.workers {
+            busy = shared.free.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Permit(shared)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.busy) -= 1;
+        self.0.free.notify_one();
     }
 }
 
@@ -247,9 +282,7 @@ impl RegistryServer {
 /// too).
 pub struct ServerHandle {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    server: Arc<tiny_http::Server>,
-    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -257,7 +290,7 @@ impl std::fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerHandle")
             .field("addr", &self.addr)
-            .field("workers", &self.threads.len())
+            .field("workers", &self.shared.workers)
             .finish_non_exhaustive()
     }
 }
@@ -268,8 +301,9 @@ impl ServerHandle {
         self.addr
     }
 
-    /// Stops serving: requests being handled finish, the listener closes, the worker threads
-    /// are joined.
+    /// Stops serving: the listener closes, open connections are closed (a request being
+    /// handled fails where it next touches its connection), and every thread is waited for,
+    /// so the root can be served again at once.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -277,83 +311,35 @@ impl ServerHandle {
     /// Serves until another thread stops the process (what a program that is only a registry
     /// does).
     pub fn wait(mut self) {
-        for t in self.threads.drain(..) {
-            let _ = t.join();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
         }
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for _ in 0..self.threads.len() {
-            self.server.unblock();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(acceptor) = self.acceptor.take() {
             // Wakes the acceptor, which sees the flag.
             let _ = TcpStream::connect(self.addr);
             let _ = acceptor.join();
         }
-    }
-}
-
-/// One client connection: its bytes go to tiny_http over the private Unix socket and back,
-/// in large copies ([`pump`]).
-///
-/// Why not let tiny_http accept TCP itself: clients that try TLS first and fall back to plain
-/// HTTP (skopeo, podman, crane with their insecure flags) send a TLS ClientHello, which
-/// tiny_http waits on for a line end that never comes, until the client's handshake times
-/// out (10 s in Go). docker-registry answers such a hello with a 400 at once; so do we, here.
-fn front(mut tcp: TcpStream, socket: &std::path::Path) {
-    let mut first = [0u8; 1];
-    let n = match tcp.read(&mut first) {
-        Ok(n) => n,
-        Err(_) => return,
-    };
-    if n == 0 {
-        return;
-    }
-    // 0x16: a TLS handshake record.
-    if first[0] == 0x16 {
-        let _ = tcp.write_all(
-            b"HTTP/1.0 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-        );
-        let _ = tcp.shutdown(Shutdown::Both);
-        return;
-    }
-    let Ok(mut unix) = UnixStream::connect(socket) else {
-        return;
-    };
-    if unix.write_all(&first).is_err() {
-        return;
-    }
-    let (Ok(mut tcp_in), Ok(mut unix_out)) = (tcp.try_clone(), unix.try_clone()) else {
-        return;
-    };
-    let up = std::thread::spawn(move || {
-        let _ = pump(&mut tcp_in, &mut unix_out);
-        let _ = unix_out.shutdown(Shutdown::Write);
-    });
-    let _ = pump(&mut unix, &mut tcp);
-    let _ = tcp.shutdown(Shutdown::Both);
-    let _ = up.join();
-}
-
-/// Copies until EOF in large reads and writes: between two sockets `io::copy` goes 8 KiB at a
-/// time, and blobs pass here.
-fn pump(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all(&buf[..n])?;
-        total += n as u64;
+        let mut connections = lock(&self.shared.connections);
+        for conn in connections.open.values() {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
+        while !connections.open.is_empty() {
+            connections = self
+                .shared
+                .closed
+                .wait(connections)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(connections);
+        // A connection thread is gone from the list just before it ends; the store (and its
+        // lock on the root) goes with the last of them.
+        while Arc::strong_count(&self.shared) > 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 

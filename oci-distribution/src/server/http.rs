@@ -1,0 +1,451 @@
+//! HTTP/1.1 connections of the registry: request heads parsed by `httparse`, bodies framed
+//! by `Content-Length` or decoded by `chunked_transfer`, responses written with
+//! `Content-Length` (a blob straight from its file with sendfile(2), through `io::copy`).
+//!
+//! Everything a client sends is bounded before it is buffered: a request head is at most
+//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields (431 beyond), a chunk-size line at most
+//! [`MAX_CHUNK_LINE`] bytes. A TLS ClientHello, which clients that try TLS before plain HTTP
+//! send first (skopeo and podman with their insecure flags), gets a 400 at once, as
+//! docker-registry answers it, instead of waiting for a line end that never comes.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+/// The largest request head (request line and header fields) read.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// The most header fields a request may have.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The longest chunk-size line (size and extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// A request method, as the routes use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Other(String),
+}
+
+impl Method {
+    fn parse(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+/// One request: its head, and its body as a stream from the connection.
+pub(crate) struct Request<'c> {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Body<'c>,
+}
+
+enum Body<'c> {
+    Empty(io::Empty),
+    Length(io::Take<&'c mut BufReader<TcpStream>>, usize),
+    Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<&'c mut BufReader<TcpStream>>>>),
+}
+
+/// A reader that stays at its end once it got there (the chunked decoder would read the
+/// next chunk-size line again, from what is already the next request).
+struct Fused<R> {
+    inner: R,
+    done: bool,
+}
+
+impl<R: Read> Read for Fused<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.done = n == 0;
+        Ok(n)
+    }
+}
+
+impl Request<'_> {
+    pub(crate) fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request target as sent (path and query).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body's length when the client declared it (`Content-Length`).
+    pub(crate) fn body_length(&self) -> Option<usize> {
+        match &self.body {
+            Body::Empty(_) => Some(0),
+            Body::Length(_, len) => Some(*len),
+            Body::Chunked(_) => None,
+        }
+    }
+
+    /// The body, read from the connection as the handler asks for it.
+    pub(crate) fn as_reader(&mut self) -> &mut dyn Read {
+        match &mut self.body {
+            Body::Empty(r) => r,
+            Body::Length(r, _) => r,
+            Body::Chunked(r) => r,
+        }
+    }
+}
+
+/// What to send back.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: ResponseBody,
+    pub(crate) len: u64,
+}
+
+/// A response body of `Response::len` bytes.
+pub(crate) enum ResponseBody {
+    Reader(Box<dyn Read + Send>),
+    /// A file from its current offset: sent with sendfile(2).
+    File(File),
+}
+
+/// What became of one request head read from a connection.
+enum Head {
+    Request {
+        method: Method,
+        url: String,
+        headers: Vec<(String, String)>,
+        http11: bool,
+    },
+    /// The client closed the connection between requests.
+    Closed,
+    /// Refused before routing: the answer, after which the connection closes.
+    Refused(u16, &'static str),
+    /// A TLS hello: refused as Go's HTTP server (and so docker-registry) refuses it.
+    Tls,
+}
+
+/// Serves the requests of one connection in turn until the client closes it, asks to, or
+/// sends something that cannot be framed. `handle` turns each request into a response.
+pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) -> Response) {
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut input = BufReader::with_capacity(16 * 1024, stream);
+    loop {
+        let (method, url, headers, http11) = match read_head(&mut input) {
+            Ok(Head::Request {
+                method,
+                url,
+                headers,
+                http11,
+            }) => (method, url, headers, http11),
+            Ok(Head::Closed) | Err(_) => return,
+            Ok(Head::Refused(status, why)) => {
+                let _ = write_refusal(&mut out, status, why);
+                return;
+            }
+            Ok(Head::Tls) => {
+                // Clients that try TLS first fall back to plain HTTP on an HTTP answer.
+                let _ = out.write_all(
+                    b"HTTP/1.0 400 Bad Request\r\n\r\nThis registry speaks plain HTTP.\n",
+                );
+                let _ = out.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        };
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let connection = find("Connection").unwrap_or("").to_ascii_lowercase();
+        let mut keep_alive = if http11 {
+            !connection.contains("close")
+        } else {
+            connection.contains("keep-alive")
+        };
+        let chunked =
+            find("Transfer-Encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+        let length = match find("Content-Length").map(|v| v.trim().parse::<usize>()) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                let _ = write_refusal(&mut out, 400, "invalid Content-Length");
+                return;
+            }
+        };
+        let expect_continue =
+            find("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+        if expect_continue
+            && (chunked || length.is_some_and(|n| n > 0))
+            && out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+        {
+            return;
+        }
+        let is_head = method == Method::Head;
+        let response = {
+            let body = if chunked {
+                // "If a Transfer-Encoding header field is present ... the Transfer-Encoding
+                // overrides the Content-Length" (RFC 9112, 6.3).
+                Body::Chunked(Fused {
+                    inner: chunked_transfer::Decoder::new(ChunkLineLimit {
+                        inner: &mut input,
+                        ones: 0,
+                    }),
+                    done: false,
+                })
+            } else {
+                match length {
+                    Some(n) if n > 0 => Body::Length((&mut input).take(n as u64), n),
+                    _ => Body::Empty(io::empty()),
+                }
+            };
+            let mut request = Request {
+                method,
+                url,
+                headers,
+                body,
+            };
+            let response = handle(&mut request);
+            // Whatever the handler did not read is drained, in bounded memory, so the
+            // connection can carry the next request; a body that cannot be read to its end
+            // leaves the connection unusable.
+            if io::copy(request.as_reader(), &mut io::sink()).is_err() {
+                keep_alive = false;
+            }
+            response
+        };
+        if write_response(&mut out, response, is_head, keep_alive).is_err() || !keep_alive {
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Reads one request head, at most [`MAX_HEAD`] bytes.
+fn read_head(input: &mut BufReader<TcpStream>) -> io::Result<Head> {
+    let mut head = Vec::new();
+    loop {
+        let available = input.fill_buf()?;
+        if available.is_empty() {
+            return if head.is_empty() {
+                Ok(Head::Closed)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        if head.is_empty() && available[0] == 0x16 {
+            // A TLS handshake record: this is no HTTP client.
+            return Ok(Head::Tls);
+        }
+        // Up to the end of the head when it is in what was read, else all of it.
+        let start = head.len().saturating_sub(3);
+        head.extend_from_slice(available);
+        let end = find_head_end(&head[start..]).map(|i| start + i);
+        let consumed = match end {
+            Some(end) => available.len() - (head.len() - end),
+            None => available.len(),
+        };
+        input.consume(consumed);
+        if let Some(end) = end {
+            head.truncate(end);
+            break;
+        }
+        if head.len() > MAX_HEAD {
+            return Ok(Head::Refused(431, "request head too large"));
+        }
+    }
+    if head.len() > MAX_HEAD {
+        return Ok(Head::Refused(431, "request head too large"));
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    match parsed.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Ok(Head::Refused(400, "incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Ok(Head::Refused(431, "too many header fields"));
+        }
+        Err(_) => return Ok(Head::Refused(400, "malformed request head")),
+    }
+    let (Some(method), Some(url), Some(version)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Ok(Head::Refused(400, "malformed request line"));
+    };
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let Ok(value) = std::str::from_utf8(h.value) else {
+            return Ok(Head::Refused(400, "a header value is not UTF-8"));
+        };
+        headers.push((h.name.to_owned(), value.trim().to_owned()));
+    }
+    Ok(Head::Request {
+        method: Method::parse(method),
+        url: url.to_owned(),
+        headers,
+        http11: version >= 1,
+    })
+}
+
+/// Where the blank line that ends a head ends, in `bytes`.
+fn find_head_end(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+fn write_refusal(out: &mut TcpStream, status: u16, why: &str) -> io::Result<()> {
+    let text = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{why}",
+        reason(status),
+        why.len()
+    );
+    out.write_all(text.as_bytes())?;
+    out.shutdown(std::net::Shutdown::Write)
+}
+
+fn write_response(
+    out: &mut TcpStream,
+    response: Response,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
+    for (name, value) in &response.headers {
+        // Values come from the handlers; a line break would split the response.
+        if value.contains(['\r', '\n']) {
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    // Always `Content-Length`, never chunked: clients read blob sizes from it (on HEAD, the
+    // size of what GET would send).
+    head.push_str(&format!("Content-Length: {}\r\n", response.len));
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    let mut head = head.into_bytes();
+    if is_head || response.len == 0 {
+        return out.write_all(&head);
+    }
+    let sent = match response.body {
+        // A small body goes out with the head, in one write (and one segment).
+        ResponseBody::Reader(reader) if response.len <= SMALL_BODY => {
+            let before = head.len();
+            reader.take(response.len).read_to_end(&mut head)?;
+            out.write_all(&head)?;
+            (head.len() - before) as u64
+        }
+        body => {
+            out.write_all(&head)?;
+            write_body(out, body, response.len)?
+        }
+    };
+    if sent != response.len {
+        // The body ended early: the client must not take what follows as the next response.
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// The largest body written together with its head.
+const SMALL_BODY: u64 = 64 * 1024;
+
+fn write_body(out: &mut TcpStream, body: ResponseBody, len: u64) -> io::Result<u64> {
+    Ok(match body {
+        // `io::copy` from a file to a socket is sendfile(2) on Linux.
+        ResponseBody::File(file) => io::copy(&mut file.take(len), out)?,
+        ResponseBody::Reader(reader) => {
+            let mut reader = BufReader::with_capacity(256 * 1024, reader.take(len));
+            io::copy(&mut reader, out)?
+        }
+    })
+}
+
+/// Passes a chunked body through, but fails once more than [`MAX_CHUNK_LINE`] bytes are
+/// read one at a time with no `\r` among them. That is how the decoder reads a chunk-size
+/// line, up to its `\r`, keeping all of it: without this, a line without end would grow
+/// without bound. Chunk data is read in larger pieces (or ends in `\r\n`), so it never
+/// trips this.
+struct ChunkLineLimit<R> {
+    inner: R,
+    ones: usize,
+}
+
+impl<R: Read> Read for ChunkLineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.len() != 1 {
+            self.ones = 0;
+            return self.inner.read(buf);
+        }
+        self.ones += 1;
+        if self.ones > MAX_CHUNK_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "chunk-size line too long",
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        if n == 1 && buf[0] == b'\r' {
+            self.ones = 0;
+        }
+        Ok(n)
+    }
+}
