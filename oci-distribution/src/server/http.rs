@@ -198,6 +198,11 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
                 return;
             }
         };
+        if chunked && length.is_some() {
+            // "... the server MUST close the connection after responding to such a request"
+            // (RFC 9112, 6.1): a message with both framings may be smuggling another.
+            keep_alive = false;
+        }
         let expect_continue =
             find("Expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
         if expect_continue
