@@ -85,5 +85,9 @@ pub use oci_image;
 pub use oci_spec;
 pub use reference::Reference;
 pub use repository::{MANIFEST_ACCEPT, RawManifest, Repository};
+/// Serves bytes as one client's connection to a stand-in handler (for the fuzz target).
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use server::fuzz_connection;
 #[cfg(feature = "server")]
 pub use server::{Htpasswd, RegistryServer, ServerHandle};

@@ -57,8 +57,8 @@ pub(crate) struct Request<'c> {
 
 enum Body<'c> {
     Empty(io::Empty),
-    Length(io::Take<&'c mut BufReader<TcpStream>>, usize),
-    Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<&'c mut BufReader<TcpStream>>>>),
+    Length(io::Take<&'c mut dyn BufRead>, usize),
+    Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<&'c mut dyn BufRead>>>),
 }
 
 /// A reader that stays at its end once it got there (the chunked decoder would read the
@@ -147,13 +147,41 @@ enum Head {
     Tls,
 }
 
-/// Serves the requests of one connection in turn until the client closes it, asks to, or
-/// sends something that cannot be framed. `handle` turns each request into a response.
-pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) -> Response) {
-    let Ok(mut out) = stream.try_clone() else {
+/// The sending half of a connection.
+pub(crate) trait Output: Write {
+    /// Ends the connection (after what was written).
+    fn close(&mut self);
+    /// Sends `len` bytes of `file` from where it stands (sendfile(2) where it can).
+    fn send_file(&mut self, file: File, len: u64) -> io::Result<u64>;
+}
+
+impl Output for TcpStream {
+    fn close(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn send_file(&mut self, file: File, len: u64) -> io::Result<u64> {
+        // `io::copy` from a file to a socket is sendfile(2) on Linux.
+        io::copy(&mut file.take(len), self)
+    }
+}
+
+/// Serves the requests of one TCP connection in turn until the client closes it, asks to,
+/// or sends something that cannot be framed. `handle` turns each request into a response.
+pub(crate) fn serve(stream: TcpStream, handle: impl FnMut(&mut Request<'_>) -> Response) {
+    let Ok(out) = stream.try_clone() else {
         return;
     };
-    let mut input = BufReader::with_capacity(16 * 1024, stream);
+    serve_on(stream, out, handle);
+}
+
+/// [`serve`] over any pair of streams; gives the output back.
+pub(crate) fn serve_on<O: Output>(
+    input: impl Read,
+    mut out: O,
+    mut handle: impl FnMut(&mut Request<'_>) -> Response,
+) -> O {
+    let mut input = BufReader::with_capacity(16 * 1024, input);
     loop {
         let (method, url, headers, http11) = match read_head(&mut input) {
             Ok(Head::Request {
@@ -162,18 +190,18 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
                 headers,
                 http11,
             }) => (method, url, headers, http11),
-            Ok(Head::Closed) | Err(_) => return,
+            Ok(Head::Closed) | Err(_) => return out,
             Ok(Head::Refused(status, why)) => {
                 let _ = write_refusal(&mut out, status, why);
-                return;
+                return out;
             }
             Ok(Head::Tls) => {
                 // Clients that try TLS first fall back to plain HTTP on an HTTP answer.
                 let _ = out.write_all(
                     b"HTTP/1.0 400 Bad Request\r\n\r\nThis registry speaks plain HTTP.\n",
                 );
-                let _ = out.shutdown(std::net::Shutdown::Both);
-                return;
+                out.close();
+                return out;
             }
         };
         let find = |name: &str| {
@@ -195,7 +223,7 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
             Some(Ok(n)) => Some(n),
             Some(Err(_)) => {
                 let _ = write_refusal(&mut out, 400, "invalid Content-Length");
-                return;
+                return out;
             }
         };
         if chunked && length.is_some() {
@@ -209,7 +237,7 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
             && (chunked || length.is_some_and(|n| n > 0))
             && out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
         {
-            return;
+            return out;
         }
         let is_head = method == Method::Head;
         let response = {
@@ -218,14 +246,16 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
                 // overrides the Content-Length" (RFC 9112, 6.3).
                 Body::Chunked(Fused {
                     inner: chunked_transfer::Decoder::new(ChunkLineLimit {
-                        inner: &mut input,
+                        inner: &mut input as &mut dyn BufRead,
                         ones: 0,
                     }),
                     done: false,
                 })
             } else {
                 match length {
-                    Some(n) if n > 0 => Body::Length((&mut input).take(n as u64), n),
+                    Some(n) if n > 0 => {
+                        Body::Length((&mut input as &mut dyn BufRead).take(n as u64), n)
+                    }
                     _ => Body::Empty(io::empty()),
                 }
             };
@@ -245,14 +275,14 @@ pub(crate) fn serve(stream: TcpStream, mut handle: impl FnMut(&mut Request<'_>) 
             response
         };
         if write_response(&mut out, response, is_head, keep_alive).is_err() || !keep_alive {
-            let _ = out.shutdown(std::net::Shutdown::Both);
-            return;
+            out.close();
+            return out;
         }
     }
 }
 
 /// Reads one request head, at most [`MAX_HEAD`] bytes.
-fn read_head(input: &mut BufReader<TcpStream>) -> io::Result<Head> {
+fn read_head(input: &mut dyn BufRead) -> io::Result<Head> {
     let mut head = Vec::new();
     loop {
         let available = input.fill_buf()?;
@@ -348,18 +378,19 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn write_refusal(out: &mut TcpStream, status: u16, why: &str) -> io::Result<()> {
+fn write_refusal(out: &mut impl Output, status: u16, why: &str) -> io::Result<()> {
     let text = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{why}",
         reason(status),
         why.len()
     );
     out.write_all(text.as_bytes())?;
-    out.shutdown(std::net::Shutdown::Write)
+    out.close();
+    Ok(())
 }
 
 fn write_response(
-    out: &mut TcpStream,
+    out: &mut impl Output,
     response: Response,
     is_head: bool,
     keep_alive: bool,
@@ -413,10 +444,9 @@ fn write_response(
 /// The largest body written together with its head.
 const SMALL_BODY: u64 = 64 * 1024;
 
-fn write_body(out: &mut TcpStream, body: ResponseBody, len: u64) -> io::Result<u64> {
+fn write_body(out: &mut impl Output, body: ResponseBody, len: u64) -> io::Result<u64> {
     Ok(match body {
-        // `io::copy` from a file to a socket is sendfile(2) on Linux.
-        ResponseBody::File(file) => io::copy(&mut file.take(len), out)?,
+        ResponseBody::File(file) => out.send_file(file, len)?,
         ResponseBody::Reader(reader) => {
             let mut reader = BufReader::with_capacity(256 * 1024, reader.take(len));
             io::copy(&mut reader, out)?
@@ -452,5 +482,96 @@ impl<R: Read> Read for ChunkLineLimit<R> {
             self.ones = 0;
         }
         Ok(n)
+    }
+}
+
+/// An in-memory connection for [`fuzz_connection`]: what the server sends is kept.
+struct Captured(Vec<u8>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output for Captured {
+    fn close(&mut self) {}
+
+    fn send_file(&mut self, file: File, len: u64) -> io::Result<u64> {
+        io::copy(&mut file.take(len), &mut self.0)
+    }
+}
+
+/// Serves `bytes` as what one client sent on a connection, with a handler that reads each
+/// request's body to its end (up to 1 MiB kept) and answers 200 with its length; returns
+/// what the server sent. For the fuzz target: no input may panic, hang or make the server
+/// buffer without bound.
+#[doc(hidden)]
+pub fn fuzz_connection(bytes: &[u8]) -> Vec<u8> {
+    let out = serve_on(bytes, Captured(Vec::new()), |req| {
+        let mut sink = Vec::new();
+        let read = io::copy(&mut req.as_reader().take(1 << 20), &mut sink);
+        let text = format!("{} {} {:?}", req.url(), sink.len(), read.is_ok());
+        Response {
+            status: 200,
+            headers: vec![("Content-Type", "text/plain".to_owned())],
+            len: text.len() as u64,
+            body: ResponseBody::Reader(Box::new(io::Cursor::new(text.into_bytes()))),
+        }
+    });
+    out.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuzz_connection;
+
+    fn answer(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(&fuzz_connection(bytes)).into_owned()
+    }
+
+    #[test]
+    fn frames_bodies_and_pipelined_requests() {
+        let a = answer(
+            b"PUT /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
+              PATCH /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nab\r\n1\r\nc\r\n0\r\n\r\n\
+              GET /c HTTP/1.1\r\n\r\n",
+        );
+        let bodies: Vec<&str> = a.split("\r\n\r\n").skip(1).collect();
+        assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
+        assert_eq!(a.matches("HTTP/1.1 200").count(), 3, "{a}");
+        assert!(bodies[0].starts_with("/a 3 true"), "{a}");
+        assert!(bodies[1].starts_with("/b 3 true"), "{a}");
+        assert!(bodies[2].starts_with("/c 0 true"), "{a}");
+    }
+
+    #[test]
+    fn bounds_and_refusals() {
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 70 * 1024));
+        assert!(answer(&long).starts_with("HTTP/1.1 431"));
+        assert!(answer(b"\x16\x03\x01\x00\x05hello").starts_with("HTTP/1.0 400"));
+        assert!(answer(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(answer(b"NOT HTTP\r\n\r\n").starts_with("HTTP/1.1 400"));
+        // A chunk-size line without end: the body fails, and nothing more is served.
+        let mut endless = b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        endless.extend(std::iter::repeat_n(b'f', 10_000));
+        endless.extend(b"\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+        let a = answer(&endless);
+        assert!(a.contains("false"), "{a}");
+        assert!(!a.contains("/next"), "{a}");
+        // Both framings: answered, then the connection ends.
+        let a = answer(
+            b"PUT / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        );
+        assert!(a.contains("Connection: close"), "{a}");
+        assert!(!a.contains("/smuggled"), "{a}");
+        // Nothing, or a connection closed mid-head: no answer.
+        assert_eq!(answer(b""), "");
+        assert_eq!(answer(b"GET / HT"), "");
     }
 }

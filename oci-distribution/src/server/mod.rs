@@ -15,6 +15,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use auth::Htpasswd;
+#[doc(hidden)]
+pub use http::fuzz_connection;
 
 use crate::{Error, Result};
 
