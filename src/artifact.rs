@@ -8,8 +8,7 @@ use std::path::Path;
 
 use oci_image::oci_spec::image::{ANNOTATION_TITLE, Descriptor, ImageManifestBuilder, MediaType};
 use oci_image::{
-    AnyManifest, DigestingReader, ImageDestination, Manifest, Tag, descriptor_of,
-    is_valid_media_type,
+    DigestingReader, ImageDestination, Manifest, Tag, descriptor_of, is_valid_media_type,
 };
 
 use crate::Error;
@@ -75,16 +74,5 @@ pub fn push_artifact(
     if !annotations.is_empty() {
         builder = builder.annotations(annotations.clone());
     }
-    let manifest = builder.build().map_err(|e| oci_image::Error::Invalid {
-        kind: oci_image::DocumentKind::Manifest,
-        field: String::new(),
-        reason: e.to_string(),
-    })?;
-    let manifest = Manifest::new(manifest)?;
-    let any = AnyManifest::Manifest(manifest.clone());
-    destination.put_manifest(&any)?;
-    if let Some(tag) = tag {
-        destination.tag(tag, &any)?;
-    }
-    Ok(manifest)
+    Ok(crate::build::store_manifest(builder, destination, tag)?)
 }

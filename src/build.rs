@@ -245,17 +245,7 @@ pub fn build_image(
                 .collect::<std::collections::HashMap<_, _>>(),
         );
     }
-    let manifest = manifest.build().map_err(|e| Error::Invalid {
-        kind: oci_image::DocumentKind::Manifest,
-        field: String::new(),
-        reason: e.to_string(),
-    })?;
-    let manifest = Manifest::new(manifest)?;
-    let any = AnyManifest::Manifest(manifest.clone());
-    destination.put_manifest(&any)?;
-    if let Some(tag) = tag {
-        destination.tag(tag, &any)?;
-    }
+    let manifest = store_manifest(manifest, destination, tag)?;
     Ok(BuildReport {
         manifest,
         config,
@@ -318,6 +308,26 @@ fn now_rfc3339() -> String {
 }
 
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+/// Finishes `manifest`, stores it in `destination` and names it `tag` when given.
+pub(crate) fn store_manifest(
+    manifest: ImageManifestBuilder,
+    destination: &dyn ImageDestination,
+    tag: Option<&Tag>,
+) -> Result<Manifest, Error> {
+    let manifest = manifest.build().map_err(|e| Error::Invalid {
+        kind: oci_image::DocumentKind::Manifest,
+        field: String::new(),
+        reason: e.to_string(),
+    })?;
+    let manifest = Manifest::new(manifest)?;
+    let any = AnyManifest::Manifest(manifest.clone());
+    destination.put_manifest(&any)?;
+    if let Some(tag) = tag {
+        destination.tag(tag, &any)?;
+    }
+    Ok(manifest)
+}
+
 pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

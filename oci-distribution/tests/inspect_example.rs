@@ -5,30 +5,14 @@
 mod common;
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use support::{any, client, index_of, push_image, run, unique};
-
-fn example_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let bin = target.join(profile).join("examples/inspect");
-    bin.exists().then_some(bin)
-}
+use support::{any, client, example_binary, index_of, push_image, run, unique};
 
 #[test]
 fn inspect_example_prints_what_skopeo_would() {
     let addr = common::registry_addr();
-    let bin = example_binary().expect(
-        "examples/inspect is not built: run `cargo build --examples`, as scripts/test.sh does",
-    );
+    let bin = example_binary("inspect");
     let repo = client().repository_at(&addr, &unique("inspect")).unwrap();
     let amd = push_image(&repo, "amd64", 51, &[300, 400]);
     let arm = push_image(&repo, "arm64", 52, &[500]);

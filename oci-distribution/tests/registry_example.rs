@@ -5,29 +5,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::{any, client, push_image, run};
-
-fn example_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let bin = target.join(profile).join("examples/registry");
-    bin.exists().then_some(bin)
-}
+use support::{any, client, example_binary, push_image, run};
 
 #[test]
 fn registry_example_serves_until_stopped() {
-    let bin = example_binary().expect(
-        "examples/registry is not built: run `cargo build --examples`, as scripts/test.sh does",
-    );
+    let bin = example_binary("registry");
     let root = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin)
         .args(["--addr", "127.0.0.1:0", "--root"])

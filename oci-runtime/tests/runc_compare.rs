@@ -2,31 +2,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{TestBundle, id};
+use common::{TestBundle, run_with};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oci-runtime");
-
-/// What a run shows: exit code, stdout, stderr.
-fn run_with(runtime: &str, bundle: &TestBundle) -> (Option<i32>, String, String) {
-    let state = tempfile::tempdir().unwrap();
-    let out = Command::new(runtime)
-        .arg("--root")
-        .arg(state.path())
-        .args(["run", "--bundle"])
-        .arg(bundle.path())
-        .arg(id("cmp"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {runtime}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn compare(bundle: &TestBundle) {
     bundle.write();

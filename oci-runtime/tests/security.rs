@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{TestBundle, id, run, runtime};
+use common::{TestBundle, id, run, run_with, runtime};
 use oci_runtime::{CreateOptions, ExitStatus};
 use serde_json::json;
 
@@ -89,25 +87,6 @@ fn rlimits_and_oom_score_adj() {
     let out = run(&rt, &b);
     assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
     assert_eq!(out.stdout, "321\n654\n0\n345\n");
-}
-
-/// Runs the bundle with a runc-compatible command line; returns exit code and output.
-fn run_with(runtime: &str, bundle: &TestBundle) -> (Option<i32>, String, String) {
-    let state = tempfile::tempdir().unwrap();
-    let out = Command::new(runtime)
-        .arg("--root")
-        .arg(state.path())
-        .args(["run", "--bundle"])
-        .arg(bundle.path())
-        .arg(id("sec"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("running {runtime}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

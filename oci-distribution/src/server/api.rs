@@ -168,10 +168,6 @@ pub(crate) fn handle(state: &State, req: &mut Request<'_>) -> Response {
     }
 }
 
-fn req_header<'r>(req: &'r Request<'_>, name: &str) -> Option<&'r str> {
-    req.header(name)
-}
-
 enum Target {
     Manifest(String),
     Blob(String),
@@ -182,7 +178,7 @@ enum Target {
 
 fn route(state: &State, req: &mut Request) -> ApiResult {
     if let Some(users) = &state.users
-        && !users.check(req_header(req, "Authorization"))
+        && !users.check(req.header("Authorization"))
     {
         return Err(
             ApiError::new(401, ErrorCode::Unauthorized, "authentication required")
@@ -328,7 +324,8 @@ fn put_manifest(state: &State, req: &mut Request, name: &str, reference: &str) -
             invalid(format!("invalid tag {reference:?}"))
         }
     })?;
-    let content_type = req_header(req, "Content-Type")
+    let content_type = req
+        .header("Content-Type")
         .map(|c| c.split(';').next().unwrap_or("").trim().to_owned())
         .filter(|c| !c.is_empty());
     if let Some(len) = req.body_length()
@@ -456,7 +453,7 @@ fn get_blob(state: &State, req: &Request, name: &str, digest: &str) -> ApiResult
     let layout = state.store.layout(name).ok_or_else(blob_unknown)?;
     let mut file = File::open(layout.blob_path(&digest)).map_err(|_| blob_unknown())?;
     let total = file.metadata().map_err(internal)?.len();
-    let range = req_header(req, "Range").map(|r| parse_range(r, total));
+    let range = req.header("Range").map(|r| parse_range(r, total));
     let base = |status| {
         Reply::empty(status)
             .header("Content-Type", "application/octet-stream")
@@ -631,7 +628,7 @@ fn post_upload(
 /// range MUST begin with 0 ... chunks MUST be uploaded in order ... 416 Requested Range Not
 /// Satisfiable" otherwise.
 fn check_chunk(req: &Request, name: &str, id: &str, s: &Session) -> Result<(), ApiError> {
-    let Some(range) = req_header(req, "Content-Range") else {
+    let Some(range) = req.header("Content-Range") else {
         return Ok(());
     };
     let out_of_order = || {

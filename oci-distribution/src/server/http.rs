@@ -91,10 +91,7 @@ impl Request<'_> {
 
     /// The first value of header `name` (case-insensitive).
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body's length when the client declared it (`Content-Length`).
@@ -204,12 +201,7 @@ pub(crate) fn serve_on<O: Output>(
                 return out;
             }
         };
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
+        let find = |name| find_header(&headers, name);
         let connection = find("Connection").unwrap_or("").to_ascii_lowercase();
         let mut keep_alive = if http11 {
             !connection.contains("close")
@@ -344,6 +336,14 @@ fn read_head(input: &mut dyn BufRead) -> io::Result<Head> {
         headers,
         http11: version >= 1,
     })
+}
+
+/// The first value of header `name` (case-insensitive) in `headers`.
+fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Where the blank line that ends a head ends, in `bytes`.

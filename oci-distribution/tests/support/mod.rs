@@ -15,6 +15,25 @@ use oci_distribution::oci_spec::image::{Descriptor, MediaType};
 use oci_distribution::{Client, Repository, RetryPolicy};
 
 /// A client for the tests: quick retries, no auth files of the machine.
+/// The example program `name` of the `ocikit` package, built by `scripts/test.sh` (`cargo
+/// build --examples`) before the tests; the test fails, saying so, when it was not built.
+pub fn example_binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let bin = target.join(profile).join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "examples/{name} is not built: run `cargo build --examples`, as scripts/test.sh does"
+    );
+    bin
+}
+
 pub fn client() -> Client {
     Client::builder()
         .retry(RetryPolicy::new(

@@ -696,7 +696,11 @@ fn errno_to_io(e: rustix::io::Errno) -> io::Error {
 
 /// Turns an I/O error on an entry into [`Error::Apply`] naming it.
 fn entry_err(components: &[OsString], op: &'static str) -> impl Fn(io::Error) -> Error + use<> {
-    let path = String::from_utf8_lossy(&join(components)).into_owned();
+    entry_err_at(String::from_utf8_lossy(&join(components)).into_owned(), op)
+}
+
+/// [`entry_err`] for an entry whose path is already joined.
+fn entry_err_at(path: String, op: &'static str) -> impl Fn(io::Error) -> Error + use<> {
     move |source| {
         // A typed error that travelled through io (a verifier below us) stays typed.
         if source.get_ref().is_some_and(|e| e.is::<Error>()) {
@@ -845,7 +849,8 @@ impl Applier<'_> {
         meta: &Meta,
         components: &[OsString],
     ) -> Result<()> {
-        let err = entry_err(components, "write");
+        let path = String::from_utf8_lossy(&join(components)).into_owned();
+        let err = entry_err_at(path.clone(), "write");
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // Created with its final mode when the umask leaves it whole and nothing (set-id
@@ -878,7 +883,6 @@ impl Applier<'_> {
             xattrs: meta.xattrs.clone(),
             mtime: meta.mtime,
         });
-        let path = String::from_utf8_lossy(&join(components)).into_owned();
         let mut left = entry.size();
         loop {
             let want = left.min(WRITE_CHUNK as u64);

@@ -153,3 +153,23 @@ impl Drop for Guard<'_> {
         let _ = self.0.delete(&self.1, true);
     }
 }
+
+/// Runs `bundle` with the runc-compatible command line of `runtime` (`runc`, or our
+/// `oci-runtime` binary): its exit code, stdout and stderr.
+pub fn run_with(runtime: &str, bundle: &TestBundle) -> (Option<i32>, String, String) {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(runtime)
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(id("cli"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {runtime}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
