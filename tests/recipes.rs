@@ -145,13 +145,7 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     busybox_tree(&src);
     let layout = tmp.path().join("layout");
     let image = format!("oci:{}:t", layout.display());
-    run(Command::new(example_binary("build")).args([
-        "--from",
-        "scratch",
-        "--layer",
-        src.to_str().unwrap(),
-        &image,
-    ]));
+    build_from_scratch(&src, &image);
     let unpack = example_binary("unpack");
 
     let busy = tmp.path().join("busy");
@@ -195,13 +189,7 @@ fn save_then_load_keeps_the_image() {
     let src = tmp.path().join("src");
     busybox_tree(&src);
     let image = format!("oci:{}:t", tmp.path().join("layout").display());
-    run(Command::new(example_binary("build")).args([
-        "--from",
-        "scratch",
-        "--layer",
-        src.to_str().unwrap(),
-        &image,
-    ]));
+    build_from_scratch(&src, &image);
     for (flag, name) in [(None, "example/busybox:1"), (Some("--oci"), "saved")] {
         let file = tmp
             .path()
@@ -296,13 +284,7 @@ fn artifacts_pushed_attached_listed_and_fetched() {
         std::process::id()
     );
     let image = format!("{repo}:app");
-    run(Command::new(example_binary("build")).args([
-        "--from",
-        "scratch",
-        "--layer",
-        src.to_str().unwrap(),
-        &image,
-    ]));
+    build_from_scratch(&src, &image);
     let artifact = example_binary("artifact");
     // A chart, as its own artifact.
     let chart = tmp.path().join("chart-0.1.0.tgz");
@@ -442,4 +424,15 @@ fn build_with_a_diff_layer_and_annotations() {
         "diffed"
     );
     assert_eq!(m.layers().len(), 2);
+}
+
+/// Builds `image` from nothing but the tree `src`, with the `build` example.
+fn build_from_scratch(src: &std::path::Path, image: &str) {
+    run(Command::new(example_binary("build")).args([
+        "--from",
+        "scratch",
+        "--layer",
+        src.to_str().unwrap(),
+        image,
+    ]));
 }

@@ -529,16 +529,7 @@ impl Runtime {
     /// [`wait_process`](Self::wait_process) can wait for it. `opts` gives its stdio, preserved
     /// descriptors and console socket.
     pub fn exec(&self, id: &str, process: &Process, opts: CreateOptions) -> Result<i32> {
-        let dir = self.dir(id)?;
-        let p = Persisted::load(&dir, id)?;
-        let status = p.status(&dir);
-        if !matches!(status, ContainerState::Created | ContainerState::Running) {
-            return Err(Error::InvalidState {
-                id: id.into(),
-                operation: "exec",
-                status,
-            });
-        }
+        let (dir, p) = self.live(id, "exec")?;
         let mut spec = load_spec(&dir)?;
         spec.set_process(Some(process.clone()));
         crate::config::validate(&spec)?;
@@ -715,34 +706,32 @@ impl Runtime {
         Ok(ids.iter().filter_map(|id| self.state(id).ok()).collect())
     }
 
-    /// Sends a signal to the container process (created or running).
-    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+    /// The state directory and saved state of container `id`, which must be created or
+    /// running for `operation`.
+    fn live(&self, id: &str, operation: &'static str) -> Result<(PathBuf, Persisted)> {
         let dir = self.dir(id)?;
         let p = Persisted::load(&dir, id)?;
         let status = p.status(&dir);
         if !matches!(status, ContainerState::Created | ContainerState::Running) {
             return Err(Error::InvalidState {
                 id: id.into(),
-                operation: "kill",
+                operation,
                 status,
             });
         }
+        Ok((dir, p))
+    }
+
+    /// Sends a signal to the container process (created or running).
+    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+        let (_, p) = self.live(id, "kill")?;
         kill(Pid::from_raw(p.pid), signal).map_err(sys_err("kill"))
     }
 
     /// Sends a signal to every process of the container (`kill --all`): those in its cgroup,
     /// or only its process when it has no cgroup.
     pub fn kill_all(&self, id: &str, signal: Signal) -> Result<()> {
-        let dir = self.dir(id)?;
-        let p = Persisted::load(&dir, id)?;
-        let status = p.status(&dir);
-        if !matches!(status, ContainerState::Created | ContainerState::Running) {
-            return Err(Error::InvalidState {
-                id: id.into(),
-                operation: "kill",
-                status,
-            });
-        }
+        let (dir, p) = self.live(id, "kill")?;
         match load_cgroup(&dir)? {
             Some(cg) => {
                 for pid in cg.pids() {

@@ -89,25 +89,26 @@ pub(crate) fn save_hooks(dir: &Path, hooks: &oci_spec::runtime::Hooks) -> Result
 
 /// The container's hooks, if it has any.
 pub(crate) fn load_hooks(dir: &Path) -> Result<Option<oci_spec::runtime::Hooks>> {
-    let path = dir.join(HOOKS_FILE);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading state", Some(path), e)),
-    }
+    load_optional(&dir.join(HOOKS_FILE))
 }
 
 /// The container's cgroup, if it has one.
 pub(crate) fn load_cgroup(dir: &Path) -> Result<Option<crate::cgroup::Cgroup>> {
-    let path = dir.join(CGROUP_FILE);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| Error::io("parsing state", Some(path), std::io::Error::other(e))),
+    load_optional(&dir.join(CGROUP_FILE))
+}
+
+/// A JSON state file that may be absent.
+fn load_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::io(
+                "parsing state",
+                Some(path.to_owned()),
+                std::io::Error::other(e),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading state", Some(path), e)),
+        Err(e) => Err(Error::io("reading state", Some(path.to_owned()), e)),
     }
 }
 
