@@ -5,7 +5,8 @@ use std::io::{self, Read};
 use oci_spec::image::{Descriptor, Digest};
 use ureq::http::Method;
 
-use crate::client::{Body, Request, header, read_body, status_error};
+use crate::client::{Body, Request, ResponseBody, header, read_body, status_error};
+use crate::plain::PlainBody;
 use crate::{Error, Repository, Result};
 
 /// A blob download: the bytes the registry sends, as they come, resuming with `Range` from
@@ -18,7 +19,7 @@ pub struct BlobStream {
     digest: Digest,
     size: Option<u64>,
     offset: u64,
-    body: Option<ureq::BodyReader<'static>>,
+    body: Option<Download>,
     resumes_left: u32,
     resumed: u32,
 }
@@ -62,12 +63,38 @@ impl BlobStream {
 
     fn connect(&mut self) -> Result<()> {
         let url = self.repo.url(&format!("blobs/{}", self.digest));
-        let mut req = Request::new(Method::GET, url.clone(), self.repo.registry())
-            .scope(self.repo.scope(false));
-        if self.offset > 0 {
-            req = req.header("range", format!("bytes={}-", self.offset));
+        let request = || {
+            let mut req = Request::new(Method::GET, url.clone(), self.repo.registry())
+                .scope(self.repo.scope(false));
+            if self.offset > 0 {
+                req = req.header("range", format!("bytes={}-", self.offset));
+            }
+            req
+        };
+        let client = self.repo.client();
+        if client.plain_get(&url) {
+            let resp = client.execute_plain_get(request())?;
+            // A redirect (to blob storage): ureq follows those, dropping `Authorization`.
+            if !resp.status().is_redirection() {
+                let body = self.start(&url, resp, Download::Plain)?;
+                self.body = Some(body);
+                return Ok(());
+            }
         }
-        let resp = self.repo.client().execute(req)?;
+        let resp = client.execute(request())?;
+        let body = self.start(&url, resp, |b| Download::Ureq(b.into_reader()))?;
+        self.body = Some(body);
+        Ok(())
+    }
+
+    /// Checks the answer to a `GET` from `self.offset` and returns its body, positioned at
+    /// that offset.
+    fn start<B: ResponseBody>(
+        &self,
+        url: &str,
+        resp: ureq::http::Response<B>,
+        download: impl FnOnce(B) -> Download,
+    ) -> Result<Download> {
         let status = resp.status().as_u16();
         let mut skip = 0;
         match status {
@@ -84,7 +111,7 @@ impl BlobStream {
                     .unwrap_or(self.offset);
                 if start != self.offset {
                     return Err(Error::Protocol {
-                        url,
+                        url: url.to_owned(),
                         message: format!(
                             "asked for bytes from {}, got a range from {start}",
                             self.offset
@@ -92,21 +119,20 @@ impl BlobStream {
                     });
                 }
             }
-            _ => return Err(status_error(&Method::GET, &url, resp)),
+            _ => return Err(status_error(&Method::GET, url, resp)),
         }
-        let mut body = resp.into_body().into_reader();
+        let mut body = download(resp.into_body());
         if skip > 0 {
             // The server ignored `Range`: drop what was already delivered.
             let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink())?;
             if skipped != skip {
                 return Err(Error::Protocol {
-                    url,
+                    url: url.to_owned(),
                     message: "blob shorter on retry than before".into(),
                 });
             }
         }
-        self.body = Some(body);
-        Ok(())
+        Ok(body)
     }
 
     fn resume(&mut self, why: io::Error) -> io::Result<()> {
@@ -150,6 +176,21 @@ impl Read for BlobStream {
                     self.resume(e)?;
                 }
             }
+        }
+    }
+}
+
+/// The body of a blob download.
+enum Download {
+    Ureq(ureq::BodyReader<'static>),
+    Plain(PlainBody),
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Download::Ureq(body) => body.read(buf),
+            Download::Plain(body) => body.read(buf),
         }
     }
 }

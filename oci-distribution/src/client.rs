@@ -11,6 +11,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 use crate::auth::{Challenge, CredentialSources, Token, parse_challenges, parse_token_response};
 use crate::config::is_loopback;
 use crate::error::{AuthErrorKind, decode_errors};
+use crate::plain::{Plain, PlainBody};
 use crate::{ClientBuilder, Credentials, Error, Reference, Repository, Result};
 
 /// A blocking registry client. Cheap to clone (clones share connections and tokens) and
@@ -39,6 +40,9 @@ impl std::fmt::Debug for Client {
 
 struct Inner {
     agent: ureq::Agent,
+    /// Blob downloads from plain-HTTP registries; `None` when a proxy is configured, which
+    /// only ureq goes through.
+    plain: Option<Arc<Plain>>,
     config: ClientBuilder,
     sources: CredentialSources,
     state: Mutex<AuthState>,
@@ -108,6 +112,23 @@ impl<'a> Request<'a> {
     }
 }
 
+/// A response body the request loop can read: ureq's, or a plain-HTTP download's.
+pub(crate) trait ResponseBody {
+    fn reader(&mut self) -> impl Read + '_;
+}
+
+impl ResponseBody for ureq::Body {
+    fn reader(&mut self) -> impl Read + '_ {
+        self.as_reader()
+    }
+}
+
+impl ResponseBody for PlainBody {
+    fn reader(&mut self) -> impl Read + '_ {
+        self
+    }
+}
+
 /// The value of a response header, if present and text.
 pub(crate) fn header<B>(resp: &Response<B>, name: &str) -> Option<String> {
     resp.headers()
@@ -117,17 +138,18 @@ pub(crate) fn header<B>(resp: &Response<B>, name: &str) -> Option<String> {
 }
 
 /// Reads at most `limit` bytes of a response body.
-pub(crate) fn read_body(resp: &mut Response<ureq::Body>, limit: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_body<B: ResponseBody>(resp: &mut Response<B>, limit: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    resp.body_mut()
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut out)?;
+    resp.body_mut().reader().take(limit).read_to_end(&mut out)?;
     Ok(out)
 }
 
 /// Turns an error answer into [`Error::Registry`], reading (a capped part of) its body.
-pub(crate) fn status_error(method: &Method, url: &str, mut resp: Response<ureq::Body>) -> Error {
+pub(crate) fn status_error<B: ResponseBody>(
+    method: &Method,
+    url: &str,
+    mut resp: Response<B>,
+) -> Error {
     let status = resp.status().as_u16();
     let body = if *method == Method::HEAD {
         Vec::new()
@@ -282,7 +304,7 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls.build())
-            .proxy(proxy)
+            .proxy(proxy.clone())
             .user_agent(config.user_agent.as_str())
             // Blobs are served as stored; no transparent decompression, so byte offsets for
             // `Range` stay true.
@@ -294,6 +316,7 @@ impl Client {
             .max_idle_connections_per_host(8)
             .build()
             .into();
+        let plain = proxy.is_none().then(|| Plain::new(&config));
         let sources = CredentialSources {
             explicit: config.credentials.clone(),
             auth_files: config.auth_files.clone(),
@@ -301,6 +324,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
+                plain,
                 config,
                 sources,
                 state: Mutex::new(AuthState::default()),
@@ -408,14 +432,52 @@ impl Client {
 
     /// Sends a request, authenticating and retrying as configured. Returns the response
     /// whatever its status, except refusals after authentication ([`Error::Auth`]).
-    pub(crate) fn execute(&self, mut req: Request<'_>) -> Result<Response<ureq::Body>> {
+    pub(crate) fn execute(&self, req: Request<'_>) -> Result<Response<ureq::Body>> {
+        self.execute_with(req, Client::send_once)
+    }
+
+    /// Whether a `GET` of `url` (a blob) goes on our own plain-HTTP connections
+    /// ([`execute_plain_get`](Client::execute_plain_get)) rather than through ureq.
+    pub(crate) fn plain_get(&self, url: &str) -> bool {
+        self.inner.plain.is_some() && url.starts_with("http://")
+    }
+
+    /// [`execute`](Client::execute) for a `GET` without body of an `http://` URL, on our
+    /// own connections (see [`plain_get`](Client::plain_get)). Redirects are returned, not
+    /// followed.
+    pub(crate) fn execute_plain_get(&self, req: Request<'_>) -> Result<Response<PlainBody>> {
+        debug_assert!(req.method == Method::GET && matches!(req.body, Body::Empty));
+        let plain = self.inner.plain.clone().ok_or_else(|| Error::Protocol {
+            url: req.url.clone(),
+            message: "plain-HTTP downloads are off when a proxy is set".into(),
+        })?;
+        self.execute_with(req, move |_, req, auth| {
+            let mut headers: Vec<(&str, &str)> =
+                req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            if let Some(a) = auth {
+                headers.push(("authorization", a));
+            }
+            plain.get(&req.url, &headers).map_err(ureq::Error::Io)
+        })
+    }
+
+    /// The request loop: authentication, retries and their waits, over `send`.
+    fn execute_with<B: ResponseBody>(
+        &self,
+        mut req: Request<'_>,
+        send: impl Fn(
+            &Client,
+            &mut Request<'_>,
+            Option<&str>,
+        ) -> std::result::Result<Response<B>, ureq::Error>,
+    ) -> Result<Response<B>> {
         let policy = self.inner.config.retry.clone();
         let mut attempt = 0u32;
         let mut auth_retried = false;
         loop {
             let auth = self.authorization(req.registry, &req.scopes)?;
             let replayable = req.body.replayable();
-            let result = self.send_once(&mut req, auth.as_deref());
+            let result = send(self, &mut req, auth.as_deref());
             match result {
                 Err(ureq::Error::Io(io))
                     if io

@@ -27,7 +27,9 @@
 //! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), timeouts, [`RetryPolicy`]
 //!   (exponential backoff with jitter, `Retry-After`), chunk size, user agent, proxies from
 //!   the environment or given, extra CA roots. One HTTP agent per client: connections are
-//!   reused.
+//!   reused. Blob downloads from plain-HTTP registries (without a proxy) go on the client's
+//!   own HTTP/1.1 connections, reused too, reading the socket straight into the caller's
+//!   buffer; ureq carries everything else (TLS, proxies, uploads, manifests, tokens).
 //! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
 //!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
 //!   credentials given directly or found in docker `config.json` / containers `auth.json`
@@ -61,13 +63,19 @@
 //! chunked upload, and by the registry on every final `PUT`. Plain HTTP is used only for
 //! loopback hosts and hosts explicitly listed. Credentials are sent only to the registry they
 //! belong to and to the token realm it names, never to a plain-HTTP realm of a TLS registry;
-//! `Authorization` is dropped on redirects (blob storage). `Debug` of [`Credentials`] does not show the password.
+//! `Authorization` is dropped on redirects (blob storage). `Debug` of [`Credentials`] does
+//! not show the password. The plain-HTTP downloads bound what they buffer (a response head to
+//! 64 KiB and 100 fields, a chunk-size line to 4 KiB), refuse a response with both
+//! `Transfer-Encoding` and `Content-Length`, and refuse to send a header value with a
+//! control character in it.
 
 mod auth;
 mod blob;
 mod client;
 mod config;
 mod error;
+mod http1;
+mod plain;
 mod reference;
 mod repository;
 #[cfg(feature = "server")]

@@ -1,6 +1,8 @@
 //! Connections are reused across requests, and a configured proxy carries them: a raw TCP
 //! forwarder (a test peer) in front of the registry of `scripts/test.sh` counts the
-//! connections it accepts.
+//! connections it accepts and the bytes it sends back. Blob downloads from a plain-HTTP
+//! registry go on the client's own connections (not ureq's): reused too, through the proxy
+//! when one is set, and redirects handed to ureq.
 
 mod common;
 mod support;
@@ -13,17 +15,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use oci_distribution::Client;
 use support::{any, push_image, unique};
 
-/// Forwards bytes both ways to `upstream`; returns its address and the accepted count. As a
+/// What a [`forwarder`] counted.
+#[derive(Clone, Default)]
+struct Counts {
+    /// Connections accepted.
+    accepted: Arc<AtomicUsize>,
+    /// Bytes sent from upstream to the client.
+    down: Arc<AtomicUsize>,
+}
+
+/// Forwards bytes both ways to `upstream`; returns its address and what it counts. As a
 /// `connect_proxy`, it first answers an HTTP `CONNECT` (to `upstream` only).
-fn forwarder(upstream: String, connect_proxy: bool) -> (String, Arc<AtomicUsize>) {
+fn forwarder(upstream: String, connect_proxy: bool) -> (String, Counts) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let counts = Counts::default();
+    let count = counts.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().take(1000) {
             let Ok(mut client) = conn else { continue };
-            count.fetch_add(1, Ordering::Relaxed);
+            count.accepted.fetch_add(1, Ordering::Relaxed);
             if connect_proxy {
                 // Read the CONNECT head byte by byte (nothing may be over-read).
                 let mut head = Vec::new();
@@ -44,13 +55,21 @@ fn forwarder(upstream: String, connect_proxy: bool) -> (String, Arc<AtomicUsize>
             let Ok(server) = TcpStream::connect(&upstream) else {
                 continue;
             };
-            for (mut from, mut to) in [
-                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                (server, client),
+            for (mut from, mut to, down) in [
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    None,
+                ),
+                (server, client, Some(count.down.clone())),
             ] {
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 << 10];
                     while let Ok(n) = from.read(&mut buf) {
+                        // Counted before it is sent: the client cannot have it uncounted.
+                        if let Some(down) = &down {
+                            down.fetch_add(n, Ordering::SeqCst);
+                        }
                         if n == 0 || to.write_all(&buf[..n]).is_err() {
                             break;
                         }
@@ -60,13 +79,13 @@ fn forwarder(upstream: String, connect_proxy: bool) -> (String, Arc<AtomicUsize>
             }
         }
     });
-    (addr, accepted)
+    (addr, counts)
 }
 
 #[test]
 fn connections_are_reused() {
     let registry = common::registry_addr();
-    let (fwd, accepted) = forwarder(registry, false);
+    let (fwd, counts) = forwarder(registry, false);
     let client = Client::builder().auth_files(Vec::new()).build().unwrap();
     let repo = client.repository_at(&fwd, &unique("reuse")).unwrap();
     let m = push_image(&repo, "amd64", 71, &[1000, 2000, 3000]);
@@ -77,14 +96,29 @@ fn connections_are_reused() {
             .unwrap();
     }
     // About 45 requests, sequential: one connection (a second if the registry closed one).
-    let n = accepted.load(Ordering::Relaxed);
+    let n = counts.accepted.load(Ordering::Relaxed);
     assert!((1..=2).contains(&n), "{n} connections for ~45 requests");
+    // 30 blob downloads, sequential, on the client's own plain-HTTP connections: one more
+    // (again, a second if the registry closed one).
+    for _ in 0..10 {
+        for layer in m.layers() {
+            let mut blob = repo.get_blob(layer).unwrap();
+            let n = std::io::copy(&mut blob, &mut std::io::sink()).unwrap();
+            assert_eq!(n, layer.size());
+        }
+    }
+    let after = counts.accepted.load(Ordering::Relaxed);
+    assert!(
+        (n + 1..=n + 2).contains(&after),
+        "{} connections for 30 blobs",
+        after - n
+    );
 }
 
 #[test]
 fn an_explicit_proxy_carries_the_requests() {
     let registry = common::registry_addr();
-    let (proxy, accepted) = forwarder(registry.clone(), true);
+    let (proxy, counts) = forwarder(registry.clone(), true);
     let client = Client::builder()
         .proxy(format!("http://{proxy}"))
         .auth_files(Vec::new())
@@ -95,7 +129,65 @@ fn an_explicit_proxy_carries_the_requests() {
     let m = push_image(&repo, "amd64", 72, &[1000]);
     repo.put_manifest(&any(&m), Some(&"v1".parse().unwrap()))
         .unwrap();
-    let n = accepted.load(Ordering::Relaxed);
+    let n = counts.accepted.load(Ordering::Relaxed);
     assert!((1..=2).contains(&n), "{n} tunnels, reused");
+    // A blob download takes the proxy too: its bytes come back through it.
+    let layer = &m.layers()[0];
+    let before = counts.down.load(Ordering::SeqCst);
+    let mut blob = repo.get_blob(layer).unwrap();
+    assert_eq!(
+        std::io::copy(&mut blob, &mut std::io::sink()).unwrap(),
+        layer.size()
+    );
+    let through = counts.down.load(Ordering::SeqCst) - before;
+    assert!(
+        through as u64 >= layer.size(),
+        "{through} bytes through the proxy for a blob of {}",
+        layer.size()
+    );
     assert!(Client::builder().proxy("::not a url").build().is_err());
+}
+
+#[test]
+fn a_redirected_plain_download_is_followed() {
+    // A registry front (a test peer) that sends every blob to the real registry with a 307,
+    // as registries send blobs to their storage.
+    let registry = common::registry_addr();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let front = listener.local_addr().unwrap().to_string();
+    let target = registry.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(50) {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read_exact(&mut byte).is_ok() {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}{path}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let client = Client::builder().auth_files(Vec::new()).build().unwrap();
+    let name = unique("redirected");
+    let m = push_image(
+        &client.repository_at(&registry, &name).unwrap(),
+        "amd64",
+        73,
+        &[300_000],
+    );
+    let repo = client.repository_at(&front, &name).unwrap();
+    let layer = &m.layers()[0];
+    let mut blob = repo.get_blob(layer).unwrap();
+    let mut bytes = Vec::new();
+    blob.read_to_end(&mut bytes).unwrap();
+    assert_eq!(bytes.len() as u64, layer.size());
+    assert_eq!(&oci_distribution::oci_image::sha256(&bytes), layer.digest());
 }

@@ -3,8 +3,8 @@
 //! `Content-Length` (a blob straight from its file with sendfile(2), through `io::copy`).
 //!
 //! Everything a client sends is bounded before it is buffered: a request head is at most
-//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields (431 beyond), a chunk-size line at most
-//! [`MAX_CHUNK_LINE`] bytes. A TLS ClientHello, which clients that try TLS before plain HTTP
+//! 64 KiB and [`MAX_HEADERS`] fields (431 beyond), a chunk-size line at most
+//! 4 KiB. A TLS ClientHello, which clients that try TLS before plain HTTP
 //! send first (skopeo and podman with their insecure flags), gets a 400 at once, as
 //! docker-registry answers it, instead of waiting for a line end that never comes.
 
@@ -12,14 +12,8 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
-/// The largest request head (request line and header fields) read.
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
-
-/// The most header fields a request may have.
-pub(crate) const MAX_HEADERS: usize = 100;
-
-/// The longest chunk-size line (size and extensions) of a chunked body.
-const MAX_CHUNK_LINE: usize = 4096;
+use crate::http1::MAX_HEADERS;
+use crate::http1::{ChunkLineLimit, Fused, HeadBytes, read_head_bytes};
 
 /// A request method, as the routes use it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,24 +53,6 @@ enum Body<'c> {
     Empty(io::Empty),
     Length(io::Take<&'c mut dyn BufRead>, usize),
     Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<&'c mut dyn BufRead>>>),
-}
-
-/// A reader that stays at its end once it got there (the chunked decoder would read the
-/// next chunk-size line again, from what is already the next request).
-struct Fused<R> {
-    inner: R,
-    done: bool,
-}
-
-impl<R: Read> Read for Fused<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        let n = self.inner.read(buf)?;
-        self.done = n == 0;
-        Ok(n)
-    }
 }
 
 impl Request<'_> {
@@ -236,13 +212,9 @@ pub(crate) fn serve_on<O: Output>(
             let body = if chunked {
                 // "If a Transfer-Encoding header field is present ... the Transfer-Encoding
                 // overrides the Content-Length" (RFC 9112, 6.3).
-                Body::Chunked(Fused {
-                    inner: chunked_transfer::Decoder::new(ChunkLineLimit {
-                        inner: &mut input as &mut dyn BufRead,
-                        ones: 0,
-                    }),
-                    done: false,
-                })
+                Body::Chunked(Fused::new(chunked_transfer::Decoder::new(
+                    ChunkLineLimit::new(&mut input as &mut dyn BufRead),
+                )))
             } else {
                 match length {
                     Some(n) if n > 0 => {
@@ -273,42 +245,14 @@ pub(crate) fn serve_on<O: Output>(
     }
 }
 
-/// Reads one request head, at most [`MAX_HEAD`] bytes.
+/// Reads one request head, at most 64 KiB.
 fn read_head(input: &mut dyn BufRead) -> io::Result<Head> {
-    let mut head = Vec::new();
-    loop {
-        let available = input.fill_buf()?;
-        if available.is_empty() {
-            return if head.is_empty() {
-                Ok(Head::Closed)
-            } else {
-                Err(io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-        if head.is_empty() && available[0] == 0x16 {
-            // A TLS handshake record: this is no HTTP client.
-            return Ok(Head::Tls);
-        }
-        // Up to the end of the head when it is in what was read, else all of it.
-        let start = head.len().saturating_sub(3);
-        head.extend_from_slice(available);
-        let end = find_head_end(&head[start..]).map(|i| start + i);
-        let consumed = match end {
-            Some(end) => available.len() - (head.len() - end),
-            None => available.len(),
-        };
-        input.consume(consumed);
-        if let Some(end) = end {
-            head.truncate(end);
-            break;
-        }
-        if head.len() > MAX_HEAD {
-            return Ok(Head::Refused(431, "request head too large"));
-        }
-    }
-    if head.len() > MAX_HEAD {
-        return Ok(Head::Refused(431, "request head too large"));
-    }
+    let head = match read_head_bytes(input)? {
+        HeadBytes::Head(head) => head,
+        HeadBytes::Closed => return Ok(Head::Closed),
+        HeadBytes::TlsRecord => return Ok(Head::Tls),
+        HeadBytes::TooLarge => return Ok(Head::Refused(431, "request head too large")),
+    };
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
     match parsed.parse(&head) {
@@ -344,14 +288,6 @@ fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h st
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
-}
-
-/// Where the blank line that ends a head ends, in `bytes`.
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
 }
 
 fn reason(status: u16) -> &'static str {
@@ -452,37 +388,6 @@ fn write_body(out: &mut impl Output, body: ResponseBody, len: u64) -> io::Result
             io::copy(&mut reader, out)?
         }
     })
-}
-
-/// Passes a chunked body through, but fails once more than [`MAX_CHUNK_LINE`] bytes are
-/// read one at a time with no `\r` among them. That is how the decoder reads a chunk-size
-/// line, up to its `\r`, keeping all of it: without this, a line without end would grow
-/// without bound. Chunk data is read in larger pieces (or ends in `\r\n`), so it never
-/// trips this.
-struct ChunkLineLimit<R> {
-    inner: R,
-    ones: usize,
-}
-
-impl<R: Read> Read for ChunkLineLimit<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.len() != 1 {
-            self.ones = 0;
-            return self.inner.read(buf);
-        }
-        self.ones += 1;
-        if self.ones > MAX_CHUNK_LINE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "chunk-size line too long",
-            ));
-        }
-        let n = self.inner.read(buf)?;
-        if n == 1 && buf[0] == b'\r' {
-            self.ones = 0;
-        }
-        Ok(n)
-    }
 }
 
 /// An in-memory connection for [`fuzz_connection`]: what the server sends is kept.
