@@ -65,7 +65,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         ("fetch", [src, dir]) => {
             let source = open_source(&src.parse::<Location>()?, &host_platform())?;
-            let AnyManifest::Manifest(m) = source.source().fetch_manifest(source.top())? else {
+            let AnyManifest::Manifest(m) = source.top_manifest()? else {
                 return Err("an artifact is a manifest, not an index".into());
             };
             std::fs::create_dir_all(dir)?;

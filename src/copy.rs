@@ -182,6 +182,13 @@ impl ImageSource for Reporting<'_> {
         self.inner.open_manifest_unverified(d)
     }
 
+    fn resolve_manifest(
+        &self,
+        reference: &TagOrDigest,
+    ) -> oci_image::Result<(Descriptor, AnyManifest)> {
+        self.inner.resolve_manifest(reference)
+    }
+
     fn max_document_size(&self) -> u64 {
         self.inner.max_document_size()
     }
@@ -278,22 +285,42 @@ pub fn copy_image(
     tag: Option<&Tag>,
     options: &CopyOptions,
 ) -> oci_image::Result<CopyReport> {
+    let (descriptor, doc) = source.resolve_manifest(reference)?;
+    copy_fetched(source, descriptor, doc, destination, tag, options)
+}
+
+/// [`copy_image`] of the manifest or index `descriptor` names, `doc`, already fetched.
+fn copy_fetched(
+    source: &(dyn ImageSource + Sync),
+    mut descriptor: Descriptor,
+    mut doc: AnyManifest,
+    destination: &(dyn ImageDestination + Sync),
+    tag: Option<&Tag>,
+    options: &CopyOptions,
+) -> oci_image::Result<CopyReport> {
     let platform = options.platform.clone().unwrap_or_else(host_platform);
-    let mut descriptor = source.resolve(reference)?;
     let mut report = Report::default();
     let top = if options.index_only {
-        let doc = source.fetch_manifest(&descriptor)?;
         destination.put_manifest(&doc)?;
         report.manifests.push(doc.descriptor());
         doc
     } else if options.all || !options.platforms.is_empty() {
-        copy_tree(source, &descriptor, destination, &mut report, options, 0)?
+        copy_tree(
+            source,
+            &descriptor,
+            Some(doc),
+            destination,
+            &mut report,
+            options,
+            0,
+        )?
     } else {
         let mut depth = 0;
         loop {
-            match source.fetch_manifest(&descriptor)? {
+            match doc {
                 AnyManifest::Index(index) if depth < MAX_INDEX_DEPTH => {
                     descriptor = select_manifest(&index, &platform)?.clone();
+                    doc = source.fetch_manifest(&descriptor)?;
                     depth += 1;
                 }
                 AnyManifest::Index(_) => {
@@ -306,7 +333,15 @@ pub fn copy_image(
                 AnyManifest::Manifest(_) => break,
             }
         }
-        copy_tree(source, &descriptor, destination, &mut report, options, 0)?
+        copy_tree(
+            source,
+            &descriptor,
+            Some(doc),
+            destination,
+            &mut report,
+            options,
+            0,
+        )?
     };
     if options.referrers {
         copy_referrers(source, destination, &mut report, options)?;
@@ -363,7 +398,7 @@ fn copy_referrers(
                 });
             }
             let before = report.manifests.len();
-            copy_tree(source, &referrer, destination, report, &as_is, 0)?;
+            copy_tree(source, &referrer, None, destination, report, &as_is, 0)?;
             queue.extend(report.manifests[before..].iter().cloned());
         }
     }
@@ -482,12 +517,16 @@ fn convert_type(
 fn copy_tree(
     source: &(dyn ImageSource + Sync),
     descriptor: &Descriptor,
+    fetched: Option<AnyManifest>,
     destination: &(dyn ImageDestination + Sync),
     report: &mut Report,
     options: &CopyOptions,
     depth: usize,
 ) -> oci_image::Result<AnyManifest> {
-    let mut doc = source.fetch_manifest(descriptor)?;
+    let mut doc = match fetched {
+        Some(doc) => doc,
+        None => source.fetch_manifest(descriptor)?,
+    };
     match &mut doc {
         AnyManifest::Manifest(m) => {
             let mut blobs = vec![m.config().clone()];
@@ -533,7 +572,8 @@ fn copy_tree(
                     continue;
                 }
                 if child.media_type().is_manifest_like() {
-                    let copied = copy_tree(source, child, destination, report, options, depth + 1)?;
+                    let copied =
+                        copy_tree(source, child, None, destination, report, options, depth + 1)?;
                     // Keep platform and annotations; take the (maybe new) type and digest.
                     let mut d = child.clone();
                     d.set_media_type(copied.media_type().clone());
@@ -694,6 +734,8 @@ enum Source {
 pub struct OpenedSource {
     source: Source,
     top: Descriptor,
+    /// The top document when resolving the name fetched it (a registry's one `GET`).
+    fetched: Option<AnyManifest>,
 }
 
 impl OpenedSource {
@@ -710,6 +752,15 @@ impl OpenedSource {
     /// The manifest or index the location names.
     pub fn top(&self) -> &Descriptor {
         &self.top
+    }
+
+    /// The manifest or index the location names, fetched and verified (for a `docker://`
+    /// location, it came with resolving the name: no second request).
+    pub fn top_manifest(&self) -> oci_image::Result<AnyManifest> {
+        match &self.fetched {
+            Some(doc) => Ok(doc.clone()),
+            None => self.source().fetch_manifest(&self.top),
+        }
     }
 
     /// The registry repository, for a `docker://` location (for what only registries do:
@@ -731,6 +782,7 @@ impl OpenedSource {
 /// Opens `location` to read from, resolving the name it gives (for a layout name listed once
 /// per platform, the entry for `platform`).
 pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSource, Error> {
+    let mut fetched = None;
     let (source, top) = match location {
         Location::Oci { dir, name } => {
             let layout = Layout::open(dir)?;
@@ -749,11 +801,16 @@ pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSou
         }
         Location::Docker { reference } => {
             let (repo, reference) = registry(reference)?;
-            let top = repo.resolve(reference.target())?;
+            let (top, doc) = repo.resolve_manifest(reference.target())?;
+            fetched = Some(doc);
             (Source::Registry(Box::new(repo)), top)
         }
     };
-    Ok(OpenedSource { source, top })
+    Ok(OpenedSource {
+        source,
+        top,
+        fetched,
+    })
 }
 
 enum Destination {
@@ -894,9 +951,10 @@ pub fn copy(
     {
         options = options.mount_from(Some(from.name().to_owned()));
     }
-    let report = copy_image(
+    let report = copy_fetched(
         src.source(),
-        &src.reference(),
+        src.top.clone(),
+        src.top_manifest()?,
         dst.destination(),
         None,
         &options,

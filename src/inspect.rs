@@ -74,7 +74,7 @@ pub struct Inspected {
 pub fn inspect(location: &Location, platform: &Platform) -> Result<Inspected, Error> {
     let opened = open_source(location, platform)?;
     let source = opened.source();
-    let top = source.fetch_manifest(opened.top())?;
+    let top = opened.top_manifest()?;
     let mut current = top.clone();
     let mut depth = 0;
     let manifest = loop {

@@ -159,7 +159,7 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
 
     // Flip one byte of the layer blob: the unpack fails on the digest.
     let opened = open_source(&image.parse::<Location>().unwrap(), &host_platform()).unwrap();
-    let AnyManifest::Manifest(m) = opened.source().fetch_manifest(opened.top()).unwrap() else {
+    let AnyManifest::Manifest(m) = opened.top_manifest().unwrap() else {
         panic!("a manifest");
     };
     let layer = &m.layers()[0];
@@ -262,7 +262,7 @@ fn multiarch_index_pushed_and_pulled_per_platform() {
     assert_eq!(out.matches("same digest").count(), 2, "{out}");
     // The index is what the tag names, with both platforms.
     let s = open_source(&dst.parse::<Location>().unwrap(), &host_platform()).unwrap();
-    let AnyManifest::Index(index) = s.source().fetch_manifest(s.top()).unwrap() else {
+    let AnyManifest::Index(index) = s.top_manifest().unwrap() else {
         panic!("the tag names an index");
     };
     let platforms: Vec<String> = index
@@ -416,7 +416,7 @@ fn build_with_a_diff_layer_and_annotations() {
     run(Command::new(example_binary("unpack")).args([&second, bundle.to_str().unwrap()]));
     assert_eq!(tree(&bundle.join("rootfs")), tree(&changed));
     let s = open_source(&second.parse::<Location>().unwrap(), &host_platform()).unwrap();
-    let AnyManifest::Manifest(m) = s.source().fetch_manifest(s.top()).unwrap() else {
+    let AnyManifest::Manifest(m) = s.top_manifest().unwrap() else {
         panic!("a manifest");
     };
     assert_eq!(

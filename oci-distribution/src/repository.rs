@@ -436,6 +436,17 @@ impl ImageSource for Repository {
         Ok(Box::new(self.get_blob_unverified(descriptor)?))
     }
 
+    /// One `GET`, verified as [`get_manifest_raw`](Repository::get_manifest_raw) verifies,
+    /// where `resolve` and `fetch_manifest` would make two requests.
+    fn resolve_manifest(
+        &self,
+        reference: &TagOrDigest,
+    ) -> oci_image::Result<(Descriptor, AnyManifest)> {
+        let raw = self.get_manifest_raw(reference)?;
+        let manifest = AnyManifest::from_bytes(raw.bytes, Some(raw.descriptor.media_type()))?;
+        Ok((raw.descriptor, manifest))
+    }
+
     fn open_manifest_unverified(
         &self,
         descriptor: &Descriptor,

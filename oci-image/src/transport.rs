@@ -72,6 +72,15 @@ pub trait ImageSource {
         AnyManifest::from_descriptor_reader(raw, descriptor, self.max_document_size())
     }
 
+    /// Resolves `reference` and fetches, verifies and parses the manifest or index it names:
+    /// [`resolve`](ImageSource::resolve) then [`fetch_manifest`](ImageSource::fetch_manifest).
+    /// A registry overrides it with a single `GET`.
+    fn resolve_manifest(&self, reference: &TagOrDigest) -> Result<(Descriptor, AnyManifest)> {
+        let descriptor = self.resolve(reference)?;
+        let manifest = self.fetch_manifest(&descriptor)?;
+        Ok((descriptor, manifest))
+    }
+
     /// Fetches, verifies and parses the configuration of `manifest`.
     fn fetch_config(&self, manifest: &Manifest) -> Result<Config> {
         let descriptor = manifest.config();

@@ -147,10 +147,13 @@ fn clock_ticks() -> f64 {
 }
 
 /// Pulls `repo:tag` (one image manifest) into `layout` as `skopeo copy` and the facade's copy
-/// do: the manifest found by tag, then its config and layers on several threads, then the tag.
+/// do: the manifest by tag (one `GET`), then its config and layers on several threads, then
+/// the tag.
 pub(crate) fn pull(repo: &Repository, layout: &Layout, tag: &Tag) {
-    let top = repo.resolve(&TagOrDigest::Tag(tag.clone())).unwrap();
-    let AnyManifest::Manifest(manifest) = repo.fetch_manifest(&top).unwrap() else {
+    let (_, top) = repo
+        .resolve_manifest(&TagOrDigest::Tag(tag.clone()))
+        .unwrap();
+    let AnyManifest::Manifest(manifest) = top else {
         panic!("the benchmark image is one manifest")
     };
     let mut blobs = manifest.layers().clone();
