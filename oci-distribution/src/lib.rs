@@ -91,6 +91,8 @@ pub use config::{ClientBuilder, RetryPolicy};
 pub use error::{AuthErrorKind, Error, ErrorCode, RegistryError, Result};
 pub use oci_image;
 pub use oci_spec;
+#[doc(hidden)]
+pub use plain::fuzz_response;
 pub use reference::Reference;
 pub use repository::{MANIFEST_ACCEPT, RawManifest, Repository};
 /// Serves bytes as one client's connection to a stand-in handler (for the fuzz target).

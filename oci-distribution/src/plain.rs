@@ -23,7 +23,7 @@
 //! sent once more on a new connection.
 
 use std::collections::HashMap;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,34 +103,11 @@ impl Plain {
     ) -> io::Result<Response<PlainBody>> {
         stream.write_all(head)?;
         let mut input = BufReader::with_capacity(BUFFER, stream);
-        for _ in 0..=MAX_INTERIM {
-            let bytes = match read_head_bytes(&mut input)? {
-                HeadBytes::Head(bytes) => bytes,
-                HeadBytes::Closed => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed before a response",
-                    ));
-                }
-                HeadBytes::TlsRecord => {
-                    return Err(invalid("the registry answered with TLS, not plain HTTP"));
-                }
-                HeadBytes::TooLarge => return Err(invalid("response head over 64 KiB")),
-            };
-            let (resp, keep_alive) = parse_head(&bytes)?;
-            if resp.status().is_informational() && resp.status() != StatusCode::SWITCHING_PROTOCOLS
-            {
-                continue;
-            }
-            let framing = framing(&resp)?;
-            let pool = keep_alive.then(|| (Arc::clone(self), authority.to_owned()));
-            let body = PlainBody::new(input, framing, pool);
-            let (parts, ()) = resp.into_parts();
-            return Ok(Response::from_parts(parts, body));
-        }
-        Err(invalid(format!(
-            "more than {MAX_INTERIM} interim (1xx) responses"
-        )))
+        let (resp, keep_alive, framing) = read_response(&mut input)?;
+        let pool = keep_alive.then(|| (Arc::clone(self), authority.to_owned()));
+        let body = PlainBody::new(input, framing, pool);
+        let (parts, ()) = resp.into_parts();
+        Ok(Response::from_parts(parts, body))
     }
 
     fn connect(&self, authority: &str) -> io::Result<TcpStream> {
@@ -302,6 +279,35 @@ fn request_head(
     Ok(head.into_bytes())
 }
 
+/// Reads the final response head from `input` (skipping interim ones): the response without
+/// its body, whether the connection may be kept, and how the body that follows is framed.
+fn read_response(input: &mut dyn BufRead) -> io::Result<(Response<()>, bool, Framing)> {
+    for _ in 0..=MAX_INTERIM {
+        let bytes = match read_head_bytes(input)? {
+            HeadBytes::Head(bytes) => bytes,
+            HeadBytes::Closed => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                ));
+            }
+            HeadBytes::TlsRecord => {
+                return Err(invalid("the registry answered with TLS, not plain HTTP"));
+            }
+            HeadBytes::TooLarge => return Err(invalid("response head over 64 KiB")),
+        };
+        let (resp, keep_alive) = parse_head(&bytes)?;
+        if resp.status().is_informational() && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        let framing = framing(&resp)?;
+        return Ok((resp, keep_alive, framing));
+    }
+    Err(invalid(format!(
+        "more than {MAX_INTERIM} interim (1xx) responses"
+    )))
+}
+
 /// A response head: the response (without body) and whether the connection may carry
 /// another request after it.
 fn parse_head(bytes: &[u8]) -> io::Result<(Response<()>, bool)> {
@@ -410,17 +416,65 @@ fn framing(resp: &Response<()>) -> io::Result<Framing> {
 /// A response body as it comes from the connection; a fully read body hands a connection
 /// that may be kept back to the pool.
 pub(crate) struct PlainBody {
-    state: State,
+    state: State<BufReader<TcpStream>>,
     /// Where a kept connection goes back to, when the response allows keeping it.
     pool: Option<(Arc<Plain>, String)>,
 }
 
-enum State {
-    Length(BufReader<TcpStream>, u64),
-    Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<BufReader<TcpStream>>>>),
-    UntilClose(BufReader<TcpStream>),
-    /// Read to its end, or given up.
+/// A body being read from `R`.
+enum State<R> {
+    Length(R, u64),
+    Chunked(Fused<chunked_transfer::Decoder<ChunkLineLimit<R>>>),
+    UntilClose(R),
+    /// Read to its end (except a `Length` body, which stays at 0 until it is finished), or
+    /// given up.
     Done,
+}
+
+impl<R: Read> State<R> {
+    fn new(input: R, framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => State::Length(input, 0),
+            Framing::Length(n) => State::Length(input, n),
+            Framing::Chunked => State::Chunked(Fused::new(chunked_transfer::Decoder::new(
+                ChunkLineLimit::new(input),
+            ))),
+            Framing::UntilClose => State::UntilClose(input),
+        }
+    }
+}
+
+impl<R: Read> Read for State<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let result = match self {
+            State::Length(_, 0) | State::Done => return Ok(0),
+            State::Length(input, left) => {
+                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                match input.read(&mut buf[..want]) {
+                    Ok(0) => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("connection closed {left} bytes before the end of the body"),
+                    )),
+                    Ok(n) => {
+                        *left -= n as u64;
+                        return Ok(n);
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            State::Chunked(decoder) => decoder.read(buf),
+            State::UntilClose(input) => input.read(buf),
+        };
+        match result {
+            Ok(0) => *self = State::Done,
+            Err(ref e) if e.kind() != io::ErrorKind::Interrupted => *self = State::Done,
+            _ => {}
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for PlainBody {
@@ -436,27 +490,21 @@ impl PlainBody {
         pool: Option<(Arc<Plain>, String)>,
     ) -> Self {
         let mut body = PlainBody {
-            state: match framing {
-                Framing::Empty => State::Length(input, 0),
-                Framing::Length(n) => State::Length(input, n),
-                Framing::Chunked => State::Chunked(Fused::new(chunked_transfer::Decoder::new(
-                    ChunkLineLimit::new(input),
-                ))),
-                Framing::UntilClose => State::UntilClose(input),
-            },
+            state: State::new(input, framing),
             pool,
         };
-        if matches!(body.state, State::Length(_, 0)) {
-            body.finish();
-        }
+        body.finish_if_read();
         body
     }
 
-    /// At the end of the body: the connection goes back to the pool if it may be kept and
-    /// nothing more was sent on it.
-    fn finish(&mut self) {
+    /// At the end of a `Content-Length` body: the connection goes back to the pool if it
+    /// may be kept and nothing more was sent on it.
+    fn finish_if_read(&mut self) {
+        if !matches!(self.state, State::Length(_, 0)) {
+            return;
+        }
         let state = std::mem::replace(&mut self.state, State::Done);
-        if let (State::Length(input, 0), Some((plain, authority))) = (state, self.pool.take())
+        if let (State::Length(input, _), Some((plain, authority))) = (state, self.pool.take())
             && input.buffer().is_empty()
         {
             plain.put_idle(authority, input.into_inner());
@@ -466,53 +514,21 @@ impl PlainBody {
 
 impl Read for PlainBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        match &mut self.state {
-            State::Length(input, left) => {
-                let want = buf.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                let n = input.read(&mut buf[..want]);
-                let n = match n {
-                    Ok(0) => {
-                        let left = *left;
-                        self.state = State::Done;
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("connection closed {left} bytes before the end of the body"),
-                        ));
-                    }
-                    Ok(n) => n,
-                    Err(e) => {
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            self.state = State::Done;
-                        }
-                        return Err(e);
-                    }
-                };
-                *left -= n as u64;
-                if *left == 0 {
-                    self.finish();
-                }
-                Ok(n)
-            }
-            State::Chunked(decoder) => {
-                let n = decoder.read(buf)?;
-                if n == 0 {
-                    self.state = State::Done;
-                }
-                Ok(n)
-            }
-            State::UntilClose(input) => {
-                let n = input.read(buf)?;
-                if n == 0 {
-                    self.state = State::Done;
-                }
-                Ok(n)
-            }
-            State::Done => Ok(0),
-        }
+        let n = self.state.read(buf)?;
+        self.finish_if_read();
+        Ok(n)
     }
+}
+
+/// Reads `bytes` as a registry's answer to a blob `GET` (interim responses, the head, the
+/// body by its framing, at most 1 MiB of it); returns the body's length, or `None` when it
+/// is refused. For the fuzz target: no input may panic, hang or buffer without bound.
+#[doc(hidden)]
+pub fn fuzz_response(bytes: &[u8]) -> Option<u64> {
+    let mut input = BufReader::with_capacity(BUFFER, bytes);
+    let (_, _, framing) = read_response(&mut input).ok()?;
+    let body = State::new(input, framing);
+    io::copy(&mut body.take(1 << 20), &mut io::sink()).ok()
 }
 
 #[cfg(test)]
@@ -757,5 +773,22 @@ mod tests {
         );
         let e = get("huge-head").unwrap_err();
         assert!(e.to_string().contains("over 64 KiB"), "{e}");
+    }
+
+    #[test]
+    fn the_fuzz_entry_reads_what_the_transport_reads() {
+        let ok = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(fuzz_response(ok), Some(5));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(fuzz_response(chunked), Some(3));
+        assert_eq!(
+            fuzz_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort"),
+            None
+        );
+        assert_eq!(
+            fuzz_response(&b"HTTP/1.1 100 Continue\r\n\r\n".repeat(9)),
+            None
+        );
+        assert_eq!(fuzz_response(b""), None);
     }
 }
