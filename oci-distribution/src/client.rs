@@ -179,13 +179,13 @@ fn retryable_status(status: StatusCode) -> bool {
 }
 
 fn retryable_error(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::Protocol(_)
-    )
+    match e {
+        // What we refused to send (a header value that would split the request) is refused
+        // again on every attempt.
+        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidInput,
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
 }
 
 /// `Retry-After` as seconds or as an HTTP date (IMF-fixdate), capped at 60 s.
@@ -852,6 +852,12 @@ mod tests {
             Some(1_835_438_400)
         );
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
+        let io = |kind| ureq::Error::Io(std::io::Error::new(kind, "x"));
+        assert!(retryable_error(&io(std::io::ErrorKind::ConnectionReset)));
+        assert!(retryable_error(&io(std::io::ErrorKind::UnexpectedEof)));
+        assert!(!retryable_error(&io(std::io::ErrorKind::InvalidInput)));
+        assert!(retryable_error(&ureq::Error::ConnectionFailed));
+        assert!(!retryable_error(&ureq::Error::BadUri("x".into())));
     }
 
     #[test]
