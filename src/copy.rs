@@ -304,34 +304,21 @@ fn copy_fetched(
         destination.put_manifest(&doc)?;
         report.manifests.push(doc.descriptor());
         doc
-    } else if options.all || !options.platforms.is_empty() {
-        copy_tree(
-            source,
-            &descriptor,
-            Some(doc),
-            destination,
-            &mut report,
-            options,
-            0,
-        )?
     } else {
+        // Without `all` or a platform list, indexes are walked down to the one platform.
+        let whole_tree = options.all || !options.platforms.is_empty();
         let mut depth = 0;
-        loop {
-            match doc {
-                AnyManifest::Index(index) if depth < MAX_INDEX_DEPTH => {
-                    descriptor = select_manifest(&index, &platform)?.clone();
-                    doc = source.fetch_manifest(&descriptor)?;
-                    depth += 1;
-                }
-                AnyManifest::Index(_) => {
-                    return Err(oci_image::Error::Invalid {
-                        kind: oci_image::DocumentKind::Index,
-                        field: "manifests".into(),
-                        reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
-                    });
-                }
-                AnyManifest::Manifest(_) => break,
+        while let (false, AnyManifest::Index(index)) = (whole_tree, &doc) {
+            if depth == MAX_INDEX_DEPTH {
+                return Err(oci_image::Error::Invalid {
+                    kind: oci_image::DocumentKind::Index,
+                    field: "manifests".into(),
+                    reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
+                });
             }
+            descriptor = select_manifest(index, &platform)?.clone();
+            doc = source.fetch_manifest(&descriptor)?;
+            depth += 1;
         }
         copy_tree(
             source,
