@@ -40,9 +40,11 @@ impl std::fmt::Debug for Client {
 
 struct Inner {
     agent: ureq::Agent,
-    /// Blob downloads from plain-HTTP registries; `None` when a proxy is configured, which
-    /// only ureq goes through.
-    plain: Option<Arc<Plain>>,
+    /// Blob downloads from plain-HTTP registries.
+    plain: Arc<Plain>,
+    /// The proxy ureq goes through, if any: only hosts it bypasses (`NO_PROXY`) get the
+    /// plain-HTTP downloads.
+    proxy: Option<ureq::Proxy>,
     config: ClientBuilder,
     sources: CredentialSources,
     state: Mutex<AuthState>,
@@ -171,6 +173,16 @@ pub(crate) fn status_error<B: ResponseBody>(
         errors,
         body: text,
     }
+}
+
+/// Whether `url` is plain HTTP that ureq would not send through `proxy` (none, or the host
+/// is on its `NO_PROXY` list).
+fn direct_plain(proxy: Option<&ureq::Proxy>, url: &str) -> bool {
+    url.starts_with("http://")
+        && match proxy {
+            None => true,
+            Some(proxy) => http::Uri::try_from(url).is_ok_and(|uri| proxy.is_no_proxy(&uri)),
+        }
 }
 
 fn retryable_status(status: StatusCode) -> bool {
@@ -316,7 +328,7 @@ impl Client {
             .max_idle_connections_per_host(8)
             .build()
             .into();
-        let plain = proxy.is_none().then(|| Plain::new(&config));
+        let plain = Plain::new(&config);
         let sources = CredentialSources {
             explicit: config.credentials.clone(),
             auth_files: config.auth_files.clone(),
@@ -325,6 +337,7 @@ impl Client {
             inner: Arc::new(Inner {
                 agent,
                 plain,
+                proxy,
                 config,
                 sources,
                 state: Mutex::new(AuthState::default()),
@@ -437,9 +450,10 @@ impl Client {
     }
 
     /// Whether a `GET` of `url` (a blob) goes on our own plain-HTTP connections
-    /// ([`execute_plain_get`](Client::execute_plain_get)) rather than through ureq.
+    /// ([`execute_plain_get`](Client::execute_plain_get)) rather than through ureq: an
+    /// `http://` URL that ureq would not send through a proxy either.
     pub(crate) fn plain_get(&self, url: &str) -> bool {
-        self.inner.plain.is_some() && url.starts_with("http://")
+        direct_plain(self.inner.proxy.as_ref(), url)
     }
 
     /// [`execute`](Client::execute) for a `GET` without body of an `http://` URL, on our
@@ -447,10 +461,7 @@ impl Client {
     /// followed.
     pub(crate) fn execute_plain_get(&self, req: Request<'_>) -> Result<Response<PlainBody>> {
         debug_assert!(req.method == Method::GET && matches!(req.body, Body::Empty));
-        let plain = self.inner.plain.clone().ok_or_else(|| Error::Protocol {
-            url: req.url.clone(),
-            message: "plain-HTTP downloads are off when a proxy is set".into(),
-        })?;
+        let plain = Arc::clone(&self.inner.plain);
         self.execute_with(req, move |_, req, auth| {
             let mut headers: Vec<(&str, &str)> =
                 req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -858,6 +869,25 @@ mod tests {
         assert!(!retryable_error(&io(std::io::ErrorKind::InvalidInput)));
         assert!(retryable_error(&ureq::Error::ConnectionFailed));
         assert!(!retryable_error(&ureq::Error::BadUri("x".into())));
+    }
+
+    #[test]
+    fn plain_downloads_go_direct_only_where_ureq_would() {
+        let url = "http://127.0.0.1:5000/v2/a/blobs/sha256:ab";
+        assert!(direct_plain(None, url));
+        assert!(!direct_plain(None, "https://127.0.0.1:5000/v2/"));
+        let proxy = ureq::Proxy::builder(ureq::ProxyProtocol::Http)
+            .host("proxy.lan")
+            .port(3128)
+            .no_proxy("127.0.0.1")
+            .no_proxy("localhost")
+            .build()
+            .unwrap();
+        assert!(direct_plain(Some(&proxy), url));
+        assert!(direct_plain(Some(&proxy), "http://localhost:5000/v2/"));
+        assert!(!direct_plain(Some(&proxy), "http://reg.lan:5000/v2/"));
+        let everything = ureq::Proxy::new("http://proxy.lan:3128").unwrap();
+        assert!(!direct_plain(Some(&everything), url));
     }
 
     #[test]

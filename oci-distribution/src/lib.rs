@@ -27,9 +27,10 @@
 //! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), timeouts, [`RetryPolicy`]
 //!   (exponential backoff with jitter, `Retry-After`), chunk size, user agent, proxies from
 //!   the environment or given, extra CA roots. One HTTP agent per client: connections are
-//!   reused. Blob downloads from plain-HTTP registries (without a proxy) go on the client's
-//!   own HTTP/1.1 connections, reused too, reading the socket straight into the caller's
-//!   buffer; ureq carries everything else (TLS, proxies, uploads, manifests, tokens).
+//!   reused. Blob downloads from plain-HTTP registries that no proxy is used for go on the
+//!   client's own HTTP/1.1 connections, reused too, reading the socket straight into the
+//!   caller's buffer; ureq carries everything else (TLS, proxies, uploads, manifests,
+//!   tokens).
 //! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
 //!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
 //!   credentials given directly or found in docker `config.json` / containers `auth.json`

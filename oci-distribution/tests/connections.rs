@@ -12,8 +12,10 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::process::Command;
+
 use oci_distribution::Client;
-use support::{any, push_image, unique};
+use support::{any, example_binary, free_port, push_image, unique};
 
 /// What a [`forwarder`] counted.
 #[derive(Clone, Default)]
@@ -22,6 +24,8 @@ struct Counts {
     accepted: Arc<AtomicUsize>,
     /// Bytes sent from upstream to the client.
     down: Arc<AtomicUsize>,
+    /// Blob requests (`GET .../blobs/`) sent from the client upstream.
+    blob_gets: Arc<AtomicUsize>,
 }
 
 /// Forwards bytes both ways to `upstream`; returns its address and what it counts. As a
@@ -55,20 +59,25 @@ fn forwarder(upstream: String, connect_proxy: bool) -> (String, Counts) {
             let Ok(server) = TcpStream::connect(&upstream) else {
                 continue;
             };
-            for (mut from, mut to, down) in [
+            for (mut from, mut to, upstream) in [
                 (
                     client.try_clone().unwrap(),
                     server.try_clone().unwrap(),
-                    None,
+                    true,
                 ),
-                (server, client, Some(count.down.clone())),
+                (server, client, false),
             ] {
+                let count = count.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 << 10];
                     while let Ok(n) = from.read(&mut buf) {
                         // Counted before it is sent: the client cannot have it uncounted.
-                        if let Some(down) = &down {
-                            down.fetch_add(n, Ordering::SeqCst);
+                        let sent = &buf[..n];
+                        if !upstream {
+                            count.down.fetch_add(n, Ordering::SeqCst);
+                        } else if sent.windows(7).any(|w| w == b"/blobs/") {
+                            let gets = sent.windows(5).filter(|w| *w == b"GET /").count();
+                            count.blob_gets.fetch_add(gets, Ordering::SeqCst);
                         }
                         if n == 0 || to.write_all(&buf[..n]).is_err() {
                             break;
@@ -131,14 +140,16 @@ fn an_explicit_proxy_carries_the_requests() {
         .unwrap();
     let n = counts.accepted.load(Ordering::Relaxed);
     assert!((1..=2).contains(&n), "{n} tunnels, reused");
-    // A blob download takes the proxy too: its bytes come back through it.
+    // A blob download takes the proxy too: it is asked for and comes back through it.
     let layer = &m.layers()[0];
     let before = counts.down.load(Ordering::SeqCst);
+    let gets = counts.blob_gets.load(Ordering::SeqCst);
     let mut blob = repo.get_blob(layer).unwrap();
     assert_eq!(
         std::io::copy(&mut blob, &mut std::io::sink()).unwrap(),
         layer.size()
     );
+    assert_eq!(counts.blob_gets.load(Ordering::SeqCst), gets + 1);
     let through = counts.down.load(Ordering::SeqCst) - before;
     assert!(
         through as u64 >= layer.size(),
@@ -190,4 +201,47 @@ fn a_redirected_plain_download_is_followed() {
     blob.read_to_end(&mut bytes).unwrap();
     assert_eq!(bytes.len() as u64, layer.size());
     assert_eq!(&oci_distribution::oci_image::sha256(&bytes), layer.digest());
+}
+
+#[test]
+fn the_environment_proxy_and_no_proxy_are_honoured() {
+    // `examples/inspect` reads the manifest and the config blob, in a process of its own, so
+    // that the proxy variables set for it touch no other test.
+    let registry = common::registry_addr();
+    let bin = example_binary("inspect");
+    let client = Client::builder().auth_files(Vec::new()).build().unwrap();
+    let repo = client
+        .repository_at(&registry, &unique("envproxy"))
+        .unwrap();
+    let m = push_image(&repo, "amd64", 74, &[1000]);
+    repo.put_manifest(&any(&m), Some(&"v1".parse().unwrap()))
+        .unwrap();
+    let reference = format!("docker://{registry}/{}:v1", repo.name());
+    let inspect = |env: &[(&str, String)]| {
+        let mut cmd = Command::new(&bin);
+        cmd.args([&reference, "--config"]);
+        for var in ["ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
+            cmd.env_remove(var).env_remove(var.to_ascii_lowercase());
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "inspect with {env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(config["architecture"], "amd64");
+    };
+    // Through the proxy: the config blob, downloaded over plain HTTP, is asked for through it.
+    let (proxy, counts) = forwarder(registry.clone(), true);
+    inspect(&[("HTTP_PROXY", format!("http://{proxy}"))]);
+    assert_eq!(
+        counts.blob_gets.load(Ordering::SeqCst),
+        1,
+        "the config's GET"
+    );
+    // The registry on NO_PROXY: nothing goes to the proxy, which does not even listen.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    inspect(&[("HTTP_PROXY", dead), ("NO_PROXY", "127.0.0.1".to_owned())]);
 }

@@ -51,8 +51,7 @@ fn inspect_example_prints_what_skopeo_would() {
         .output()
         .unwrap();
     assert!(!missing.status.success());
-    // Resolution is a HEAD, whose 404 has no body to carry MANIFEST_UNKNOWN: the error says
-    // not found and names the tag.
+    // The error says not found and names the tag.
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("not found") && err.contains("nope"), "{err}");
 }
