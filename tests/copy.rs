@@ -413,6 +413,98 @@ fn pull_and_push_through_the_registry() {
     );
 }
 
+/// A relay in front of `upstream` that counts the manifest requests going through it, by
+/// method (`"GET"`, `"HEAD"`).
+fn manifest_counting_relay(
+    upstream: String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(100) {
+            let Ok(client) = conn else { continue };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            for (mut from, mut to, up) in [
+                (
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    true,
+                ),
+                (server, client, false),
+            ] {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if up {
+                            // Request lines: only heads carry `/manifests/` here (no
+                            // uploads go through this relay).
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            for line in text.split("\r\n") {
+                                if let Some((method, rest)) = line.split_once(' ')
+                                    && rest.starts_with("/v2/")
+                                    && rest.contains("/manifests/")
+                                {
+                                    log.lock().unwrap().push(method.to_owned());
+                                }
+                            }
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// A pull asks for each manifest once: the top one is resolved and fetched by the same `GET`.
+#[test]
+fn a_pull_fetches_each_manifest_once() {
+    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let dir = tempfile::tempdir().unwrap();
+    let src = multiarch(&dir.path().join("src"));
+    let name = format!("ocikit-once/{}", std::process::id());
+    ocikit::copy::push(
+        &loc(format!("oci:{}:multi", src.root().display())),
+        &format!("{registry}/{name}:v1"),
+        &CopyOptions::new().all(true),
+    )
+    .unwrap();
+    let (relay, seen) = manifest_counting_relay(registry);
+    let pull = |to: &str, options: &CopyOptions| {
+        seen.lock().unwrap().clear();
+        ocikit::copy::pull(
+            &format!("docker://{relay}/{name}:v1"),
+            &dir.path().join(to),
+            Some("got"),
+            options,
+        )
+        .unwrap();
+        let mut methods = seen.lock().unwrap().clone();
+        methods.sort();
+        methods
+    };
+    // The index and its two manifests.
+    assert_eq!(pull("all", &CopyOptions::new().all(true)), ["GET"; 3]);
+    // The index and the manifest of one platform.
+    let one = CopyOptions::new().platform(parse_platform("linux/arm64").unwrap());
+    assert_eq!(pull("one", &one), ["GET"; 2]);
+}
+
 /// Registry to registry on one host: the blobs are mounted, not uploaded again.
 #[test]
 fn registry_to_registry_copies_mount() {
