@@ -791,4 +791,30 @@ mod tests {
         );
         assert_eq!(fuzz_response(b""), None);
     }
+
+    #[test]
+    fn a_silent_registry_times_out() {
+        // Answers the head at once, then stalls in the body.
+        let (addr, _) = peer(|mut conn, _| {
+            if request(&mut conn).is_some() {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf");
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        });
+        let plain = Plain::new(&ClientBuilder::default().read_timeout(Duration::from_millis(200)));
+        let started = std::time::Instant::now();
+        let e = fetch(&plain, &addr).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
