@@ -14,8 +14,8 @@ use oci_distribution::Repository;
 use oci_distribution::oci_image::{
     AnyManifest, ImageSource, Manifest, MediaTypeExt, TagOrDigest, host_platform, sha256,
 };
-use oci_distribution::oci_spec::image::{Descriptor, MediaType};
-use support::{any, client, run, unique};
+use oci_distribution::oci_spec::image::MediaType;
+use support::{any, client, run, unique, write_blob, write_image_by_hand};
 
 /// A gzip tar layer of a few files, made with `tar`; returns (bytes, diff id).
 fn make_layer(dir: &Path, seed: u32) -> (Vec<u8>, String) {
@@ -43,56 +43,20 @@ fn make_layer(dir: &Path, seed: u32) -> (Vec<u8>, String) {
     )
 }
 
-fn write_blob(layout: &Path, bytes: &[u8]) -> Descriptor {
-    let digest = sha256(bytes);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(digest.digest()), bytes).unwrap();
-    Descriptor::new(MediaType::Other(String::new()), bytes.len() as u64, digest)
-}
-
-fn with_type(d: Descriptor, m: MediaType) -> Descriptor {
-    Descriptor::new(m, d.size(), d.digest().clone())
-}
-
 /// Writes an OCI layout with one image named `tag`, by hand; returns the manifest.
 fn make_layout(layout: &Path, work: &Path) -> Manifest {
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for seed in 1..=2 {
         let (bytes, diff_id) = make_layer(work, seed);
-        layers.push(with_type(
-            write_blob(layout, &bytes),
-            MediaType::ImageLayerGzip,
-        ));
+        layers.push(write_blob(layout, &bytes, MediaType::ImageLayerGzip));
         diff_ids.push(diff_id);
     }
     let config = serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2024-05-06T07:08:09Z",
         "config": {"Env": ["PATH=/bin", "FROM=skopeo-test"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
-    let config = serde_json::to_vec(&config).unwrap();
-    let cd = with_type(write_blob(layout, &config), MediaType::ImageConfig);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": cd, "layers": layers,
-    });
-    let manifest = Manifest::from_bytes(serde_json::to_vec(&manifest).unwrap()).unwrap();
-    write_blob(layout, manifest.raw());
-    let mut desc = serde_json::to_value(manifest.descriptor()).unwrap();
-    desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "tag"});
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [desc]}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    manifest
+    write_image_by_hand(layout, layers, diff_ids, config, "tag")
 }
 
 /// Pulls `target` into a layout directory of our own making: every blob streamed through

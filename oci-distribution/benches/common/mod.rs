@@ -9,13 +9,11 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use oci_distribution::Repository;
-use oci_distribution::oci_image::{
-    AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest,
-};
+use oci_distribution::oci_image::{AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest};
 use oci_distribution::oci_spec::image::{Descriptor, MediaType};
 use oci_layout::Layout;
 
-use crate::support::{RandomReader, run};
+use crate::support::{RandomReader, run, write_blob, write_image_by_hand};
 
 /// Layer sizes of the benchmark image (over 100 MiB compressed in all).
 pub(crate) const LAYERS: &[u64] = &[
@@ -30,20 +28,11 @@ pub(crate) const LAYERS: &[u64] = &[
 /// Blobs copied at once.
 pub(crate) const WORKERS: usize = 4;
 
-pub(crate) fn write_blob(layout: &Path, bytes: &[u8]) -> Descriptor {
-    let digest = oci_distribution::oci_image::sha256(bytes);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(digest.digest()), bytes).unwrap();
-    Descriptor::new(MediaType::ImageLayerGzip, bytes.len() as u64, digest)
-}
-
 /// An OCI layout with one image of gzip layers of random bytes, named `bench`; returns
 /// the compressed size of its layers.
 pub(crate) fn make_source(dir: &Path, work: &Path) -> u64 {
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
-    let mut total = 0;
     for (i, &len) in LAYERS.iter().enumerate() {
         let raw = work.join(format!("layer{i}"));
         let mut data = Vec::new();
@@ -54,30 +43,11 @@ pub(crate) fn make_source(dir: &Path, work: &Path) -> u64 {
         std::fs::write(&raw, &data).unwrap();
         run(Command::new("gzip").args(["-1", "-n", "-f"]).arg(&raw));
         let gz = std::fs::read(work.join(format!("layer{i}.gz"))).unwrap();
-        total += gz.len() as u64;
-        layers.push(write_blob(dir, &gz));
+        layers.push(write_blob(dir, &gz, MediaType::ImageLayerGzip));
     }
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    let mut cd = write_blob(dir, &config);
-    cd.set_media_type(MediaType::ImageConfig);
-    let m = serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": cd, "layers": layers,
-    });
-    let m = Manifest::from_bytes(serde_json::to_vec(&m).unwrap()).unwrap();
-    write_blob(dir, m.raw());
-    let mut d = serde_json::to_value(m.descriptor()).unwrap();
-    d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "bench"});
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [d]}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let total = layers.iter().map(Descriptor::size).sum();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux"});
+    write_image_by_hand(dir, layers, diff_ids, config, "bench");
     total
 }
 

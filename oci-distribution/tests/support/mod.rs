@@ -153,6 +153,47 @@ pub fn any(m: &Manifest) -> AnyManifest {
 }
 
 /// A port nothing listens on now.
+/// Writes `bytes` as a blob of the layout at `dir` by hand (no oci-layout code), creating
+/// `blobs/sha256` as needed; returns its descriptor, of `media_type`.
+pub fn write_blob(dir: &Path, bytes: &[u8], media_type: MediaType) -> Descriptor {
+    let digest = sha256(bytes);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(digest.digest()), bytes).unwrap();
+    Descriptor::new(media_type, bytes.len() as u64, digest)
+}
+
+/// Finishes by hand an OCI layout at `dir` whose `layers` are already written (with
+/// [`write_blob`]): writes `config` with its `rootfs` set to `diff_ids`, the manifest,
+/// `index.json` naming it `name`, and `oci-layout`. What a peer reads then is not what our
+/// layout code wrote. Returns the manifest.
+pub fn write_image_by_hand(
+    dir: &Path,
+    layers: Vec<Descriptor>,
+    diff_ids: Vec<String>,
+    mut config: serde_json::Value,
+    name: &str,
+) -> Manifest {
+    config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
+    let config = serde_json::to_vec(&config).unwrap();
+    let config = write_blob(dir, &config, MediaType::ImageConfig);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": layers,
+    });
+    let manifest = Manifest::from_bytes(serde_json::to_vec(&manifest).unwrap()).unwrap();
+    write_blob(dir, manifest.raw(), MediaType::ImageManifest);
+    let mut entry = serde_json::to_value(manifest.descriptor()).unwrap();
+    entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::json!({"schemaVersion": 2, "manifests": [entry]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    manifest
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
