@@ -20,11 +20,11 @@ use std::fs::File;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use oci_image::oci_spec::image::{Descriptor, DigestAlgorithm, MediaType};
 use oci_image::{ImageDestination, digest_reader};
 use oci_layout::Layout;
-use util::{Xorshift, measuring, write_file};
+use util::{Xorshift, measuring, slow_group, write_file};
 
 fn bench(c: &mut Criterion) {
     let size: u64 = if measuring() { 256 << 20 } else { 1 << 20 };
@@ -64,13 +64,7 @@ fn bench(c: &mut Criterion) {
     assert!(wrong.put_blob(&descriptor, &mut short).is_err());
     assert!(!wrong.has_blob(descriptor.digest()).unwrap());
 
-    let mut group = c.benchmark_group("ingest");
-    group
-        .throughput(Throughput::Bytes(size))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(15));
+    let mut group = slow_group(c, "ingest", size, Duration::from_secs(15));
     let mut n = 0u64;
     group.bench_function("layout_put_blob_256MiB", |b| {
         b.iter_custom(|iters| {

@@ -24,11 +24,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use oci_image::{
     ApplyOptions, BuildOptions, BuiltLayer, VerifyingReader, apply_layer, build_layer,
 };
-use util::{Xorshift, measuring, write_file};
+use util::{Xorshift, measuring, slow_group, write_file};
 
 /// What the generated tree holds.
 struct Tree {
@@ -107,14 +107,8 @@ fn bench(c: &mut Criterion) {
         built.entries
     );
 
-    let mut group = c.benchmark_group("layer");
-    group
-        .throughput(Throughput::Bytes(built.uncompressed_size))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        // About 2.5 s a build on this machine's 2 cores: 10 of them.
-        .measurement_time(Duration::from_secs(25));
+    // About 2.5 s a build on this machine's 2 cores: 10 of them.
+    let mut group = slow_group(c, "layer", built.uncompressed_size, Duration::from_secs(25));
 
     group.bench_function("build_gzip", |b| {
         b.iter(|| {

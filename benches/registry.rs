@@ -29,14 +29,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::copy_blobs;
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use oci_distribution::Repository;
 use oci_distribution::oci_image::{
     AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest, host_platform,
 };
 use oci_layout::Layout;
 use support::{Registry, client, push_image};
-use util::measuring;
+use util::{measuring, slow_group};
 
 const REPOSITORY: &str = "bench/img";
 
@@ -152,13 +152,7 @@ fn bench(c: &mut Criterion) {
     check_layout(&pushed_from, &manifest);
     let pushed_from = Layout::open(&pushed_from).unwrap();
 
-    let mut group = c.benchmark_group("registry");
-    group
-        .throughput(Throughput::Bytes(bytes))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(10));
+    let mut group = slow_group(c, "registry", bytes, Duration::from_secs(10));
 
     let mut n = 0u64;
     group.bench_function("pull", |b| {

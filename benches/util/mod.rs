@@ -6,6 +6,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 
 /// True under `cargo bench` (criterion's `--bench` argument, without `--test`): the benches
 /// then use their full sizes; under `cargo test` they use tiny ones, so the unoptimised
@@ -18,6 +22,24 @@ pub(crate) fn measuring() -> bool {
         test |= arg == "--test";
     }
     bench && !test
+}
+
+/// A group for iterations of seconds over `bytes` of data: flat sampling, 10 samples, 1 s of
+/// warm-up, `measurement` in all.
+pub(crate) fn slow_group<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+    bytes: u64,
+    measurement: Duration,
+) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .throughput(Throughput::Bytes(bytes))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(measurement);
+    group
 }
 
 /// xorshift64* from a fixed seed: fast and the same on every run.
