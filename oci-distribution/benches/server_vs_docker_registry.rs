@@ -17,7 +17,6 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::{LAYERS, cpu_seconds, make_source, pull, settle};
 use oci_distribution::{Client, RegistryServer};
 use oci_layout::Layout;
-use support::{Registry, run};
+use support::{Registry, run, spawn_until_first_line};
 
 const ROUNDS: usize = 5;
 /// Ours, in this process: `pull ADDR REPO DIR`, blobs on `WORKERS` threads.
@@ -85,17 +84,12 @@ fn main() {
     println!("image: {} layers, {mib:.1} MiB compressed", LAYERS.len());
 
     let docker = Registry::start_in(work.path(), "", |_| {});
-    let mut ours = Command::new(&me)
-        .arg("--serve")
-        .arg(work.path().join("ours-root"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ours_addr = String::new();
-    BufReader::new(ours.stdout.take().unwrap())
-        .read_line(&mut ours_addr)
-        .unwrap();
+    let (mut ours, ours_addr) = spawn_until_first_line(
+        Command::new(&me)
+            .arg("--serve")
+            .arg(work.path().join("ours-root"))
+            .stdin(Stdio::piped()),
+    );
     let registries = [
         ("docker-registry", docker.addr.clone(), docker.pid()),
         ("ocikit", ours_addr.trim().to_owned(), ours.id()),

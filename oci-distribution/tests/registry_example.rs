@@ -4,25 +4,19 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use support::{any, client, example_binary, push_image, run};
+use support::{any, client, example_binary, push_image, run, spawn_until_first_line};
 
 #[test]
 fn registry_example_serves_until_stopped() {
     let bin = example_binary("registry");
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(bin)
-        .args(["--addr", "127.0.0.1:0", "--root"])
-        .arg(root.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_until_first_line(
+        Command::new(bin)
+            .args(["--addr", "127.0.0.1:0", "--root"])
+            .arg(root.path()),
+    );
     let addr = line
         .strip_prefix("serving on ")
         .and_then(|rest| rest.split_whitespace().next())
