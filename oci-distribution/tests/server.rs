@@ -126,6 +126,17 @@ fn manifest_json(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
     .unwrap()
 }
 
+/// A server of our own with the config `{}` pushed to `name`; returns it, a connection to it
+/// and an image manifest of that config and no layers (not pushed).
+fn served_with_empty_image(name: &str) -> (Served, Http, Vec<u8>) {
+    let server = Served::start();
+    let h = Http::new(&server.addr);
+    let config = b"{}";
+    post_blob(&h, name, config);
+    let manifest = manifest_json(config, &[]);
+    (server, h, manifest)
+}
+
 #[test]
 fn push_workflows_statuses_and_errors() {
     let server = Served::start();
@@ -492,12 +503,8 @@ fn range_len(range: &str) -> usize {
 
 #[test]
 fn tags_and_catalog_page_at_their_boundaries() {
-    let server = Served::start();
-    let h = Http::new(&server.addr);
     let name = "paging/repo";
-    let config = b"{}";
-    post_blob(&h, name, config);
-    let manifest = manifest_json(config, &[]);
+    let (_server, h, manifest) = served_with_empty_image(name);
     let tags = ["a", "b", "c", "d", "e"];
     for t in tags.iter().rev() {
         let r = h.send(
@@ -541,7 +548,7 @@ fn tags_and_catalog_page_at_their_boundaries() {
     let r = h.get("/v2/no/such/tags/list");
     assert_eq!((r.status, r.code().as_str()), (404, "NAME_UNKNOWN"));
     // The catalog pages too.
-    post_blob(&h, "paging/other", config);
+    post_blob(&h, "paging/other", b"{}");
     let r = h.get("/v2/_catalog?n=1");
     assert_eq!(
         r.json()["repositories"],
@@ -558,12 +565,8 @@ fn tags_and_catalog_page_at_their_boundaries() {
 
 #[test]
 fn referrers_api_with_filters_and_subject_header() {
-    let server = Served::start();
-    let h = Http::new(&server.addr);
     let name = "refs/app";
-    let config = b"{}";
-    post_blob(&h, name, config);
-    let image = manifest_json(config, &[]);
+    let (_server, h, image) = served_with_empty_image(name);
     let image_digest = sha256(&image).to_string();
     h.send(
         "PUT",
@@ -1833,12 +1836,8 @@ fn error_bodies_carry_only_the_specs_codes() {
 
 #[test]
 fn tags_follow_the_specs_grammar_and_4_mib_manifests_are_accepted() {
-    let server = Served::start();
-    let h = Http::new(&server.addr);
     let name = "grammar/tags";
-    let config = b"{}";
-    post_blob(&h, name, config);
-    let manifest = manifest_json(config, &[]);
+    let (server, h, manifest) = served_with_empty_image(name);
     // "<reference> as a tag MUST be at most 128 characters in length and MUST match the
     // following regular expression: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}".
     let longest = format!("a{}", "b".repeat(127));
