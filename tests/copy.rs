@@ -12,7 +12,7 @@ use ocikit::image::{AnyManifest, ImageSource, parse_platform, sha256};
 use ocikit::layout::{DockerArchive, Layout, OciArchive};
 
 mod common;
-use common::run;
+use common::{registry, run};
 
 /// A busybox image made by umoci, named `t`.
 fn umoci_image(dir: &Path) -> PathBuf {
@@ -257,8 +257,7 @@ fn copy_example_prints_what_it_copied() {
 #[test]
 fn registry_round_trip() {
     // Needs the server: fails, never skips, without it.
-    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let registry = registry();
     let dir = tempfile::tempdir().unwrap();
     let src = multiarch(&dir.path().join("src"));
     let from = loc(format!("oci:{}:multi", src.root().display()));
@@ -387,8 +386,7 @@ fn platform_lists_and_index_only() {
 /// `pull` and `push` are `copy` with a registry at one end.
 #[test]
 fn pull_and_push_through_the_registry() {
-    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let registry = registry();
     let dir = tempfile::tempdir().unwrap();
     let src = multiarch(&dir.path().join("src"));
     let reference = format!("{registry}/ocikit-pull-push/{}:v1", std::process::id());
@@ -473,8 +471,7 @@ fn manifest_counting_relay(
 /// A pull asks for each manifest once: the top one is resolved and fetched by the same `GET`.
 #[test]
 fn a_pull_fetches_each_manifest_once() {
-    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let registry = registry();
     let dir = tempfile::tempdir().unwrap();
     let src = multiarch(&dir.path().join("src"));
     let name = format!("ocikit-once/{}", std::process::id());
@@ -508,8 +505,7 @@ fn a_pull_fetches_each_manifest_once() {
 /// Registry to registry on one host: the blobs are mounted, not uploaded again.
 #[test]
 fn registry_to_registry_copies_mount() {
-    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let registry = registry();
     let dir = tempfile::tempdir().unwrap();
     let src = umoci_image(dir.path());
     let a = format!("docker://{registry}/ocikit-mount/a{}:t", std::process::id());
@@ -538,8 +534,7 @@ fn registry_to_registry_copies_mount() {
 #[test]
 fn referrers_are_copied_on_request() {
     use ocikit::artifact::push_artifact;
-    let registry = std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`");
+    let registry = registry();
     let dir = tempfile::tempdir().unwrap();
     let src = umoci_image(dir.path());
     let a = format!(

@@ -11,7 +11,7 @@ use ocikit::copy::{Location, open_source};
 use ocikit::image::{AnyManifest, host_platform};
 
 mod common;
-use common::{busybox_tree, example_binary, run};
+use common::{busybox_tree, example_binary, registry, run};
 
 /// Sorted `path type size content-hash link` lines of a tree.
 fn tree(dir: &Path) -> Vec<String> {
@@ -176,11 +176,6 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("digest mismatch"), "{err}");
-}
-
-fn registry() -> String {
-    std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`")
 }
 
 #[test]

@@ -15,12 +15,7 @@ use ocikit::layout::Layout;
 use ocikit::unpack::unpack_bundle;
 
 mod common;
-use common::{busybox_tree, example_binary, workspace_binary};
-
-fn registry() -> String {
-    std::env::var("OCIKIT_TEST_REGISTRY")
-        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`")
-}
+use common::{busybox_tree, example_binary, registry, workspace_binary};
 
 /// A busybox image with a user, pushed to the registry; returns its `docker://` location.
 fn pushed_image(dir: &Path, repo: &str) -> String {

@@ -5,6 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The address of the docker-registry `scripts/test.sh` starts (`OCIKIT_TEST_REGISTRY`);
+/// unset is a failure, not a skip.
+pub fn registry() -> String {
+    std::env::var("OCIKIT_TEST_REGISTRY")
+        .expect("OCIKIT_TEST_REGISTRY is not set: run the tests with `bash scripts/test.sh`")
+}
+
 /// The binary of example `name`, which scripts/test.sh builds (`cargo build --examples`)
 /// before the tests. Missing is a failure, not a skip.
 pub fn example_binary(name: &str) -> PathBuf {
