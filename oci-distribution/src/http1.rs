@@ -28,7 +28,12 @@ pub(crate) enum HeadBytes {
 pub(crate) fn read_head_bytes(input: &mut dyn BufRead) -> io::Result<HeadBytes> {
     let mut head = Vec::new();
     loop {
-        let available = input.fill_buf()?;
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            // A signal is no reason to drop the connection.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if available.is_empty() {
             return if head.is_empty() {
                 Ok(HeadBytes::Closed)
@@ -128,5 +133,56 @@ impl<R: Read> Read for ChunkLineLimit<R> {
             self.ones = 0;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns `Interrupted` before each piece it hands out.
+    struct Jittery<'a> {
+        pieces: Vec<&'a [u8]>,
+        interrupt: bool,
+    }
+
+    impl Read for Jittery<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            if self.pieces.is_empty() {
+                return Ok(0);
+            }
+            let piece = self.pieces.remove(0);
+            buf[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    #[test]
+    fn a_head_read_in_pieces_and_through_signals() {
+        let pieces = vec![&b"GET / HT"[..], b"TP/1.1\r\nHost: x\r", b"\n\r\nbody"];
+        let mut input = io::BufReader::new(Jittery {
+            pieces,
+            interrupt: false,
+        });
+        let HeadBytes::Head(head) = read_head_bytes(&mut input).unwrap() else {
+            panic!("a head")
+        };
+        assert_eq!(head, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        // What follows the head stays for the body.
+        let mut rest = Vec::new();
+        input.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"body");
+        let mut closed = io::BufReader::new(Jittery {
+            pieces: Vec::new(),
+            interrupt: false,
+        });
+        assert!(matches!(
+            read_head_bytes(&mut closed).unwrap(),
+            HeadBytes::Closed
+        ));
     }
 }
