@@ -78,14 +78,14 @@ impl Plain {
         url: &str,
         headers: &[(&str, &str)],
     ) -> io::Result<Response<PlainBody>> {
-        let (authority, target) = split_url(url)?;
-        let head = request_head(authority, target, &self.user_agent, headers)?;
+        let target = Target::parse(url)?;
+        let head = request_head(&target, &self.user_agent, headers)?;
         loop {
-            let (stream, reused) = match self.take_idle(authority) {
+            let (stream, reused) = match self.take_idle(&target.authority) {
                 Some(s) => (s, true),
-                None => (self.connect(authority)?, false),
+                None => (self.connect(&target)?, false),
             };
-            match self.exchange(stream, authority, &head) {
+            match self.exchange(stream, &target.authority, &head) {
                 Ok(resp) => return Ok(resp),
                 // The registry closed a kept connection as we used it: nothing of this
                 // request was answered, so it goes out again, on a new connection.
@@ -110,8 +110,8 @@ impl Plain {
         Ok(Response::from_parts(parts, body))
     }
 
-    fn connect(&self, authority: &str) -> io::Result<TcpStream> {
-        let (host, port) = host_port(authority)?;
+    fn connect(&self, target: &Target) -> io::Result<TcpStream> {
+        let (host, port) = (target.host.as_str(), target.port);
         let mut last = None;
         for addr in (host, port).to_socket_addrs()? {
             match TcpStream::connect_timeout(&addr, self.connect_timeout) {
@@ -175,65 +175,61 @@ fn still_open(stream: &TcpStream) -> bool {
     open && stream.set_nonblocking(false).is_ok()
 }
 
-/// `http://authority/target` into its authority and its target (`/` when it has none).
-fn split_url(url: &str) -> io::Result<(&str, &str)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not plain HTTP: {url}"),
-        )
-    })?;
-    let (authority, target) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], &rest[i..]),
-        Some(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("no path in {url}"),
-            ));
-        }
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("unsupported authority in {url}"),
-        ));
-    }
-    Ok((authority, target))
+/// Where a plain-HTTP request goes, from its URL as `http::Uri` (ureq's parser) reads it.
+#[derive(Debug, PartialEq)]
+struct Target {
+    /// `host[:port]` as written: the `Host` header and the key of kept connections.
+    authority: String,
+    /// The host to connect to (an IPv6 address without its brackets).
+    host: String,
+    port: u16,
+    /// The request target: path and query (`/` when the URL has neither).
+    path: String,
 }
 
-/// `host[:port]` or `[v6][:port]` into the host (without brackets) and the port (80 when
-/// none is given).
-fn host_port(authority: &str) -> io::Result<(&str, u16)> {
-    let bad = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid host and port {authority:?}"),
-        )
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, rest) = v6.split_once(']').ok_or_else(bad)?;
-        match rest {
-            "" => (host, None),
-            _ => (host, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+impl Target {
+    fn parse(url: &str) -> io::Result<Target> {
+        let refuse =
+            |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("{why}: {url}"));
+        let uri: ureq::http::Uri = url.parse().map_err(|_| refuse("invalid URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(refuse("not plain HTTP"));
         }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
+        let authority = uri.authority().ok_or_else(|| refuse("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(refuse("credentials in the URL"));
         }
-    };
-    let port = match port {
-        None => 80,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse().map_err(|_| bad())?
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return Err(refuse("no host"));
         }
-        Some(_) => return Err(bad()),
-    };
-    if host.is_empty() {
-        return Err(bad());
+        // What follows the host: nothing, or `:` and the port (which `Uri` does not check).
+        let port = match &authority.as_str()[authority.host().len()..] {
+            "" => 80,
+            rest => rest
+                .strip_prefix(':')
+                .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| refuse("invalid port"))?,
+        };
+        let mut path = match uri.path() {
+            "" => "/".to_owned(),
+            p => p.to_owned(),
+        };
+        if let Some(query) = uri.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        Ok(Target {
+            authority: authority.as_str().to_owned(),
+            host: host.to_owned(),
+            port,
+            path,
+        })
     }
-    Ok((host, port))
 }
 
 /// Whether `text` may go into a request line or a header value as it is: no control
@@ -244,8 +240,7 @@ fn sendable(text: &str, tab: bool) -> bool {
 }
 
 fn request_head(
-    authority: &str,
-    target: &str,
+    target: &Target,
     user_agent: &str,
     headers: &[(&str, &str)],
 ) -> io::Result<Vec<u8>> {
@@ -255,13 +250,15 @@ fn request_head(
             format!("{what} holds a character a request cannot carry"),
         )
     };
-    if !sendable(target, false) || target.contains(' ') {
+    // `http::Uri` admits no control characters or spaces in either; this is a second fence.
+    let (path, authority) = (&target.path, &target.authority);
+    if !sendable(path, false) || path.contains(' ') {
         return Err(refuse("the request target"));
     }
     if !sendable(authority, false) || authority.contains(' ') {
         return Err(refuse("the host"));
     }
-    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\n");
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
     for (name, value) in std::iter::once(&("user-agent", user_agent)).chain(headers) {
         let valid_name = !name.is_empty()
             && name
@@ -537,45 +534,63 @@ mod tests {
 
     #[test]
     fn urls_split_into_authority_and_target() {
+        let target = |url| Target::parse(url).map(|t| (t.authority, t.host, t.port, t.path));
+        let own = |a: &str, h: &str, p, t: &str| (a.to_owned(), h.to_owned(), p, t.to_owned());
         assert_eq!(
-            split_url("http://127.0.0.1:5000/v2/a/blobs/sha256:ab").unwrap(),
-            ("127.0.0.1:5000", "/v2/a/blobs/sha256:ab")
+            target("http://127.0.0.1:5000/v2/a/blobs/sha256:ab").unwrap(),
+            own("127.0.0.1:5000", "127.0.0.1", 5000, "/v2/a/blobs/sha256:ab")
         );
-        assert_eq!(split_url("http://reg.lan").unwrap(), ("reg.lan", "/"));
-        assert!(split_url("https://reg.lan/v2/").is_err());
-        assert!(split_url("http://user@reg.lan/v2/").is_err());
-        assert!(split_url("http:///v2/").is_err());
-        assert!(split_url("http://reg.lan?x=1").is_err());
-        assert_eq!(host_port("reg.lan").unwrap(), ("reg.lan", 80));
-        assert_eq!(host_port("reg.lan:5000").unwrap(), ("reg.lan", 5000));
-        assert_eq!(host_port("[::1]:5000").unwrap(), ("::1", 5000));
-        assert_eq!(host_port("[::1]").unwrap(), ("::1", 80));
+        assert_eq!(
+            target("http://reg.lan").unwrap(),
+            own("reg.lan", "reg.lan", 80, "/")
+        );
+        assert_eq!(
+            target("http://reg.lan?x=1").unwrap(),
+            own("reg.lan", "reg.lan", 80, "/?x=1")
+        );
+        assert_eq!(
+            target("http://[::1]:5000/v2/").unwrap(),
+            own("[::1]:5000", "::1", 5000, "/v2/")
+        );
+        assert_eq!(
+            target("http://[::1]/").unwrap(),
+            own("[::1]", "::1", 80, "/")
+        );
         for bad in [
-            "reg.lan:",
-            "reg.lan:x",
-            ":80",
-            "[::1",
-            "[::1]5000",
-            "reg.lan:99999",
+            "https://reg.lan/v2/",
+            "http://user@reg.lan/v2/",
+            "http:///v2/",
+            "http://reg.lan:x/",
+            "http://:80/",
+            "http://[::1/",
+            "http://[::1]5000/",
+            "http://reg.lan:99999/",
+            "http://reg.lan/a b",
+            "/v2/",
         ] {
-            assert!(host_port(bad).is_err(), "{bad}");
+            assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_request_cannot_be_split_by_what_it_carries() {
-        let head = request_head("r:1", "/v2/", "ua", &[("range", "bytes=5-")]).unwrap();
+        let t = Target::parse("http://r:1/v2/").unwrap();
+        let head = request_head(&t, "ua", &[("range", "bytes=5-")]).unwrap();
         assert_eq!(
             String::from_utf8(head).unwrap(),
             "GET /v2/ HTTP/1.1\r\nHost: r:1\r\nuser-agent: ua\r\nrange: bytes=5-\r\n\r\n"
         );
         let injected = "Bearer x\r\nX-Evil: 1";
-        let e = request_head("r:1", "/v2/", "ua", &[("authorization", injected)]).unwrap_err();
+        let e = request_head(&t, "ua", &[("authorization", injected)]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("authorization"), "{e}");
-        assert!(request_head("r:1", "/v2/ HTTP/1.0\r\n", "ua", &[]).is_err());
-        assert!(request_head("r:1", "/v2/", "ua\n", &[]).is_err());
-        assert!(request_head("r:1", "/v2/", "ua", &[("bad name", "v")]).is_err());
+        let smuggled = Target {
+            path: "/v2/ HTTP/1.0\r\n".to_owned(),
+            ..Target::parse("http://r:1/").unwrap()
+        };
+        assert!(request_head(&smuggled, "ua", &[]).is_err());
+        assert!(request_head(&t, "ua\n", &[]).is_err());
+        assert!(request_head(&t, "ua", &[("bad name", "v")]).is_err());
     }
 
     fn head(text: &str) -> io::Result<(Response<()>, bool)> {
