@@ -54,8 +54,8 @@ layer_row "apply it" "tar -xzf" apply_ours apply_tar
 layer_row "apply it" "umoci unpack" apply_ours apply_umoci
 size=$(grep '^layer size' "$LOGS/layers" | sed -E 's/.*\(([0-9.]+x)\).*/\1/')
 
-step "pull and push (oci-distribution vs_skopeo)"
-cargo bench -q -p oci-distribution --bench vs_skopeo >"$LOGS/dist" 2>"$LOGS/dist.err"
+step "pull and push (ocikit-distribution vs_skopeo)"
+cargo bench -q -p ocikit-distribution --bench vs_skopeo >"$LOGS/dist" 2>"$LOGS/dist.err"
 dist_row() { # label key
     local l s o r rss prss
     l=$(grep "^$2" "$LOGS/dist")
@@ -70,7 +70,7 @@ dist_row "pull a 107 MiB image into a layout" "pull into a layout"
 dist_row "push it to an empty registry" "push to an empty registry"
 
 step "serving pulls (our registry vs docker-registry)"
-cargo bench -q -p oci-distribution --bench server_vs_docker_registry >"$LOGS/srv" 2>"$LOGS/srv.err"
+cargo bench -q -p ocikit-distribution --bench server_vs_docker_registry >"$LOGS/srv" 2>"$LOGS/srv.err"
 srv_row() { # client
     local l d o r
     l=$(grep "^$1 pull" "$LOGS/srv")

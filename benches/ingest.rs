@@ -21,9 +21,9 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use oci_image::oci_spec::image::{Descriptor, DigestAlgorithm, MediaType};
-use oci_image::{ImageDestination, digest_reader};
-use oci_layout::Layout;
+use ocikit_image::oci_spec::image::{Descriptor, DigestAlgorithm, MediaType};
+use ocikit_image::{ImageDestination, digest_reader};
+use ocikit_layout::Layout;
 use util::{Xorshift, measuring, slow_group, write_file};
 
 fn bench(c: &mut Criterion) {

@@ -1,5 +1,5 @@
-//! Layer build and layer apply: [`oci_image::build_layer`] of one directory tree into a gzip
-//! layer, and [`oci_image::apply_layer`] of that layer to a new, empty directory; throughput in
+//! Layer build and layer apply: [`ocikit_image::build_layer`] of one directory tree into a gzip
+//! layer, and [`ocikit_image::apply_layer`] of that layer to a new, empty directory; throughput in
 //! bytes of the uncompressed tar stream.
 //!
 //! ```text
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use oci_image::{
+use ocikit_image::{
     ApplyOptions, BuildOptions, BuiltLayer, VerifyingReader, apply_layer, build_layer,
 };
 use util::{Xorshift, measuring, slow_group, write_file};

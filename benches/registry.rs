@@ -1,4 +1,4 @@
-//! Pull and push with [`oci_distribution::Client`] against a local docker-registry: pull of a
+//! Pull and push with [`ocikit_distribution::Client`] against a local docker-registry: pull of a
 //! six-layer image (about 41 MiB) into a new OCI image layout, and push of it from a layout to
 //! an empty registry; throughput in bytes of the blobs copied (layers and config).
 //!
@@ -12,7 +12,7 @@
 //! stored), tag the manifest in the layout. Every pull goes to a layout of its own, removed
 //! untimed. Every push goes to a docker-registry of its own, started untimed, so every blob is
 //! really uploaded. Registry storage and layouts live on tmpfs (`/dev/shm`) when it has room,
-//! as in `cargo bench -p oci-distribution --bench vs_skopeo` (which compares with skopeo), so
+//! as in `cargo bench -p ocikit-distribution --bench vs_skopeo` (which compares with skopeo), so
 //! the disk's write-back does not decide the figures. Under `cargo test` (no `--bench`
 //! argument) criterion runs each once with an image of about 0.3 MiB.
 //!
@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use common::copy_blobs;
 use criterion::{Criterion, criterion_group, criterion_main};
-use oci_distribution::Repository;
-use oci_distribution::oci_image::{
+use ocikit_distribution::Repository;
+use ocikit_distribution::ocikit_image::{
     AnyManifest, ImageDestination, ImageSource, Manifest, Tag, TagOrDigest, host_platform,
 };
-use oci_layout::Layout;
+use ocikit_layout::Layout;
 use support::{Registry, client, push_image};
 use util::{measuring, slow_group};
 

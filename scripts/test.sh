@@ -8,10 +8,10 @@
 #    (unit, integration, examples, benches built in test mode, then doctests).
 #
 # Arguments, if any, replace `--workspace` in both `cargo test` invocations (the registry is
-# still started): package selection only, e.g. `bash scripts/test.sh -p oci-distribution`.
+# still started): package selection only, e.g. `bash scripts/test.sh -p ocikit-distribution`.
 # Target filters such as `--test X` do not combine with `--all-targets`/`--doc`: to run one
 # command with the registry instead, put it after `--`, e.g.
-#   bash scripts/test.sh -- cargo test -p oci-distribution --test registry_env
+#   bash scripts/test.sh -- cargo test -p ocikit-distribution --test registry_env
 # Needs root (or sudo) only when a package has to be installed.
 set -euo pipefail
 

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use oci_image::oci_spec::image::{ANNOTATION_TITLE, Descriptor, ImageManifestBuilder, MediaType};
-use oci_image::{
+use ocikit_image::oci_spec::image::{
+    ANNOTATION_TITLE, Descriptor, ImageManifestBuilder, MediaType,
+};
+use ocikit_image::{
     DigestingReader, ImageDestination, Manifest, Tag, descriptor_of, is_valid_media_type,
 };
 
@@ -33,8 +35,8 @@ pub fn push_artifact(
 ) -> Result<Manifest, Error> {
     for t in [artifact_type, media_type] {
         if !is_valid_media_type(t) {
-            return Err(oci_image::Error::Invalid {
-                kind: oci_image::DocumentKind::Manifest,
+            return Err(ocikit_image::Error::Invalid {
+                kind: ocikit_image::DocumentKind::Manifest,
                 field: "artifactType".into(),
                 reason: format!("{t:?} is not a media type (RFC 6838)"),
             }

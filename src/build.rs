@@ -6,11 +6,11 @@ use std::io::{BufWriter, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use oci_image::oci_spec::image::{
+use ocikit_image::oci_spec::image::{
     Config as ExecConfig, History, ImageConfiguration, ImageManifestBuilder, MediaType, Platform,
     RootFs,
 };
-use oci_image::{
+use ocikit_image::{
     AnyManifest, BuiltLayer, Config, Error, ImageDestination, ImageSource, Manifest, MediaTypeExt,
     Tag, TagOrDigest, build_diff_layer, build_layer, descriptor_of, host_platform,
 };
@@ -37,7 +37,7 @@ pub struct BuildSpec {
     labels: Vec<(String, String)>,
     platform: Option<Platform>,
     created: Option<String>,
-    layer_options: oci_image::BuildOptions,
+    layer_options: ocikit_image::BuildOptions,
 }
 
 impl BuildSpec {
@@ -53,7 +53,7 @@ impl BuildSpec {
     }
 
     /// Appends a layer of what changed from the tree `base` to the tree `changed` (new and
-    /// modified entries, whiteouts for deletions; see [`oci_image::build_diff_layer`]), like
+    /// modified entries, whiteouts for deletions; see [`ocikit_image::build_diff_layer`]), like
     /// `umoci repack` after editing an unpacked rootfs.
     pub fn diff_layer(mut self, base: impl Into<PathBuf>, changed: impl Into<PathBuf>) -> Self {
         self.layers
@@ -117,8 +117,8 @@ impl BuildSpec {
     }
 
     /// How the layers are made (compression, time clamping, owners). Default:
-    /// [`oci_image::BuildOptions::new`] with `SOURCE_DATE_EPOCH` from the environment.
-    pub fn layer_options(mut self, options: oci_image::BuildOptions) -> Self {
+    /// [`ocikit_image::BuildOptions::new`] with `SOURCE_DATE_EPOCH` from the environment.
+    pub fn layer_options(mut self, options: ocikit_image::BuildOptions) -> Self {
         self.layer_options = options;
         self
     }
@@ -258,7 +258,7 @@ pub fn build_image(
 fn put_built_layer(
     source: &LayerSource,
     destination: &dyn ImageDestination,
-    options: &oci_image::BuildOptions,
+    options: &ocikit_image::BuildOptions,
 ) -> Result<BuiltLayer, Error> {
     let (mut file, path) = temp_file()?;
     let result = (|| {
@@ -315,7 +315,7 @@ pub(crate) fn store_manifest(
     tag: Option<&Tag>,
 ) -> Result<Manifest, Error> {
     let manifest = manifest.build().map_err(|e| Error::Invalid {
-        kind: oci_image::DocumentKind::Manifest,
+        kind: ocikit_image::DocumentKind::Manifest,
         field: String::new(),
         reason: e.to_string(),
     })?;
@@ -354,29 +354,29 @@ pub(crate) fn rfc3339(secs: i64) -> String {
 /// append` makes, for images built for several platforms.
 pub fn build_index(
     destination: &dyn ImageDestination,
-    images: &[oci_image::oci_spec::image::Descriptor],
+    images: &[ocikit_image::oci_spec::image::Descriptor],
     tag: Option<&Tag>,
-) -> Result<oci_image::Index, Error> {
+) -> Result<ocikit_image::Index, Error> {
     for (i, d) in images.iter().enumerate() {
         if d.platform().is_none() {
             return Err(Error::Invalid {
-                kind: oci_image::DocumentKind::Index,
+                kind: ocikit_image::DocumentKind::Index,
                 field: format!("manifests[{i}].platform"),
                 reason: "every image of a multi-platform index needs its platform".into(),
             });
         }
     }
-    let index = oci_image::oci_spec::image::ImageIndexBuilder::default()
+    let index = ocikit_image::oci_spec::image::ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
         .manifests(images.to_vec())
         .build()
         .map_err(|e| Error::Invalid {
-            kind: oci_image::DocumentKind::Index,
+            kind: ocikit_image::DocumentKind::Index,
             field: String::new(),
             reason: e.to_string(),
         })?;
-    let index = oci_image::Index::new(index)?;
+    let index = ocikit_image::Index::new(index)?;
     let any = AnyManifest::Index(index.clone());
     destination.put_manifest(&any)?;
     if let Some(tag) = tag {

@@ -1,7 +1,7 @@
 //! Image configuration to runtime configuration, as image-spec `conversion.md` says.
 //!
 //! [`runtime_config`] starts from defaults equal in effect to `runc spec` (namespaces, mounts,
-//! masked and read-only paths, default capabilities: [`oci_runtime::default_spec`]), then
+//! masked and read-only paths, default capabilities: [`ocikit_runtime::default_spec`]), then
 //! applies the image: `Entrypoint` + `Cmd` as the arguments, `Env`, `WorkingDir`, `User`
 //! resolved against the rootfs' `/etc/passwd` and `/etc/group`, and the annotations the
 //! document lists (`os`, `architecture`, ..., `Labels`, `StopSignal`, `ExposedPorts`).
@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use oci_image::oci_spec::image::ImageConfiguration;
-use oci_image::read_in_root;
 use oci_spec::runtime::{
     LinuxCpu, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace,
     LinuxNamespaceType, LinuxPids, Mount, Spec,
 };
+use ocikit_image::oci_spec::image::ImageConfiguration;
+use ocikit_image::read_in_root;
 
 /// Why a configuration could not be converted.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum ConvertError {
     NoCommand,
     /// Reading the rootfs failed.
     #[error(transparent)]
-    Image(#[from] oci_image::Error),
+    Image(#[from] ocikit_image::Error),
 }
 
 /// Ways the image's volumes become mounts.
@@ -166,9 +166,9 @@ pub fn runtime_config(
     rootfs: &Path,
     options: &ConvertOptions,
 ) -> Result<Spec, ConvertError> {
-    let empty = oci_image::oci_spec::image::Config::default();
+    let empty = ocikit_image::oci_spec::image::Config::default();
     let config = image.config().as_ref().unwrap_or(&empty);
-    let mut spec = oci_runtime::default_spec();
+    let mut spec = ocikit_runtime::default_spec();
     let mut process = spec.process().clone().unwrap_or_default();
 
     // "If both Config.Entrypoint and Config.Cmd are specified, the converter MUST append the
@@ -609,7 +609,7 @@ mod tests {
         assert_eq!(res.memory().unwrap().limit(), Some(512 << 20));
         assert_eq!(res.cpu().clone().unwrap().quota(), Some(50_000));
         assert_eq!(res.pids().unwrap().limit(), 64);
-        oci_runtime::validate(&spec).unwrap();
+        ocikit_runtime::validate(&spec).unwrap();
     }
 
     #[test]
@@ -662,6 +662,6 @@ mod tests {
                 .iter()
                 .any(|m| m.typ().as_deref() == Some("cgroup"))
         );
-        oci_runtime::validate(&spec).unwrap();
+        ocikit_runtime::validate(&spec).unwrap();
     }
 }

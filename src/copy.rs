@@ -32,13 +32,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use crate::Error;
-use oci_distribution::{Client, Reference, Repository};
-use oci_image::oci_spec::image::{Descriptor, Platform};
-use oci_image::{
+use ocikit_distribution::{Client, Reference, Repository};
+use ocikit_image::oci_spec::image::{Descriptor, Platform};
+use ocikit_image::{
     AnyManifest, BlobReader, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH,
     MediaTypeExt, Tag, TagOrDigest, host_platform, select_manifest,
 };
-use oci_layout::{
+use ocikit_layout::{
     DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
 };
 
@@ -164,11 +164,11 @@ struct Reporting<'a> {
 }
 
 impl ImageSource for Reporting<'_> {
-    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
         self.inner.resolve(reference)
     }
 
-    fn open_blob_unverified(&self, d: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_blob_unverified(&self, d: &Descriptor) -> ocikit_image::Result<BlobReader<'_>> {
         let inner = self.inner.open_blob_unverified(d)?;
         Ok(Box::new(Counting {
             inner,
@@ -178,14 +178,14 @@ impl ImageSource for Reporting<'_> {
         }))
     }
 
-    fn open_manifest_unverified(&self, d: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_manifest_unverified(&self, d: &Descriptor) -> ocikit_image::Result<BlobReader<'_>> {
         self.inner.open_manifest_unverified(d)
     }
 
     fn resolve_manifest(
         &self,
         reference: &TagOrDigest,
-    ) -> oci_image::Result<(Descriptor, AnyManifest)> {
+    ) -> ocikit_image::Result<(Descriptor, AnyManifest)> {
         self.inner.resolve_manifest(reference)
     }
 
@@ -284,7 +284,7 @@ pub fn copy_image(
     destination: &(dyn ImageDestination + Sync),
     tag: Option<&Tag>,
     options: &CopyOptions,
-) -> oci_image::Result<CopyReport> {
+) -> ocikit_image::Result<CopyReport> {
     let (descriptor, doc) = source.resolve_manifest(reference)?;
     copy_fetched(source, descriptor, doc, destination, tag, options)
 }
@@ -297,7 +297,7 @@ fn copy_fetched(
     destination: &(dyn ImageDestination + Sync),
     tag: Option<&Tag>,
     options: &CopyOptions,
-) -> oci_image::Result<CopyReport> {
+) -> ocikit_image::Result<CopyReport> {
     let platform = options.platform.clone().unwrap_or_else(host_platform);
     let mut report = Report::default();
     let top = if options.index_only {
@@ -310,8 +310,8 @@ fn copy_fetched(
         let mut depth = 0;
         while let (false, AnyManifest::Index(index)) = (whole_tree, &doc) {
             if depth == MAX_INDEX_DEPTH {
-                return Err(oci_image::Error::Invalid {
-                    kind: oci_image::DocumentKind::Index,
+                return Err(ocikit_image::Error::Invalid {
+                    kind: ocikit_image::DocumentKind::Index,
                     field: "manifests".into(),
                     reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
                 });
@@ -359,7 +359,7 @@ fn copy_referrers(
     destination: &(dyn ImageDestination + Sync),
     report: &mut Report,
     options: &CopyOptions,
-) -> oci_image::Result<()> {
+) -> ocikit_image::Result<()> {
     let as_is = CopyOptions {
         format: None,
         platforms: Vec::new(),
@@ -378,8 +378,8 @@ fn copy_referrers(
                 continue;
             }
             if seen.len() > MAX_REFERRERS + report.manifests.len() {
-                return Err(oci_image::Error::Invalid {
-                    kind: oci_image::DocumentKind::Index,
+                return Err(ocikit_image::Error::Invalid {
+                    kind: ocikit_image::DocumentKind::Index,
                     field: "referrers".into(),
                     reason: format!("more than {MAX_REFERRERS} referrers"),
                 });
@@ -400,7 +400,7 @@ fn copy_blobs(
     destination: &(dyn ImageDestination + Sync),
     report: &mut Report,
     options: &CopyOptions,
-) -> oci_image::Result<()> {
+) -> ocikit_image::Result<()> {
     let reporting;
     let source: &(dyn ImageSource + Sync) = match &options.progress {
         Some(progress) => {
@@ -412,7 +412,7 @@ fn copy_blobs(
         }
         None => source,
     };
-    let copy_one = |d: &Descriptor| -> oci_image::Result<BlobCopy> {
+    let copy_one = |d: &Descriptor| -> ocikit_image::Result<BlobCopy> {
         let mounted = match &options.mount_from {
             Some(from) if !destination.has_blob(d)? => destination.mount_blob(d, from)?,
             _ => false,
@@ -426,7 +426,7 @@ fn copy_blobs(
             Ok(true) if mounted => BlobAction::Mounted,
             Ok(true) => BlobAction::Copied,
             Ok(false) => BlobAction::Skipped,
-            Err(oci_image::Error::NotFound(_))
+            Err(ocikit_image::Error::NotFound(_))
                 if matches!(
                     d.media_type().kind(),
                     ContentKind::Layer {
@@ -452,14 +452,14 @@ fn copy_blobs(
         })
     };
     let jobs = options.jobs.unwrap_or(4).min(blobs.len()).max(1);
-    let results: Vec<oci_image::Result<BlobCopy>> = if jobs == 1 {
+    let results: Vec<ocikit_image::Result<BlobCopy>> = if jobs == 1 {
         blobs.iter().map(copy_one).collect()
     } else {
         // Largest first: the biggest blob bounds the copy's time, so it must not start last.
         let mut order: Vec<usize> = (0..blobs.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(blobs[i].size()));
         let next = AtomicUsize::new(0);
-        let slots: Vec<Mutex<Option<oci_image::Result<BlobCopy>>>> =
+        let slots: Vec<Mutex<Option<ocikit_image::Result<BlobCopy>>>> =
             blobs.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
             for _ in 0..jobs {
@@ -509,7 +509,7 @@ fn copy_tree(
     report: &mut Report,
     options: &CopyOptions,
     depth: usize,
-) -> oci_image::Result<AnyManifest> {
+) -> ocikit_image::Result<AnyManifest> {
     let mut doc = match fetched {
         Some(doc) => doc,
         None => source.fetch_manifest(descriptor)?,
@@ -539,8 +539,8 @@ fn copy_tree(
         }
         AnyManifest::Index(index) => {
             if depth >= MAX_INDEX_DEPTH {
-                return Err(oci_image::Error::Invalid {
-                    kind: oci_image::DocumentKind::Index,
+                return Err(ocikit_image::Error::Invalid {
+                    kind: ocikit_image::DocumentKind::Index,
                     field: "manifests".into(),
                     reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
                 });
@@ -553,7 +553,7 @@ fn copy_tree(
                             || options
                                 .platforms
                                 .iter()
-                                .any(|w| oci_image::platform_matches(w, p))
+                                .any(|w| ocikit_image::platform_matches(w, p))
                     });
                 if !wanted {
                     continue;
@@ -743,7 +743,7 @@ impl OpenedSource {
 
     /// The manifest or index the location names, fetched and verified (for a `docker://`
     /// location, it came with resolving the name: no second request).
-    pub fn top_manifest(&self) -> oci_image::Result<AnyManifest> {
+    pub fn top_manifest(&self) -> ocikit_image::Result<AnyManifest> {
         match &self.fetched {
             Some(doc) => Ok(doc.clone()),
             None => self.source().fetch_manifest(&self.top),

@@ -14,19 +14,19 @@ pub enum Error {
     },
     /// An error of the image vocabulary or of a source or destination, through the traits.
     #[error(transparent)]
-    Image(#[from] oci_image::Error),
+    Image(#[from] ocikit_image::Error),
     /// An error of a layout or archive, from its own API.
     #[error(transparent)]
-    Layout(#[from] oci_layout::Error),
+    Layout(#[from] ocikit_layout::Error),
     /// An error of the registry client, from its own API.
     #[error(transparent)]
-    Distribution(#[from] oci_distribution::Error),
+    Distribution(#[from] ocikit_distribution::Error),
     /// The image configuration could not become a runtime configuration.
     #[error(transparent)]
     Convert(#[from] crate::convert::ConvertError),
     /// An error of the container runtime.
     #[error(transparent)]
-    Runtime(#[from] oci_runtime::Error),
+    Runtime(#[from] ocikit_runtime::Error),
     /// Writing a bundle's or a recipe's files failed.
     #[error("{path}: {source}")]
     Io {

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use oci_image::oci_spec::image::Platform;
-use oci_image::{AnyManifest, Config, Manifest, select_manifest};
+use ocikit_image::oci_spec::image::Platform;
+use ocikit_image::{AnyManifest, Config, Manifest, select_manifest};
 use serde::Serialize;
 
 use crate::Error;
@@ -80,14 +80,14 @@ pub fn inspect(location: &Location, platform: &Platform) -> Result<Inspected, Er
     let manifest = loop {
         match current {
             AnyManifest::Manifest(m) => break m,
-            AnyManifest::Index(index) if depth < oci_image::MAX_INDEX_DEPTH => {
+            AnyManifest::Index(index) if depth < ocikit_image::MAX_INDEX_DEPTH => {
                 let child = select_manifest(&index, platform)?.clone();
                 current = source.fetch_manifest(&child)?;
                 depth += 1;
             }
             AnyManifest::Index(_) => {
-                return Err(oci_image::Error::Invalid {
-                    kind: oci_image::DocumentKind::Index,
+                return Err(ocikit_image::Error::Invalid {
+                    kind: ocikit_image::DocumentKind::Index,
                     field: "manifests".into(),
                     reason: "indexes nested too deep".into(),
                 }
@@ -103,7 +103,7 @@ pub fn inspect(location: &Location, platform: &Platform) -> Result<Inspected, Er
     let exec = config.config().clone().unwrap_or_default();
     let name = match location {
         Location::Docker { reference } => {
-            let r: oci_distribution::Reference = reference.parse()?;
+            let r: ocikit_distribution::Reference = reference.parse()?;
             format!("{}/{}", r.registry(), r.repository())
         }
         other => other.to_string(),

@@ -4,10 +4,10 @@
 //!
 //! | module | crate | what it holds |
 //! |---|---|---|
-//! | [`image`] | `oci-image` | digests, verifying streams, media types, manifests, platforms |
-//! | [`layout`] | `oci-layout` | the OCI image layout on disk and archives |
-//! | [`distribution`] | `oci-distribution` | the blocking registry client |
-//! | [`runtime`] | `oci-runtime` | the runtime specification on Linux |
+//! | [`image`] | `ocikit-image` | digests, verifying streams, media types, manifests, platforms |
+//! | [`layout`] | `ocikit-layout` | the OCI image layout on disk and archives |
+//! | [`distribution`] | `ocikit-distribution` | the blocking registry client |
+//! | [`runtime`] | `ocikit-runtime` | the runtime specification on Linux |
 //!
 //! [`copy`] composes them: one copy routine for every pair of places an image can live;
 //! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
@@ -24,8 +24,8 @@ pub mod run;
 pub mod unpack;
 
 pub use error::Error;
-pub use oci_distribution as distribution;
-pub use oci_image as image;
-pub use oci_layout as layout;
-pub use oci_runtime as runtime;
 pub use oci_spec;
+pub use ocikit_distribution as distribution;
+pub use ocikit_image as image;
+pub use ocikit_layout as layout;
+pub use ocikit_runtime as runtime;

@@ -1,13 +1,13 @@
 //! Running bundles with `oci-runtime`: the last step of pull, unpack, run.
 //!
 //! The runtime starts each container's init by re-executing a program: by default the running
-//! one (`/proc/self/exe`), which must then call [`oci_runtime::init_if_requested`] first thing
+//! one (`/proc/self/exe`), which must then call [`ocikit_runtime::init_if_requested`] first thing
 //! in `main` (the examples do); or a path given with [`RunOptions::helper`], such as the
 //! `oci-runtime` binary.
 
 use std::path::{Path, PathBuf};
 
-use oci_runtime::{CreateOptions, ExitStatus, Runtime};
+use ocikit_runtime::{CreateOptions, ExitStatus, Runtime};
 
 /// How [`run_bundle`] runs a container, set with chained setters on [`RunOptions::new`].
 #[derive(Clone, Debug, Default)]
@@ -29,14 +29,14 @@ impl RunOptions {
         self
     }
 
-    /// Where container state lives (default [`oci_runtime::DEFAULT_ROOT`], `/run/ocikit`).
+    /// Where container state lives (default [`ocikit_runtime::DEFAULT_ROOT`], `/run/ocikit`).
     pub fn state_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.state_root = Some(root.into());
         self
     }
 
     /// The program re-executed as each container's init (default: this program, which must
-    /// call [`oci_runtime::init_if_requested`] first in `main`).
+    /// call [`ocikit_runtime::init_if_requested`] first in `main`).
     pub fn helper(mut self, helper: impl Into<PathBuf>) -> Self {
         self.helper = Some(helper.into());
         self
@@ -58,7 +58,7 @@ pub fn run_bundle(bundle: &Path, options: &RunOptions) -> Result<ExitStatus, cra
     let root = options
         .state_root
         .clone()
-        .unwrap_or_else(|| PathBuf::from(oci_runtime::DEFAULT_ROOT));
+        .unwrap_or_else(|| PathBuf::from(ocikit_runtime::DEFAULT_ROOT));
     let mut runtime = Runtime::new(root);
     if let Some(helper) = &options.helper {
         runtime = runtime.with_helper(helper);

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use oci_image::oci_spec::image::{Descriptor, Platform};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, Platform};
+use ocikit_image::{
     ApplyOptions, ApplyReport, Config, ContentKind, Error, ImageSource, Manifest, MediaTypeExt,
     TagOrDigest, apply_layer,
 };
@@ -41,8 +41,8 @@ pub fn unpack_image(
     let diff_ids = image.config.diff_ids();
     let layers = image.manifest.layers();
     if diff_ids.len() != layers.len() {
-        return Err(oci_image::Error::Invalid {
-            kind: oci_image::DocumentKind::Config,
+        return Err(ocikit_image::Error::Invalid {
+            kind: ocikit_image::DocumentKind::Config,
             field: "rootfs.diff_ids".into(),
             reason: format!(
                 "{} diff_ids for {} layers in the manifest",

@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("archive.tar");
     std::fs::write(&path, data).unwrap();
-    if let Ok(a) = oci_layout::DockerArchive::open(&path) {
+    if let Ok(a) = ocikit_layout::DockerArchive::open(&path) {
         let _ = a.find(None);
     }
 });

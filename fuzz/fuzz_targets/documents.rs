@@ -2,7 +2,7 @@
 //! parses survives an edit that changes nothing with the same JSON (no field lost).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use oci_image::{AnyManifest, Config, Document, SpecDocument};
+use ocikit_image::{AnyManifest, Config, Document, SpecDocument};
 
 fn lossless<T: SpecDocument>(mut doc: Document<T>) {
     let before: serde_json::Value = serde_json::from_slice(doc.raw()).unwrap();

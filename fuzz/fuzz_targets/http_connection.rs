@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let out = oci_distribution::fuzz_connection(data);
+    let out = ocikit_distribution::fuzz_connection(data);
     // A request is at least `X / HTTP/1.1\r\n\r\n` (18 bytes); each answer is under 1 KiB
     // (a refusal, or the stand-in handler's line).
     let answers = out.windows(9).filter(|w| w.starts_with(b"HTTP/1.")).count();

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(len) = oci_distribution::fuzz_response(data) {
+    if let Some(len) = ocikit_distribution::fuzz_response(data) {
         assert!(len <= data.len() as u64, "{len} body bytes from {} bytes", data.len());
     }
 });

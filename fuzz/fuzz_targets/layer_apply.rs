@@ -115,12 +115,12 @@ fuzz_target!(|entries: Vec<Entry>| {
     let layer = b.into_inner().unwrap();
     let mut before = Vec::new();
     snapshot(&outside, &mut before);
-    let _ = oci_image::apply_layer(
+    let _ = ocikit_image::apply_layer(
         &root,
         &layer[..],
-        &oci_image::oci_spec::image::MediaType::ImageLayer,
+        &ocikit_image::oci_spec::image::MediaType::ImageLayer,
         None,
-        &oci_image::ApplyOptions::new(),
+        &ocikit_image::ApplyOptions::new(),
     );
     let mut after = Vec::new();
     snapshot(&outside, &mut after);

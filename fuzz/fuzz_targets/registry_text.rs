@@ -3,11 +3,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = oci_distribution::parse_challenges(text);
-    let _ = oci_distribution::ErrorCode::parse(text);
-    if let Ok(r) = text.parse::<oci_distribution::Reference>() {
+    let _ = ocikit_distribution::parse_challenges(text);
+    let _ = ocikit_distribution::ErrorCode::parse(text);
+    if let Ok(r) = text.parse::<ocikit_distribution::Reference>() {
         // A parsed reference prints back to one that parses to the same.
-        let again: oci_distribution::Reference = r.to_string().parse().unwrap();
+        let again: ocikit_distribution::Reference = r.to_string().parse().unwrap();
         assert_eq!(again.to_string(), r.to_string());
     }
 });

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(spec) = serde_json::from_slice::<oci_runtime::oci_spec::runtime::Spec>(data) {
-        let _ = oci_runtime::validate(&spec);
+    if let Ok(spec) = serde_json::from_slice::<ocikit_runtime::oci_spec::runtime::Spec>(data) {
+        let _ = ocikit_runtime::validate(&spec);
     }
 });

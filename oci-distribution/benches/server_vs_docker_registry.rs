@@ -2,7 +2,7 @@
 //! one run, for two clients: ours and skopeo. One image of gzip layers (about 107 MiB).
 //!
 //! ```text
-//! cargo bench -p oci-distribution --bench server_vs_docker_registry
+//! cargo bench -p ocikit-distribution --bench server_vs_docker_registry
 //! ```
 //!
 //! Needs docker-registry, skopeo and gzip on PATH. Both registries store on tmpfs
@@ -22,8 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{LAYERS, cpu_seconds, make_source, pull, settle};
-use oci_distribution::{Client, RegistryServer};
-use oci_layout::Layout;
+use ocikit_distribution::{Client, RegistryServer};
+use ocikit_layout::Layout;
 use support::{Registry, run, spawn_until_first_line};
 
 const ROUNDS: usize = 5;
@@ -66,7 +66,7 @@ fn main() {
     }
     if !args.iter().any(|a| a == "--bench") {
         println!(
-            "server_vs_docker_registry: run with `cargo bench -p oci-distribution --bench server_vs_docker_registry`"
+            "server_vs_docker_registry: run with `cargo bench -p ocikit-distribution --bench server_vs_docker_registry`"
         );
         return;
     }

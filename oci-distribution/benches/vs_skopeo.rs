@@ -3,7 +3,7 @@
 //! registry; peak RSS of our side.
 //!
 //! ```text
-//! cargo bench -p oci-distribution --bench vs_skopeo
+//! cargo bench -p ocikit-distribution --bench vs_skopeo
 //! ```
 //!
 //! Needs docker-registry, skopeo and gzip on PATH. Each side runs in its own process (ours is
@@ -21,9 +21,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{LAYERS, copy_blobs, make_source, pull, settle};
-use oci_distribution::oci_image::{AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest};
-use oci_distribution::{Client, Repository};
-use oci_layout::Layout;
+use ocikit_distribution::ocikit_image::{
+    AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest,
+};
+use ocikit_distribution::{Client, Repository};
+use ocikit_layout::Layout;
 use support::{Registry, run};
 
 const ROUNDS: usize = 5;
@@ -87,7 +89,7 @@ fn main() {
         return;
     }
     if !args.iter().any(|a| a == "--bench") {
-        println!("vs_skopeo: run with `cargo bench -p oci-distribution --bench vs_skopeo`");
+        println!("vs_skopeo: run with `cargo bench -p ocikit-distribution --bench vs_skopeo`");
         return;
     }
     let me = std::env::current_exe().unwrap();

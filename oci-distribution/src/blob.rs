@@ -13,7 +13,7 @@ use crate::{Error, Repository, Result};
 /// where it stopped when the connection drops (up to the client's resume budget).
 ///
 /// It does not verify: [`Repository::get_blob`] wraps it in a
-/// [`VerifyingReader`](oci_image::VerifyingReader).
+/// [`VerifyingReader`](ocikit_image::VerifyingReader).
 pub struct BlobStream {
     repo: Repository,
     digest: Digest,
@@ -229,7 +229,7 @@ pub(crate) fn encode_query(v: &str) -> String {
 /// bytes that complete the declared size: a registry never receives the last byte of content
 /// that failed our verification, so it cannot commit it.
 struct VerifyBeforeLast<'a, R: Read> {
-    inner: &'a mut oci_image::VerifyingReader<R>,
+    inner: &'a mut ocikit_image::VerifyingReader<R>,
     size: u64,
 }
 
@@ -399,7 +399,7 @@ impl Repository {
     fn upload(&self, descriptor: &Descriptor, data: &mut dyn Read, upload: Upload) -> Result<()> {
         let size = descriptor.size();
         let digest = descriptor.digest().to_string();
-        let mut verifying = oci_image::VerifyingReader::for_descriptor(data, descriptor)?;
+        let mut verifying = ocikit_image::VerifyingReader::for_descriptor(data, descriptor)?;
         let mut guarded = VerifyBeforeLast {
             inner: &mut verifying,
             size,
@@ -456,7 +456,7 @@ impl Repository {
         if !self.client().config().single_post {
             return self.push_blob(descriptor, &mut io::Cursor::new(bytes));
         }
-        let mut check = oci_image::VerifyingReader::for_descriptor(bytes, descriptor)?;
+        let mut check = ocikit_image::VerifyingReader::for_descriptor(bytes, descriptor)?;
         io::copy(&mut check, &mut io::sink())?;
         if self.blob_exists(descriptor.digest())?.is_some() {
             return Ok(false);

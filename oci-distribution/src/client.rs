@@ -18,14 +18,14 @@ use crate::{ClientBuilder, Credentials, Error, Reference, Repository, Result};
 /// usable from several threads.
 ///
 /// ```no_run
-/// use oci_distribution::{Client, Reference};
+/// use ocikit_distribution::{Client, Reference};
 ///
 /// let client = Client::new()?;
 /// let reference: Reference = "localhost:5000/app:latest".parse()?;
 /// let repo = client.repository(&reference);
 /// let manifest = repo.get_manifest(reference.target())?;
 /// println!("{} {}", manifest.digest(), manifest.media_type());
-/// # Ok::<_, oci_distribution::Error>(())
+/// # Ok::<_, ocikit_distribution::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Client {
@@ -493,7 +493,7 @@ impl Client {
                 Err(ureq::Error::Io(io))
                     if io
                         .get_ref()
-                        .is_some_and(|i| i.is::<Error>() || i.is::<oci_image::Error>()) =>
+                        .is_some_and(|i| i.is::<Error>() || i.is::<ocikit_image::Error>()) =>
                 {
                     // Our own stream (a verifying reader) failed while it was being sent.
                     return Err(Error::from(io));

@@ -85,7 +85,7 @@ pub(crate) fn random_u64() -> u64 {
 ///
 /// ```
 /// use std::time::Duration;
-/// use oci_distribution::{Client, Credentials, RetryPolicy};
+/// use ocikit_distribution::{Client, Credentials, RetryPolicy};
 ///
 /// let client = Client::builder()
 ///     .plain_http("registry.internal:5000")
@@ -94,7 +94,7 @@ pub(crate) fn random_u64() -> u64 {
 ///     .chunk_size(16 << 20)
 ///     .credentials("registry.internal:5000", Credentials::new("me", "secret"))
 ///     .build()?;
-/// # Ok::<_, oci_distribution::Error>(())
+/// # Ok::<_, ocikit_distribution::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
@@ -130,7 +130,7 @@ impl Default for ClientBuilder {
             ca_roots_pem: Vec::new(),
             credentials: HashMap::new(),
             auth_files: None,
-            max_document_size: oci_image::DEFAULT_MAX_DOCUMENT_SIZE,
+            max_document_size: ocikit_image::DEFAULT_MAX_DOCUMENT_SIZE,
             resume_attempts: 5,
             single_post: false,
         }

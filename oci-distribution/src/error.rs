@@ -176,11 +176,11 @@ pub enum AuthErrorKind {
     Credentials,
 }
 
-/// Everything that can go wrong in `oci-distribution`.
+/// Everything that can go wrong in `ocikit-distribution`.
 ///
-/// `From<Error> for oci_image::Error` maps "not found" answers to
-/// [`oci_image::Error::NotFound`], verification errors to `oci_image`'s own, and keeps the
-/// rest whole in [`oci_image::Error::Backend`].
+/// `From<Error> for ocikit_image::Error` maps "not found" answers to
+/// [`ocikit_image::Error::NotFound`], verification errors to `ocikit_image`'s own, and keeps the
+/// rest whole in [`ocikit_image::Error::Backend`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -246,7 +246,7 @@ pub enum Error {
 
     /// Content failed verification, or a document failed to parse or validate.
     #[error(transparent)]
-    Image(#[from] oci_image::Error),
+    Image(#[from] ocikit_image::Error),
 
     /// An I/O error of a local stream.
     #[error(transparent)]
@@ -262,7 +262,7 @@ pub enum Error {
 }
 
 impl From<io::Error> for Error {
-    /// Recovers typed errors carried through `io` (ours and `oci_image`'s).
+    /// Recovers typed errors carried through `io` (ours and `ocikit_image`'s).
     fn from(e: io::Error) -> Self {
         if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
             if let Some(Ok(typed)) = e.into_inner().map(|i| i.downcast::<Error>()) {
@@ -270,8 +270,8 @@ impl From<io::Error> for Error {
             }
             unreachable!("checked above");
         }
-        match oci_image::Error::from(e) {
-            oci_image::Error::Io(e) => Error::Io(e),
+        match ocikit_image::Error::from(e) {
+            ocikit_image::Error::Io(e) => Error::Io(e),
             other => Error::Image(other),
         }
     }
@@ -310,7 +310,7 @@ impl Error {
                         )
                     })
             }
-            Error::Image(oci_image::Error::NotFound(_)) => true,
+            Error::Image(ocikit_image::Error::NotFound(_)) => true,
             _ => false,
         }
     }
@@ -331,18 +331,18 @@ impl Error {
     }
 }
 
-impl From<Error> for oci_image::Error {
+impl From<Error> for ocikit_image::Error {
     fn from(e: Error) -> Self {
         if e.is_not_found() {
             return match e {
                 Error::Image(inner) => inner,
-                other => oci_image::Error::NotFound(other.to_string()),
+                other => ocikit_image::Error::NotFound(other.to_string()),
             };
         }
         match e {
             Error::Image(inner) => inner,
-            Error::Io(io) => oci_image::Error::Io(io),
-            other => oci_image::Error::Backend(Box::new(other)),
+            Error::Io(io) => ocikit_image::Error::Io(io),
+            other => ocikit_image::Error::Backend(Box::new(other)),
         }
     }
 }
@@ -381,8 +381,8 @@ mod tests {
         assert!(e.is_not_found());
         assert_eq!(e.status(), Some(404));
         assert!(matches!(
-            oci_image::Error::from(e),
-            oci_image::Error::NotFound(_)
+            ocikit_image::Error::from(e),
+            ocikit_image::Error::NotFound(_)
         ));
         let denied = Error::Registry {
             status: 403,
@@ -392,21 +392,21 @@ mod tests {
             body: "no".into(),
         };
         assert!(matches!(
-            oci_image::Error::from(denied),
-            oci_image::Error::Backend(_)
+            ocikit_image::Error::from(denied),
+            ocikit_image::Error::Backend(_)
         ));
     }
 
     #[test]
     fn verification_survives_io() {
-        let e = oci_image::Error::SizeMismatch {
+        let e = ocikit_image::Error::SizeMismatch {
             expected: 1,
             actual: 2,
         };
         let back = Error::from(Error::Image(e).into_io());
         assert!(matches!(
             back,
-            Error::Image(oci_image::Error::SizeMismatch { .. })
+            Error::Image(ocikit_image::Error::SizeMismatch { .. })
         ));
         let ours = Error::Protocol {
             url: "u".into(),

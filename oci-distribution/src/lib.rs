@@ -3,12 +3,12 @@
 //!
 //! A [`Client`] holds one HTTP agent (connections are reused), the credentials and the
 //! tokens; a [`Repository`] is the handle of one `registry/name` and implements
-//! [`oci_image::ImageSource`] and [`oci_image::ImageDestination`], so the generic copy of the
+//! [`ocikit_image::ImageSource`] and [`ocikit_image::ImageDestination`], so the generic copy of the
 //! `ocikit` facade moves images between registries, layouts and archives alike.
 //!
 //! ```no_run
-//! use oci_distribution::{Client, Reference};
-//! use oci_image::{ImageSource, host_platform};
+//! use ocikit_distribution::{Client, Reference};
+//! use ocikit_image::{ImageSource, host_platform};
 //!
 //! let client = Client::builder().build()?;
 //! let reference: Reference = "localhost:5000/library/busybox:latest".parse()?;
@@ -18,7 +18,7 @@
 //!     let mut blob = repo.get_blob(layer)?; // verified as it streams
 //!     std::io::copy(&mut blob, &mut std::io::sink())?;
 //! }
-//! # Ok::<_, oci_distribution::Error>(())
+//! # Ok::<_, ocikit_distribution::Error>(())
 //! ```
 //!
 //! # Features
@@ -49,7 +49,7 @@
 //!
 //! # Non-goals
 //! - No async API, no HTTP/2.
-//! - Docker schema 1 manifests are refused (see `oci_image`).
+//! - Docker schema 1 manifests are refused (see `ocikit_image`).
 //! - The OAuth2 password grant (`POST` of a user name and password to the token realm) is not
 //!   used: passwords go to the realm by `GET` with basic auth, as docker does; identity
 //!   (refresh) tokens are exchanged by `POST`.
@@ -90,8 +90,8 @@ pub use blob::{BlobCopy, BlobStream};
 pub use client::Client;
 pub use config::{ClientBuilder, RetryPolicy};
 pub use error::{AuthErrorKind, Error, ErrorCode, RegistryError, Result};
-pub use oci_image;
 pub use oci_spec;
+pub use ocikit_image;
 #[doc(hidden)]
 pub use plain::fuzz_response;
 pub use reference::Reference;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use oci_image::TagOrDigest;
 use oci_spec::distribution::Reference as SpecReference;
 use oci_spec::image::Digest;
+use ocikit_image::TagOrDigest;
 
 use crate::{Error, Result};
 
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 /// is fetched.
 ///
 /// ```
-/// use oci_distribution::Reference;
+/// use ocikit_distribution::Reference;
 ///
 /// let r: Reference = "busybox".parse()?;
 /// assert_eq!(r.registry(), "docker.io");
@@ -29,7 +29,7 @@ use crate::{Error, Result};
 /// assert_eq!(r.registry(), "localhost:5000");
 /// assert!(r.digest().is_some());
 /// assert!("UPPER/case".parse::<Reference>().is_err());
-/// # Ok::<_, oci_distribution::Error>(())
+/// # Ok::<_, ocikit_distribution::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Reference {
@@ -113,11 +113,11 @@ impl Reference {
         }
         let target = match (inner.digest(), inner.tag()) {
             (Some(d), _) => {
-                TagOrDigest::Digest(oci_image::parse_digest(d).map_err(|e| err(e.to_string()))?)
+                TagOrDigest::Digest(ocikit_image::parse_digest(d).map_err(|e| err(e.to_string()))?)
             }
             (None, Some(t)) => TagOrDigest::Tag(
                 t.parse()
-                    .map_err(|e: oci_image::Error| err(e.to_string()))?,
+                    .map_err(|e: ocikit_image::Error| err(e.to_string()))?,
             ),
             (None, None) => TagOrDigest::Tag("latest".parse().expect("valid tag")),
         };

@@ -1,13 +1,13 @@
 //! One repository of a registry: manifests, blobs, tags, referrers, deletion; and the
-//! `oci_image` source and destination traits.
+//! `ocikit_image` source and destination traits.
 
 use std::io::{Cursor, Read};
 
-use oci_image::{
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use ocikit_image::{
     AnyManifest, BlobReader, ImageDestination, ImageSource, MediaTypeExt, Tag, TagOrDigest,
     VerifyingReader,
 };
-use oci_spec::image::{Descriptor, Digest, MediaType};
 use ureq::http::Method;
 
 use crate::blob::{BlobStream, encode_query};
@@ -106,7 +106,7 @@ impl Repository {
         let digest = match target {
             TagOrDigest::Digest(d) => Some(d.clone()),
             TagOrDigest::Tag(_) => header(&resp, "docker-content-digest")
-                .and_then(|d| oci_image::parse_digest(&d).ok()),
+                .and_then(|d| ocikit_image::parse_digest(&d).ok()),
         };
         match (media_type, size, digest) {
             (Some(m), Some(s), Some(d)) if m.is_manifest_like() => Ok(Descriptor::new(m, s, d)),
@@ -131,15 +131,15 @@ impl Repository {
             .filter(MediaTypeExt::is_manifest_like);
         let served = header(&resp, "docker-content-digest");
         let limit = self.client.config().max_document_size;
-        let bytes = oci_image::read_capped(
+        let bytes = ocikit_image::read_capped(
             resp.body_mut().as_reader(),
             limit,
-            oci_image::DocumentKind::Manifest,
+            ocikit_image::DocumentKind::Manifest,
         )?;
         let expected = match target {
             TagOrDigest::Digest(d) => Some(d.clone()),
             TagOrDigest::Tag(_) => match served {
-                Some(s) => Some(oci_image::parse_digest(&s).map_err(|e| Error::Protocol {
+                Some(s) => Some(ocikit_image::parse_digest(&s).map_err(|e| Error::Protocol {
                     url: url.clone(),
                     message: format!("bad Docker-Content-Digest: {e}"),
                 })?),
@@ -148,13 +148,13 @@ impl Repository {
         };
         let digest = match expected {
             Some(expected) => {
-                let actual = oci_image::digest_bytes(expected.algorithm(), &bytes)?;
+                let actual = ocikit_image::digest_bytes(expected.algorithm(), &bytes)?;
                 if actual != expected {
-                    return Err(oci_image::Error::DigestMismatch { expected, actual }.into());
+                    return Err(ocikit_image::Error::DigestMismatch { expected, actual }.into());
                 }
                 actual
             }
-            None => oci_image::sha256(&bytes),
+            None => ocikit_image::sha256(&bytes),
         };
         // A registry that sends no (or a generic) Content-Type: the body's `mediaType`, else
         // the shape decides.
@@ -319,10 +319,10 @@ impl Repository {
             let filtered = header(&resp, "oci-filters-applied")
                 .is_some_and(|f| f.split(',').any(|x| x.trim() == "artifactType"));
             (
-                oci_image::read_capped(
+                ocikit_image::read_capped(
                     resp.body_mut().as_reader(),
                     self.client.config().max_document_size,
-                    oci_image::DocumentKind::Index,
+                    ocikit_image::DocumentKind::Index,
                 )?,
                 filtered,
             )
@@ -424,15 +424,18 @@ impl Repository {
 }
 
 impl ImageSource for Repository {
-    fn referrers(&self, subject: &Descriptor) -> oci_image::Result<Vec<Descriptor>> {
+    fn referrers(&self, subject: &Descriptor) -> ocikit_image::Result<Vec<Descriptor>> {
         Ok(Repository::referrers(self, subject.digest(), None)?)
     }
 
-    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
         Ok(self.head_manifest(reference)?)
     }
 
-    fn open_blob_unverified(&self, descriptor: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_blob_unverified(
+        &self,
+        descriptor: &Descriptor,
+    ) -> ocikit_image::Result<BlobReader<'_>> {
         Ok(Box::new(self.get_blob_unverified(descriptor)?))
     }
 
@@ -441,7 +444,7 @@ impl ImageSource for Repository {
     fn resolve_manifest(
         &self,
         reference: &TagOrDigest,
-    ) -> oci_image::Result<(Descriptor, AnyManifest)> {
+    ) -> ocikit_image::Result<(Descriptor, AnyManifest)> {
         let raw = self.get_manifest_raw(reference)?;
         let manifest = AnyManifest::from_bytes(raw.bytes, Some(raw.descriptor.media_type()))?;
         Ok((raw.descriptor, manifest))
@@ -450,7 +453,7 @@ impl ImageSource for Repository {
     fn open_manifest_unverified(
         &self,
         descriptor: &Descriptor,
-    ) -> oci_image::Result<BlobReader<'_>> {
+    ) -> ocikit_image::Result<BlobReader<'_>> {
         let raw = self.get_manifest_raw(&TagOrDigest::Digest(descriptor.digest().clone()))?;
         Ok(Box::new(Cursor::new(raw.bytes)))
     }
@@ -461,21 +464,21 @@ impl ImageSource for Repository {
 }
 
 impl ImageDestination for Repository {
-    fn has_blob(&self, descriptor: &Descriptor) -> oci_image::Result<bool> {
+    fn has_blob(&self, descriptor: &Descriptor) -> ocikit_image::Result<bool> {
         Ok(self.blob_exists(descriptor.digest())?.is_some())
     }
 
-    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> oci_image::Result<()> {
+    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> ocikit_image::Result<()> {
         self.push_blob(descriptor, data)?;
         Ok(())
     }
 
-    fn put_manifest(&self, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn put_manifest(&self, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         Repository::put_manifest(self, manifest, None)?;
         Ok(())
     }
 
-    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         Repository::put_manifest(self, manifest, Some(&TagOrDigest::Tag(tag.clone())))?;
         Ok(())
     }
@@ -487,7 +490,7 @@ impl ImageDestination for Repository {
         &self,
         source: &dyn ImageSource,
         descriptor: &Descriptor,
-    ) -> oci_image::Result<bool> {
+    ) -> ocikit_image::Result<bool> {
         if self.blob_exists(descriptor.digest())?.is_some() {
             return Ok(false);
         }
@@ -500,7 +503,7 @@ impl ImageDestination for Repository {
         &self,
         descriptor: &Descriptor,
         from_repository: &str,
-    ) -> oci_image::Result<bool> {
+    ) -> ocikit_image::Result<bool> {
         if from_repository == self.name {
             return Ok(false);
         }

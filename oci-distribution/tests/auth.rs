@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oci_distribution::oci_image::TagOrDigest;
-use oci_distribution::{AuthErrorKind, Client, Credentials, Error, Repository, RetryPolicy};
+use ocikit_distribution::ocikit_image::TagOrDigest;
+use ocikit_distribution::{AuthErrorKind, Client, Credentials, Error, Repository, RetryPolicy};
 use support::{Registry, any, push_image, run};
 
 fn client_with(registry: &str, creds: Option<Credentials>) -> Client {
@@ -339,7 +339,7 @@ fn bearer_token_flow() {
     // Cross-repository mount needs pull on the source and push on the target.
     let m = repo.get_manifest(&"v1".parse().unwrap()).unwrap();
     let layer = match &m {
-        oci_distribution::oci_image::AnyManifest::Manifest(m) => m.layers()[0].clone(),
+        ocikit_distribution::ocikit_image::AnyManifest::Manifest(m) => m.layers()[0].clone(),
         _ => unreachable!(),
     };
     let other = alice.repository_at(&addr, "private/copy").unwrap();

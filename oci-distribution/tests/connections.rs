@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::process::Command;
 
-use oci_distribution::Client;
+use ocikit_distribution::Client;
 use support::{any, example_binary, free_port, push_image, unique};
 
 /// What a [`forwarder`] counted.
@@ -200,7 +200,10 @@ fn a_redirected_plain_download_is_followed() {
     let mut bytes = Vec::new();
     blob.read_to_end(&mut bytes).unwrap();
     assert_eq!(bytes.len() as u64, layer.size());
-    assert_eq!(&oci_distribution::oci_image::sha256(&bytes), layer.digest());
+    assert_eq!(
+        &ocikit_distribution::ocikit_image::sha256(&bytes),
+        layer.digest()
+    );
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use oci_distribution::oci_image::{ImageDestination, ImageSource};
-use oci_distribution::oci_spec::image::MediaType;
-use oci_distribution::{Client, Error, RetryPolicy};
+use ocikit_distribution::oci_spec::image::MediaType;
+use ocikit_distribution::ocikit_image::{ImageDestination, ImageSource};
+use ocikit_distribution::{Client, Error, RetryPolicy};
 use support::{RandomReader, client, random_descriptor, unique};
 
 /// What the proxy does wrong.
@@ -253,7 +253,7 @@ fn corrupted_stream_is_rejected_and_nothing_is_written() {
 
     // Copied into an OCI layout: refused, no blob and no temporary file left behind.
     let dir = tempfile::tempdir().unwrap();
-    let layout = oci_layout::Layout::create(dir.path().join("layout")).unwrap();
+    let layout = ocikit_layout::Layout::create(dir.path().join("layout")).unwrap();
     let e = layout.copy_blob_from(&via, &d).unwrap_err();
     assert!(e.is_verification(), "{e:?}");
     assert!(!ImageDestination::has_blob(&layout, &d).unwrap());
@@ -269,7 +269,7 @@ fn corrupted_stream_is_rejected_and_nothing_is_written() {
         }
     }
     files.retain(|f| {
-        !["oci-layout", "index.json", oci_layout::LOCK_FILE]
+        !["oci-layout", "index.json", ocikit_layout::LOCK_FILE]
             .iter()
             .any(|keep| f.ends_with(keep))
     });

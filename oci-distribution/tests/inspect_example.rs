@@ -19,7 +19,7 @@ fn inspect_example_prints_what_skopeo_would() {
     repo.put_manifest(&any(&amd), None).unwrap();
     repo.put_manifest(&any(&arm), None).unwrap();
     let index = index_of(&[(&amd, "amd64"), (&arm, "arm64")]);
-    let index = oci_distribution::oci_image::AnyManifest::Index(index);
+    let index = ocikit_distribution::ocikit_image::AnyManifest::Index(index);
     repo.put_manifest(&index, Some(&"multi".parse().unwrap()))
         .unwrap();
     let reference = format!("docker://{addr}/{}:multi", repo.name());

@@ -8,11 +8,11 @@ mod support;
 
 use std::io::Read;
 
-use oci_distribution::oci_image::{
+use ocikit_distribution::oci_spec::image::{Descriptor, MediaType};
+use ocikit_distribution::ocikit_image::{
     AnyManifest, ImageDestination, ImageSource, Manifest, TagOrDigest, parse_platform, sha256,
 };
-use oci_distribution::oci_spec::image::{Descriptor, MediaType};
-use oci_distribution::{BlobCopy, Error, ErrorCode, Reference, Repository};
+use ocikit_distribution::{BlobCopy, Error, ErrorCode, Reference, Repository};
 use support::{RandomReader, any, client, index_of, push_image, random_descriptor, unique};
 
 fn repo(addr: &str, prefix: &str) -> Repository {
@@ -38,8 +38,8 @@ fn ping_and_typed_errors(addr: &str, _ours: bool) {
         "{e:?}"
     );
     assert!(matches!(
-        oci_distribution::oci_image::Error::from(e),
-        oci_distribution::oci_image::Error::NotFound(_)
+        ocikit_distribution::ocikit_image::Error::from(e),
+        ocikit_distribution::ocikit_image::Error::NotFound(_)
     ));
     // A manifest whose blobs are missing: MANIFEST_BLOB_UNKNOWN, status kept.
     let d = random_descriptor(7, 10, MediaType::ImageLayerGzip);
@@ -274,7 +274,7 @@ fn mount_across_repositories_and_decline(addr: &str, _ours: bool) {
 }
 
 fn single_post_upload_falls_back_to_put(addr: &str, _ours: bool) {
-    let c = oci_distribution::Client::builder()
+    let c = ocikit_distribution::Client::builder()
         .single_post_upload(true)
         .auth_files(Vec::new())
         .build()
@@ -296,7 +296,7 @@ fn single_post_upload_falls_back_to_put(addr: &str, _ours: bool) {
 }
 
 fn chunked_upload_and_reference_parsing(addr: &str, _ours: bool) {
-    let c = oci_distribution::Client::builder()
+    let c = ocikit_distribution::Client::builder()
         .chunk_size(64 << 10)
         .auth_files(Vec::new())
         .build()

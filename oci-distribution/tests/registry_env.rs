@@ -2,7 +2,7 @@
 //!
 //! Needs `OCIKIT_TEST_REGISTRY` (exported by `scripts/test.sh`, which starts a private
 //! docker-registry on 127.0.0.1); without it this test fails rather than skips. Run it with
-//! `bash scripts/test.sh -p oci-distribution`.
+//! `bash scripts/test.sh -p ocikit-distribution`.
 
 mod common;
 

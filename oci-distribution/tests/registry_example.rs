@@ -33,7 +33,8 @@ fn registry_example_serves_until_stopped() {
         assert_eq!(digest.trim(), m.digest().to_string());
         // Its storage is an OCI layout per repository.
         let layout =
-            oci_layout::Layout::open(root.path().join("repositories/example/app/_layout")).unwrap();
+            ocikit_layout::Layout::open(root.path().join("repositories/example/app/_layout"))
+                .unwrap();
         assert_eq!(layout.refs().unwrap()[0].0.as_str(), "v1");
     });
     let _ = child.kill();

@@ -8,9 +8,9 @@ mod support;
 
 use std::process::Command;
 
-use oci_distribution::oci_image::{ImageSource, Manifest, TagOrDigest, sha256};
-use oci_distribution::oci_spec::image::{Descriptor, DigestAlgorithm, MediaType};
-use oci_distribution::{Client, Credentials, Htpasswd};
+use ocikit_distribution::oci_spec::image::{Descriptor, DigestAlgorithm, MediaType};
+use ocikit_distribution::ocikit_image::{ImageSource, Manifest, TagOrDigest, sha256};
+use ocikit_distribution::{Client, Credentials, Htpasswd};
 use support::{Served, any, client, index_of, push_image, run, unique};
 
 struct Resp {
@@ -252,7 +252,7 @@ fn push_workflows_statuses_and_errors() {
     assert_eq!(r.status, 201);
 
     // A sha512 blob, monolithic.
-    let d512 = oci_distribution::oci_image::digest_bytes(&DigestAlgorithm::Sha512, &layer3)
+    let d512 = ocikit_distribution::ocikit_image::digest_bytes(&DigestAlgorithm::Sha512, &layer3)
         .unwrap()
         .to_string();
     let r = h.send(
@@ -385,7 +385,7 @@ fn push_workflows_statuses_and_errors() {
         );
     }
     // By a sha512 digest.
-    let d512 = oci_distribution::oci_image::digest_bytes(&DigestAlgorithm::Sha512, &manifest)
+    let d512 = ocikit_distribution::ocikit_image::digest_bytes(&DigestAlgorithm::Sha512, &manifest)
         .unwrap()
         .to_string();
     let r = h.send(
@@ -505,11 +505,11 @@ fn push_workflows_statuses_and_errors() {
     assert!(r.header("Location").unwrap().contains("/blobs/uploads/"));
 
     // The repository is an OCI layout.
-    let layout = oci_layout::Layout::open(server.layout_dir(name)).unwrap();
+    let layout = ocikit_layout::Layout::open(server.layout_dir(name)).unwrap();
     assert!(layout.has_blob(&layer1_digest(&layer1)).unwrap());
 }
 
-fn layer1_digest(b: &[u8]) -> oci_distribution::oci_spec::image::Digest {
+fn layer1_digest(b: &[u8]) -> ocikit_distribution::oci_spec::image::Digest {
     sha256(b)
 }
 
@@ -703,7 +703,7 @@ fn skopeo_copies_an_image_and_an_index_in_and_out() {
     src.put_manifest(&any(&arm), None).unwrap();
     let index = index_of(&[(&amd, "amd64"), (&arm, "arm64")]);
     src.put_manifest(
-        &oci_distribution::oci_image::AnyManifest::Index(index.clone()),
+        &ocikit_distribution::ocikit_image::AnyManifest::Index(index.clone()),
         Some(&"multi".parse().unwrap()),
     )
     .unwrap();
@@ -752,13 +752,13 @@ fn skopeo_copies_an_image_and_an_index_in_and_out() {
         .arg(format!("docker://{addr}/skopeo/dst")));
     let tags: serde_json::Value = serde_json::from_str(&tags).unwrap();
     assert_eq!(tags["Tags"], serde_json::json!(["amd", "multi"]));
-    // What was served is a valid layout, as the spec checker of oci-layout sees it.
-    let layout = oci_layout::Layout::open(server.layout_dir("skopeo/dst")).unwrap();
+    // What was served is a valid layout, as the spec checker of ocikit-layout sees it.
+    let layout = ocikit_layout::Layout::open(server.layout_dir("skopeo/dst")).unwrap();
     assert!(layout.fsck().unwrap().is_ok());
 }
 
 /// Pushes an image whose layers are gzip streams (of random bytes, made by `gzip`).
-fn push_gzip_image(repo: &oci_distribution::Repository, arch: &str, seeds: &[u64]) -> Manifest {
+fn push_gzip_image(repo: &ocikit_distribution::Repository, arch: &str, seeds: &[u64]) -> Manifest {
     use std::io::{Read, Write};
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
@@ -876,7 +876,7 @@ fn concurrent_clients_and_sessions() {
     let mut tags = repo.tags(None).unwrap();
     tags.sort();
     assert_eq!(tags, (0..6).map(|t| format!("t{t}")).collect::<Vec<_>>());
-    let layout = oci_layout::Layout::open(server.layout_dir("concurrent/shared")).unwrap();
+    let layout = ocikit_layout::Layout::open(server.layout_dir("concurrent/shared")).unwrap();
     assert!(layout.fsck().unwrap().is_ok());
 }
 
@@ -980,14 +980,14 @@ fn connections_are_capped_and_idle_ones_closed() {
 #[test]
 fn one_server_per_root() {
     let mut first = Served::start();
-    let e = oci_distribution::RegistryServer::new(first.dir.path())
+    let e = ocikit_distribution::RegistryServer::new(first.dir.path())
         .bind("127.0.0.1:0")
         .unwrap_err();
     assert!(e.to_string().contains("another server"), "{e}");
     // Once the first stops, the root can be served again, with what it stored.
     post_blob(&Http::new(&first.addr), "kept/repo", b"kept");
     first.handle.take().unwrap().stop();
-    let again = oci_distribution::RegistryServer::new(first.dir.path())
+    let again = ocikit_distribution::RegistryServer::new(first.dir.path())
         .bind("127.0.0.1:0")
         .unwrap();
     let h = Http::new(&again.addr().to_string());
@@ -1887,7 +1887,7 @@ fn tags_follow_the_specs_grammar_and_4_mib_manifests_are_accepted() {
     assert_spec_error(&r, 413, "4 MiB + 1");
     // Tags that are no layout reference names are stored under names that are: the
     // repository stays a valid layout.
-    let layout = oci_layout::Layout::open(server.layout_dir(name)).unwrap();
+    let layout = ocikit_layout::Layout::open(server.layout_dir(name)).unwrap();
     assert!(layout.fsck().unwrap().is_ok());
     // Deleting such a tag works like any other.
     assert_eq!(delete(&h, &format!("/v2/{name}/manifests/_x")), 202);

@@ -10,11 +10,11 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use oci_distribution::Repository;
-use oci_distribution::oci_image::{
+use ocikit_distribution::Repository;
+use ocikit_distribution::oci_spec::image::MediaType;
+use ocikit_distribution::ocikit_image::{
     AnyManifest, ImageSource, Manifest, MediaTypeExt, TagOrDigest, host_platform, sha256,
 };
-use oci_distribution::oci_spec::image::MediaType;
 use support::{any, client, run, unique, write_blob, write_image_by_hand};
 
 /// A gzip tar layer of a few files, made with `tar`; returns (bytes, diff id).
@@ -121,7 +121,7 @@ fn skopeo_pushes_we_pull_with_the_same_digests() {
     assert_eq!(m.digest().to_string(), skopeo_digest.trim());
     assert_eq!(
         m.media_type().format(),
-        Some(oci_distribution::oci_image::Format::Docker)
+        Some(ocikit_distribution::ocikit_image::Format::Docker)
     );
     let img = docker_repo
         .fetch_image(&"v1".parse().unwrap(), &host_platform())

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::Command;
 
-use oci_distribution::{Client, Error};
+use ocikit_distribution::{Client, Error};
 use support::{Registry, any, push_image, run};
 
 #[test]
@@ -57,7 +57,7 @@ fn https_registry_with_a_private_ca() {
     let untrusted = Client::builder()
         .https(&addr)
         .auth_files(Vec::new())
-        .retry(oci_distribution::RetryPolicy::none())
+        .retry(ocikit_distribution::RetryPolicy::none())
         .build()
         .unwrap();
     assert!(matches!(untrusted.ping(&addr), Err(Error::Http { .. })));

@@ -1,7 +1,7 @@
-//! sha256 throughput of [`oci_image::digest_reader`] over a file, next to `openssl dgst -sha256`
+//! sha256 throughput of [`ocikit_image::digest_reader`] over a file, next to `openssl dgst -sha256`
 //! on the same file.
 //!
-//! `cargo bench -p oci-image --bench digest` hashes a 256 MiB file of deterministic
+//! `cargo bench -p ocikit-image --bench digest` hashes a 256 MiB file of deterministic
 //! pseudo-random bytes (xorshift64*) in a temporary directory with both, in one criterion group
 //! with byte throughput, so the two lines are directly comparable. The file is hot in the page
 //! cache for both (criterion's warm-up reads it first), so this measures hashing and the read
@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use oci_image::oci_spec::image::DigestAlgorithm;
+use ocikit_image::oci_spec::image::DigestAlgorithm;
 
 const BENCH_SIZE: u64 = 256 << 20;
 const TEST_SIZE: u64 = 1 << 20;
@@ -50,7 +50,7 @@ fn write_pseudo_random(path: &Path, size: u64) {
 fn ours(path: &Path) -> String {
     let file = File::open(path).expect("open bench file");
     let (digest, size) =
-        oci_image::digest_reader(&DigestAlgorithm::Sha256, file).expect("digest_reader");
+        ocikit_image::digest_reader(&DigestAlgorithm::Sha256, file).expect("digest_reader");
     assert_eq!(
         size,
         std::fs::metadata(path).expect("stat bench file").len()
@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(6));
-    group.bench_function("oci_image", |b| b.iter(|| ours(&path)));
+    group.bench_function("ocikit_image", |b| b.iter(|| ours(&path)));
     group.bench_function("openssl", |b| b.iter(|| openssl(&path)));
     group.finish();
 }

@@ -1,8 +1,8 @@
 //! Prints the OCI digest and size of each file named, streaming it through
-//! [`oci_image::digest_reader`] (bounded memory whatever the size), like `sha256sum`:
+//! [`ocikit_image::digest_reader`] (bounded memory whatever the size), like `sha256sum`:
 //!
 //! ```text
-//! cargo run --release -p oci-image --example sha256sum -- FILE...
+//! cargo run --release -p ocikit-image --example sha256sum -- FILE...
 //! ```
 //!
 //! `benches/sha256-vs-openssl.sh` uses it for the peak RSS next to `openssl dgst`.
@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::process::ExitCode;
 
-use oci_image::oci_spec::image::DigestAlgorithm;
+use ocikit_image::oci_spec::image::DigestAlgorithm;
 
 fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
@@ -21,8 +21,8 @@ fn main() -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for path in files {
         let digested = File::open(&path)
-            .map_err(oci_image::Error::from)
-            .and_then(|f| oci_image::digest_reader(&DigestAlgorithm::Sha256, f));
+            .map_err(ocikit_image::Error::from)
+            .and_then(|f| ocikit_image::digest_reader(&DigestAlgorithm::Sha256, f));
         match digested {
             Ok((digest, size)) => println!("{digest}  {size}  {path}"),
             Err(e) => {

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 /// An incremental hasher for one of the supported digest algorithms.
 ///
 /// ```
-/// use oci_image::Hasher;
+/// use ocikit_image::Hasher;
 /// use oci_spec::image::DigestAlgorithm;
 ///
 /// let mut h = Hasher::new(&DigestAlgorithm::Sha256)?;
@@ -25,7 +25,7 @@ use crate::{Error, Result};
 ///     h.finish().to_string(),
 ///     "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
 /// );
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Hasher {
@@ -119,7 +119,7 @@ impl Write for Hasher {
 ///
 /// ```
 /// assert_eq!(
-///     oci_image::sha256(b"{}").to_string(),
+///     ocikit_image::sha256(b"{}").to_string(),
 ///     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 /// );
 /// ```
@@ -140,10 +140,10 @@ pub fn digest_bytes(algorithm: &DigestAlgorithm, bytes: &[u8]) -> Result<Digest>
 ///
 /// ```
 /// use oci_spec::image::DigestAlgorithm;
-/// let (digest, size) = oci_image::digest_reader(&DigestAlgorithm::Sha512, &b"abc"[..])?;
+/// let (digest, size) = ocikit_image::digest_reader(&DigestAlgorithm::Sha512, &b"abc"[..])?;
 /// assert_eq!(size, 3);
 /// assert!(digest.to_string().starts_with("sha512:ddaf35a1"));
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 pub fn digest_reader<R: Read>(algorithm: &DigestAlgorithm, mut reader: R) -> Result<(Digest, u64)> {
     let mut h = Hasher::new(algorithm)?;
@@ -167,10 +167,10 @@ pub fn digest_reader<R: Read>(algorithm: &DigestAlgorithm, mut reader: R) -> Res
 /// A descriptor (media type, sha256 digest, size) of `bytes`.
 ///
 /// ```
-/// use oci_image::oci_spec::image::MediaType;
-/// let d = oci_image::descriptor_of(MediaType::EmptyJSON, b"{}");
+/// use ocikit_image::oci_spec::image::MediaType;
+/// let d = ocikit_image::descriptor_of(MediaType::EmptyJSON, b"{}");
 /// assert_eq!(d.size(), 2);
-/// assert_eq!(d.digest(), &oci_image::sha256(b"{}"));
+/// assert_eq!(d.digest(), &ocikit_image::sha256(b"{}"));
 /// ```
 pub fn descriptor_of(media_type: MediaType, bytes: &[u8]) -> Descriptor {
     Descriptor::new(media_type, bytes.len() as u64, sha256(bytes))

@@ -59,7 +59,7 @@ pub trait SpecDocument: Serialize + DeserializeOwned + Clone + sealed::Sealed {
 /// A parsed spec document together with the exact bytes it was parsed from.
 ///
 /// ```
-/// use oci_image::Manifest;
+/// use ocikit_image::Manifest;
 ///
 /// let raw = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
 ///   "config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,
@@ -67,7 +67,7 @@ pub trait SpecDocument: Serialize + DeserializeOwned + Clone + sealed::Sealed {
 ///   "layers":[], "x-vendor":{"kept":true}}"#;
 /// let mut m = Manifest::from_bytes(raw.to_vec())?;
 /// assert_eq!(m.raw(), raw);
-/// assert_eq!(m.digest(), &oci_image::sha256(raw));
+/// assert_eq!(m.digest(), &ocikit_image::sha256(raw));
 ///
 /// m.edit(|m| {
 ///     m.set_annotations(Some([("k".to_owned(), "v".to_owned())].into()));
@@ -75,7 +75,7 @@ pub trait SpecDocument: Serialize + DeserializeOwned + Clone + sealed::Sealed {
 /// let text = String::from_utf8(m.raw().to_vec()).unwrap();
 /// assert!(text.contains(r#""x-vendor":{"kept":true}"#));
 /// assert!(text.contains(r#""annotations":{"k":"v"}"#));
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Document<T> {

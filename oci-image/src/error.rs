@@ -29,7 +29,7 @@ impl std::fmt::Display for DocumentKind {
     }
 }
 
-/// Everything that can go wrong in `oci-image`.
+/// Everything that can go wrong in `ocikit-image`.
 ///
 /// The error survives a trip through [`io::Error`]: a [`VerifyingReader`](crate::VerifyingReader)
 /// reports a mismatch as an `io::Error` of kind [`io::ErrorKind::InvalidData`] whose inner error

@@ -21,7 +21,7 @@
 //!   verification and platform selection provided.
 //!
 //! # Non-goals
-//! - No network access and no layout on disk: those are `oci-distribution` and `oci-layout`.
+//! - No network access and no layout on disk: those are `ocikit-distribution` and `ocikit-layout`.
 //! - Docker schema 1 manifests are refused, not converted.
 //!
 //! # Security

@@ -80,7 +80,7 @@ pub enum ContentKind {
 /// Classification and conversion of [`MediaType`]s, for OCI and Docker schema 2 types alike.
 ///
 /// ```
-/// use oci_image::{Compression, ContentKind, Format, MediaTypeExt};
+/// use ocikit_image::{Compression, ContentKind, Format, MediaTypeExt};
 /// use oci_spec::image::MediaType;
 ///
 /// let docker = MediaType::from("application/vnd.docker.image.rootfs.diff.tar.gzip");

@@ -13,10 +13,10 @@ use crate::{ContentKind, Error, MediaTypeExt, Result};
 /// Parses `os/arch[/variant]` (for example `linux/arm64/v8`) and normalises it.
 ///
 /// ```
-/// let p = oci_image::parse_platform("linux/aarch64")?;
-/// assert_eq!(oci_image::platform_to_string(&p), "linux/arm64/v8");
-/// assert!(oci_image::parse_platform("linux").is_err());
-/// # Ok::<_, oci_image::Error>(())
+/// let p = ocikit_image::parse_platform("linux/aarch64")?;
+/// assert_eq!(ocikit_image::platform_to_string(&p), "linux/arm64/v8");
+/// assert!(ocikit_image::parse_platform("linux").is_err());
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 pub fn parse_platform(text: &str) -> Result<Platform> {
     let err = |reason: &str| Error::InvalidPlatform {
@@ -179,7 +179,7 @@ pub fn platform_matches(wanted: &Platform, candidate: &Platform) -> bool {
 /// platforms the index offers.
 ///
 /// ```
-/// use oci_image::{parse_platform, select_manifest};
+/// use ocikit_image::{parse_platform, select_manifest};
 /// use oci_spec::image::ImageIndex;
 ///
 /// let index: ImageIndex = serde_json::from_str(r#"{
@@ -196,7 +196,7 @@ pub fn platform_matches(wanted: &Platform, candidate: &Platform) -> bool {
 /// assert!(pick.digest().to_string().ends_with("2222"));
 /// let err = select_manifest(&index, &parse_platform("linux/s390x")?).unwrap_err();
 /// assert!(err.to_string().contains("linux/amd64, linux/arm64/v8"));
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 pub fn select_manifest<'a>(index: &'a ImageIndex, wanted: &Platform) -> Result<&'a Descriptor> {
     let candidates: Vec<&Descriptor> = index

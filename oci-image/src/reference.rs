@@ -10,12 +10,12 @@ use crate::{Error, Result, parse_digest};
 /// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, as the distribution-spec defines it.
 ///
 /// ```
-/// use oci_image::Tag;
+/// use ocikit_image::Tag;
 /// let t: Tag = "v1.2.3-rc_1".parse()?;
 /// assert_eq!(t.as_str(), "v1.2.3-rc_1");
 /// assert!("-leading-dash".parse::<Tag>().is_err());
 /// assert!("has/slash".parse::<Tag>().is_err());
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
@@ -93,12 +93,12 @@ impl<'de> serde::Deserialize<'de> for Tag {
 /// as a tag.
 ///
 /// ```
-/// use oci_image::TagOrDigest;
+/// use ocikit_image::TagOrDigest;
 /// assert!(matches!("latest".parse()?, TagOrDigest::Tag(_)));
 /// let d: TagOrDigest =
 ///     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a".parse()?;
 /// assert!(matches!(d, TagOrDigest::Digest(_)));
-/// # Ok::<_, oci_image::Error>(())
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TagOrDigest {

@@ -25,7 +25,7 @@ use crate::{Error, Hasher, Result};
 ///
 /// ```
 /// use std::io::Read;
-/// use oci_image::{sha256, Error, VerifyingReader};
+/// use ocikit_image::{sha256, Error, VerifyingReader};
 ///
 /// let data = b"layer bytes";
 /// let mut ok = VerifyingReader::new(&data[..], sha256(data), Some(data.len() as u64))?;
@@ -196,11 +196,11 @@ impl<R: Read> Read for VerifyingReader<R> {
 ///
 /// ```
 /// use std::io::Read;
-/// let mut r = oci_image::DigestingReader::sha256(&b"abc"[..]);
+/// let mut r = ocikit_image::DigestingReader::sha256(&b"abc"[..]);
 /// r.read_to_end(&mut Vec::new())?;
 /// assert_eq!(r.size(), 3);
-/// assert_eq!(r.digest(), oci_image::sha256(b"abc"));
-/// # Ok::<_, oci_image::Error>(())
+/// assert_eq!(r.digest(), ocikit_image::sha256(b"abc"));
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct DigestingReader<R> {
@@ -263,12 +263,12 @@ impl<R: Read> Read for DigestingReader<R> {
 ///
 /// ```
 /// use std::io::Write;
-/// let mut w = oci_image::DigestingWriter::sha256(Vec::new());
+/// let mut w = ocikit_image::DigestingWriter::sha256(Vec::new());
 /// w.write_all(b"abc")?;
 /// let (bytes, digest, size) = w.into_parts();
 /// assert_eq!((bytes.as_slice(), size), (&b"abc"[..], 3));
-/// assert_eq!(digest, oci_image::sha256(b"abc"));
-/// # Ok::<_, oci_image::Error>(())
+/// assert_eq!(digest, ocikit_image::sha256(b"abc"));
+/// # Ok::<_, ocikit_image::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct DigestingWriter<W> {

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use oci_image::oci_spec::image::MediaType;
-use oci_image::{
+use ocikit_image::oci_spec::image::MediaType;
+use ocikit_image::{
     AnyManifest, Config, ContentKind, Error, Format, Index, Manifest, MediaTypeExt, docker,
     parse_digest, parse_platform, select_manifest, sha256,
 };
@@ -52,7 +52,7 @@ fn digest_of(name: &str) -> &'static str {
 
 /// An edit that changes nothing must give back the same JSON: no field, known or unknown,
 /// is lost on the way through the typed value.
-fn assert_lossless<T: oci_image::SpecDocument>(mut doc: oci_image::Document<T>) {
+fn assert_lossless<T: ocikit_image::SpecDocument>(mut doc: ocikit_image::Document<T>) {
     let before: Value = serde_json::from_slice(doc.raw()).unwrap();
     doc.edit(|_| {}).unwrap();
     let after: Value = serde_json::from_slice(doc.raw()).unwrap();
@@ -74,7 +74,7 @@ fn umoci_manifest() {
     assert_eq!(m.layers().len(), 1);
     assert_eq!(
         m.layers()[0].media_type().compression(),
-        Some(oci_image::Compression::Gzip)
+        Some(ocikit_image::Compression::Gzip)
     );
     assert_lossless(m);
 }
@@ -112,7 +112,7 @@ fn umoci_layout_index() {
         .manifests()
         .iter()
         .filter_map(|d| d.annotations().as_ref())
-        .filter_map(|a| a.get(oci_image::oci_spec::image::ANNOTATION_REF_NAME))
+        .filter_map(|a| a.get(ocikit_image::oci_spec::image::ANNOTATION_REF_NAME))
         .map(String::as_str)
         .collect();
     assert_eq!(names, ["amd64", "arm64"]);

@@ -11,8 +11,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
 use common::{E, gzip, listing, tar};
-use oci_image::oci_spec::image::MediaType;
-use oci_image::{ApplyOptions, ApplyReport, Error, VerifyingReader, apply_layer, sha256};
+use ocikit_image::oci_spec::image::MediaType;
+use ocikit_image::{ApplyOptions, ApplyReport, Error, VerifyingReader, apply_layer, sha256};
 
 /// A root inside a temp dir, with a sentinel file and directory next to it (outside).
 struct Scene {
@@ -497,7 +497,7 @@ fn pax_owner_times_and_xattrs() {
 
 #[test]
 fn ownership_can_be_ignored_or_mapped() {
-    use oci_image::{IdMap, IdRange, Ownership};
+    use ocikit_image::{IdMap, IdRange, Ownership};
     assert!(is_root(), "owner checks need root (CI runs as root)");
     let s = scene();
     let layer = tar(&[E::Pax(
@@ -561,7 +561,7 @@ fn ownership_can_be_ignored_or_mapped() {
 
 #[test]
 fn devices_by_option() {
-    use oci_image::Devices;
+    use ocikit_image::Devices;
     assert!(is_root(), "device nodes need root (CI runs as root)");
     let s = scene();
     let layer = tar(&[E::Char("dev/null", 1, 3)]);

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::listing;
-use oci_image::oci_spec::image::MediaType;
-use oci_image::{
+use ocikit_image::oci_spec::image::MediaType;
+use ocikit_image::{
     ApplyOptions, BuildOptions, BuiltLayer, Compression, apply_layer, build_diff_layer,
     build_layer, sha256,
 };

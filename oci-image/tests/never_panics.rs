@@ -1,8 +1,8 @@
 //! Every parse entry point returns an error, never panics, on arbitrary input: random bytes,
 //! and (more searching) JSON-shaped text built from the fields the parsers look at.
 
-use oci_image::oci_spec::image::{Descriptor, MediaType};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, MediaType};
+use ocikit_image::{
     AnyManifest, Config, DEFAULT_MAX_DOCUMENT_SIZE, Index, Manifest, TagOrDigest, parse_digest,
     parse_platform, sha256,
 };

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::listing;
-use oci_image::oci_spec::image::{Descriptor, MediaType};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, MediaType};
+use ocikit_image::{
     AnyManifest, ApplyOptions, BuildOptions, Config, Index, Manifest, apply_layer, build_layer,
     descriptor_of,
 };
@@ -70,9 +70,9 @@ fn write_blob(layout: &Path, bytes: &[u8], media_type: MediaType) -> Descriptor 
     d
 }
 
-/// A one-layer image in a fresh layout, tagged `t`, written by hand (oci-image has no layout
-/// writer; that is oci-layout's, which depends on this crate).
-fn layout_with_layer(layout: &Path, blob: &[u8], layer: &oci_image::BuiltLayer) {
+/// A one-layer image in a fresh layout, tagged `t`, written by hand (ocikit-image has no layout
+/// writer; that is ocikit-layout's, which depends on this crate).
+fn layout_with_layer(layout: &Path, blob: &[u8], layer: &ocikit_image::BuiltLayer) {
     std::fs::create_dir_all(layout).unwrap();
     std::fs::write(
         layout.join("oci-layout"),
@@ -89,7 +89,7 @@ fn layout_with_layer(layout: &Path, blob: &[u8], layer: &oci_image::BuiltLayer) 
     });
     let config = Config::from_bytes(serde_json::to_vec(&config).unwrap()).unwrap();
     let config_desc = write_blob(layout, config.raw(), MediaType::ImageConfig);
-    let manifest: oci_image::oci_spec::image::ImageManifest =
+    let manifest: ocikit_image::oci_spec::image::ImageManifest =
         serde_json::from_value(serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -166,7 +166,10 @@ fn umoci_unpacks_our_layer_to_the_same_tree() {
     assert_eq!(tree(&ours), tree(&src));
 }
 
-fn image_layers(layout: &Path, tag: &str) -> Vec<(Descriptor, oci_image::oci_spec::image::Digest)> {
+fn image_layers(
+    layout: &Path,
+    tag: &str,
+) -> Vec<(Descriptor, ocikit_image::oci_spec::image::Digest)> {
     let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let desc = index
         .manifests()
@@ -248,7 +251,7 @@ fn we_apply_umoci_repacked_layers_to_umocis_tree() {
     for (layer, diff_id) in &layers {
         let blob =
             std::fs::File::open(layout.join("blobs/sha256").join(layer.digest().digest())).unwrap();
-        let verified = oci_image::VerifyingReader::for_descriptor(blob, layer).unwrap();
+        let verified = ocikit_image::VerifyingReader::for_descriptor(blob, layer).unwrap();
         let r = apply_layer(
             &ours,
             verified,

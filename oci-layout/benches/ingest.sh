@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 size_mib=${1:-1024}
-cargo build --release -q -p oci-layout --example ingest
+cargo build --release -q -p ocikit-layout --example ingest
 bin=target/release/examples/ingest
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ocikit-ingest.XXXXXX")
 trap 'rm -rf "$work"' EXIT

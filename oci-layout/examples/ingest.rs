@@ -6,7 +6,7 @@ use std::time::Instant;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);
     let dir = args.next().ok_or("usage: ingest LAYOUT [FILE]")?;
-    let layout = oci_layout::Layout::create(&dir)?;
+    let layout = ocikit_layout::Layout::create(&dir)?;
     let start = Instant::now();
     let (digest, size) = match args.next() {
         Some(file) => layout.write_blob(std::fs::File::open(file)?, None, None)?,

@@ -7,8 +7,8 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use oci_image::oci_spec::image::{Descriptor, Digest, MediaType};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, Digest, MediaType};
+use ocikit_image::{
     AnyManifest, BlobReader, Config, ContentKind, DEFAULT_MAX_DOCUMENT_SIZE, ImageDestination,
     ImageSource, Manifest, MediaTypeExt, Tag, TagOrDigest, VerifyingReader, digest_reader, docker,
     parse_digest, sha256,
@@ -129,7 +129,7 @@ impl DockerArchive {
         else {
             return Vec::new();
         };
-        let Ok(index) = oci_image::Index::from_bytes(raw) else {
+        let Ok(index) = ocikit_image::Index::from_bytes(raw) else {
             return Vec::new();
         };
         let open = |d: &Descriptor| {
@@ -194,7 +194,7 @@ impl DockerArchive {
                 None => {
                     let section = tar.entry(name).ok_or_else(|| missing(name))?;
                     digest_reader(
-                        &oci_image::oci_spec::image::DigestAlgorithm::Sha256,
+                        &ocikit_image::oci_spec::image::DigestAlgorithm::Sha256,
                         section,
                     )
                     .map_err(Error::doc(&tar.entry_path(name)))?
@@ -265,7 +265,7 @@ impl DockerArchive {
 impl ImageSource for DockerArchive {
     /// A tag resolves to the first image with a `RepoTags` entry of that tag (any
     /// repository); a digest to the manifest made for an image.
-    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
         let found = match reference {
             TagOrDigest::Tag(tag) => self.images.iter().find(|i| {
                 i.repo_tags
@@ -283,7 +283,10 @@ impl ImageSource for DockerArchive {
         })
     }
 
-    fn open_blob_unverified(&self, descriptor: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_blob_unverified(
+        &self,
+        descriptor: &Descriptor,
+    ) -> ocikit_image::Result<BlobReader<'_>> {
         let digest = descriptor.digest();
         if let Some(image) = self.images.iter().find(|i| i.manifest.digest() == digest) {
             return Ok(Box::new(Cursor::new(image.manifest.raw().to_vec())));
@@ -465,7 +468,7 @@ impl DockerArchiveWriter {
                     annotations.insert(IMAGE_NAME_ANNOTATION.to_owned(), repo_tag.clone());
                     if let Some((_, tag)) = split_repo_tag(repo_tag) {
                         annotations.insert(
-                            oci_image::oci_spec::image::ANNOTATION_REF_NAME.to_owned(),
+                            ocikit_image::oci_spec::image::ANNOTATION_REF_NAME.to_owned(),
                             tag.to_owned(),
                         );
                     }
@@ -531,20 +534,20 @@ impl DockerArchiveWriter {
 }
 
 impl ImageDestination for DockerArchiveWriter {
-    fn has_blob(&self, descriptor: &Descriptor) -> oci_image::Result<bool> {
+    fn has_blob(&self, descriptor: &Descriptor) -> ocikit_image::Result<bool> {
         Ok(self.state().written.contains_key(descriptor.digest()))
     }
 
-    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> oci_image::Result<()> {
+    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> ocikit_image::Result<()> {
         Ok(self.write_blob(descriptor, data)?)
     }
 
-    fn put_manifest(&self, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn put_manifest(&self, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let m = self.manifest_of(manifest)?;
         Ok(self.add_image(m, &[])?)
     }
 
-    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let m = self.manifest_of(manifest)?;
         let Some(repo) = &self.repository else {
             return Err(Error::Unsupported {

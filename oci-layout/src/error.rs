@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
 
-/// Everything that can go wrong in `oci-layout`.
+/// Everything that can go wrong in `ocikit-layout`.
 ///
 /// Every variant that concerns a file names it (`path`). The error converts to and from
-/// [`oci_image::Error`], so it travels through the [`ImageSource`](oci_image::ImageSource) and
-/// [`ImageDestination`](oci_image::ImageDestination) traits: a missing blob or tag becomes
-/// [`oci_image::Error::NotFound`], a verification failure becomes the digest or size mismatch
-/// it was, anything else is kept whole in [`oci_image::Error::Backend`] and comes back out of it
+/// [`ocikit_image::Error`], so it travels through the [`ImageSource`](ocikit_image::ImageSource) and
+/// [`ImageDestination`](ocikit_image::ImageDestination) traits: a missing blob or tag becomes
+/// [`ocikit_image::Error::NotFound`], a verification failure becomes the digest or size mismatch
+/// it was, anything else is kept whole in [`ocikit_image::Error::Backend`] and comes back out of it
 /// by `Error::from`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,7 +41,7 @@ pub enum Error {
         /// The file holding it.
         path: PathBuf,
         /// What the parser or validator said.
-        source: Box<oci_image::Error>,
+        source: Box<ocikit_image::Error>,
     },
 
     /// A blob the operation needs is not there.
@@ -58,8 +58,8 @@ pub enum Error {
     Verification {
         /// The blob file (or the archive entry).
         path: PathBuf,
-        /// [`oci_image::Error::DigestMismatch`] or [`oci_image::Error::SizeMismatch`].
-        source: Box<oci_image::Error>,
+        /// [`ocikit_image::Error::DigestMismatch`] or [`ocikit_image::Error::SizeMismatch`].
+        source: Box<ocikit_image::Error>,
     },
 
     /// A reference name that the image-layout grammar does not allow.
@@ -99,10 +99,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// An error of `oci-image` that concerns no particular file (an unsupported digest
+    /// An error of `ocikit-image` that concerns no particular file (an unsupported digest
     /// algorithm, no image for the platform asked for).
     #[error(transparent)]
-    Image(oci_image::Error),
+    Image(ocikit_image::Error),
 }
 
 impl Error {
@@ -110,8 +110,8 @@ impl Error {
         let path = path.into();
         move |source| {
             // A typed error sent through a stream (a verifier's mismatch) keeps its type.
-            match oci_image::Error::from(source) {
-                oci_image::Error::Io(source) => Error::Io { path, source },
+            match ocikit_image::Error::from(source) {
+                ocikit_image::Error::Io(source) => Error::Io { path, source },
                 e if e.is_verification() => Error::Verification {
                     path,
                     source: Box::new(e),
@@ -124,9 +124,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn doc(path: &Path) -> impl FnOnce(oci_image::Error) -> Error + '_ {
+    pub(crate) fn doc(path: &Path) -> impl FnOnce(ocikit_image::Error) -> Error + '_ {
         move |source| match source {
-            oci_image::Error::Io(source) => Error::Io {
+            ocikit_image::Error::Io(source) => Error::Io {
                 path: path.to_owned(),
                 source,
             },
@@ -144,29 +144,29 @@ impl Error {
     /// True for a missing blob or reference name.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::BlobMissing { .. } | Error::RefNotFound { .. })
-            || matches!(self, Error::Image(oci_image::Error::NotFound(_)))
+            || matches!(self, Error::Image(ocikit_image::Error::NotFound(_)))
     }
 }
 
-impl From<Error> for oci_image::Error {
+impl From<Error> for ocikit_image::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::BlobMissing { .. } | Error::RefNotFound { .. } => {
-                oci_image::Error::NotFound(e.to_string())
+                ocikit_image::Error::NotFound(e.to_string())
             }
             Error::Verification { source, .. } => *source,
             Error::Image(e) => e,
-            other => oci_image::Error::Backend(Box::new(other)),
+            other => ocikit_image::Error::Backend(Box::new(other)),
         }
     }
 }
 
-impl From<oci_image::Error> for Error {
-    fn from(e: oci_image::Error) -> Self {
+impl From<ocikit_image::Error> for Error {
+    fn from(e: ocikit_image::Error) -> Self {
         match e {
-            oci_image::Error::Backend(inner) => match inner.downcast::<Error>() {
+            ocikit_image::Error::Backend(inner) => match inner.downcast::<Error>() {
                 Ok(ours) => *ours,
-                Err(other) => Error::Image(oci_image::Error::Backend(other)),
+                Err(other) => Error::Image(ocikit_image::Error::Backend(other)),
             },
             e => Error::Image(e),
         }

@@ -7,8 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use oci_image::oci_spec::image::{Descriptor, Digest};
-use oci_image::{AnyManifest, ContentKind, MediaTypeExt, digest_reader, parse_digest};
+use ocikit_image::oci_spec::image::{Descriptor, Digest};
+use ocikit_image::{AnyManifest, ContentKind, MediaTypeExt, digest_reader, parse_digest};
 
 use crate::fsutil::sync_dir;
 use crate::layout::ref_name;
@@ -336,12 +336,12 @@ impl Layout {
             }
         }
         for (path, digest) in blob_files(self)? {
-            let Some(expected) = digest.filter(|d| oci_image::check_supported(d).is_ok()) else {
+            let Some(expected) = digest.filter(|d| ocikit_image::check_supported(d).is_ok()) else {
                 report.problems.push(Problem::UnexpectedFile { path });
                 continue;
             };
             let actual = File::open(&path)
-                .map_err(oci_image::Error::Io)
+                .map_err(ocikit_image::Error::Io)
                 .and_then(|f| digest_reader(expected.algorithm(), f));
             report.blobs_checked += 1;
             match actual {

@@ -5,8 +5,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use oci_image::oci_spec::image::{ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, Platform};
-use oci_image::{
+use ocikit_image::oci_spec::image::{
+    ANNOTATION_REF_NAME, Descriptor, Digest, ImageIndex, Platform,
+};
+use ocikit_image::{
     AnyManifest, BlobReader, DEFAULT_MAX_DOCUMENT_SIZE, Hasher, ImageDestination, ImageSource,
     Index, MAX_INDEX_DEPTH, Tag, TagOrDigest, VerifyingReader, check_supported, host_platform,
     normalize_platform, select_manifest,
@@ -39,7 +41,7 @@ const COPY_BUFFER: usize = 1 << 20;
 /// is safe).
 ///
 /// ```
-/// use oci_layout::{Layout, RefName};
+/// use ocikit_layout::{Layout, RefName};
 /// let dir = tempfile::tempdir()?;
 /// let layout = Layout::create(dir.path())?;
 /// let (digest, size) = layout.write_blob(&b"hello"[..], None, None)?;
@@ -235,7 +237,7 @@ impl Layout {
             {
                 return Err(Error::Verification {
                     path: target.clone(),
-                    source: Box::new(oci_image::Error::DigestMismatch {
+                    source: Box::new(ocikit_image::Error::DigestMismatch {
                         expected: expected.clone(),
                         actual: digest,
                     }),
@@ -426,8 +428,8 @@ impl Layout {
         }
         Err(Error::Document {
             path: self.blob_path(current.digest()),
-            source: Box::new(oci_image::Error::Invalid {
-                kind: oci_image::DocumentKind::Index,
+            source: Box::new(ocikit_image::Error::Invalid {
+                kind: ocikit_image::DocumentKind::Index,
                 field: "manifests".into(),
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
             }),
@@ -462,7 +464,7 @@ impl Layout {
             Ok(m) if m.is_file() && m.len() == descriptor.size() => Ok(()),
             Ok(m) if m.is_file() => Err(Error::Verification {
                 path,
-                source: Box::new(oci_image::Error::SizeMismatch {
+                source: Box::new(ocikit_image::Error::SizeMismatch {
                     expected: descriptor.size(),
                     actual: m.len(),
                 }),
@@ -489,9 +491,12 @@ impl Layout {
         }
         let f = self.open_blob_by_digest(digest)?;
         let path = self.blob_path(digest);
-        let raw =
-            oci_image::read_capped(f, self.max_document_size, oci_image::DocumentKind::Manifest)
-                .map_err(Error::doc(&path))?;
+        let raw = ocikit_image::read_capped(
+            f,
+            self.max_document_size,
+            ocikit_image::DocumentKind::Manifest,
+        )
+        .map_err(Error::doc(&path))?;
         let any = AnyManifest::from_bytes(raw, None).map_err(Error::doc(&path))?;
         Ok(any.descriptor())
     }
@@ -562,7 +567,7 @@ fn stream_into(
         {
             return Err(Error::Verification {
                 path: target.to_owned(),
-                source: Box::new(oci_image::Error::SizeMismatch {
+                source: Box::new(ocikit_image::Error::SizeMismatch {
                     expected,
                     actual: size,
                 }),
@@ -576,7 +581,7 @@ fn stream_into(
     {
         return Err(Error::Verification {
             path: target.to_owned(),
-            source: Box::new(oci_image::Error::SizeMismatch {
+            source: Box::new(ocikit_image::Error::SizeMismatch {
                 expected,
                 actual: size,
             }),
@@ -641,10 +646,10 @@ pub(crate) fn entries_named(list: &[Descriptor], name: &str) -> Vec<Descriptor> 
 impl ImageSource for Layout {
     /// The manifests listed in `index.json` whose `subject` is `subject` (where a layout
     /// keeps referrers, image-spec `image-layout.md`).
-    fn referrers(&self, subject: &Descriptor) -> oci_image::Result<Vec<Descriptor>> {
+    fn referrers(&self, subject: &Descriptor) -> ocikit_image::Result<Vec<Descriptor>> {
         let mut found = Vec::new();
         for d in self.index()?.manifests() {
-            if !oci_image::MediaTypeExt::is_manifest_like(d.media_type()) {
+            if !ocikit_image::MediaTypeExt::is_manifest_like(d.media_type()) {
                 continue;
             }
             let doc = self.fetch_manifest(d)?;
@@ -666,7 +671,7 @@ impl ImageSource for Layout {
         Ok(found)
     }
 
-    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
         match reference {
             TagOrDigest::Tag(tag) => {
                 let entries = entries_named(self.index()?.manifests(), tag.as_str());
@@ -682,7 +687,10 @@ impl ImageSource for Layout {
         }
     }
 
-    fn open_blob_unverified(&self, descriptor: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_blob_unverified(
+        &self,
+        descriptor: &Descriptor,
+    ) -> ocikit_image::Result<BlobReader<'_>> {
         Ok(Box::new(self.open_blob_file(descriptor.digest())?))
     }
 
@@ -692,18 +700,18 @@ impl ImageSource for Layout {
 }
 
 impl ImageDestination for Layout {
-    fn has_blob(&self, descriptor: &Descriptor) -> oci_image::Result<bool> {
+    fn has_blob(&self, descriptor: &Descriptor) -> ocikit_image::Result<bool> {
         Ok(Layout::has_blob(self, descriptor.digest())?)
     }
 
-    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> oci_image::Result<()> {
+    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> ocikit_image::Result<()> {
         self.write_blob(data, Some(descriptor.digest()), Some(descriptor.size()))?;
         Ok(())
     }
 
     /// Stores the manifest; one with a `subject` is also listed (unnamed) in `index.json`,
     /// where referrers are found in a layout.
-    fn put_manifest(&self, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn put_manifest(&self, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let d = Layout::put_manifest(self, manifest)?;
         if manifest.subject().is_some() {
             self.add_unnamed(&d)?;
@@ -717,7 +725,7 @@ impl ImageDestination for Layout {
         &self,
         source: &dyn ImageSource,
         descriptor: &Descriptor,
-    ) -> oci_image::Result<bool> {
+    ) -> ocikit_image::Result<bool> {
         if ImageDestination::has_blob(self, descriptor)? {
             return Ok(false);
         }
@@ -731,7 +739,7 @@ impl ImageDestination for Layout {
     }
 
     /// Stores the manifest and names it `tag`, replacing every entry of that name.
-    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let name = RefName::try_from(tag)?;
         let descriptor = Layout::put_manifest(self, manifest)?;
         self.set_ref(&name, &descriptor)?;

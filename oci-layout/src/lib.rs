@@ -5,13 +5,13 @@
 //! gives it: `oci-layout`, `index.json`, and blobs under `blobs/<alg>/<encoded>`. An
 //! [`OciArchive`] is a tar of one (what `skopeo copy ... oci-archive:` writes); a
 //! [`DockerArchive`] is what `docker save` writes. Each implements
-//! [`ImageSource`](oci_image::ImageSource), and [`Layout`], [`OciArchiveWriter`] and
-//! [`DockerArchiveWriter`] implement [`ImageDestination`](oci_image::ImageDestination), so
+//! [`ImageSource`](ocikit_image::ImageSource), and [`Layout`], [`OciArchiveWriter`] and
+//! [`DockerArchiveWriter`] implement [`ImageDestination`](ocikit_image::ImageDestination), so
 //! one copy routine (the facade's `copy`) moves images between any two of them.
 //!
 //! ```
-//! use oci_layout::{Layout, RefName};
-//! use oci_layout::oci_image::{AnyManifest, Manifest, sha256};
+//! use ocikit_layout::{Layout, RefName};
+//! use ocikit_layout::ocikit_image::{AnyManifest, Manifest, sha256};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let layout = Layout::create(dir.path())?;
@@ -55,10 +55,10 @@
 //!
 //! # Reference names
 //! The image-layout grammar for `ref.name` ([`RefName`]) is wider than a distribution tag
-//! ([`oci_image::Tag`]): `library/busybox:1.36` is a valid name, not a tag. This crate's own
-//! API takes [`RefName`]; the destination trait's `tag` takes a [`Tag`](oci_image::Tag), which
+//! ([`ocikit_image::Tag`]): `library/busybox:1.36` is a valid name, not a tag. This crate's own
+//! API takes [`RefName`]; the destination trait's `tag` takes a [`Tag`](ocikit_image::Tag), which
 //! is converted (a tag that breaks the layout grammar, like `_x` or `a__b`, is refused).
-//! Through [`ImageSource::resolve`](oci_image::ImageSource::resolve), a name with several
+//! Through [`ImageSource::resolve`](ocikit_image::ImageSource::resolve), a name with several
 //! entries (one per platform) resolves to the one for the host's platform, else the first;
 //! use [`Layout::resolve_manifest`] to choose.
 //!
@@ -72,8 +72,8 @@
 //! blobs that process stored but has not named yet, unless its `min_age` covers the copy.
 //!
 //! # Non-goals
-//! - No layer unpacking or building (that is `oci-image`), no registry access (that is
-//!   `oci-distribution`).
+//! - No layer unpacking or building (that is `ocikit-image`), no registry access (that is
+//!   `ocikit-distribution`).
 //! - Archives compressed as a whole (`.tar.gz`) are not read: decompress them first.
 //! - A legacy docker archive stores no manifest: an image read from one gets a Docker
 //!   schema 2 manifest made from `manifest.json`, whose digest no registry ever saw. Its
@@ -104,7 +104,7 @@ pub use error::{Error, Result};
 pub use gc::{FsckReport, GcReport, Problem};
 pub use layout::{LOCK_FILE, Layout, TEMP_DIR};
 pub use oci_archive::{OciArchive, OciArchiveWriter};
-pub use oci_image;
 pub use oci_spec;
+pub use ocikit_image;
 pub use refname::RefName;
 pub use tarfile::Section;

@@ -5,8 +5,8 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use oci_image::oci_spec::image::{Descriptor, Digest, Platform};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, Digest, Platform};
+use ocikit_image::{
     AnyManifest, BlobReader, DEFAULT_MAX_DOCUMENT_SIZE, ImageDestination, ImageSource, Index,
     MAX_INDEX_DEPTH, Tag, TagOrDigest, VerifyingReader, select_manifest,
 };
@@ -158,9 +158,12 @@ impl crate::Layout {
             let size = entry.size();
             match name.as_str() {
                 LAYOUT_FILE => {
-                    let raw =
-                        oci_image::read_capped(&mut entry, 4096, oci_image::DocumentKind::Index)
-                            .map_err(|e| invalid(e.to_string()))?;
+                    let raw = ocikit_image::read_capped(
+                        &mut entry,
+                        4096,
+                        ocikit_image::DocumentKind::Index,
+                    )
+                    .map_err(|e| invalid(e.to_string()))?;
                     check_layout_bytes(&raw).map_err(|reason| Error::NotALayout {
                         path: origin.join(LAYOUT_FILE),
                         reason,
@@ -169,10 +172,10 @@ impl crate::Layout {
                 }
                 INDEX_FILE => {
                     index_raw = Some(
-                        oci_image::read_capped(
+                        ocikit_image::read_capped(
                             &mut entry,
                             DEFAULT_MAX_DOCUMENT_SIZE,
-                            oci_image::DocumentKind::Index,
+                            ocikit_image::DocumentKind::Index,
                         )
                         .map_err(Error::doc(&origin.join(INDEX_FILE)))?,
                     );
@@ -182,7 +185,7 @@ impl crate::Layout {
                         .strip_prefix("blobs/")
                         .and_then(|rest| rest.split_once('/'))
                         .and_then(|(alg, hex)| {
-                            oci_image::parse_digest(&format!("{alg}:{hex}")).ok()
+                            ocikit_image::parse_digest(&format!("{alg}:{hex}")).ok()
                         });
                     if let Some(digest) = digest {
                         self.write_blob(&mut entry, Some(&digest), Some(size))?;
@@ -251,7 +254,7 @@ pub(crate) fn descend(
     source: &dyn ImageSource,
     start: Descriptor,
     platform: &Platform,
-) -> oci_image::Result<Descriptor> {
+) -> ocikit_image::Result<Descriptor> {
     let mut current = start;
     for _ in 0..=MAX_INDEX_DEPTH {
         match source.fetch_manifest(&current)? {
@@ -259,15 +262,15 @@ pub(crate) fn descend(
             AnyManifest::Index(index) => current = select_manifest(&index, platform)?.clone(),
         }
     }
-    Err(oci_image::Error::Invalid {
-        kind: oci_image::DocumentKind::Index,
+    Err(ocikit_image::Error::Invalid {
+        kind: ocikit_image::DocumentKind::Index,
         field: "manifests".into(),
         reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
     })
 }
 
 impl ImageSource for OciArchive {
-    fn resolve(&self, reference: &TagOrDigest) -> oci_image::Result<Descriptor> {
+    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
         let list = self.index.manifests();
         match reference {
             TagOrDigest::Tag(tag) => {
@@ -295,7 +298,10 @@ impl ImageSource for OciArchive {
         }
     }
 
-    fn open_blob_unverified(&self, descriptor: &Descriptor) -> oci_image::Result<BlobReader<'_>> {
+    fn open_blob_unverified(
+        &self,
+        descriptor: &Descriptor,
+    ) -> ocikit_image::Result<BlobReader<'_>> {
         Ok(Box::new(self.section(descriptor.digest())?))
     }
 
@@ -406,22 +412,22 @@ impl OciArchiveWriter {
 }
 
 impl ImageDestination for OciArchiveWriter {
-    fn has_blob(&self, descriptor: &Descriptor) -> oci_image::Result<bool> {
+    fn has_blob(&self, descriptor: &Descriptor) -> ocikit_image::Result<bool> {
         Ok(self.state().written.contains(descriptor.digest()))
     }
 
-    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> oci_image::Result<()> {
+    fn put_blob(&self, descriptor: &Descriptor, data: &mut dyn Read) -> ocikit_image::Result<()> {
         Ok(self.write_blob(descriptor, data)?)
     }
 
-    fn put_manifest(&self, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn put_manifest(&self, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let d = manifest.descriptor();
         self.write_blob(&d, &mut manifest.raw())?;
         self.state().last_manifest = Some(d);
         Ok(())
     }
 
-    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> oci_image::Result<()> {
+    fn tag(&self, tag: &Tag, manifest: &AnyManifest) -> ocikit_image::Result<()> {
         let name = RefName::try_from(tag)?;
         self.put_manifest(manifest)?;
         Ok(self.set_ref(&name, &manifest.descriptor())?)

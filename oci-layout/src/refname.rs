@@ -15,12 +15,12 @@ use crate::{Error, Result};
 /// ```
 ///
 /// This is wider than a distribution-spec tag (`[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`): a layout
-/// may name a manifest `library/busybox:1.36` or `v1.0+build`. Every [`oci_image::Tag`] that
+/// may name a manifest `library/busybox:1.36` or `v1.0+build`. Every [`ocikit_image::Tag`] that
 /// starts with an alphanumeric and has no `__` or `_-`-style runs is a valid name; a tag like
 /// `_x` is not, and is refused here. Names are at most 1024 bytes long.
 ///
 /// ```
-/// use oci_layout::RefName;
+/// use ocikit_layout::RefName;
 /// assert!("v1.0".parse::<RefName>().is_ok());
 /// assert!("library/busybox:1.36".parse::<RefName>().is_ok());
 /// assert!("bad name".parse::<RefName>().is_err());
@@ -108,9 +108,9 @@ impl AsRef<str> for RefName {
     }
 }
 
-impl TryFrom<&oci_image::Tag> for RefName {
+impl TryFrom<&ocikit_image::Tag> for RefName {
     type Error = Error;
-    fn try_from(tag: &oci_image::Tag) -> Result<Self> {
+    fn try_from(tag: &ocikit_image::Tag) -> Result<Self> {
         RefName::new(tag.as_str())
     }
 }

@@ -165,8 +165,8 @@ impl TarIndex {
         if raw.len() as u64 > limit {
             return Err(Error::Document {
                 path: self.entry_path(name),
-                source: Box::new(oci_image::Error::TooLarge {
-                    kind: oci_image::DocumentKind::Manifest,
+                source: Box::new(ocikit_image::Error::TooLarge {
+                    kind: ocikit_image::DocumentKind::Manifest,
                     limit,
                     size: raw.len() as u64,
                 }),

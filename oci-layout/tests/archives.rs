@@ -5,9 +5,11 @@ mod common;
 use std::fs;
 use std::io::Read;
 
-use oci_layout::oci_image::{AnyManifest, ImageDestination, ImageSource, parse_platform, sha256};
-use oci_layout::oci_spec::image::{Descriptor, MediaType};
-use oci_layout::{
+use ocikit_layout::oci_spec::image::{Descriptor, MediaType};
+use ocikit_layout::ocikit_image::{
+    AnyManifest, ImageDestination, ImageSource, parse_platform, sha256,
+};
+use ocikit_layout::{
     DockerArchive, DockerArchiveFormat, DockerArchiveWriter, Error, Layout, OciArchive,
     OciArchiveWriter,
 };

@@ -5,11 +5,11 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
-use oci_layout::oci_image::oci_spec::image::Descriptor;
-use oci_layout::oci_image::{
+use ocikit_layout::ocikit_image::oci_spec::image::Descriptor;
+use ocikit_layout::ocikit_image::{
     ImageDestination, ImageSource, Tag, TagOrDigest, parse_platform, sha256,
 };
-use oci_layout::{Error, Layout, Problem, RefName};
+use ocikit_layout::{Error, Layout, Problem, RefName};
 
 fn name(s: &str) -> RefName {
     s.parse().unwrap()
@@ -66,7 +66,7 @@ fn open_refuses_bad_layouts_naming_the_file() {
     fs::write(root.join("index.json"), big).unwrap();
     match Layout::open(root) {
         Err(Error::Document { path, source })
-            if matches!(*source, oci_layout::oci_image::Error::TooLarge { .. }) =>
+            if matches!(*source, ocikit_layout::ocikit_image::Error::TooLarge { .. }) =>
         {
             assert!(path.ends_with("index.json"))
         }
@@ -75,7 +75,7 @@ fn open_refuses_bad_layouts_naming_the_file() {
 }
 
 fn temp_files(l: &Layout) -> usize {
-    fs::read_dir(l.root().join(oci_layout::TEMP_DIR))
+    fs::read_dir(l.root().join(ocikit_layout::TEMP_DIR))
         .map(|r| r.count())
         .unwrap_or(0)
 }
@@ -110,7 +110,7 @@ fn blobs_are_verified_before_they_appear() {
     let (got, _) = l.write_blob(&b"other"[..], None, None).unwrap();
     assert_eq!(got, sha256(b"other"));
     // Unsupported algorithms are refused.
-    let md5: oci_layout::oci_spec::image::Digest =
+    let md5: ocikit_layout::oci_spec::image::Digest =
         "md5:d41d8cd98f00b204e9800998ecf8427e".parse().unwrap();
     assert!(l.write_blob(&b""[..], Some(&md5), None).is_err());
 }
@@ -123,7 +123,7 @@ fn reading_a_corrupt_blob_fails() {
     let (d, n) = l.write_blob(&b"precious"[..], None, None).unwrap();
     fs::write(l.blob_path(&d), b"precioux").unwrap();
     let desc = Descriptor::new(
-        oci_layout::oci_spec::image::MediaType::ImageLayer,
+        ocikit_layout::oci_spec::image::MediaType::ImageLayer,
         n,
         d.clone(),
     );
@@ -132,7 +132,7 @@ fn reading_a_corrupt_blob_fails() {
         .unwrap()
         .read_to_end(&mut Vec::new())
         .unwrap_err();
-    assert!(oci_layout::oci_image::Error::from(e).is_verification());
+    assert!(ocikit_layout::ocikit_image::Error::from(e).is_verification());
     // Through the trait too.
     let mut r = ImageSource::open_blob(&l, &desc).unwrap();
     assert!(r.read_to_end(&mut Vec::new()).is_err());
@@ -222,11 +222,14 @@ fn trait_tag_replaces_and_failed_operations_change_nothing() {
     let (m1, d1) = common::image(&l, "amd64", b"1");
     let (m2, _) = common::image(&l, "amd64", b"2");
     let tag: Tag = "v1".parse().unwrap();
-    l.tag(&tag, &oci_layout::oci_image::AnyManifest::Manifest(m1))
-        .unwrap();
     l.tag(
         &tag,
-        &oci_layout::oci_image::AnyManifest::Manifest(m2.clone()),
+        &ocikit_layout::ocikit_image::AnyManifest::Manifest(m1),
+    )
+    .unwrap();
+    l.tag(
+        &tag,
+        &ocikit_layout::ocikit_image::AnyManifest::Manifest(m2.clone()),
     )
     .unwrap();
     let got = ImageSource::resolve(&l, &"v1".parse().unwrap()).unwrap();
@@ -309,13 +312,13 @@ fn fsck_lists_every_problem() {
 
 #[test]
 fn sha512_blobs_and_subjects() {
-    use oci_layout::oci_image::{AnyManifest, Manifest};
+    use ocikit_layout::ocikit_image::{AnyManifest, Manifest};
     let dir = tempfile::tempdir().unwrap();
     let l = Layout::create(dir.path()).unwrap();
     // sha512: stored under blobs/sha512.
     let data = b"sha512 content";
-    let d512 = oci_layout::oci_image::digest_bytes(
-        &oci_layout::oci_spec::image::DigestAlgorithm::Sha512,
+    let d512 = ocikit_layout::ocikit_image::digest_bytes(
+        &ocikit_layout::oci_spec::image::DigestAlgorithm::Sha512,
         data,
     )
     .unwrap();
@@ -409,7 +412,7 @@ fn copying_a_corrupt_blob_between_layouts_leaves_nothing() {
     let data = b"the real content of the blob".to_vec();
     let (digest, size) = src.write_blob(&data[..], None, None).unwrap();
     let d = Descriptor::new(
-        oci_layout::oci_image::oci_spec::image::MediaType::ImageLayer,
+        ocikit_layout::ocikit_image::oci_spec::image::MediaType::ImageLayer,
         size,
         digest.clone(),
     );

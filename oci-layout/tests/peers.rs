@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::run;
-use oci_layout::oci_image::{AnyManifest, ImageSource, ResolvedImage, parse_platform};
-use oci_layout::{DockerArchive, Layout, OciArchive};
+use ocikit_layout::ocikit_image::{AnyManifest, ImageSource, ResolvedImage, parse_platform};
+use ocikit_layout::{DockerArchive, Layout, OciArchive};
 
-fn amd64() -> oci_layout::oci_spec::image::Platform {
+fn amd64() -> ocikit_layout::oci_spec::image::Platform {
     parse_platform("linux/amd64").unwrap()
 }
 
@@ -199,14 +199,14 @@ fn we_read_what_umoci_and_skopeo_write() {
 
 #[test]
 fn skopeo_reads_docker_archives_we_write() {
-    use oci_layout::DockerArchiveFormat;
-    use oci_layout::oci_image::ImageDestination;
+    use ocikit_layout::DockerArchiveFormat;
+    use ocikit_layout::ocikit_image::ImageDestination;
     for format in [DockerArchiveFormat::Oci, DockerArchiveFormat::Legacy] {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::create(dir.path().join("l")).unwrap();
         let (m, d) = common::image(&l, "amd64", b"docker");
         let path = dir.path().join("d.tar");
-        let w = oci_layout::DockerArchiveWriter::with_format(&path, Some("example/app"), format)
+        let w = ocikit_layout::DockerArchiveWriter::with_format(&path, Some("example/app"), format)
             .unwrap();
         for blob in std::iter::once(m.config()).chain(m.layers()) {
             w.copy_blob_from(&l, blob).unwrap();

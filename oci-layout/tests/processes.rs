@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use oci_layout::oci_image::{AnyManifest, ImageDestination, ImageSource, Tag, sha256};
-use oci_layout::{Layout, TEMP_DIR};
+use ocikit_layout::ocikit_image::{AnyManifest, ImageDestination, ImageSource, Tag, sha256};
+use ocikit_layout::{Layout, TEMP_DIR};
 
 const ROLE: &str = "OCIKIT_LAYOUT_TEST_ROLE";
 const DIR: &str = "OCIKIT_LAYOUT_TEST_DIR";
@@ -44,7 +44,7 @@ impl Read for Slow {
     }
 }
 
-fn zeros_digest() -> oci_layout::oci_spec::image::Digest {
+fn zeros_digest() -> ocikit_layout::oci_spec::image::Digest {
     // sha256 of SLOW_SIZE zero bytes, computed once (1 GiB of hashing is too slow in debug
     // builds, so the child is given a digest it can never reach instead).
     sha256(b"never reached")
@@ -131,7 +131,7 @@ fn killed_writer_leaves_a_clean_layout() {
     let img = l
         .fetch_image(
             &"kept".parse().unwrap(),
-            &oci_layout::oci_image::parse_platform("linux/amd64").unwrap(),
+            &ocikit_layout::ocikit_image::parse_platform("linux/amd64").unwrap(),
         )
         .unwrap();
     assert_eq!(img.manifest.digest(), d.digest());

@@ -10,7 +10,7 @@
 set -eu
 RUNS=${1:-50}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-cargo build --release -q -p oci-runtime --manifest-path "$here/Cargo.toml"
+cargo build --release -q -p ocikit-runtime --manifest-path "$here/Cargo.toml"
 OURS=${OCI_RUNTIME:-$here/target/release/oci-runtime}
 
 work=$(mktemp -d)

@@ -2,11 +2,11 @@
 //! from OCI bundles, as a library and as a runc-compatible command line (`oci-runtime`).
 //!
 //! ```no_run
-//! use oci_runtime::{CreateOptions, Runtime};
+//! use ocikit_runtime::{CreateOptions, Runtime};
 //!
-//! fn main() -> Result<(), oci_runtime::Error> {
+//! fn main() -> Result<(), ocikit_runtime::Error> {
 //!     // First thing: this program may be re-executed as a container's init process.
-//!     oci_runtime::init_if_requested();
+//!     ocikit_runtime::init_if_requested();
 //!     let rt = Runtime::new("/run/ocikit");
 //!     let status = rt.run("demo", "/path/to/bundle", CreateOptions::new())?;
 //!     println!("exited with {}", status.code());

@@ -1,4 +1,4 @@
-//! `oci-runtime`: a runc-compatible command line over the `oci_runtime` library.
+//! `oci-runtime`: a runc-compatible command line over the `ocikit_runtime` library.
 //!
 //! `oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ARGS`
 //! with the commands `create`, `exec`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec` and
@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use oci_runtime::{CreateOptions, Error, Runtime, parse_signal};
+use ocikit_runtime::{CreateOptions, Error, Runtime, parse_signal};
 
 const USAGE: &str = "usage: oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
 commands:
@@ -151,10 +151,10 @@ impl From<String> for Failure {
 }
 
 fn main() -> ExitCode {
-    oci_runtime::init_if_requested();
+    ocikit_runtime::init_if_requested();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global options come before the command.
-    let mut root = PathBuf::from(oci_runtime::DEFAULT_ROOT);
+    let mut root = PathBuf::from(ocikit_runtime::DEFAULT_ROOT);
     let mut log = Log {
         file: None,
         json: false,
@@ -285,7 +285,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             let bundle = a.value(&["bundle", "b"]).unwrap_or(".");
             let mut opts = create_options(&a)?;
             // A terminal in the foreground without a console socket: relay it, as runc does.
-            let wants_tty = oci_runtime::Bundle::load(bundle)?
+            let wants_tty = ocikit_runtime::Bundle::load(bundle)?
                 .spec()
                 .process()
                 .as_ref()
@@ -300,7 +300,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                 opts = opts.console_socket(&path);
                 relay = Some((
                     dir,
-                    std::thread::spawn(move || oci_runtime::receive_pty(&listener)),
+                    std::thread::spawn(move || ocikit_runtime::receive_pty(&listener)),
                 ));
             }
             let created = rt.create(id, bundle, opts);
@@ -324,7 +324,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             if a.has(&["detach", "d"]) {
                 return Ok(0);
             }
-            oci_runtime::forward_signals(c.pid());
+            ocikit_runtime::forward_signals(c.pid());
             let status = rt.wait(id);
             if let Some(r) = relay {
                 // Until the terminal's output is drained (EIO once the container closed it).
@@ -406,7 +406,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             if a.has(&["detach", "d"]) {
                 return Ok(0);
             }
-            oci_runtime::forward_signals(pid);
+            ocikit_runtime::forward_signals(pid);
             Ok(rt.wait_process(pid)?.code() as u8)
         }
         "events" => {
@@ -544,7 +544,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                     "File config.json exists. Remove it first".into(),
                 ));
             }
-            let spec = oci_runtime::default_spec();
+            let spec = ocikit_runtime::default_spec();
             let text = serde_json::to_string_pretty(&spec).expect("json");
             std::fs::write(&path, text)
                 .map_err(|e| Failure::Other(format!("writing {}: {e}", path.display())))?;
@@ -553,7 +553,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
         "features" => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&oci_runtime::features()).expect("json")
+                serde_json::to_string_pretty(&ocikit_runtime::features()).expect("json")
             );
             Ok(0)
         }

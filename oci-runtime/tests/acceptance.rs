@@ -7,8 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
 
 use common::{TestBundle, id, run, runtime};
-use oci_runtime::{CreateOptions, Error, ExitStatus, Signal};
 use oci_spec::runtime::ContainerState;
+use ocikit_runtime::{CreateOptions, Error, ExitStatus, Signal};
 use serde_json::json;
 
 #[test]
@@ -484,7 +484,7 @@ fn the_runtime_binary_cannot_be_written_through_the_container() {
     // Children that other test threads forked while the copy was open for writing hold that
     // descriptor until their exec; executing the copy before then would fail with ETXTBSY.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let rt = oci_runtime::Runtime::new(root.path().join("state")).with_helper(&helper);
+    let rt = ocikit_runtime::Runtime::new(root.path().join("state")).with_helper(&helper);
     let b = TestBundle::new("true");
     b.write();
     let cid = id("sealed");

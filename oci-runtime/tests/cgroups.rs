@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{TestBundle, id, runtime};
-use oci_runtime::{CreateOptions, ExitStatus, Signal};
+use ocikit_runtime::{CreateOptions, ExitStatus, Signal};
 use serde_json::json;
 
 /// The OOM test keeps a core busy reclaiming: the CPU test measures without it.
@@ -226,7 +226,7 @@ fn kill_all_and_events_stats() {
         .unwrap();
     assert!(status.success());
     // On failure, force-delete kills whatever is left in the cgroup.
-    let rt = oci_runtime::Runtime::new(state.path());
+    let rt = ocikit_runtime::Runtime::new(state.path());
     let _guard = common::Guard(&rt, name.clone());
     let procs = own("pids").join(&name).join("cgroup.procs");
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 
 use common::{Guard, TestBundle, id, runtime};
-use oci_runtime::{CreateOptions, ExitStatus, Runtime, Signal};
+use ocikit_runtime::{CreateOptions, ExitStatus, Runtime, Signal};
 use serde_json::json;
 
 fn quiet() -> CreateOptions {

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Guard, TestBundle, id, runtime};
-use oci_runtime::{CreateOptions, Error, ExitStatus};
+use ocikit_runtime::{CreateOptions, Error, ExitStatus};
 use serde_json::{Value, json};
 
 /// A hook that appends `<name> <hostname> <state JSON>` to `log`, via the host's busybox

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestBundle, id, run, run_with, runtime};
-use oci_runtime::{CreateOptions, ExitStatus};
+use ocikit_runtime::{CreateOptions, ExitStatus};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_oci-runtime");
@@ -290,7 +290,7 @@ fn lsm_labels_without_the_lsm_are_a_clear_error() {
             .create(&name, b.path(), CreateOptions::new())
             .unwrap_err();
         assert!(
-            matches!(&err, oci_runtime::Error::Unsupported { feature } if feature.contains(field)
+            matches!(&err, ocikit_runtime::Error::Unsupported { feature } if feature.contains(field)
                 && feature.contains("not enabled on this host")),
             "{err}"
         );

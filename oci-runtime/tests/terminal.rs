@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::{Guard, TestBundle, id, runtime};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-use oci_runtime::{CreateOptions, Error, ExitStatus};
+use ocikit_runtime::{CreateOptions, Error, ExitStatus};
 use serde_json::json;
 
 /// Accepts one connection, receives the terminal's name and master, and reads the master

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{TestBundle, id, runtime};
-use oci_runtime::{CreateOptions, ExitStatus};
+use ocikit_runtime::{CreateOptions, ExitStatus};
 
 const THREADS: usize = 8;
 const ROUNDS: usize = 6;

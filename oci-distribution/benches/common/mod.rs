@@ -8,10 +8,12 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use oci_distribution::Repository;
-use oci_distribution::oci_image::{AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest};
-use oci_distribution::oci_spec::image::{Descriptor, MediaType};
-use oci_layout::Layout;
+use ocikit_distribution::Repository;
+use ocikit_distribution::oci_spec::image::{Descriptor, MediaType};
+use ocikit_distribution::ocikit_image::{
+    AnyManifest, ImageDestination, ImageSource, Tag, TagOrDigest,
+};
+use ocikit_layout::Layout;
 
 use crate::support::{RandomReader, run, write_blob, write_image_by_hand};
 
@@ -39,7 +41,7 @@ pub(crate) fn make_source(dir: &Path, work: &Path) -> u64 {
         RandomReader::new(100 + i as u64, len)
             .read_to_end(&mut data)
             .unwrap();
-        diff_ids.push(oci_distribution::oci_image::sha256(&data).to_string());
+        diff_ids.push(ocikit_distribution::ocikit_image::sha256(&data).to_string());
         std::fs::write(&raw, &data).unwrap();
         run(Command::new("gzip").args(["-1", "-n", "-f"]).arg(&raw));
         let gz = std::fs::read(work.join(format!("layer{i}.gz"))).unwrap();

@@ -5,12 +5,12 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Instant;
 
 use super::http::{Method, Request, Response, ResponseBody};
-use oci_image::oci_spec::image::{Descriptor, Digest, MediaType};
-use oci_image::{
+use ocikit_image::oci_spec::image::{Descriptor, Digest, MediaType};
+use ocikit_image::{
     AnyManifest, ContentKind, DocumentKind, MediaTypeExt, Tag, digest_bytes, digest_reader,
     parse_digest, read_capped,
 };
-use oci_layout::Layout;
+use ocikit_layout::Layout;
 
 use super::Htpasswd;
 use super::names::{parse_query, percent_decode, percent_encode, ref_tag, tag_ref, valid_name};
@@ -339,7 +339,7 @@ fn put_manifest(state: &State, req: &mut Request, name: &str, reference: &str) -
         DocumentKind::Manifest,
     )
     .map_err(|e| match e {
-        oci_image::Error::TooLarge { .. } => too_large(state),
+        ocikit_image::Error::TooLarge { .. } => too_large(state),
         other => ApiError::new(400, ErrorCode::ManifestInvalid, other.to_string()),
     })?;
     let hint = content_type.as_deref().map(MediaType::from);
@@ -357,7 +357,7 @@ fn put_manifest(state: &State, req: &mut Request, name: &str, reference: &str) -
         }
         // Every tag of the spec's grammar is taken, also those that are no layout reference
         // name as they are (`tag_ref`).
-        Ref::Tag(t) => (oci_image::sha256(&raw), Some(tag_ref(&t))),
+        Ref::Tag(t) => (ocikit_image::sha256(&raw), Some(tag_ref(&t))),
     };
     let existing = state.store.layout(name);
     if let AnyManifest::Manifest(m) = &parsed {
@@ -544,10 +544,10 @@ fn commit(state: &State, name: &str, digest: &Digest, data: impl Read) -> Result
         }
         Ok(_) => Ok(()),
         // "If the digest does not match, the registry MUST respond with DIGEST_INVALID."
-        Err(oci_layout::Error::Verification { source, .. }) => Err(digest_invalid(format!(
+        Err(ocikit_layout::Error::Verification { source, .. }) => Err(digest_invalid(format!(
             "the uploaded content does not match: {source}"
         ))),
-        Err(oci_layout::Error::Io { source, .. }) => Err(body_error(source)),
+        Err(ocikit_layout::Error::Io { source, .. }) => Err(body_error(source)),
         Err(e) => Err(internal(e)),
     }
 }

@@ -16,11 +16,11 @@ use crate::{Error, Result};
 /// refused when the file is read.
 ///
 /// ```
-/// use oci_distribution::Htpasswd;
+/// use ocikit_distribution::Htpasswd;
 /// let users = Htpasswd::parse("# users\nalice:$2y$05$0123456789012345678901u5fQ0YHn0jNxDtkD5Ve/2VO6TvZ0iQKm\n")?;
 /// assert_eq!(users.len(), 1);
 /// assert!(Htpasswd::parse("bob:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=").is_err());
-/// # Ok::<_, oci_distribution::Error>(())
+/// # Ok::<_, ocikit_distribution::Error>(())
 /// ```
 pub struct Htpasswd {
     users: HashMap<String, String>,
@@ -91,7 +91,7 @@ impl Htpasswd {
         let Some(value) = authorization else {
             return false;
         };
-        let key = oci_image::sha256(value.as_bytes()).to_string();
+        let key = ocikit_image::sha256(value.as_bytes()).to_string();
         if self.verified.lock().expect("not poisoned").contains(&key) {
             return true;
         }

@@ -26,13 +26,13 @@ use crate::{Error, Result};
 /// Feature `server`.
 ///
 /// ```no_run
-/// use oci_distribution::RegistryServer;
+/// use ocikit_distribution::RegistryServer;
 /// let dir = tempfile::tempdir()?;
 /// let server = RegistryServer::new(dir.path()).bind("127.0.0.1:0")?;
 /// println!("serving on {}", server.addr());
 /// // ... push and pull with any OCI client ...
 /// server.stop();
-/// # Ok::<_, oci_distribution::Error>(())
+/// # Ok::<_, ocikit_distribution::Error>(())
 /// ```
 ///
 /// # Endpoints
@@ -48,13 +48,13 @@ use crate::{Error, Result};
 ///
 /// # Storage
 /// `ROOT/repositories/<name>/_layout` is one OCI image layout per repository (written
-/// through `oci_layout`, so any OCI tool reads it); manifests are listed in its
+/// through `ocikit_layout`, so any OCI tool reads it); manifests are listed in its
 /// `index.json`, tags are `org.opencontainers.image.ref.name` entries (a tag that is no
 /// reference name, such as `_x` or `v1-`, as `tag+<hex of the tag>`). Cross-repository
 /// mounts hard-link blobs. Upload sessions live in memory, their bytes under `ROOT/uploads`
 /// (cleared at start): a restart forgets them. One server serves a root at a time
 /// (`ROOT/server.lock`, a `flock`); a second `bind` on it fails. Deleting a manifest or tag edits
-/// `index.json`; the blobs stay until `oci_layout::Layout::gc` runs on the layout.
+/// `index.json`; the blobs stay until `ocikit_layout::Layout::gc` runs on the layout.
 ///
 /// # Security
 /// Requests are untrusted. Repository names are checked against the spec's grammar before
@@ -65,7 +65,7 @@ use crate::{Error, Result};
 /// ([`RegistryServer::max_blob_size`]). An image manifest whose config or layers the
 /// repository does not have is refused (`MANIFEST_BLOB_UNKNOWN`); an index may name
 /// absent manifests. Manifests are verified when served; blobs are served as stored (every
-/// client verifies them, and `oci_layout::Layout::fsck` checks the store). There is no
+/// client verifies them, and `ocikit_layout::Layout::fsck` checks the store). There is no
 /// TLS: bind to loopback, or put a TLS proxy in front. Connections are capped
 /// ([`RegistryServer::max_connections`]) and closed when idle
 /// ([`RegistryServer::idle_timeout`]). A request head is at most 64 KiB and 100 fields (431
@@ -94,7 +94,7 @@ impl RegistryServer {
         RegistryServer {
             root: root.into(),
             workers: 8,
-            max_manifest_size: oci_image::DEFAULT_MAX_DOCUMENT_SIZE,
+            max_manifest_size: ocikit_image::DEFAULT_MAX_DOCUMENT_SIZE,
             max_blob_size: u64::MAX,
             upload_ttl: Duration::from_secs(3600),
             users: None,
@@ -113,7 +113,7 @@ impl RegistryServer {
     /// The largest manifest accepted, in bytes (default 4 MiB, also the most manifests are
     /// parsed with); larger ones get 413.
     pub fn max_manifest_size(mut self, bytes: u64) -> Self {
-        self.max_manifest_size = bytes.min(oci_image::DEFAULT_MAX_DOCUMENT_SIZE);
+        self.max_manifest_size = bytes.min(ocikit_image::DEFAULT_MAX_DOCUMENT_SIZE);
         self
     }
 

@@ -1,7 +1,7 @@
 //! Repository names, query strings and percent-decoding of request targets.
 
-use oci_image::Tag;
-use oci_layout::RefName;
+use ocikit_image::Tag;
+use ocikit_layout::RefName;
 
 /// The longest repository name accepted. The distribution-spec: "Many clients impose a limit
 /// of 255 characters on the length of the concatenation of the registry hostname (and

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oci_image::oci_spec::image::Digest;
-use oci_layout::Layout;
+use ocikit_image::oci_spec::image::Digest;
+use ocikit_layout::Layout;
 
 use super::names::valid_name;
 
@@ -108,7 +108,7 @@ impl Store {
     }
 
     /// The layout of a repository, created when missing.
-    pub(crate) fn layout_or_create(&self, name: &str) -> oci_layout::Result<Layout> {
+    pub(crate) fn layout_or_create(&self, name: &str) -> ocikit_layout::Result<Layout> {
         match self.layout(name) {
             Some(l) => Ok(l),
             None => Layout::create(self.repo_dir(name)),
@@ -150,7 +150,12 @@ impl Store {
 
     /// Makes `digest`, stored in repository `from`, part of `to` (a hard link, or a verified
     /// copy). False when `from` does not have it.
-    pub(crate) fn mount(&self, digest: &Digest, from: &str, to: &str) -> oci_layout::Result<bool> {
+    pub(crate) fn mount(
+        &self,
+        digest: &Digest,
+        from: &str,
+        to: &str,
+    ) -> ocikit_layout::Result<bool> {
         let Some(src) = self.layout(from) else {
             return Ok(false);
         };

@@ -1,4 +1,4 @@
-//! Helpers of the oci-distribution integration tests: images made of random bytes, and
+//! Helpers of the ocikit-distribution integration tests: images made of random bytes, and
 //! extra docker-registry instances (with auth) started and stopped by the test itself.
 
 #![allow(dead_code, unreachable_pub)]
@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use oci_distribution::oci_image::{AnyManifest, Index, Manifest, sha256};
-use oci_distribution::oci_spec::image::{Descriptor, MediaType};
-use oci_distribution::{Client, Repository, RetryPolicy};
+use ocikit_distribution::oci_spec::image::{Descriptor, MediaType};
+use ocikit_distribution::ocikit_image::{AnyManifest, Index, Manifest, sha256};
+use ocikit_distribution::{Client, Repository, RetryPolicy};
 
 /// A client for the tests: quick retries, no auth files of the machine.
 /// The example program `name` of the `ocikit` package, built by `scripts/test.sh` (`cargo
@@ -92,8 +92,8 @@ impl Read for RandomReader {
 
 /// The descriptor of `RandomReader::new(seed, len)`.
 pub fn random_descriptor(seed: u64, len: u64, media_type: MediaType) -> Descriptor {
-    let (digest, size) = oci_distribution::oci_image::digest_reader(
-        &oci_distribution::oci_spec::image::DigestAlgorithm::Sha256,
+    let (digest, size) = ocikit_distribution::ocikit_image::digest_reader(
+        &ocikit_distribution::oci_spec::image::DigestAlgorithm::Sha256,
         RandomReader::new(seed, len),
     )
     .unwrap();
@@ -153,7 +153,7 @@ pub fn any(m: &Manifest) -> AnyManifest {
 }
 
 /// A port nothing listens on now.
-/// Writes `bytes` as a blob of the layout at `dir` by hand (no oci-layout code), creating
+/// Writes `bytes` as a blob of the layout at `dir` by hand (no ocikit-layout code), creating
 /// `blobs/sha256` as needed; returns its descriptor, of `media_type`.
 pub fn write_blob(dir: &Path, bytes: &[u8], media_type: MediaType) -> Descriptor {
     let digest = sha256(bytes);
@@ -307,11 +307,11 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Our own registry (`oci_distribution::RegistryServer`) on a free loopback port, with its
+/// Our own registry (`ocikit_distribution::RegistryServer`) on a free loopback port, with its
 /// storage in a temporary directory; stopped on drop.
 pub struct Served {
     pub addr: String,
-    pub handle: Option<oci_distribution::ServerHandle>,
+    pub handle: Option<ocikit_distribution::ServerHandle>,
     pub dir: tempfile::TempDir,
 }
 
@@ -322,10 +322,12 @@ impl Served {
 
     /// Starts a server configured by `configure`.
     pub fn start_with(
-        configure: impl FnOnce(oci_distribution::RegistryServer) -> oci_distribution::RegistryServer,
+        configure: impl FnOnce(
+            ocikit_distribution::RegistryServer,
+        ) -> ocikit_distribution::RegistryServer,
     ) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let handle = configure(oci_distribution::RegistryServer::new(dir.path()))
+        let handle = configure(ocikit_distribution::RegistryServer::new(dir.path()))
             .bind("127.0.0.1:0")
             .expect("bind a loopback port");
         Served {

@@ -492,7 +492,7 @@ impl<R: Read> Decoder<R> {
             #[cfg(not(feature = "zstd"))]
             Compression::Zstd => {
                 return Err(Error::UnsupportedCompression(
-                    "zstd (the `zstd` feature of oci-image is off)".into(),
+                    "zstd (the `zstd` feature of ocikit-image is off)".into(),
                 ));
             }
             _ => Decoder::Plain(buffered),

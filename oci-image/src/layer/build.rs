@@ -121,9 +121,9 @@ pub struct BuiltLayer {
 /// let dir = tempfile::tempdir()?;
 /// std::fs::write(dir.path().join("hello"), b"world")?;
 /// let mut blob = Vec::new();
-/// let layer = oci_image::build_layer(dir.path(), &mut blob, &oci_image::BuildOptions::new())?;
+/// let layer = ocikit_image::build_layer(dir.path(), &mut blob, &ocikit_image::BuildOptions::new())?;
 /// assert_eq!(layer.descriptor.size(), blob.len() as u64);
-/// assert_eq!(layer.descriptor.digest(), &oci_image::sha256(&blob));
+/// assert_eq!(layer.descriptor.digest(), &ocikit_image::sha256(&blob));
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub fn build_layer<W: Write>(dir: &Path, out: W, options: &BuildOptions) -> Result<BuiltLayer> {
@@ -283,7 +283,7 @@ impl<'o, W: Write> LayerWriter<'o, W> {
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::UnsupportedCompression(format!(
-                    "{other:?} (is the `zstd` feature of oci-image on?)"
+                    "{other:?} (is the `zstd` feature of ocikit-image on?)"
                 )));
             }
         };

@@ -28,9 +28,9 @@ use crate::{Error, Result};
 /// std::fs::create_dir(root.path().join("etc"))?;
 /// std::fs::write(root.path().join("etc/hostname"), "box\n")?;
 /// std::os::unix::fs::symlink("/etc/hostname", root.path().join("name"))?;
-/// let got = oci_image::read_in_root(root.path(), "/name", 1024)?;
+/// let got = ocikit_image::read_in_root(root.path(), "/name", 1024)?;
 /// assert_eq!(got.as_deref(), Some(&b"box\n"[..]));
-/// assert_eq!(oci_image::read_in_root(root.path(), "/missing", 1024)?, None);
+/// assert_eq!(ocikit_image::read_in_root(root.path(), "/missing", 1024)?, None);
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {

@@ -129,7 +129,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
                 "{rel} file {:o} {} {}",
                 m.mode() & 0o7777,
                 data.len(),
-                oci_image::sha256(&data)
+                ocikit_image::sha256(&data)
             )
         } else {
             format!("{rel} special {:o}", m.mode() & 0o170000)

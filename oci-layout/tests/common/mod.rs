@@ -4,9 +4,9 @@
 
 use std::io::Write;
 
-use oci_layout::Layout;
-use oci_layout::oci_image::oci_spec::image::{Descriptor, Digest, MediaType};
-use oci_layout::oci_image::{AnyManifest, Index, Manifest, parse_platform, sha256};
+use ocikit_layout::Layout;
+use ocikit_layout::ocikit_image::oci_spec::image::{Descriptor, Digest, MediaType};
+use ocikit_layout::ocikit_image::{AnyManifest, Index, Manifest, parse_platform, sha256};
 
 /// A gzip-compressed tar of `files`, and its diff-id (sha256 of the tar).
 pub(crate) fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
@@ -92,7 +92,7 @@ pub(crate) mod schema;
 /// against the image-spec v1.1.1 JSON schemas (kept in `tests/schema/`); panics listing every
 /// error.
 pub(crate) fn check_schemas(layout: &Layout) {
-    use oci_layout::oci_image::{ContentKind, MediaTypeExt};
+    use ocikit_layout::ocikit_image::{ContentKind, MediaTypeExt};
     let schemas = schema::Schemas::load().expect("the schemas in oci-layout/tests/schema");
     let read = |path: std::path::PathBuf| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()

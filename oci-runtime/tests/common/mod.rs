@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oci_runtime::{CreateOptions, ExitStatus, Runtime};
+use ocikit_runtime::{CreateOptions, ExitStatus, Runtime};
 use serde_json::{Value, json};
 
 pub const APPLETS: &[&str] = &[
