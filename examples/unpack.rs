@@ -1,31 +1,44 @@
-//! Unpacks an image into a bundle's root filesystem, verifying every layer twice as it
-//! streams (compressed digest, then diff_id), like `umoci unpack --image SRC BUNDLE`.
+//! Unpacks an image into a runtime bundle, like `umoci unpack --image SRC BUNDLE`: the layers
+//! go to `BUNDLE/rootfs`, each verified twice as it streams (compressed digest, then
+//! diff_id), and the image configuration becomes `BUNDLE/config.json`, so that
+//! `runc run -b BUNDLE ID` (or `oci-runtime run`) runs it.
 //!
 //! ```text
-//! cargo run --release --example unpack -- SRC BUNDLE_DIR [--platform OS/ARCH[/VARIANT]]
+//! cargo run --release --example unpack -- SRC BUNDLE [--rootless] [--no-terminal] [--platform OS/ARCH[/VARIANT]]
 //! ```
 //!
 //! SRC is any location the `copy` recipe takes (`oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
-//! `docker-archive:FILE[:REPO:TAG]`, `docker://REF`). The layers go to `BUNDLE_DIR/rootfs`,
-//! which must be empty or missing.
+//! `docker-archive:FILE[:REPO:TAG]`, `docker://REF`). `BUNDLE` may exist, but without a
+//! `config.json` or a non-empty `rootfs`. `--rootless` writes a configuration an
+//! unprivileged user can run (a user namespace mapping the caller to root), as
+//! `umoci unpack --rootless` does. Like umoci's (and `runc spec`'s), the configuration gives
+//! the process a terminal, which runc opens from its caller's; `--no-terminal` writes one
+//! that runs from scripts and pipes (and with `runc run -d`). An image with neither `Entrypoint` nor `Cmd` gets `sh`, as
+//! with umoci. A failed unpack removes what it wrote and leaves `BUNDLE` as it was.
 
 use std::process::ExitCode;
 
+use ocikit::convert::ConvertOptions;
 use ocikit::copy::{Location, open_source};
 use ocikit::image::{ApplyOptions, host_platform, parse_platform, platform_to_string};
-use ocikit::unpack::unpack_image;
+use ocikit::unpack::unpack_bundle;
 
-const USAGE: &str = "usage: unpack SRC BUNDLE_DIR [--platform OS/ARCH[/VARIANT]]";
+const USAGE: &str =
+    "usage: unpack SRC BUNDLE [--rootless] [--no-terminal] [--platform OS/ARCH[/VARIANT]]";
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let mut platform = host_platform();
+    let mut rootless = false;
+    let mut terminal = true;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--platform" => {
                 platform = parse_platform(&args.next().ok_or("--platform needs a value")?)?
             }
+            "--rootless" => rootless = true,
+            "--no-terminal" => terminal = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -39,15 +52,20 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let location: Location = src.parse()?;
     let source = open_source(&location, &platform)?;
-    let rootfs = std::path::Path::new(bundle).join("rootfs");
+    let bundle = std::path::Path::new(bundle);
     let started = std::time::Instant::now();
-    let report = unpack_image(
+    let made = unpack_bundle(
         source.source(),
         &source.reference(),
         &platform,
-        &rootfs,
+        bundle,
         &ApplyOptions::new(),
+        &ConvertOptions::new()
+            .rootless(rootless)
+            .terminal(terminal)
+            .default_args(vec!["sh".into()]),
     )?;
+    let report = &made.unpacked;
     for (layer, applied) in &report.layers {
         println!(
             "layer {} {:>12} bytes -> diff_id {} ({} entries, {} files, {} whiteouts)",
@@ -64,7 +82,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         report.manifest.digest(),
         platform_to_string(&report.config.platform()),
         report.layers.len(),
-        rootfs.display(),
+        bundle.display(),
         started.elapsed()
     );
     Ok(())

@@ -58,6 +58,7 @@ pub enum Volumes {
 pub struct ConvertOptions {
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
+    default_args: Option<Vec<String>>,
     env: Vec<String>,
     terminal: bool,
     rootless: bool,
@@ -90,6 +91,14 @@ impl ConvertOptions {
     /// Sets `KEY=VALUE` in the environment, over the image's value of `KEY`.
     pub fn env(mut self, key_value: impl Into<String>) -> Self {
         self.env.push(key_value.into());
+        self
+    }
+
+    /// The arguments to run when neither the image (`Entrypoint`, `Cmd`) nor the caller gives
+    /// any (default none: such an image is [`ConvertError::NoCommand`]). `umoci unpack` and
+    /// `runc spec` use `["sh"]`.
+    pub fn default_args(mut self, args: Vec<String>) -> Self {
+        self.default_args = Some(args);
         self
     }
 
@@ -183,7 +192,10 @@ pub fn runtime_config(
         (None, Some(_)) => Vec::new(),
         (None, None) => config.cmd().clone().unwrap_or_default(),
     };
-    let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    let mut args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        args = options.default_args.clone().unwrap_or_default();
+    }
     if args.is_empty() {
         return Err(ConvertError::NoCommand);
     }
@@ -621,6 +633,18 @@ mod tests {
             runtime_config(&bare, r.path(), &ConvertOptions::new()),
             Err(ConvertError::NoCommand)
         ));
+        // The default arguments fill in only what neither the image nor the caller gives.
+        let sh = ConvertOptions::new().default_args(vec!["sh".into()]);
+        let spec = runtime_config(&bare, r.path(), &sh).unwrap();
+        assert_eq!(
+            spec.process().as_ref().unwrap().args().as_deref(),
+            Some(&["sh".to_owned()][..])
+        );
+        let spec = runtime_config(&bare, r.path(), &sh.cmd(vec!["x".into()])).unwrap();
+        assert_eq!(
+            spec.process().as_ref().unwrap().args().as_deref(),
+            Some(&["x".to_owned()][..])
+        );
         let spec = runtime_config(
             &bare,
             r.path(),

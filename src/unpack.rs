@@ -5,7 +5,7 @@
 //! against the manifest's descriptor and the uncompressed tar against the config's
 //! `rootfs.diff_ids`. Any mismatch is an error and the directory must not be used.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ocikit_image::oci_spec::image::{Descriptor, Platform};
 use ocikit_image::{
@@ -30,6 +30,10 @@ pub struct UnpackReport {
 ///
 /// Non-distributable layers are applied like any other when the source has them; a source
 /// without one is an error, as the image cannot be unpacked whole.
+///
+/// On failure (a layer that does not match its digest, a read error, a full disk) what was
+/// written is removed: `rootfs` is left as it was found, empty or missing (with any parent
+/// directory this call created), so a half-unpacked tree is never mistaken for the image.
 pub fn unpack_image(
     source: &dyn ImageSource,
     reference: &TagOrDigest,
@@ -51,18 +55,26 @@ pub fn unpack_image(
             ),
         });
     }
-    prepare_empty_dir(rootfs)?;
+    let made = Undo::prepare_empty_dir(rootfs)?;
     let mut applied = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-        if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
-            return Err(Error::UnexpectedMediaType {
-                expected: "a layer".into(),
-                actual: layer.media_type().clone(),
-            });
+        let step = (|| {
+            if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
+                return Err(Error::UnexpectedMediaType {
+                    expected: "a layer".into(),
+                    actual: layer.media_type().clone(),
+                });
+            }
+            let blob = source.open_blob(layer)?;
+            apply_layer(rootfs, blob, layer.media_type(), Some(diff_id), options)
+        })();
+        match step {
+            Ok(report) => applied.push((layer.clone(), report)),
+            Err(e) => {
+                made.undo();
+                return Err(e);
+            }
         }
-        let blob = source.open_blob(layer)?;
-        let report = apply_layer(rootfs, blob, layer.media_type(), Some(diff_id), options)?;
-        applied.push((layer.clone(), report));
     }
     Ok(UnpackReport {
         manifest: image.manifest,
@@ -71,30 +83,95 @@ pub fn unpack_image(
     })
 }
 
-/// Makes `dir` (and its parents), refusing one that already has entries: layers applied over
-/// unknown content would not give the image's filesystem.
-fn prepare_empty_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::Apply {
-        path: dir.display().to_string(),
-        op: "create",
-        source: e,
-    })?;
-    let mut entries = std::fs::read_dir(dir).map_err(|e| Error::Apply {
-        path: dir.display().to_string(),
-        op: "read directory",
-        source: e,
-    })?;
-    if entries.next().is_some() {
-        return Err(Error::Apply {
+/// What an unpack made, to be taken back when it fails: the directory it fills and the
+/// top-most directory it created on the way there (none when the directory existed).
+struct Undo {
+    dir: PathBuf,
+    created: Option<PathBuf>,
+}
+
+impl Undo {
+    /// Makes `dir` and its missing parents, remembering the top-most one it made.
+    fn prepare_dir(dir: &Path) -> Result<Undo, Error> {
+        let created = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && std::fs::symlink_metadata(a).is_err())
+            .last()
+            .map(Path::to_path_buf);
+        std::fs::create_dir_all(dir).map_err(|source| Error::Apply {
             path: dir.display().to_string(),
-            op: "unpack into",
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "the root filesystem directory is not empty",
-            ),
-        });
+            op: "create",
+            source,
+        })?;
+        Ok(Undo {
+            dir: dir.to_path_buf(),
+            created,
+        })
     }
-    Ok(())
+
+    /// Makes `dir` (and its parents), refusing one that already has entries: layers applied
+    /// over unknown content would not give the image's filesystem.
+    fn prepare_empty_dir(dir: &Path) -> Result<Undo, Error> {
+        let apply_err = |op, source| Error::Apply {
+            path: dir.display().to_string(),
+            op,
+            source,
+        };
+        let undo = Undo::prepare_dir(dir)?;
+        let mut entries = std::fs::read_dir(dir).map_err(|e| apply_err("read directory", e))?;
+        if entries.next().is_some() {
+            return Err(apply_err(
+                "unpack into",
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the root filesystem directory is not empty",
+                ),
+            ));
+        }
+        Ok(undo)
+    }
+
+    /// Removes the directories this unpack created, if it created any; otherwise nothing.
+    fn undo_if_created(self) {
+        if let Some(top) = &self.created {
+            remove_tree(top);
+        }
+    }
+
+    /// Removes what was written: the directories this unpack created, or else everything in
+    /// the directory it found empty. Best effort: the caller reports the error that caused it.
+    fn undo(self) {
+        match &self.created {
+            Some(top) => remove_tree(top),
+            None => {
+                for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                    remove_tree(&entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// Removes `path` and everything below it without following symbolic links. A layer may have
+/// left directories without write or search permission, which stop an unprivileged caller:
+/// those are made accessible (they are ours, being removed) and the removal is tried again.
+fn remove_tree(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        let _ = std::fs::remove_file(path);
+        return;
+    }
+    if std::fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        remove_tree(&entry.path());
+    }
+    let _ = std::fs::remove_dir(path);
 }
 
 /// What [`unpack_bundle`] made.
@@ -111,6 +188,10 @@ pub struct BundleReport {
 /// `bundle/config.json` converted from the image configuration (see
 /// [`runtime_config`](crate::convert::runtime_config)), like `umoci unpack`. A bundle any OCI
 /// runtime (runc, `oci-runtime`) can run.
+///
+/// `bundle` may exist, but must not hold a `config.json` or a non-empty `rootfs`. A failed
+/// unpack or conversion leaves `bundle` as it was found: what was written is removed, and a
+/// `bundle` directory this call created is removed whole.
 pub fn unpack_bundle(
     source: &dyn ImageSource,
     reference: &TagOrDigest,
@@ -119,11 +200,46 @@ pub fn unpack_bundle(
     apply: &ApplyOptions,
     convert: &crate::convert::ConvertOptions,
 ) -> Result<BundleReport, crate::Error> {
+    let config = bundle.join("config.json");
+    if std::fs::symlink_metadata(&config).is_ok() {
+        return Err(crate::Error::Io {
+            path: config,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the bundle already has a configuration",
+            ),
+        });
+    }
+    let made = Undo::prepare_dir(bundle)?;
     let rootfs = bundle.join("rootfs");
-    let unpacked = unpack_image(source, reference, platform, &rootfs, apply)?;
-    let spec = crate::convert::runtime_config(unpacked.config.value(), &rootfs, convert)?;
-    write_config(bundle, &spec)?;
-    Ok(BundleReport { unpacked, spec })
+    let rootfs_existed = std::fs::symlink_metadata(&rootfs).is_ok();
+    // unpack_image takes back what it wrote itself when it fails.
+    let unpacked = match unpack_image(source, reference, platform, &rootfs, apply) {
+        Ok(unpacked) => unpacked,
+        Err(e) => {
+            made.undo_if_created();
+            return Err(e.into());
+        }
+    };
+    let result = crate::convert::runtime_config(unpacked.config.value(), &rootfs, convert)
+        .map_err(crate::Error::from)
+        .and_then(|spec| write_config(bundle, &spec).map(|()| spec));
+    match result {
+        Ok(spec) => Ok(BundleReport { unpacked, spec }),
+        Err(e) => {
+            if made.created.is_some() {
+                made.undo();
+            } else {
+                // The rootfs was empty or missing, as unpack_image checked.
+                Undo {
+                    created: (!rootfs_existed).then(|| rootfs.clone()),
+                    dir: rootfs,
+                }
+                .undo();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Writes `bundle/config.json` through a temporary file renamed into place.
@@ -138,7 +254,9 @@ pub(crate) fn write_config(
         source,
     };
     let text = serde_json::to_vec_pretty(spec).map_err(|e| io(e.into()))?;
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(())
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
 }
