@@ -210,51 +210,76 @@ impl Layout {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<(Digest, u64)> {
+        if let Some(d) = expected {
+            check_supported(d).map_err(Error::Image)?;
+            if let Ok(m) = fs::metadata(self.blob_path(d))
+                && m.is_file()
+                && expected_size.is_none_or(|s| s == m.len())
+            {
+                return Ok((d.clone(), m.len()));
+            }
+        }
+        let mut writer = self.blob_writer(expected, expected_size)?;
+        let mut buf = vec![0u8; COPY_BUFFER];
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(&writer.target)(e)),
+            };
+            writer.push(&buf[..n])?;
+        }
+        writer.commit()
+    }
+
+    /// A blob written by pushing its bytes ([`Write`]), for a caller that reads the stream
+    /// for another purpose too (unpacking a layer as it is stored): the same guarantees as
+    /// [`write_blob`](Self::write_blob). The bytes go to a temporary file in the layout;
+    /// [`BlobWriter::commit`] verifies them against `expected` and `expected_size` (when
+    /// given), then makes the blob visible; dropping the writer without committing removes
+    /// the temporary file. A blob that is already there is replaced by an identical one.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let dir = tempfile::tempdir()?;
+    /// let layout = ocikit_layout::Layout::create(dir.path())?;
+    /// let digest = ocikit_layout::ocikit_image::sha256(b"hello");
+    /// let mut writer = layout.blob_writer(Some(&digest), Some(5))?;
+    /// writer.write_all(b"hel")?;
+    /// writer.write_all(b"lo")?;
+    /// assert_eq!(writer.commit()?, (digest.clone(), 5));
+    /// assert!(layout.has_blob(&digest)?);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn blob_writer(
+        &self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<BlobWriter> {
         let hasher = match expected {
             Some(d) => {
                 check_supported(d).map_err(Error::Image)?;
-                let path = self.blob_path(d);
-                if let Ok(m) = fs::metadata(&path)
-                    && m.is_file()
-                    && expected_size.is_none_or(|s| s == m.len())
-                {
-                    return Ok((d.clone(), m.len()));
-                }
                 Hasher::new(d.algorithm()).map_err(Error::Image)?
             }
             None => Hasher::sha256(),
         };
         let tmp_dir = self.temp_dir();
         mkdirs(&tmp_dir)?;
-        let (mut file, tmp) = locked_temp(&tmp_dir)?;
+        let (file, tmp) = locked_temp(&tmp_dir)?;
         // Mismatches name the blob the stream was meant to become.
         let target = expected.map_or_else(|| tmp.clone(), |d| self.blob_path(d));
-        let result = (|| {
-            let (digest, size) =
-                stream_into(&mut data, &mut file, hasher, expected_size, &tmp, &target)?;
-            if let Some(expected) = expected
-                && &digest != expected
-            {
-                return Err(Error::Verification {
-                    path: target.clone(),
-                    source: Box::new(ocikit_image::Error::DigestMismatch {
-                        expected: expected.clone(),
-                        actual: digest,
-                    }),
-                });
-            }
-            file.sync_all().map_err(Error::io(&tmp))?;
-            let path = self.blob_path(&digest);
-            if let Some(parent) = path.parent() {
-                mkdirs(parent)?;
-            }
-            durable_rename(&tmp, &path)?;
-            Ok((digest, size))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        Ok(BlobWriter {
+            layout: self.clone(),
+            file,
+            tmp,
+            target,
+            hasher,
+            size: 0,
+            expected: expected.cloned(),
+            expected_size,
+            committed: false,
+        })
     }
 
     /// Opens a blob as a stream verified against the descriptor's digest and size (local
@@ -543,51 +568,98 @@ pub(crate) fn check_layout_bytes(raw: &[u8]) -> std::result::Result<(), String> 
     Ok(())
 }
 
-/// Streams `data` into `out`, hashing, with a size check as early as possible.
-fn stream_into(
-    data: &mut dyn Read,
-    out: &mut File,
-    mut hasher: Hasher,
+/// A blob being written: see [`Layout::blob_writer`].
+#[derive(Debug)]
+pub struct BlobWriter {
+    layout: Layout,
+    file: File,
+    tmp: PathBuf,
+    target: PathBuf,
+    hasher: Hasher,
+    size: u64,
+    expected: Option<Digest>,
     expected_size: Option<u64>,
-    path: &Path,
-    target: &Path,
-) -> Result<(Digest, u64)> {
-    let mut buf = vec![0u8; COPY_BUFFER];
-    let mut size = 0u64;
-    loop {
-        let n = match data.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(target)(e)),
-        };
-        size += n as u64;
-        if let Some(expected) = expected_size
-            && size > expected
+    committed: bool,
+}
+
+impl BlobWriter {
+    /// Adds `bytes` to the blob. More bytes than the expected size is an error at once.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.size += bytes.len() as u64;
+        if let Some(expected) = self.expected_size
+            && self.size > expected
+        {
+            return Err(self.size_mismatch(expected));
+        }
+        self.hasher.update(bytes);
+        self.file.write_all(bytes).map_err(Error::io(&self.tmp))
+    }
+
+    /// The bytes pushed so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn size_mismatch(&self, expected: u64) -> Error {
+        Error::Verification {
+            path: self.target.clone(),
+            source: Box::new(ocikit_image::Error::SizeMismatch {
+                expected,
+                actual: self.size,
+            }),
+        }
+    }
+
+    /// Checks the blob against the expected digest and size, makes it durable and visible at
+    /// its path, and returns its digest and size. On an error nothing is stored.
+    pub fn commit(mut self) -> Result<(Digest, u64)> {
+        if let Some(expected) = self.expected_size
+            && self.size != expected
+        {
+            return Err(self.size_mismatch(expected));
+        }
+        let hasher = std::mem::replace(&mut self.hasher, Hasher::sha256());
+        let digest = hasher.finish();
+        if let Some(expected) = &self.expected
+            && &digest != expected
         {
             return Err(Error::Verification {
-                path: target.to_owned(),
-                source: Box::new(ocikit_image::Error::SizeMismatch {
-                    expected,
-                    actual: size,
+                path: self.target.clone(),
+                source: Box::new(ocikit_image::Error::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
                 }),
             });
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(Error::io(path))?;
+        self.file.sync_all().map_err(Error::io(&self.tmp))?;
+        let path = self.layout.blob_path(&digest);
+        if let Some(parent) = path.parent() {
+            mkdirs(parent)?;
+        }
+        durable_rename(&self.tmp, &path)?;
+        self.committed = true;
+        Ok((digest, self.size))
     }
-    if let Some(expected) = expected_size
-        && size != expected
-    {
-        return Err(Error::Verification {
-            path: target.to_owned(),
-            source: Box::new(ocikit_image::Error::SizeMismatch {
-                expected,
-                actual: size,
-            }),
-        });
+}
+
+/// Through `Write`, an error of [`BlobWriter::push`] becomes an `io::Error` carrying it.
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
     }
-    Ok((hasher.finish(), size))
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// The `org.opencontainers.image.ref.name` of an entry.

@@ -102,7 +102,7 @@ mod tarfile;
 pub use docker_archive::{DockerArchive, DockerArchiveFormat, DockerArchiveWriter, DockerImage};
 pub use error::{Error, Result};
 pub use gc::{FsckReport, GcReport, Problem};
-pub use layout::{LOCK_FILE, Layout, TEMP_DIR};
+pub use layout::{BlobWriter, LOCK_FILE, Layout, TEMP_DIR};
 pub use oci_archive::{OciArchive, OciArchiveWriter};
 pub use oci_spec;
 pub use ocikit_image;

@@ -116,6 +116,47 @@ fn blobs_are_verified_before_they_appear() {
 }
 
 #[test]
+fn blob_writers_verify_at_commit_and_leave_nothing_otherwise() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let l = Layout::create(dir.path()).unwrap();
+    let d = sha256(b"pushed blob");
+    // Wrong content and short: the commit fails, nothing at the final path, no temp left.
+    for bytes in [&b"pushed blub"[..], &b"pushed"[..]] {
+        let mut w = l.blob_writer(Some(&d), Some(11)).unwrap();
+        w.write_all(bytes).unwrap();
+        assert_eq!(temp_files(&l), 1);
+        match w.commit().unwrap_err() {
+            Error::Verification { path, .. } => assert_eq!(path, l.blob_path(&d)),
+            other => panic!("{other}"),
+        }
+        assert!(!l.has_blob(&d).unwrap());
+        assert_eq!(temp_files(&l), 0);
+    }
+    // Long: refused at the push that goes over, with the typed error inside the io::Error.
+    let mut w = l.blob_writer(Some(&d), Some(11)).unwrap();
+    w.push(b"pushed blob").unwrap();
+    assert!(matches!(w.push(b"!"), Err(Error::Verification { .. })));
+    let err = w.write(b"!").unwrap_err();
+    assert!(err.get_ref().unwrap().is::<Error>(), "{err}");
+    // Dropped without a commit: no temp left.
+    drop(w);
+    assert_eq!(temp_files(&l), 0);
+    // Right: visible only after the commit.
+    let mut w = l.blob_writer(Some(&d), Some(11)).unwrap();
+    w.write_all(b"pushed ").unwrap();
+    w.write_all(b"blob").unwrap();
+    assert_eq!(w.size(), 11);
+    assert!(!l.has_blob(&d).unwrap());
+    assert_eq!(w.commit().unwrap(), (d.clone(), 11));
+    assert_eq!(fs::read(l.blob_path(&d)).unwrap(), b"pushed blob");
+    // Without an expectation, the digest is computed.
+    let mut w = l.blob_writer(None, None).unwrap();
+    w.write_all(b"other").unwrap();
+    assert_eq!(w.commit().unwrap().0, sha256(b"other"));
+}
+
+#[test]
 fn reading_a_corrupt_blob_fails() {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
