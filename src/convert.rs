@@ -61,6 +61,7 @@ pub struct ConvertOptions {
     default_args: Option<Vec<String>>,
     env: Vec<String>,
     terminal: bool,
+    read_only: bool,
     rootless: bool,
     volumes: Volumes,
     memory: Option<i64>,
@@ -105,6 +106,13 @@ impl ConvertOptions {
     /// Gives the process a terminal (default false).
     pub fn terminal(mut self, terminal: bool) -> Self {
         self.terminal = terminal;
+        self
+    }
+
+    /// Mounts the root filesystem read-only (default false: writable, as `umoci unpack` and
+    /// `podman run` make it; `runc spec` makes it read-only).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
@@ -239,6 +247,7 @@ pub fn runtime_config(
     }
     let mut root = spec.root().clone().unwrap_or_default();
     root.set_path("rootfs".into());
+    root.set_readonly(Some(options.read_only));
     spec.set_root(Some(root));
 
     if options.volumes == Volumes::Tmpfs {

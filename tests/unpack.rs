@@ -46,6 +46,12 @@ fn app_image(dir: &Path) -> String {
     let app = dir.join("app");
     std::fs::create_dir_all(app.join("srv/app")).unwrap();
     std::fs::write(app.join("srv/app/data"), "application data\n").unwrap();
+    // The image's user may write there: the root filesystem is writable, as umoci's is.
+    std::fs::set_permissions(
+        app.join("srv/app"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let layout = Layout::create(dir.join("layout")).unwrap();
     let spec = BuildSpec::new()
         .layer(&base)
@@ -53,7 +59,7 @@ fn app_image(dir: &Path) -> String {
         .entrypoint(vec![
             "/bin/sh".into(),
             "-c".into(),
-            "echo \"args: $0 $1\"; id; pwd; cat data; env | sort".into(),
+            "echo \"args: $0 $1\"; id; pwd; cat data; env | sort; touch /srv/app/new && echo writable".into(),
         ])
         .cmd(vec!["first".into(), "second".into()])
         .env("GREETING=ocikit")
@@ -148,6 +154,7 @@ fn unpacked_bundle_runs_under_runc_as_umocis_does() {
         "uid=1000(app) gid=1000(app)",
         "/srv/app",
         "application data",
+        "writable",
         "GREETING=ocikit",
         "PATH=/bin",
     ] {
