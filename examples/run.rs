@@ -2,13 +2,17 @@
 //! the daemon: pull (from any location the `copy` recipe takes), unpack, convert, run.
 //!
 //! ```text
-//! cargo run --release --example run -- SRC [--bundle DIR] [--memory 512M] [--cpus 0.5]
-//!     [--pids N] [--platform P] [-- CMD...]
+//! cargo run --release --example run -- SRC [--store DIR | --bundle DIR] [--memory 512M]
+//!     [--cpus 0.5] [--pids N] [--platform P] [-- CMD...]
 //! ```
 //!
-//! Needs root (namespaces, mounts). The bundle goes to a temporary directory unless `--bundle`
-//! names one (which must not exist yet, or be empty). The container's exit code becomes this
-//! program's, as with `runc run`.
+//! Needs root (namespaces, mounts). With `--store`, the image is run from the image store
+//! (pulled into it first when missing): the container gets an overlay root filesystem over
+//! the stored layers, made in constant time, and removed with what it wrote when it exits,
+//! like `podman run --rm`; SRC may then also be a name the store has. Without, the image is
+//! unpacked into a bundle, in a temporary directory unless `--bundle` names one (which must
+//! not exist yet, or be empty). The container's exit code becomes this program's, as with
+//! `runc run`.
 
 use std::process::ExitCode;
 
@@ -16,10 +20,11 @@ use ocikit::convert::ConvertOptions;
 use ocikit::copy::{Location, open_source};
 use ocikit::image::{ApplyOptions, host_platform, parse_platform};
 use ocikit::run::{RunOptions, run_bundle};
+use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError, default_name};
 use ocikit::unpack::unpack_bundle;
 
-const USAGE: &str = "usage: run SRC [--bundle DIR] [--memory SIZE] [--cpus N] [--pids N] \
-[--platform P] [-- CMD...]";
+const USAGE: &str = "usage: run SRC [--store DIR | --bundle DIR] [--memory SIZE] [--cpus N] \
+[--pids N] [--platform P] [-- CMD...]";
 
 /// `512M`, `1G`, `1048576`.
 fn parse_size(s: &str) -> Result<i64, String> {
@@ -43,6 +48,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut src = None;
     let mut bundle = None;
+    let mut store = None;
     let mut platform = host_platform();
     let mut convert = ConvertOptions::new();
     let mut cmd = Vec::new();
@@ -50,6 +56,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--bundle" => bundle = Some(std::path::PathBuf::from(value()?)),
+            "--store" => store = Some(std::path::PathBuf::from(value()?)),
             "--memory" => convert = convert.memory_limit(parse_size(&value()?)?),
             "--cpus" => {
                 let cpus: f64 = value()?.parse().map_err(|_| "--cpus takes a number")?;
@@ -70,10 +77,17 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
             _ => return Err(USAGE.into()),
         }
     }
-    let src: Location = src.ok_or(USAGE)?.parse()?;
+    let src = src.ok_or(USAGE)?;
     if !cmd.is_empty() {
         convert = convert.entrypoint(cmd);
     }
+    if let Some(store) = store {
+        if bundle.is_some() {
+            return Err("--store and --bundle exclude each other".into());
+        }
+        return run_from_store(&Store::open(store)?, &src, &platform, &convert);
+    }
+    let src: Location = src.parse()?;
     let temp;
     let bundle = match bundle {
         Some(b) => b,
@@ -98,6 +112,44 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         bundle.display()
     );
     let status = run_bundle(&bundle, &RunOptions::new())?;
+    eprintln!("run: container exited with {}", status.code());
+    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+}
+
+/// Runs `src` (a name or digest the store has, else a location to pull) from the store.
+fn run_from_store(
+    store: &Store,
+    src: &str,
+    platform: &ocikit::oci_spec::image::Platform,
+    convert: &ConvertOptions,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // A name the store has, or a location whose name it has: no pull ("missing" policy).
+    let location: Option<Location> = src.parse().ok();
+    let stored_name = match &location {
+        Some(l) => default_name(l)?.map(|n| n.to_string()),
+        None => None,
+    };
+    let found = store.image(stored_name.as_deref().unwrap_or(src));
+    let image = match (found, location) {
+        (Ok(image), _) => image,
+        (Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })), Some(location)) => {
+            let pulled = store.pull(&location, &PullOptions::new().platform(platform.clone()))?;
+            eprintln!(
+                "run: pulled {} into {}",
+                pulled.manifest.digest(),
+                store.root().display()
+            );
+            store.image(&pulled.manifest.digest().to_string())?
+        }
+        (Err(e), _) => return Err(e.into()),
+    };
+    let id = format!("ocikit-run-{}", std::process::id());
+    let digest = image.manifest.digest().to_string();
+    let bundle = store.create_bundle(&digest, &id, convert, &RootfsOptions::new())?;
+    let status = run_bundle(&bundle, &RunOptions::new().id(&id));
+    let removed = store.remove_container(&id);
+    let status = status?;
+    removed?;
     eprintln!("run: container exited with {}", status.code());
     Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
 }

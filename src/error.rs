@@ -24,6 +24,9 @@ pub enum Error {
     /// The image configuration could not become a runtime configuration.
     #[error(transparent)]
     Convert(#[from] crate::convert::ConvertError),
+    /// An error of the image store of its own (the crates' errors keep their variants).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// An error of the container runtime.
     #[error(transparent)]
     Runtime(#[from] ocikit_runtime::Error),

@@ -19,8 +19,10 @@ pub mod build;
 pub mod convert;
 pub mod copy;
 mod error;
+mod fsutil;
 pub mod inspect;
 pub mod run;
+pub mod store;
 pub mod unpack;
 
 pub use error::Error;

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::remove_tree;
+
 use ocikit_image::oci_spec::image::{Descriptor, Platform};
 use ocikit_image::{
     ApplyOptions, ApplyReport, Config, ContentKind, Error, ImageSource, Manifest, MediaTypeExt,
@@ -134,7 +136,7 @@ impl Undo {
     /// Removes the directories this unpack created, if it created any; otherwise nothing.
     fn undo_if_created(self) {
         if let Some(top) = &self.created {
-            remove_tree(top);
+            let _ = remove_tree(top);
         }
     }
 
@@ -142,36 +144,16 @@ impl Undo {
     /// the directory it found empty. Best effort: the caller reports the error that caused it.
     fn undo(self) {
         match &self.created {
-            Some(top) => remove_tree(top),
+            Some(top) => {
+                let _ = remove_tree(top);
+            }
             None => {
                 for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-                    remove_tree(&entry.path());
+                    let _ = remove_tree(&entry.path());
                 }
             }
         }
     }
-}
-
-/// Removes `path` and everything below it without following symbolic links. A layer may have
-/// left directories without write or search permission, which stop an unprivileged caller:
-/// those are made accessible (they are ours, being removed) and the removal is tried again.
-fn remove_tree(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return;
-    };
-    if !meta.is_dir() {
-        let _ = std::fs::remove_file(path);
-        return;
-    }
-    if std::fs::remove_dir_all(path).is_ok() {
-        return;
-    }
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
-    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-        remove_tree(&entry.path());
-    }
-    let _ = std::fs::remove_dir(path);
 }
 
 /// What [`unpack_bundle`] made.

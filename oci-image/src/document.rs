@@ -757,6 +757,33 @@ impl Config {
             .filter_map(|d| Digest::try_from(d.as_str()).ok())
             .collect()
     }
+
+    /// The chain ID of each layer, in order: the identity of the filesystem the layers up to
+    /// and including that one make. image-spec config.md: "ChainID(L₀) = DiffID(L₀)" and
+    /// "ChainID(L₀|...|Lₙ) = Digest(ChainID(L₀|...|Lₙ₋₁) + " " + DiffID(Lₙ))", sha256.
+    ///
+    /// ```
+    /// let config = ocikit_image::Config::from_bytes(br#"{"architecture":"amd64","os":"linux",
+    ///   "rootfs":{"type":"layers","diff_ids":[
+    ///     "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+    ///     "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"]}}"#.to_vec())?;
+    /// let chain = config.chain_ids();
+    /// assert_eq!(chain[0], config.diff_ids()[0]);
+    /// let second = format!("{} {}", chain[0], config.diff_ids()[1]);
+    /// assert_eq!(chain[1], ocikit_image::sha256(second.as_bytes()));
+    /// # Ok::<_, ocikit_image::Error>(())
+    /// ```
+    pub fn chain_ids(&self) -> Vec<Digest> {
+        let mut chain: Vec<Digest> = Vec::new();
+        for diff_id in self.diff_ids() {
+            let next = match chain.last() {
+                None => diff_id,
+                Some(parent) => crate::sha256(format!("{parent} {diff_id}").as_bytes()),
+            };
+            chain.push(next);
+        }
+        chain
+    }
 }
 
 // Unknown fields: what a parse-and-serialise round trip of the typed value loses.

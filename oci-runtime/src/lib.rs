@@ -117,6 +117,7 @@ mod devices;
 mod error;
 mod hooks;
 mod init;
+mod overlay;
 mod rootfs;
 mod seccomp;
 mod security;
@@ -134,6 +135,7 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
+pub use overlay::{MAX_OVERLAY_LOWERS, Overlay, unmount};
 pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it

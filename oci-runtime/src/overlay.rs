@@ -1,0 +1,185 @@
+//! Overlay root filesystems: what an image store gives each container (its image's layers as
+//! read-only lower directories, a private upper and work directory), mounted on the host.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+
+use crate::{Error, Result};
+
+/// The most lower directories one overlay mount takes: the kernel's `OVL_MAX_STACK`
+/// (fs/overlayfs/params.h, 500).
+pub const MAX_OVERLAY_LOWERS: usize = 500;
+
+/// An overlayfs mount, described with chained setters on [`Overlay::new`] and made with
+/// [`Overlay::mount`].
+///
+/// ```no_run
+/// use ocikit_runtime::Overlay;
+/// // Layers top first, as overlayfs stacks them ("lowerdir=upper-most:...:lower-most").
+/// Overlay::new(["/store/snapshots/c2/diff", "/store/snapshots/c1/diff"])
+///     .upper("/store/containers/x/upper", "/store/containers/x/work")
+///     .mount("/store/containers/x/merged")?;
+/// ocikit_runtime::unmount("/store/containers/x/merged")?;
+/// # Ok::<_, ocikit_runtime::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    lowers: Vec<PathBuf>,
+    upper: Option<(PathBuf, PathBuf)>,
+    user_xattrs: bool,
+}
+
+impl Overlay {
+    /// An overlay of `lowers`, the top-most first (at least one).
+    pub fn new<P: Into<PathBuf>>(lowers: impl IntoIterator<Item = P>) -> Self {
+        Overlay {
+            lowers: lowers.into_iter().map(Into::into).collect(),
+            upper: None,
+            user_xattrs: false,
+        }
+    }
+
+    /// A writable overlay: changes go to `upper`, and `work` is overlayfs' scratch directory
+    /// on the same file system (both empty at first). Default: read-only, which needs at least
+    /// two lower directories.
+    pub fn upper(mut self, upper: impl Into<PathBuf>, work: impl Into<PathBuf>) -> Self {
+        self.upper = Some((upper.into(), work.into()));
+        self
+    }
+
+    /// Reads whiteouts and opaque directories from `user.overlay.*` attributes instead of
+    /// `trusted.overlay.*` (the `userxattr` option, for lower directories an unprivileged
+    /// user wrote). Default false.
+    pub fn user_xattrs(mut self, user_xattrs: bool) -> Self {
+        self.user_xattrs = user_xattrs;
+        self
+    }
+
+    /// Mounts the overlay on `target` (an existing directory). The lower directories are
+    /// opened first and named to the kernel as `/proc/self/fd/N`, so that the option string
+    /// stays short whatever their paths (it must fit in one page) and a path is resolved
+    /// once.
+    pub fn mount(&self, target: impl AsRef<Path>) -> Result<()> {
+        let target = target.as_ref();
+        if self.lowers.is_empty() || self.lowers.len() > MAX_OVERLAY_LOWERS {
+            return Err(Error::config(
+                "overlay lower directories",
+                format!(
+                    "{} given: between 1 and {MAX_OVERLAY_LOWERS} are needed",
+                    self.lowers.len()
+                ),
+            ));
+        }
+        if self.upper.is_none() && self.lowers.len() < 2 {
+            return Err(Error::config(
+                "overlay lower directories",
+                "a read-only overlay needs at least two",
+            ));
+        }
+        let open_dir = |path: &Path| -> Result<OwnedFd> {
+            open(
+                path,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::sys("opening an overlay directory", Some(path.to_owned()), e))
+        };
+        let lowers = self
+            .lowers
+            .iter()
+            .map(|p| open_dir(p))
+            .collect::<Result<Vec<_>>>()?;
+        let lowerdir = lowers
+            .iter()
+            .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut data = format!("lowerdir={lowerdir}");
+        if let Some((upper, work)) = &self.upper {
+            for dir in [upper, work] {
+                if dir.to_str().is_none_or(|s| s.contains([',', ':'])) {
+                    return Err(Error::config(
+                        "overlay upper directory",
+                        format!("{} is not UTF-8 or holds ',' or ':'", dir.display()),
+                    ));
+                }
+            }
+            data.push_str(&format!(
+                ",upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ));
+        }
+        if self.user_xattrs {
+            data.push_str(",userxattr");
+        }
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|e| Error::sys("mounting overlay", Some(target.to_owned()), e))?;
+        drop(lowers);
+        Ok(())
+    }
+}
+
+/// Unmounts the file system mounted on `target`; a mount still in use (a process has its
+/// working directory there) is detached instead, and goes when the last user leaves.
+pub fn unmount(target: impl AsRef<Path>) -> Result<()> {
+    let target = target.as_ref();
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(Errno::EBUSY) => umount2(target, MntFlags::MNT_DETACH)
+            .map_err(|e| Error::sys("unmounting", Some(target.to_owned()), e)),
+        Err(e) => Err(Error::sys("unmounting", Some(target.to_owned()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lower_counts_are_refused_before_any_syscall() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Overlay::new(Vec::<PathBuf>::new())
+                .upper("u", "w")
+                .mount(dir.path()),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            Overlay::new(["a"]).mount(dir.path()),
+            Err(Error::InvalidConfig { .. })
+        ));
+        let many = vec![dir.path().to_owned(); MAX_OVERLAY_LOWERS + 1];
+        assert!(matches!(
+            Overlay::new(many).upper("u", "w").mount(dir.path()),
+            Err(Error::InvalidConfig { .. })
+        ));
+        assert!(matches!(
+            Overlay::new([dir.path()])
+                .upper("u,x", "w")
+                .mount(dir.path()),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+
+    #[test]
+    fn a_missing_lower_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        match Overlay::new([&missing]).upper("u", "w").mount(dir.path()) {
+            Err(Error::Io { path, .. }) => assert_eq!(path.as_deref(), Some(missing.as_path())),
+            other => panic!("{other:?}"),
+        }
+    }
+}

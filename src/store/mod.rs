@@ -1,0 +1,1043 @@
+//! The image store: where pulled images live, each layer unpacked once, and where containers
+//! get their root filesystems as overlay mounts over those layers, as podman's
+//! containers/storage does, without a daemon or a database.
+//!
+//! ```text
+//! STORE/
+//!   layout/                  an OCI image layout: blobs, and image names in index.json
+//!                            (skopeo and umoci read it: `skopeo inspect oci:STORE/layout:NAME`)
+//!   snapshots/<chain-id>/    one per layer chain (image-spec ChainID), committed by rename:
+//!     diff/                  the layer alone, in overlayfs form (whiteouts as 0/0 character
+//!                            devices, opaque directories marked by an xattr)
+//!     snapshot.json          chain ID, diff_id, layer digest, unpacked size
+//!   snapshots/.tmp/          snapshots being unpacked (removed by `prune` once their writer died)
+//!   snapshots/.locks/        one lock file per chain ID: a layer is unpacked by one process
+//!   containers/<id>/         container.json; upper/ and work/ (the container's changes) and
+//!                            merged/ (its root filesystem) for an overlay, rootfs/ for a copy
+//!   .store.lock              shared by pulls and mounts, exclusive for removal and prune
+//! ```
+//!
+//! [`Store::pull`] fetches the manifest and configuration first, then every layer at once (up
+//! to [`PullOptions::jobs`]): each blob is read from the source once, verified against its
+//! digest and its diff_id, stored in the layout and unpacked into its snapshot in the same
+//! pass. Layers the store has are neither fetched nor unpacked again. The image's name is
+//! written last, so an interrupted pull leaves only complete blobs and snapshots (and
+//! temporaries `prune` removes), and the next pull goes on from there.
+//!
+//! [`Store::mount_rootfs`] gives a container its root filesystem in constant time: an overlay
+//! of the image's snapshots with a private upper directory.
+
+mod meta;
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use oci_spec::image::{Descriptor, Digest, Platform};
+use ocikit_image::{
+    AnyManifest, ApplyOptions, Config, ContentKind, ImageSource, Manifest, MediaTypeExt,
+    apply_layer, host_platform,
+};
+use ocikit_layout::{Layout, RefName};
+
+use crate::copy::{Location, open_source};
+use crate::fsutil::remove_tree;
+pub use meta::{ContainerInfo, ImageInfo, RootfsKind};
+use meta::{ContainerMeta, SnapshotMeta};
+
+const LAYOUT_DIR: &str = "layout";
+const SNAPSHOTS_DIR: &str = "snapshots";
+const CONTAINERS_DIR: &str = "containers";
+const STORE_LOCK: &str = ".store.lock";
+const SNAPSHOT_FILE: &str = "snapshot.json";
+const CONTAINER_FILE: &str = "container.json";
+const DIFF_DIR: &str = "diff";
+const TMP_DIR: &str = ".tmp";
+const LOCKS_DIR: &str = ".locks";
+
+/// What can go wrong in the store, besides the errors of the crates it composes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No image of that name or digest is in the store.
+    #[error("no image {reference:?} in the store {store}")]
+    ImageNotFound {
+        /// The name or digest asked for.
+        reference: String,
+        /// The store's directory.
+        store: PathBuf,
+    },
+    /// No container of that id has a root filesystem from the store.
+    #[error("no container {id:?} in the store")]
+    ContainerNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// A container of that id already has a root filesystem from the store.
+    #[error("container {id:?} already has a root filesystem in the store")]
+    ContainerExists {
+        /// The id.
+        id: String,
+    },
+    /// The store directory belongs to another user: using it would mix owners in the
+    /// snapshots, or let that user change what this one runs.
+    #[error("the store {path} is owned by uid {owner}, not by this user (uid {user})")]
+    NotOwned {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        user: u32,
+    },
+    /// The image is used by containers, which must be removed first.
+    #[error("image {reference:?} is used by containers {containers:?}")]
+    InUse {
+        /// The image.
+        reference: String,
+        /// The containers using it.
+        containers: Vec<String>,
+    },
+    /// overlayfs could not be mounted; [`RootfsOptions::copy_fallback`] makes a full copy
+    /// instead.
+    #[error("mounting the overlay root filesystem of {id:?}: {source}")]
+    Overlay {
+        /// The container.
+        id: String,
+        /// What the kernel said.
+        #[source]
+        source: ocikit_runtime::Error,
+    },
+    /// A metadata file of the store is not what the store writes.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file operation on the store failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What happened.
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { path, source }
+}
+
+/// How [`Store::pull`] pulls, set with chained setters on [`PullOptions::new`].
+#[derive(Clone, Debug)]
+pub struct PullOptions {
+    platform: Platform,
+    name: Option<RefName>,
+    jobs: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: host_platform(),
+            name: None,
+            jobs: 4,
+        }
+    }
+}
+
+impl PullOptions {
+    /// Defaults: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The platform to pull from an index (default: this host's).
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// The name the image gets in the store (default: the location's reference, such as
+    /// `registry.example:5000/app:v1`, or the name in a layout or archive; an image from a
+    /// location without a name is stored by digest only).
+    pub fn name(mut self, name: RefName) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// How many layers are fetched and unpacked at once (default 4, at least 1).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+}
+
+/// What [`Store::pull`] did for one layer.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LayerPull {
+    /// The layer's descriptor in the manifest.
+    pub descriptor: Descriptor,
+    /// Its chain ID: the snapshot it is unpacked in.
+    pub chain_id: Digest,
+    /// Whether its blob was read from the source (false: the store had it).
+    pub fetched: bool,
+    /// Whether it was unpacked now (false: the store had its snapshot).
+    pub unpacked: bool,
+}
+
+/// What [`Store::pull`] stored.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PulledImage {
+    /// The name it got, if any.
+    pub name: Option<RefName>,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its configuration.
+    pub config: Config,
+    /// Each layer, base first.
+    pub layers: Vec<LayerPull>,
+}
+
+/// An image of the store, as [`Store::image`] finds it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StoredImage {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The configuration.
+    pub config: Config,
+    /// The snapshot directories of its layers (`diff/` in overlay form), base first.
+    pub snapshots: Vec<PathBuf>,
+}
+
+/// How [`Store::mount_rootfs`] makes a root filesystem, set with chained setters on
+/// [`RootfsOptions::new`].
+#[derive(Clone, Debug, Default)]
+pub struct RootfsOptions {
+    copy_fallback: bool,
+}
+
+impl RootfsOptions {
+    /// Defaults: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where overlayfs cannot be mounted, unpack the image's layers into a private copy
+    /// instead (costs the image's size in time and disk). Default false: an error.
+    pub fn copy_fallback(mut self, copy_fallback: bool) -> Self {
+        self.copy_fallback = copy_fallback;
+        self
+    }
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Snapshots no image or container uses, by chain ID.
+    pub snapshots: Vec<Digest>,
+    /// Blobs no image uses.
+    pub blobs: u64,
+    /// Bytes freed (blobs and the unpacked size of snapshots).
+    pub bytes: u64,
+    /// Temporaries of pulls that died.
+    pub temporaries: usize,
+}
+
+/// What [`Store::check`] found: every problem, not only the first.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Each problem, with the path it concerns.
+    pub problems: Vec<(PathBuf, String)>,
+}
+
+impl CheckReport {
+    /// True when the store has no problem.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// An image store in a directory: see the module docs.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    layout: Layout,
+    user_xattrs: bool,
+}
+
+/// The lock on the store: shared (pulls, mounts) or exclusive (removal, prune).
+struct StoreLock(File);
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+impl Store {
+    /// The default store of this user: root's is `/var/lib/ocikit`, another user's
+    /// `$XDG_DATA_HOME/ocikit`, else `~/.local/share/ocikit` (as containers/storage places
+    /// root's and rootless stores).
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/ocikit");
+        }
+        if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(data).join("ocikit");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+        PathBuf::from(home).join(".local/share/ocikit")
+    }
+
+    /// Opens the store in `root`, making it when it does not exist. The directory must
+    /// belong to this user ([`StoreError::NotOwned`] otherwise). An unprivileged user's store
+    /// marks whiteouts with `user.overlay.*` attributes, which only mounts made with the
+    /// `userxattr` option read.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, crate::Error> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let root = root.into();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(io_err(&root))?;
+        let meta = fs::metadata(&root).map_err(io_err(&root))?;
+        let user = rustix::process::geteuid().as_raw();
+        if meta.uid() != user {
+            return Err(StoreError::NotOwned {
+                path: root,
+                owner: meta.uid(),
+                user,
+            }
+            .into());
+        }
+        for dir in [
+            root.join(SNAPSHOTS_DIR).join(TMP_DIR),
+            root.join(SNAPSHOTS_DIR).join(LOCKS_DIR),
+            root.join(CONTAINERS_DIR),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let layout_dir = root.join(LAYOUT_DIR);
+        let layout = if layout_dir.join("oci-layout").exists() {
+            Layout::open(&layout_dir)?
+        } else {
+            Layout::create(&layout_dir)?
+        };
+        Ok(Store {
+            root,
+            layout,
+            user_xattrs: user != 0,
+        })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The image layout inside the store, where blobs and names live.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
+        let path = self.root.join(STORE_LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(io_err(&path))?;
+        Ok(StoreLock(file))
+    }
+
+    fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root.join(SNAPSHOTS_DIR).join(snapshot_key(chain_id))
+    }
+
+    fn container_dir(&self, id: &str) -> Result<PathBuf, crate::Error> {
+        ocikit_runtime::validate_id(id)?;
+        Ok(self.root.join(CONTAINERS_DIR).join(id))
+    }
+
+    /// Pulls the image `location` names into the store: see the module docs. Any source
+    /// [`copy`](crate::copy) takes works (`docker://`, `oci:`, archives).
+    pub fn pull(
+        &self,
+        location: &Location,
+        options: &PullOptions,
+    ) -> Result<PulledImage, crate::Error> {
+        let opened = open_source(location, &options.platform)?;
+        let source = opened.source();
+        let image = source.fetch_image(&opened.reference(), &options.platform)?;
+        let name = match &options.name {
+            Some(n) => Some(n.clone()),
+            None => default_name(location)?,
+        };
+        let layers = image.manifest.layers().clone();
+        let diff_ids = image.config.diff_ids();
+        if diff_ids.len() != layers.len() {
+            return Err(ocikit_image::Error::Invalid {
+                kind: ocikit_image::DocumentKind::Config,
+                field: "rootfs.diff_ids".into(),
+                reason: format!(
+                    "{} diff_ids for {} layers in the manifest",
+                    diff_ids.len(),
+                    layers.len()
+                ),
+            }
+            .into());
+        }
+        for layer in &layers {
+            if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
+                return Err(ocikit_image::Error::UnexpectedMediaType {
+                    expected: "a layer".into(),
+                    actual: layer.media_type().clone(),
+                }
+                .into());
+            }
+        }
+        let chain_ids = image.config.chain_ids();
+        let _lock = self.lock(false)?;
+
+        // Every layer at once, up to `jobs`; the first error stops the others from starting.
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let results: Mutex<Vec<Option<Result<LayerPull, crate::Error>>>> =
+            Mutex::new((0..layers.len()).map(|_| None).collect());
+        std::thread::scope(|scope| {
+            for _ in 0..options.jobs.min(layers.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= layers.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let r = self.store_layer(
+                            source,
+                            &layers[i],
+                            &diff_ids[i],
+                            &chain_ids[i],
+                            i.checked_sub(1).map(|p| &chain_ids[p]),
+                        );
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        results.lock().expect("no panics under the lock")[i] = Some(r);
+                    }
+                });
+            }
+        });
+        // Layers not started are those after a failure: report the first failure.
+        let mut pulled = Vec::with_capacity(layers.len());
+        for r in results
+            .into_inner()
+            .expect("no panics under the lock")
+            .into_iter()
+            .flatten()
+        {
+            pulled.push(r?);
+        }
+
+        // The documents, then the name: a name is visible only once all it needs is stored.
+        self.layout.write_blob(
+            image.config.raw(),
+            Some(image.config.digest()),
+            Some(image.config.size()),
+        )?;
+        let manifest = AnyManifest::Manifest(image.manifest.clone());
+        let mut descriptor = self.layout.put_manifest(&manifest)?;
+        descriptor.set_platform(Some(image.config.platform()));
+        match &name {
+            Some(n) => self.layout.set_ref(n, &descriptor)?,
+            None => self.layout.add_unnamed(&descriptor)?,
+        }
+        Ok(PulledImage {
+            name,
+            manifest: image.manifest,
+            config: image.config,
+            layers: pulled,
+        })
+    }
+
+    /// Makes sure the store has the blob of `layer` and the snapshot of `chain_id`, reading the
+    /// source once for both when it has neither.
+    fn store_layer(
+        &self,
+        source: &dyn ImageSource,
+        layer: &Descriptor,
+        diff_id: &Digest,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<LayerPull, crate::Error> {
+        let mut done = LayerPull {
+            descriptor: layer.clone(),
+            chain_id: chain_id.clone(),
+            fetched: false,
+            unpacked: false,
+        };
+        // One process unpacks a chain; the others wait for it and find it done.
+        let lock_path = self
+            .root
+            .join(SNAPSHOTS_DIR)
+            .join(LOCKS_DIR)
+            .join(snapshot_key(chain_id));
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+
+        let snapshot = self.snapshot_dir(chain_id);
+        let have_blob = self.layout.has_blob(layer.digest())?;
+        if snapshot.join(SNAPSHOT_FILE).is_file() {
+            if !have_blob {
+                let blob = source.open_blob(layer)?;
+                self.layout
+                    .write_blob(blob, Some(layer.digest()), Some(layer.size()))?;
+                done.fetched = true;
+            }
+            return Ok(done);
+        }
+
+        let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
+        let diff = tmp.path.join(DIFF_DIR);
+        fs::create_dir(&diff).map_err(io_err(&diff))?;
+        let options = self.apply_options();
+        let report = if have_blob {
+            let blob = self.layout.open_blob(layer)?;
+            apply_layer(&diff, blob, layer.media_type(), Some(diff_id), &options)?
+        } else {
+            let mut writer = self
+                .layout
+                .blob_writer(Some(layer.digest()), Some(layer.size()))?;
+            let mut tee = Tee {
+                inner: source.open_blob(layer)?,
+                writer: &mut writer,
+                failed: None,
+            };
+            let applied = apply_layer(&diff, &mut tee, layer.media_type(), Some(diff_id), &options);
+            if let Some(e) = tee.failed.take() {
+                return Err(e.into());
+            }
+            let report = applied?;
+            writer.commit()?;
+            done.fetched = true;
+            report
+        };
+        let meta = SnapshotMeta {
+            chain_id: chain_id.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            layer: layer.digest().clone(),
+            size: report.uncompressed_size,
+        };
+        meta::write_json(&tmp.path.join(SNAPSHOT_FILE), &meta)?;
+        fs::rename(&tmp.path, &snapshot).map_err(io_err(&snapshot))?;
+        tmp.keep();
+        done.unpacked = true;
+        Ok(done)
+    }
+
+    /// Layers are unpacked alone, each into an empty directory, in the form overlayfs stacks.
+    fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions::new()
+    }
+
+    /// Finds an image by name (as [`pull`](Self::pull) stored it) or by manifest digest.
+    pub fn image(&self, reference: &str) -> Result<StoredImage, crate::Error> {
+        let descriptor = self.find(reference)?;
+        let manifest = match self.layout.get_manifest(&descriptor)? {
+            AnyManifest::Manifest(m) => m,
+            AnyManifest::Index(_) => {
+                return Err(self.not_found(reference));
+            }
+        };
+        let config = self.layout.fetch_config(&manifest)?;
+        let snapshots = config
+            .chain_ids()
+            .iter()
+            .map(|c| self.snapshot_dir(c))
+            .collect();
+        Ok(StoredImage {
+            manifest,
+            config,
+            snapshots,
+        })
+    }
+
+    fn not_found(&self, reference: &str) -> crate::Error {
+        StoreError::ImageNotFound {
+            reference: reference.to_owned(),
+            store: self.root.clone(),
+        }
+        .into()
+    }
+
+    /// The index entry of `reference`: a name, or a manifest digest.
+    fn find(&self, reference: &str) -> Result<Descriptor, crate::Error> {
+        let entries = self.layout.index()?.value().manifests().clone();
+        let by_digest = reference.parse::<Digest>().ok();
+        entries
+            .into_iter()
+            .find(|d| {
+                by_digest.as_ref().map_or_else(
+                    || meta::ref_name(d) == Some(reference),
+                    |digest| d.digest() == digest,
+                )
+            })
+            .ok_or_else(|| self.not_found(reference))
+    }
+
+    /// The images of the store, one entry per manifest with all its names.
+    pub fn images(&self) -> Result<Vec<ImageInfo>, crate::Error> {
+        let mut out: Vec<ImageInfo> = Vec::new();
+        for d in self.layout.index()?.value().manifests() {
+            if let Some(seen) = out.iter_mut().find(|i| &i.digest == d.digest()) {
+                seen.names.extend(meta::ref_name(d).map(str::to_owned));
+                continue;
+            }
+            let Ok(AnyManifest::Manifest(m)) = self.layout.get_manifest(d) else {
+                continue; // not an image this store pulled (an index put there by hand)
+            };
+            let config = self.layout.fetch_config(&m)?;
+            let mut size = 0;
+            for chain in config.chain_ids() {
+                if let Ok(s) = meta::read_snapshot(&self.snapshot_dir(&chain).join(SNAPSHOT_FILE)) {
+                    size += s.size;
+                }
+            }
+            out.push(ImageInfo {
+                names: meta::ref_name(d).map(str::to_owned).into_iter().collect(),
+                digest: d.digest().clone(),
+                size,
+                created: config.created().clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the name `reference` (or, given a digest, every name of that image), then what
+    /// no image or container uses any more (see [`prune`](Self::prune)). An image a container
+    /// uses is not removed ([`StoreError::InUse`]).
+    pub fn remove_image(&self, reference: &str) -> Result<PruneReport, crate::Error> {
+        let _lock = self.lock(true)?;
+        let descriptor = self.find(reference)?;
+        let digest = descriptor.digest().clone();
+        let remaining_names = self
+            .layout
+            .index()?
+            .value()
+            .manifests()
+            .iter()
+            .filter(|d| d.digest() == &digest)
+            .count();
+        let by_digest = reference.parse::<Digest>().is_ok();
+        if by_digest || remaining_names <= 1 {
+            let users: Vec<String> = self
+                .containers_unlocked()?
+                .into_iter()
+                .filter(|c| c.image == digest)
+                .map(|c| c.id)
+                .collect();
+            if !users.is_empty() {
+                return Err(StoreError::InUse {
+                    reference: reference.to_owned(),
+                    containers: users,
+                }
+                .into());
+            }
+        }
+        if by_digest {
+            self.layout.remove_digest(&digest)?;
+        } else {
+            let name = RefName::new(reference)?;
+            self.layout.remove_ref(&name, None)?;
+        }
+        self.prune_unlocked()
+    }
+
+    /// Removes every snapshot and blob no image or container uses, and the temporaries of
+    /// pulls that died. Waits for running pulls to finish.
+    pub fn prune(&self) -> Result<PruneReport, crate::Error> {
+        let _lock = self.lock(true)?;
+        self.prune_unlocked()
+    }
+
+    fn prune_unlocked(&self) -> Result<PruneReport, crate::Error> {
+        let mut report = PruneReport::default();
+        let mut live: Vec<String> = Vec::new();
+        for d in self.layout.index()?.value().manifests() {
+            if let Ok(AnyManifest::Manifest(m)) = self.layout.get_manifest(d)
+                && let Ok(config) = self.layout.fetch_config(&m)
+            {
+                live.extend(config.chain_ids().iter().map(snapshot_key));
+            }
+        }
+        for c in self.containers_unlocked()? {
+            live.extend(c.chain_ids.iter().map(snapshot_key));
+        }
+        let dir = self.root.join(SNAPSHOTS_DIR);
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || live.contains(&name) {
+                continue;
+            }
+            let path = entry.path();
+            if let Ok(meta) = meta::read_snapshot(&path.join(SNAPSHOT_FILE)) {
+                report.bytes += meta.size;
+                report.snapshots.push(meta.chain_id);
+            }
+            remove_tree(&path).map_err(io_err(&path))?;
+            let _ = fs::remove_file(dir.join(LOCKS_DIR).join(&name));
+        }
+        // Temporaries: under the exclusive lock no pull runs, so every one is a dead pull's.
+        let tmp = dir.join(TMP_DIR);
+        for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
+            let entry = entry.map_err(io_err(&tmp))?;
+            remove_tree(&entry.path()).map_err(io_err(entry.path()))?;
+            report.temporaries += 1;
+        }
+        let gc = self.layout.gc(std::time::Duration::ZERO)?;
+        report.bytes += gc.bytes_freed;
+        report.blobs = gc.blobs_removed;
+        Ok(report)
+    }
+
+    /// Checks the whole store: every blob against its digest and every document (the
+    /// layout's fsck), and for every image and container, that each snapshot it needs is
+    /// complete. Temporaries of running or dead pulls are not problems.
+    pub fn check(&self) -> Result<CheckReport, crate::Error> {
+        let _lock = self.lock(false)?;
+        let mut report = CheckReport::default();
+        let fsck = self.layout.fsck()?;
+        for p in fsck.problems {
+            report
+                .problems
+                .push((self.layout.root().to_owned(), p.to_string()));
+        }
+        let mut needed: Vec<Digest> = Vec::new();
+        for d in self.layout.index()?.value().manifests() {
+            if let Ok(AnyManifest::Manifest(m)) = self.layout.get_manifest(d)
+                && let Ok(config) = self.layout.fetch_config(&m)
+            {
+                needed.extend(config.chain_ids());
+            }
+        }
+        for c in self.containers_unlocked()? {
+            needed.extend(c.chain_ids);
+        }
+        needed.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        needed.dedup();
+        for chain in needed {
+            let dir = self.snapshot_dir(&chain);
+            match meta::read_snapshot(&dir.join(SNAPSHOT_FILE)) {
+                Ok(meta) if meta.chain_id == chain && dir.join(DIFF_DIR).is_dir() => {}
+                Ok(_) => report
+                    .problems
+                    .push((dir, format!("the snapshot is not that of {chain}"))),
+                Err(e) => report
+                    .problems
+                    .push((dir, format!("incomplete snapshot: {e}"))),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Gives container `id` the root filesystem of `image` (a name or digest): an overlay of
+    /// the image's snapshots with a private upper directory, mounted at the returned path, in
+    /// constant time whatever the image's size. What the container writes or deletes stays in
+    /// its upper directory: other containers and the image do not see it.
+    pub fn mount_rootfs(
+        &self,
+        image: &str,
+        id: &str,
+        options: &RootfsOptions,
+    ) -> Result<PathBuf, crate::Error> {
+        let dir = self.container_dir(id)?;
+        let _lock = self.lock(false)?;
+        let stored = self.image(image)?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::ContainerExists { id: id.into() }.into());
+            }
+            Err(e) => return Err(io_err(&dir)(e).into()),
+        }
+        let result = self.make_rootfs(&dir, id, image, &stored, options);
+        if result.is_err() {
+            let _ = remove_tree(&dir);
+        }
+        result
+    }
+
+    fn make_rootfs(
+        &self,
+        dir: &Path,
+        id: &str,
+        image: &str,
+        stored: &StoredImage,
+        options: &RootfsOptions,
+    ) -> Result<PathBuf, crate::Error> {
+        let mut meta = ContainerMeta {
+            id: id.to_owned(),
+            image: stored.manifest.digest().clone(),
+            image_name: image.to_owned(),
+            chain_ids: stored.config.chain_ids(),
+            rootfs: RootfsKind::Overlay,
+        };
+        // Written first, so that prune keeps the snapshots while the mount is made.
+        meta::write_json(&dir.join(CONTAINER_FILE), &meta)?;
+        for chain in &meta.chain_ids {
+            let snapshot = self.snapshot_dir(chain);
+            if !snapshot.join(SNAPSHOT_FILE).is_file() {
+                return Err(StoreError::Corrupt {
+                    path: snapshot,
+                    reason: "the image's snapshot is missing: pull the image again".into(),
+                }
+                .into());
+            }
+        }
+        let mut lowers: Vec<PathBuf> = stored
+            .snapshots
+            .iter()
+            .rev()
+            .map(|s| s.join(DIFF_DIR))
+            .collect();
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            fs::create_dir(&empty).map_err(io_err(&empty))?;
+            lowers.push(empty);
+        }
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            fs::create_dir(d).map_err(io_err(d))?;
+        }
+        let mounted = ocikit_runtime::Overlay::new(lowers)
+            .upper(&upper, &work)
+            .user_xattrs(self.user_xattrs)
+            .mount(&merged);
+        match mounted {
+            Ok(()) => Ok(merged),
+            Err(source) if !options.copy_fallback => Err(StoreError::Overlay {
+                id: id.to_owned(),
+                source,
+            }
+            .into()),
+            Err(_) => {
+                for d in [&upper, &work, &merged] {
+                    fs::remove_dir(d).map_err(io_err(d))?;
+                }
+                let rootfs = dir.join("rootfs");
+                fs::create_dir(&rootfs).map_err(io_err(&rootfs))?;
+                let diff_ids = stored.config.diff_ids();
+                for (layer, diff_id) in stored.manifest.layers().iter().zip(&diff_ids) {
+                    let blob = self.layout.open_blob(layer)?;
+                    apply_layer(
+                        &rootfs,
+                        blob,
+                        layer.media_type(),
+                        Some(diff_id),
+                        &ApplyOptions::new(),
+                    )?;
+                }
+                meta.rootfs = RootfsKind::Copy;
+                meta::write_json(&dir.join(CONTAINER_FILE), &meta)?;
+                Ok(rootfs)
+            }
+        }
+    }
+
+    /// Makes a runtime bundle for container `id` of `image`: the root filesystem of
+    /// [`mount_rootfs`](Self::mount_rootfs) and, next to it, `config.json` converted from the
+    /// image's configuration with `convert` (see [`runtime_config`](crate::convert::runtime_config)).
+    /// Returns the bundle's directory, for any OCI runtime; [`remove_container`](Self::remove_container)
+    /// removes it all.
+    pub fn create_bundle(
+        &self,
+        image: &str,
+        id: &str,
+        convert: &crate::convert::ConvertOptions,
+        options: &RootfsOptions,
+    ) -> Result<PathBuf, crate::Error> {
+        let rootfs = self.mount_rootfs(image, id, options)?;
+        let bundle = self.container_dir(id)?;
+        let made = (|| {
+            let stored = self.image(image)?;
+            let mut spec = crate::convert::runtime_config(stored.config.value(), &rootfs, convert)?;
+            let mut root = spec.root().clone().unwrap_or_default();
+            // Relative to the bundle, which is the container's directory.
+            let name = rootfs.file_name().map(PathBuf::from).unwrap_or_default();
+            root.set_path(name);
+            spec.set_root(Some(root));
+            crate::unpack::write_config(&bundle, &spec)
+        })();
+        match made {
+            Ok(()) => Ok(bundle),
+            Err(e) => {
+                let _ = self.remove_container(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// The containers that have a root filesystem from the store.
+    pub fn containers(&self) -> Result<Vec<ContainerInfo>, crate::Error> {
+        let _lock = self.lock(false)?;
+        self.containers_unlocked()
+    }
+
+    fn containers_unlocked(&self) -> Result<Vec<ContainerInfo>, crate::Error> {
+        let dir = self.root.join(CONTAINERS_DIR);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let path = entry.path().join(CONTAINER_FILE);
+            // A container whose metadata is not written yet has nothing mounted either.
+            if let Ok(meta) = meta::read_json::<ContainerMeta>(&path) {
+                out.push(meta.into_info(&entry.path()));
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Unmounts and removes the root filesystem of container `id`, with everything it wrote.
+    pub fn remove_container(&self, id: &str) -> Result<(), crate::Error> {
+        let dir = self.container_dir(id)?;
+        let _lock = self.lock(false)?;
+        let meta: ContainerMeta = match meta::read_json(&dir.join(CONTAINER_FILE)) {
+            Ok(m) => m,
+            Err(_) if !dir.exists() => {
+                return Err(StoreError::ContainerNotFound { id: id.into() }.into());
+            }
+            Err(_) => {
+                // Interrupted before its metadata was written: nothing was mounted.
+                return Ok(remove_tree(&dir).map_err(io_err(&dir))?);
+            }
+        };
+        if meta.rootfs == RootfsKind::Overlay {
+            let merged = dir.join("merged");
+            match ocikit_runtime::unmount(&merged) {
+                Ok(()) => {}
+                // EINVAL: not a mount point (never mounted, or unmounted already).
+                Err(ocikit_runtime::Error::Io { source, .. })
+                    if source.raw_os_error() == Some(libc_einval()) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        remove_tree(&dir).map_err(io_err(&dir))?;
+        Ok(())
+    }
+}
+
+fn libc_einval() -> i32 {
+    rustix::io::Errno::INVAL.raw_os_error()
+}
+
+/// The directory name of a chain ID: its encoded part, prefixed by the algorithm unless it is
+/// sha256 (the only one chain IDs use).
+fn snapshot_key(chain_id: &Digest) -> String {
+    let alg = chain_id.algorithm().to_string();
+    if alg == "sha256" {
+        chain_id.digest().to_owned()
+    } else {
+        format!("{alg}-{}", chain_id.digest())
+    }
+}
+
+/// The name an image pulled from `location` gets in the store by default: the reference of a
+/// `docker://` location (as `registry.example:5000/app:v1`; none for a reference by digest
+/// alone), the name in a layout or archive, if any.
+pub fn default_name(location: &Location) -> Result<Option<RefName>, crate::Error> {
+    let text = match location {
+        Location::Docker { reference } => {
+            let parsed: ocikit_distribution::Reference = reference.parse()?;
+            if parsed.tag().is_none() && parsed.digest().is_some() {
+                return Ok(None); // by digest: the digest is its identity
+            }
+            Some(parsed.to_string())
+        }
+        Location::Oci { name, .. } | Location::OciArchive { name, .. } => name.clone(),
+        Location::DockerArchive { repo_tag, .. } => repo_tag.clone(),
+    };
+    Ok(text.map(|t| RefName::new(&t)).transpose()?)
+}
+
+/// Passes what it reads on, and pushes the same bytes into a blob being stored. A failure to
+/// store is kept (typed) and ends the read.
+struct Tee<'a, R> {
+    inner: R,
+    writer: &'a mut ocikit_layout::BlobWriter,
+    failed: Option<ocikit_layout::Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(e) = self.writer.push(&buf[..n]) {
+            self.failed = Some(e);
+            return Err(io::Error::other("storing the blob failed"));
+        }
+        Ok(n)
+    }
+}
+
+/// A directory removed on drop unless kept.
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = remove_tree(&self.path);
+        }
+    }
+}
+
+fn tempdir_in(dir: &Path, chain_id: &Digest) -> Result<TempDir, StoreError> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let path = dir.join(format!(
+            "{}-{}-{}",
+            snapshot_key(chain_id),
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::create_dir(&path) {
+            Ok(()) => return Ok(TempDir { path, keep: false }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+}
