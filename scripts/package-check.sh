@@ -26,6 +26,9 @@
 # there was any, 2 for a usage error, or cargo's own if cargo failed. `--manifest-path` points
 # the check at another workspace (the tests use a small fixture). Network: cargo reads the
 # crates.io index (and the verification downloads dependencies), as `cargo publish` does.
+# Cargo runs with --allow-dirty: what is checked is the working tree as it stands, so the
+# check can run before a commit (CI's clone is clean anyway). Packages land in
+# <target dir>/package; earlier tarballs of the members are removed first.
 set -euo pipefail
 
 if ! command -v python3 >/dev/null; then
