@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{OFlag, open};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -68,15 +69,72 @@ pub(crate) enum Msg {
     Failed(String),
 }
 
-/// Writes one length-prefixed JSON message.
-pub(crate) fn send<T: Serialize>(mut w: &UnixStream, msg: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(msg)?;
+/// The largest message either end of the runtime's channel to a container's init process
+/// (its sync socket) sends or accepts, in bytes (64 MiB); the configuration is one message.
+///
+/// runc sets no limit of its own (a 100 MB annotation goes through it); we bound what one
+/// process reads from another so that neither end allocates without limit, and check it
+/// on both sides, so an oversized configuration is an [`Error::TooLarge`] before anything
+/// is spawned rather than a broken pipe.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// What the init process writes first on the sync socket, before reading anything: a magic
+/// string and [`PROTOCOL_VERSION`] (little-endian). The caller trusts nothing from a helper
+/// that does not greet it so.
+pub(crate) const HELLO_MAGIC: &[u8; 12] = b"ocikit-init\0";
+
+/// The version of the messages on the sync socket; a helper built from another version of
+/// this crate may speak another.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// The greeting: [`HELLO_MAGIC`] then [`PROTOCOL_VERSION`].
+pub(crate) fn hello() -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..12].copy_from_slice(HELLO_MAGIC);
+    h[12..].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    h
+}
+
+/// Set by [`main_if_requested`]: this program calls `init_if_requested`, so re-executing it
+/// as a container's init runs the init, not the program's own `main`.
+static WIRED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process called `init_if_requested`.
+pub(crate) fn wired() -> bool {
+    WIRED.load(Ordering::SeqCst)
+}
+
+/// Serializes `msg` as one sync-socket message body, refusing one over [`MAX_MESSAGE`]
+/// with an [`Error::TooLarge`] that names `what`.
+pub(crate) fn encode<T: Serialize>(msg: &T, what: &str) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec(msg)
+        .map_err(|e| Error::io("encoding a message for the container init", None, e.into()))?;
+    if body.len() > MAX_MESSAGE {
+        return Err(Error::TooLarge {
+            what: what.into(),
+            size: body.len() as u64,
+            limit: MAX_MESSAGE as u64,
+        });
+    }
+    Ok(body)
+}
+
+/// Writes one message body (from [`encode`]) with its length prefix.
+pub(crate) fn send_body(mut w: &UnixStream, body: &[u8]) -> std::io::Result<()> {
     let mut buf = (body.len() as u32).to_le_bytes().to_vec();
-    buf.extend_from_slice(&body);
+    buf.extend_from_slice(body);
     w.write_all(&buf)
 }
 
-/// Reads one message; `Ok(None)` on a clean end of stream.
+/// Writes one length-prefixed JSON message; one over [`MAX_MESSAGE`] is an
+/// [`Error::TooLarge`] (carried in the `io::Error`) and nothing is written.
+pub(crate) fn send<T: Serialize>(w: &UnixStream, msg: &T) -> std::io::Result<()> {
+    let body = encode(msg, "a message on the sync socket")?;
+    send_body(w, &body)
+}
+
+/// Reads one message; `Ok(None)` on a clean end of stream. A length over [`MAX_MESSAGE`]
+/// is an [`Error::TooLarge`] (carried in the `io::Error`), read no further.
 pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
@@ -85,19 +143,32 @@ pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::R
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(len) as usize;
-    if len > 64 << 20 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "sync message too long",
-        ));
+    if len > MAX_MESSAGE {
+        return Err(Error::TooLarge {
+            what: "a message received on the sync socket".into(),
+            size: len as u64,
+            limit: MAX_MESSAGE as u64,
+        }
+        .into());
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     Ok(Some(serde_json::from_slice(&body)?))
 }
 
+/// An error of the sync socket as a typed [`Error`]: one that [`send`] or [`recv`] carried
+/// (such as [`Error::TooLarge`]) comes back as itself, any other is an I/O error in
+/// `context`.
+pub(crate) fn channel_error(context: &'static str, e: std::io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return Error::from(e);
+    }
+    Error::io(context, None, e)
+}
+
 /// If this process was spawned as a container init, runs it and never returns.
 pub(crate) fn main_if_requested() {
+    WIRED.store(true, Ordering::SeqCst);
     let Some(fd) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -111,9 +182,18 @@ pub(crate) fn main_if_requested() {
         Ok(fd) => UnixStream::from(fd),
         Err(_) => std::process::exit(121),
     };
+    // First, so the caller knows it talks to an init of its own protocol.
+    if (&sock).write_all(&hello()).is_err() {
+        std::process::exit(121);
+    }
     let cfg: InitConfig = match recv(&sock) {
         Ok(Some(c)) => c,
-        _ => std::process::exit(122),
+        Ok(None) => std::process::exit(122),
+        Err(e) => {
+            let e = channel_error("reading the configuration from the runtime", e);
+            let _ = send(&sock, &Msg::Failed(e.to_string()));
+            std::process::exit(122)
+        }
     };
     let code = match stage1(&sock, &cfg) {
         Ok(code) => code,
@@ -139,7 +219,7 @@ fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
 }
 
 fn proto(e: std::io::Error) -> Error {
-    Error::io("talking to the runtime", None, e)
+    channel_error("talking to the runtime", e)
 }
 
 /// Returns the exit code for stage 1; stage 2 never returns from here.

@@ -59,7 +59,19 @@
 //! [`Runtime::create`] spawns a helper binary (by default the running executable; see
 //! [`Runtime::with_helper`]) with `std::process::Command`, whose only pre-exec step is a `dup2`
 //! of a sync socket. The helper must call [`init_if_requested`] first thing in `main` (the
-//! `oci-runtime` binary does). That fresh, single-threaded init process joins and creates
+//! `oci-runtime` binary does), and a host program's own `main` never runs as an init:
+//! - With the default helper, `create`, `exec` and `run` refuse before spawning anything,
+//!   with [`Error::InitNotWired`] naming `init_if_requested` and [`Runtime::with_helper`],
+//!   unless this program called [`init_if_requested`] (it records that it ran).
+//! - Any helper must greet the runtime first, before it is sent anything: the init writes a
+//!   fixed magic string and its protocol version on the sync socket. A helper that exits,
+//!   says something else or stays silent for [`HELLO_TIMEOUT`] is killed and the caller gets
+//!   [`Error::InitNotWired`] naming it (a helper named with `with_helper` that forgot the
+//!   call still runs its own `main`: name only programs that make the call).
+//!
+//! The configuration then travels to the init as one message on that socket, of at most
+//! [`MAX_MESSAGE`] bytes (a larger one is an [`Error::TooLarge`] before anything is
+//! spawned). That fresh, single-threaded init process joins and creates
 //! namespaces, forks the container's pid 1 as a child of the caller (`CLONE_PARENT`, as runc
 //! does), sets up the root filesystem and user, then blocks on `<root>/<id>/exec.fifo` until
 //! [`Runtime::start`] opens it, and finally `execve`s the user's program.
@@ -109,6 +121,9 @@
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //! - The container process has exactly the capabilities `process.capabilities` lists (none
 //!   if it lists none), and runs under its seccomp filter and LSM profile when given.
+//! - A host program's `main` never runs as a container's init (see "How a container is
+//!   started"), and every message between the runtime and the init is size-checked on both
+//!   ends ([`MAX_MESSAGE`]).
 
 mod cgroup;
 mod config;
@@ -130,9 +145,11 @@ pub use oci_spec;
 pub use cgroup::Stats;
 pub use config::{Bundle, validate, validate_id};
 pub use container::{
-    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, Runtime, parse_signal,
+    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, HELLO_TIMEOUT,
+    Runtime, parse_signal,
 };
 pub use error::{Error, Result};
+pub use init::MAX_MESSAGE;
 pub use nix::sys::signal::Signal;
 pub use terminal::receive_pty;
 
