@@ -448,6 +448,7 @@ fn set_up_container(
     sock: &UnixStream,
     cfg: &InitConfig,
     in_userns: bool,
+    caller_umask: Mode,
     hook_state: &std::cell::RefCell<String>,
 ) -> Result<()> {
     let spec = &cfg.spec;
@@ -480,11 +481,16 @@ fn set_up_container(
                 });
             }
         }
-        hooks::run(
+        // Hooks run with the runtime's umask, as runc's do (its init inherits the caller's
+        // and only clears it around mknod), not the 0 of the root filesystem's setup.
+        let setup_umask = umask(caller_umask);
+        let ran = hooks::run(
             Point::CreateContainer,
             &hooks::of(spec, Point::CreateContainer),
             &hook_state.borrow(),
-        )
+        );
+        umask(setup_umask);
+        ran
     };
     rootfs::setup(&rootfs::RootfsPlan {
         spec,
@@ -504,10 +510,13 @@ fn stage2_inner(
 ) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process().as_ref().expect("validated");
-    umask(Mode::empty());
+    // 0 while the root filesystem is set up, so device nodes and directories get exactly
+    // the modes asked for (runc clears it for its device nodes too); the caller's, which
+    // this process inherited, is kept for the hooks.
+    let caller_umask = umask(Mode::empty());
     let hook_state = std::cell::RefCell::new(String::new());
     if cfg.exec_pid.is_none() {
-        set_up_container(sock, cfg, in_userns, &hook_state)?;
+        set_up_container(sock, cfg, in_userns, caller_umask, &hook_state)?;
     }
     if process.terminal() == Some(true) {
         // From the container's own devpts instance, like runc; the caller forwards the
