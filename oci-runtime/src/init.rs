@@ -613,7 +613,12 @@ fn stage2_inner(
     {
         sys::capset(caps.effective, caps.permitted, caps.inheritable)
             .map_err(|e| Error::sys("setting capabilities", None, e))?;
-        for cap in (0..64).filter(|c| caps.ambient & (1 << c) != 0) {
+        // The kernel raises an ambient capability only if it is both permitted and
+        // inheritable (capabilities(7)); runc skips the others silently, so a configuration
+        // listing ambient capabilities without inheritable ones (runc's own default spec)
+        // runs with none, as under runc, rather than failing.
+        let raisable = caps.ambient & caps.permitted & caps.inheritable;
+        for cap in (0..64).filter(|c| raisable & (1 << c) != 0) {
             sys::raise_ambient(cap)
                 .map_err(|e| Error::sys("raising an ambient capability", None, e))?;
         }

@@ -120,7 +120,12 @@
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //! - The container process has exactly the capabilities `process.capabilities` lists (none
-//!   if it lists none), and runs under its seccomp filter and LSM profile when given.
+//!   if it lists none), and runs under its seccomp filter and LSM profile when given. An
+//!   ambient capability is raised only if it is also permitted and inheritable (the kernel's
+//!   rule; runc skips the others silently, and so do we), and [`default_spec`] has no
+//!   inheritable or ambient capabilities: a non-root user gets none (CVE-2022-29162).
+//! - Hooks run with the caller's umask, as runc's do, not the 0 used while the root
+//!   filesystem is set up.
 //! - A host program's `main` never runs as a container's init (see "How a container is
 //!   started"), and every message between the runtime and the init is size-checked on both
 //!   ends ([`MAX_MESSAGE`]).
@@ -169,9 +174,32 @@ pub fn forward_signals(pid: i32) {
 
 /// The configuration `oci-runtime spec` writes, like `runc spec`: `sh` in `rootfs`, read-only
 /// root, hostname `oci-runtime`, the usual mounts, namespaces, masked and read-only paths.
+///
+/// Its capabilities are runc's default set (`CAP_AUDIT_WRITE`, `CAP_KILL`,
+/// `CAP_NET_BIND_SERVICE`) in the bounding, effective and permitted sets only: no inheritable
+/// and no ambient ones, so a process run as a non-root user has no capability at all
+/// (runc's fix for CVE-2022-29162 removed the inheritable set from its default; runc 1.1
+/// still lists an ambient set, which without inheritable capabilities the kernel never
+/// raises, so we leave it out).
 pub fn default_spec() -> oci_spec::runtime::Spec {
+    use oci_spec::runtime::Capability;
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_hostname(Some("oci-runtime".into()));
+    let runc_default: std::collections::HashSet<Capability> = [
+        Capability::AuditWrite,
+        Capability::Kill,
+        Capability::NetBindService,
+    ]
+    .into();
+    if let Some(process) = spec.process_mut() {
+        let mut caps = oci_spec::runtime::LinuxCapabilities::default();
+        caps.set_bounding(Some(runc_default.clone()))
+            .set_effective(Some(runc_default.clone()))
+            .set_permitted(Some(runc_default))
+            .set_inheritable(None)
+            .set_ambient(None);
+        process.set_capabilities(Some(caps));
+    }
     spec
 }
 
