@@ -1077,8 +1077,14 @@ mod tests {
     fn oversized_messages_are_refused_before_sending() {
         let big = "x".repeat(MAX_MESSAGE + 1);
         match encode(&big, "the test message") {
-            Err(Error::TooLarge { what, size, limit }) => {
+            Err(Error::TooLarge {
+                what,
+                size,
+                limit,
+                limit_of,
+            }) => {
                 assert_eq!(what, "the test message");
+                assert!(limit_of.contains("MAX_MESSAGE"), "{limit_of}");
                 assert_eq!(size, MAX_MESSAGE as u64 + 3);
                 assert_eq!(limit, MAX_MESSAGE as u64);
             }

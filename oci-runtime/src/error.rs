@@ -84,19 +84,19 @@ pub enum Error {
         /// What went wrong with it.
         reason: String,
     },
-    /// Something the runtime sends to or receives from the container init is larger than
-    /// the channel between them accepts ([`crate::MAX_MESSAGE`]).
-    #[error(
-        "{what} is too big for the runtime's channel to the container init: {size} bytes, \
-         over its limit of {limit} bytes"
-    )]
+    /// Something is larger than a limit of this runtime allows, e.g. a configuration too big
+    /// for the channel to the container init ([`crate::MAX_MESSAGE`]).
+    #[error("{what} is too big: {size} bytes, over the {limit}-byte limit of {limit_of}")]
     TooLarge {
         /// What was too big, e.g. `the container configuration (config.json)`.
         what: String,
-        /// Its size in bytes, serialized.
+        /// Its size in bytes (serialized, for a message).
         size: u64,
         /// The limit it exceeded, in bytes.
         limit: u64,
+        /// Whose limit it is, e.g. `the runtime's channel to the container init
+        /// (ocikit_runtime::MAX_MESSAGE)`.
+        limit_of: &'static str,
     },
     /// A feature that this runtime does not implement (yet).
     #[error("not supported: {feature}")]

@@ -78,6 +78,9 @@ pub(crate) enum Msg {
 /// is spawned rather than a broken pipe.
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// The limit's name in [`Error::TooLarge`].
+const CHANNEL: &str = "the runtime's channel to the container init (ocikit_runtime::MAX_MESSAGE)";
+
 /// What the init process writes first on the sync socket, before reading anything: a magic
 /// string and [`PROTOCOL_VERSION`] (little-endian). The caller trusts nothing from a helper
 /// that does not greet it so.
@@ -114,6 +117,7 @@ pub(crate) fn encode<T: Serialize>(msg: &T, what: &str) -> Result<Vec<u8>> {
             what: what.into(),
             size: body.len() as u64,
             limit: MAX_MESSAGE as u64,
+            limit_of: CHANNEL,
         });
     }
     Ok(body)
@@ -148,6 +152,7 @@ pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::R
             what: "a message received on the sync socket".into(),
             size: len as u64,
             limit: MAX_MESSAGE as u64,
+            limit_of: CHANNEL,
         }
         .into());
     }

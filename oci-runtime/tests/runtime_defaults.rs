@@ -290,7 +290,9 @@ fn oversized_configuration_fails_with_the_limit_named_cli() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("limit of {MAX_MESSAGE} bytes")),
+        err.contains(&format!(
+            "over the {MAX_MESSAGE}-byte limit of the runtime's channel to the container init"
+        )),
         "{err}"
     );
     assert!(!err.contains("Broken pipe"), "{err}");
@@ -307,8 +309,17 @@ fn oversized_configuration_fails_with_the_limit_named_library() {
     bundle.write();
     let name = id("big");
     match rt.create(&name, bundle.path(), CreateOptions::new()) {
-        Err(Error::TooLarge { what, size, limit }) => {
+        Err(Error::TooLarge {
+            what,
+            size,
+            limit,
+            limit_of,
+        }) => {
             assert!(what.contains("configuration"), "{what}");
+            assert!(
+                limit_of.contains("channel to the container init"),
+                "{limit_of}"
+            );
             assert!(size > MAX_MESSAGE as u64 + 1024, "{size}");
             assert_eq!(limit, MAX_MESSAGE as u64);
         }
