@@ -904,13 +904,20 @@ fn expect_hello(
             .map_err(|e| format!("setting a timeout on the sync socket: {e}"))?;
         match (&*sock).read(&mut got[n..]) {
             Ok(0) => {
-                let status = child
-                    .wait()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|e| format!("status unknown: {e}"));
-                return Err(format!(
-                    "it ended ({status}) without greeting the runtime as an init"
-                ));
+                // Usually it has exited; one that only closed the socket is killed by the
+                // caller, so do not wait for it long.
+                let grace = Instant::now() + Duration::from_secs(1);
+                let status = loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break format!("it ended ({status})"),
+                        Ok(None) if Instant::now() < grace => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Ok(None) => break "it closed the sync socket".to_string(),
+                        Err(e) => break format!("it ended (status unknown: {e})"),
+                    }
+                };
+                return Err(format!("{status} without greeting the runtime as an init"));
             }
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -1070,7 +1077,16 @@ mod tests {
         let e = greeted(&other, &mut child).unwrap_err();
         assert!(e.contains("init protocol 99"), "{e}");
         let e = greeted(b"ocikit", &mut child).unwrap_err();
-        assert!(e.contains("without greeting"), "{e}");
+        assert!(
+            e.contains("it ended (exit status: 0) without greeting"),
+            "{e}"
+        );
+        // One that closed the socket but lives on is not waited for.
+        let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let e = greeted(b"", &mut sleeper).unwrap_err();
+        assert!(e.contains("it closed the sync socket"), "{e}");
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
     }
 
     #[test]
