@@ -160,7 +160,13 @@ pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it
 /// and never returns; otherwise returns at once. Call it first thing in `main` of any program
-/// used as the init helper (see [`Runtime::with_helper`]).
+/// used as the init helper (see [`Runtime::with_helper`]), including any program that
+/// creates containers with the default helper (itself): whatever comes before the call in
+/// `main` also runs in each container's init.
+///
+/// It also records that this program makes the call: without it, [`Runtime::create`],
+/// [`Runtime::exec`] and [`Runtime::run`] with the default helper refuse with
+/// [`Error::InitNotWired`] instead of re-executing a `main` that would not become an init.
 pub fn init_if_requested() {
     init::main_if_requested()
 }
