@@ -682,6 +682,10 @@ fn stage2_inner(
         }
         nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
     }
+    if let Err(e) = sys::default_sigpipe() {
+        let _ = writeln!(std::io::stderr(), "oci-runtime: restoring SIGPIPE: {e}");
+        std::process::exit(127)
+    }
     if let Some(p) = seccomp.as_ref().filter(|_| nnp) {
         // Last, so that only execve runs under the filter.
         if let Err(e) = sys::seccomp_filter(&p.filter, p.flags) {

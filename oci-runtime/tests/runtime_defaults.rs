@@ -331,3 +331,34 @@ fn oversized_configuration_fails_with_the_limit_named_library() {
     let out = common::run(&rt, &bundle);
     assert_eq!(out.status.code(), 0, "{out:?}");
 }
+
+/// Rust's runtime ignores `SIGPIPE` in the init process and an ignored signal survives
+/// `execve`: the container's process must start with the default action, as under runc
+/// (`yes | head -1` would otherwise see EPIPE instead of being killed).
+#[test]
+fn container_process_starts_with_default_sigpipe_like_runc() {
+    const SIGPIPE: u64 = 1 << (13 - 1);
+    let ignored = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap_or_else(|| panic!("no SigIgn in {status}"))
+    };
+    let bundle = TestBundle::new("grep -E '^Sig(Ign|Blk)' /proc/self/status");
+    bundle.write();
+    let (code, ours, err) = run_with(BIN, &bundle);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(ignored(&ours) & SIGPIPE, 0, "SIGPIPE ignored: {ours}");
+    // This test process ignores SIGPIPE itself (Rust's runtime does), so the check can fail.
+    let caller = ignored(&std::fs::read_to_string("/proc/self/status").unwrap());
+    assert_ne!(caller & SIGPIPE, 0);
+    assert!(ours.contains("SigBlk:\t0000000000000000"), "{ours}");
+    let (code, theirs, err) = run_with("runc", &bundle);
+    assert_eq!(code, Some(0), "runc: {err}");
+    assert_eq!(ignored(&theirs) & SIGPIPE, 0, "runc: {theirs}");
+    assert!(
+        theirs.contains("SigBlk:\t0000000000000000"),
+        "runc: {theirs}"
+    );
+}
