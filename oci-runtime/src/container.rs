@@ -24,7 +24,10 @@ use crate::cgroup::{Cgroup, Stats};
 use crate::config::{Bundle, validate_id};
 use crate::error::{Error, Result};
 use crate::hooks::{self, Point};
-use crate::init::{INIT_ENV, InitConfig, Msg, recv, send};
+use crate::init::{
+    INIT_ENV, InitConfig, MAX_MESSAGE, Msg, PROTOCOL_VERSION, channel_error, encode, hello, recv,
+    send, send_body,
+};
 use crate::state::{
     FIFO, Persisted, load_cgroup, load_hooks, load_spec, now_rfc3339, proc_stat, save_cgroup,
     save_hooks, save_spec,
@@ -207,7 +210,9 @@ fn sys_err(context: &'static str) -> impl FnOnce(Errno) -> Error {
 
 impl Runtime {
     /// A runtime keeping state under `root`, using the running executable as the init helper
-    /// (the program must call [`crate::init_if_requested`] first thing in `main`).
+    /// (the program must call [`crate::init_if_requested`] first thing in `main`: if it did
+    /// not, [`create`](Self::create), [`exec`](Self::exec) and [`run`](Self::run) refuse with
+    /// [`Error::InitNotWired`] before spawning anything).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Runtime {
             root: root.into(),
@@ -226,7 +231,10 @@ impl Runtime {
     }
 
     /// Uses another binary as the init helper (default: the running executable). It must call
-    /// [`crate::init_if_requested`] first thing in `main`; the `oci-runtime` binary does.
+    /// [`crate::init_if_requested`] first thing in `main`; the `oci-runtime` binary does. A
+    /// helper that does not greet the runtime as an init first (it exits, hangs for
+    /// [`HELLO_TIMEOUT`], or writes something else) is killed and the operation fails with
+    /// [`Error::InitNotWired`]; nothing is sent to it.
     pub fn with_helper(mut self, helper: impl Into<PathBuf>) -> Self {
         self.helper = helper.into();
         self
@@ -235,6 +243,37 @@ impl Runtime {
     /// The state root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Refuses to re-execute the running program as an init if it never called
+    /// [`crate::init_if_requested`]: its own `main` would run in the child instead.
+    fn check_wired(&self) -> Result<()> {
+        if crate::init::wired() || !self.helper_is_self() {
+            return Ok(());
+        }
+        Err(Error::InitNotWired {
+            helper: self.helper_display(),
+            reason: "this program never called ocikit_runtime::init_if_requested(), so \
+                     re-executing it would run its own main; nothing was spawned"
+                .into(),
+        })
+    }
+
+    /// Whether the helper is the running executable (by default, or named by its path).
+    fn helper_is_self(&self) -> bool {
+        if self.helper == Path::new("/proc/self/exe") {
+            return true;
+        }
+        let exe = std::env::current_exe().and_then(std::fs::canonicalize);
+        matches!((exe, std::fs::canonicalize(&self.helper)), (Ok(a), Ok(b)) if a == b)
+    }
+
+    /// The helper's path for messages: the running executable's real path for the default.
+    fn helper_display(&self) -> PathBuf {
+        match std::env::current_exe() {
+            Ok(exe) if self.helper == Path::new("/proc/self/exe") => exe,
+            _ => self.helper.clone(),
+        }
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf> {
@@ -301,6 +340,7 @@ impl Runtime {
         bundle: impl AsRef<Path>,
         opts: CreateOptions,
     ) -> Result<Container> {
+        self.check_wired()?;
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
         crate::security::check_lsm(bundle.spec())?;
@@ -403,7 +443,6 @@ impl Runtime {
             no_pivot,
             console_socket,
         } = opts;
-        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
         let init = InitConfig {
             spec: bundle.spec().clone(),
             rootfs: bundle.rootfs().to_path_buf(),
@@ -412,7 +451,10 @@ impl Runtime {
             preserve_fds,
             exec_pid: None,
         };
-        let proto = |e: std::io::Error| Error::io("talking to the container init", None, e);
+        // Measured before anything is spawned: the whole configuration travels as one message.
+        let init = encode(&init, "the container configuration (config.json)")?;
+        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
+        let proto = |e: std::io::Error| channel_error("talking to the container init", e);
         let outcome = (|| -> Result<()> {
             // In its cgroup before it does anything (it waits for the configuration).
             if let Some(cg) = cgroup.as_mut() {
@@ -428,7 +470,7 @@ impl Runtime {
                 made?;
                 cg.add(child.id() as i32)?;
             }
-            send(&ours, &init).map_err(proto)?;
+            send_config(&ours, &init, "talking to the container init")?;
             loop {
                 match recv::<Msg>(&ours).map_err(proto)? {
                     Some(Msg::NeedMaps) => {
@@ -504,9 +546,18 @@ impl Runtime {
             cmd.stderr(Stdio::from(fd));
         }
         sys::pass_fd(&mut cmd, theirs.as_fd().as_raw_fd(), target);
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| Error::io("spawning the container init", Some(self.helper.clone()), e))?;
+        drop(theirs);
+        if let Err(reason) = expect_hello(&ours, &mut child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::InitNotWired {
+                helper: self.helper_display(),
+                reason,
+            });
+        }
         Ok((child, ours))
     }
 
@@ -529,6 +580,7 @@ impl Runtime {
     /// [`wait_process`](Self::wait_process) can wait for it. `opts` gives its stdio, preserved
     /// descriptors and console socket.
     pub fn exec(&self, id: &str, process: &Process, opts: CreateOptions) -> Result<i32> {
+        self.check_wired()?;
         let (dir, p) = self.live(id, "exec")?;
         let mut spec = load_spec(&dir)?;
         spec.set_process(Some(process.clone()));
@@ -548,7 +600,6 @@ impl Runtime {
                 "a terminal needs a console socket (CreateOptions::console_socket)",
             ));
         }
-        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
         let init = InitConfig {
             spec,
             rootfs: p.rootfs.clone(),
@@ -557,13 +608,15 @@ impl Runtime {
             preserve_fds,
             exec_pid: Some(p.pid),
         };
-        let proto = |e: std::io::Error| Error::io("talking to the exec helper", None, e);
+        let init = encode(&init, "the process and the container configuration")?;
+        let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
+        let proto = |e: std::io::Error| channel_error("talking to the exec helper", e);
         let mut pid = 0;
         let outcome = (|| -> Result<()> {
             if let Some(cg) = load_cgroup(&dir)? {
                 cg.add(child.id() as i32)?;
             }
-            send(&ours, &init).map_err(proto)?;
+            send_config(&ours, &init, "talking to the exec helper")?;
             loop {
                 match recv::<Msg>(&ours).map_err(proto)? {
                     Some(Msg::Pid(p)) => pid = p,
@@ -825,6 +878,91 @@ impl Runtime {
     }
 }
 
+/// How long a helper has to greet the runtime after it is spawned: a generous bound on
+/// executing a binary, even on a loaded machine.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Reads the init's greeting ([`crate::init::hello`]) before anything is sent to the helper;
+/// `Err` says why the helper is not an init of this protocol.
+fn expect_hello(
+    sock: &UnixStream,
+    child: &mut std::process::Child,
+) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut got = [0u8; 16];
+    let mut n = 0;
+    let deadline = Instant::now() + HELLO_TIMEOUT;
+    while n < got.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "it did not greet the runtime within {} s",
+                HELLO_TIMEOUT.as_secs()
+            ));
+        }
+        sock.set_read_timeout(Some(left))
+            .map_err(|e| format!("setting a timeout on the sync socket: {e}"))?;
+        match (&*sock).read(&mut got[n..]) {
+            Ok(0) => {
+                // Usually it has exited; one that only closed the socket is killed by the
+                // caller, so do not wait for it long.
+                let grace = Instant::now() + Duration::from_secs(1);
+                let status = loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break format!("it ended ({status})"),
+                        Ok(None) if Instant::now() < grace => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Ok(None) => break "it closed the sync socket".to_string(),
+                        Err(e) => break format!("it ended (status unknown: {e})"),
+                    }
+                };
+                return Err(format!("{status} without greeting the runtime as an init"));
+            }
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("reading its greeting: {e}")),
+        }
+    }
+    let _ = sock.set_read_timeout(None);
+    let want = hello();
+    if got[..12] != want[..12] {
+        return Err(format!(
+            "its first bytes {:?} are not the init greeting",
+            String::from_utf8_lossy(&got)
+        ));
+    }
+    let version = u32::from_le_bytes([got[12], got[13], got[14], got[15]]);
+    if version != PROTOCOL_VERSION {
+        return Err(format!(
+            "it speaks init protocol {version}, this library {PROTOCOL_VERSION} (another \
+             version of ocikit-runtime)"
+        ));
+    }
+    Ok(())
+}
+
+/// Sends the encoded configuration; if the init hung up first, its own reason (a `Failed`
+/// message it left on the socket) is the error rather than a broken pipe.
+fn send_config(sock: &UnixStream, body: &[u8], context: &'static str) -> Result<()> {
+    debug_assert!(body.len() <= MAX_MESSAGE);
+    let Err(e) = send_body(sock, body) else {
+        return Ok(());
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+    let reason = recv::<Msg>(sock);
+    let _ = sock.set_read_timeout(None);
+    match reason {
+        Ok(Some(Msg::Failed(message))) => Err(Error::InitFailed { message }),
+        _ => Err(channel_error(context, e)),
+    }
+}
+
 /// The resources with an allow rule for each of `linux.devices` after the device rules (as
 /// runc does): the container's own devices are made, and used, whatever the rules say.
 fn with_spec_devices(
@@ -918,6 +1056,66 @@ mod tests {
                 .open(path)
                 .unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+        }
+    }
+
+    #[test]
+    fn a_helper_must_greet_first() {
+        use std::io::Write;
+        let mut child = Command::new("/bin/true").spawn().unwrap();
+        let greeted = |bytes: &[u8], child: &mut std::process::Child| {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            (&theirs).write_all(bytes).unwrap();
+            drop(theirs);
+            expect_hello(&ours, child)
+        };
+        assert_eq!(greeted(&hello(), &mut child), Ok(()));
+        let e = greeted(b"HTTP/1.1 200 OK\r\n\r\n", &mut child).unwrap_err();
+        assert!(e.contains("not the init greeting"), "{e}");
+        let mut other = hello();
+        other[12] = 99;
+        let e = greeted(&other, &mut child).unwrap_err();
+        assert!(e.contains("init protocol 99"), "{e}");
+        let e = greeted(b"ocikit", &mut child).unwrap_err();
+        assert!(
+            e.contains("it ended (exit status: 0) without greeting"),
+            "{e}"
+        );
+        // One that closed the socket but lives on is not waited for.
+        let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
+        let e = greeted(b"", &mut sleeper).unwrap_err();
+        assert!(e.contains("it closed the sync socket"), "{e}");
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+    }
+
+    #[test]
+    fn oversized_messages_are_refused_before_sending() {
+        let big = "x".repeat(MAX_MESSAGE + 1);
+        match encode(&big, "the test message") {
+            Err(Error::TooLarge {
+                what,
+                size,
+                limit,
+                limit_of,
+            }) => {
+                assert_eq!(what, "the test message");
+                assert!(limit_of.contains("MAX_MESSAGE"), "{limit_of}");
+                assert_eq!(size, MAX_MESSAGE as u64 + 3);
+                assert_eq!(limit, MAX_MESSAGE as u64);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        // A length prefix over the limit is refused on receipt, unread.
+        let (a, b) = UnixStream::pair().unwrap();
+        std::io::Write::write_all(&mut &b, &(MAX_MESSAGE as u32 + 1).to_le_bytes()).unwrap();
+        let e = recv::<Msg>(&a).unwrap_err();
+        match channel_error("test", e) {
+            Error::TooLarge { size, limit, .. } => {
+                assert_eq!(size, MAX_MESSAGE as u64 + 1);
+                assert_eq!(limit, MAX_MESSAGE as u64);
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
         }
     }
 

@@ -68,6 +68,36 @@ pub enum Error {
         /// How it failed.
         message: String,
     },
+    /// The program that would run as the container's init does not serve as one: the
+    /// running program never called [`crate::init_if_requested`] (checked before anything is
+    /// spawned), or the helper named with [`crate::Runtime::with_helper`] exited, hung or
+    /// answered something other than the init greeting.
+    #[error(
+        "{}: not a container init helper ({reason}); call ocikit_runtime::init_if_requested() \
+         first thing in main of the program that creates containers, or name a helper that \
+         does, such as the oci-runtime binary, with Runtime::with_helper",
+        helper.display()
+    )]
+    InitNotWired {
+        /// The helper program (the running executable by default).
+        helper: PathBuf,
+        /// What went wrong with it.
+        reason: String,
+    },
+    /// Something is larger than a limit of this runtime allows, e.g. a configuration too big
+    /// for the channel to the container init ([`crate::MAX_MESSAGE`]).
+    #[error("{what} is too big: {size} bytes, over the {limit}-byte limit of {limit_of}")]
+    TooLarge {
+        /// What was too big, e.g. `the container configuration (config.json)`.
+        what: String,
+        /// Its size in bytes (serialized, for a message).
+        size: u64,
+        /// The limit it exceeded, in bytes.
+        limit: u64,
+        /// Whose limit it is, e.g. `the runtime's channel to the container init
+        /// (ocikit_runtime::MAX_MESSAGE)`.
+        limit_of: &'static str,
+    },
     /// A feature that this runtime does not implement (yet).
     #[error("not supported: {feature}")]
     Unsupported {
@@ -125,6 +155,7 @@ impl From<Error> for io::Error {
             Error::ContainerExists { .. } => io::ErrorKind::AlreadyExists,
             Error::ContainerNotFound { .. } => io::ErrorKind::NotFound,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::TooLarge { .. } => io::ErrorKind::InvalidData,
             Error::Io { source, .. } => source.kind(),
             _ => io::ErrorKind::Other,
         };

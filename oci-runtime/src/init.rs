@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{OFlag, open};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -68,15 +69,76 @@ pub(crate) enum Msg {
     Failed(String),
 }
 
-/// Writes one length-prefixed JSON message.
-pub(crate) fn send<T: Serialize>(mut w: &UnixStream, msg: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(msg)?;
+/// The largest message either end of the runtime's channel to a container's init process
+/// (its sync socket) sends or accepts, in bytes (64 MiB); the configuration is one message.
+///
+/// runc sets no limit of its own (a 100 MB annotation goes through it); we bound what one
+/// process reads from another so that neither end allocates without limit, and check it
+/// on both sides, so an oversized configuration is an [`Error::TooLarge`] before anything
+/// is spawned rather than a broken pipe.
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// The limit's name in [`Error::TooLarge`].
+const CHANNEL: &str = "the runtime's channel to the container init (ocikit_runtime::MAX_MESSAGE)";
+
+/// What the init process writes first on the sync socket, before reading anything: a magic
+/// string and [`PROTOCOL_VERSION`] (little-endian). The caller trusts nothing from a helper
+/// that does not greet it so.
+pub(crate) const HELLO_MAGIC: &[u8; 12] = b"ocikit-init\0";
+
+/// The version of the messages on the sync socket; a helper built from another version of
+/// this crate may speak another.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// The greeting: [`HELLO_MAGIC`] then [`PROTOCOL_VERSION`].
+pub(crate) fn hello() -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..12].copy_from_slice(HELLO_MAGIC);
+    h[12..].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    h
+}
+
+/// Set by [`main_if_requested`]: this program calls `init_if_requested`, so re-executing it
+/// as a container's init runs the init, not the program's own `main`.
+static WIRED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process called `init_if_requested`.
+pub(crate) fn wired() -> bool {
+    WIRED.load(Ordering::SeqCst)
+}
+
+/// Serializes `msg` as one sync-socket message body, refusing one over [`MAX_MESSAGE`]
+/// with an [`Error::TooLarge`] that names `what`.
+pub(crate) fn encode<T: Serialize>(msg: &T, what: &str) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec(msg)
+        .map_err(|e| Error::io("encoding a message for the container init", None, e.into()))?;
+    if body.len() > MAX_MESSAGE {
+        return Err(Error::TooLarge {
+            what: what.into(),
+            size: body.len() as u64,
+            limit: MAX_MESSAGE as u64,
+            limit_of: CHANNEL,
+        });
+    }
+    Ok(body)
+}
+
+/// Writes one message body (from [`encode`]) with its length prefix.
+pub(crate) fn send_body(mut w: &UnixStream, body: &[u8]) -> std::io::Result<()> {
     let mut buf = (body.len() as u32).to_le_bytes().to_vec();
-    buf.extend_from_slice(&body);
+    buf.extend_from_slice(body);
     w.write_all(&buf)
 }
 
-/// Reads one message; `Ok(None)` on a clean end of stream.
+/// Writes one length-prefixed JSON message; one over [`MAX_MESSAGE`] is an
+/// [`Error::TooLarge`] (carried in the `io::Error`) and nothing is written.
+pub(crate) fn send<T: Serialize>(w: &UnixStream, msg: &T) -> std::io::Result<()> {
+    let body = encode(msg, "a message on the sync socket")?;
+    send_body(w, &body)
+}
+
+/// Reads one message; `Ok(None)` on a clean end of stream. A length over [`MAX_MESSAGE`]
+/// is an [`Error::TooLarge`] (carried in the `io::Error`), read no further.
 pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
@@ -85,19 +147,33 @@ pub(crate) fn recv<T: for<'a> Deserialize<'a>>(mut r: &UnixStream) -> std::io::R
         Err(e) => return Err(e),
     }
     let len = u32::from_le_bytes(len) as usize;
-    if len > 64 << 20 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "sync message too long",
-        ));
+    if len > MAX_MESSAGE {
+        return Err(Error::TooLarge {
+            what: "a message received on the sync socket".into(),
+            size: len as u64,
+            limit: MAX_MESSAGE as u64,
+            limit_of: CHANNEL,
+        }
+        .into());
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     Ok(Some(serde_json::from_slice(&body)?))
 }
 
+/// An error of the sync socket as a typed [`Error`]: one that [`send`] or [`recv`] carried
+/// (such as [`Error::TooLarge`]) comes back as itself, any other is an I/O error in
+/// `context`.
+pub(crate) fn channel_error(context: &'static str, e: std::io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return Error::from(e);
+    }
+    Error::io(context, None, e)
+}
+
 /// If this process was spawned as a container init, runs it and never returns.
 pub(crate) fn main_if_requested() {
+    WIRED.store(true, Ordering::SeqCst);
     let Some(fd) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -111,9 +187,18 @@ pub(crate) fn main_if_requested() {
         Ok(fd) => UnixStream::from(fd),
         Err(_) => std::process::exit(121),
     };
+    // First, so the caller knows it talks to an init of its own protocol.
+    if (&sock).write_all(&hello()).is_err() {
+        std::process::exit(121);
+    }
     let cfg: InitConfig = match recv(&sock) {
         Ok(Some(c)) => c,
-        _ => std::process::exit(122),
+        Ok(None) => std::process::exit(122),
+        Err(e) => {
+            let e = channel_error("reading the configuration from the runtime", e);
+            let _ = send(&sock, &Msg::Failed(e.to_string()));
+            std::process::exit(122)
+        }
     };
     let code = match stage1(&sock, &cfg) {
         Ok(code) => code,
@@ -139,7 +224,7 @@ fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
 }
 
 fn proto(e: std::io::Error) -> Error {
-    Error::io("talking to the runtime", None, e)
+    channel_error("talking to the runtime", e)
 }
 
 /// Returns the exit code for stage 1; stage 2 never returns from here.
@@ -368,6 +453,7 @@ fn set_up_container(
     sock: &UnixStream,
     cfg: &InitConfig,
     in_userns: bool,
+    caller_umask: Mode,
     hook_state: &std::cell::RefCell<String>,
 ) -> Result<()> {
     let spec = &cfg.spec;
@@ -400,11 +486,16 @@ fn set_up_container(
                 });
             }
         }
-        hooks::run(
+        // Hooks run with the runtime's umask, as runc's do (its init inherits the caller's
+        // and only clears it around mknod), not the 0 of the root filesystem's setup.
+        let setup_umask = umask(caller_umask);
+        let ran = hooks::run(
             Point::CreateContainer,
             &hooks::of(spec, Point::CreateContainer),
             &hook_state.borrow(),
-        )
+        );
+        umask(setup_umask);
+        ran
     };
     rootfs::setup(&rootfs::RootfsPlan {
         spec,
@@ -424,10 +515,13 @@ fn stage2_inner(
 ) -> Result<Never> {
     let spec = &cfg.spec;
     let process = spec.process().as_ref().expect("validated");
-    umask(Mode::empty());
+    // 0 while the root filesystem is set up, so device nodes and directories get exactly
+    // the modes asked for (runc clears it for its device nodes too); the caller's, which
+    // this process inherited, is kept for the hooks.
+    let caller_umask = umask(Mode::empty());
     let hook_state = std::cell::RefCell::new(String::new());
     if cfg.exec_pid.is_none() {
-        set_up_container(sock, cfg, in_userns, &hook_state)?;
+        set_up_container(sock, cfg, in_userns, caller_umask, &hook_state)?;
     }
     if process.terminal() == Some(true) {
         // From the container's own devpts instance, like runc; the caller forwards the
@@ -524,7 +618,12 @@ fn stage2_inner(
     {
         sys::capset(caps.effective, caps.permitted, caps.inheritable)
             .map_err(|e| Error::sys("setting capabilities", None, e))?;
-        for cap in (0..64).filter(|c| caps.ambient & (1 << c) != 0) {
+        // The kernel raises an ambient capability only if it is both permitted and
+        // inheritable (capabilities(7)); runc skips the others silently, so a configuration
+        // listing ambient capabilities without inheritable ones (runc's own default spec)
+        // runs with none, as under runc, rather than failing.
+        let raisable = caps.ambient & caps.permitted & caps.inheritable;
+        for cap in (0..64).filter(|c| raisable & (1 << c) != 0) {
             sys::raise_ambient(cap)
                 .map_err(|e| Error::sys("raising an ambient capability", None, e))?;
         }
@@ -582,6 +681,10 @@ fn stage2_inner(
             }
         }
         nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
+    }
+    if let Err(e) = sys::default_sigpipe() {
+        let _ = writeln!(std::io::stderr(), "oci-runtime: restoring SIGPIPE: {e}");
+        std::process::exit(127)
     }
     if let Some(p) = seccomp.as_ref().filter(|_| nnp) {
         // Last, so that only execve runs under the filter.

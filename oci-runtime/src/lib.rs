@@ -59,7 +59,19 @@
 //! [`Runtime::create`] spawns a helper binary (by default the running executable; see
 //! [`Runtime::with_helper`]) with `std::process::Command`, whose only pre-exec step is a `dup2`
 //! of a sync socket. The helper must call [`init_if_requested`] first thing in `main` (the
-//! `oci-runtime` binary does). That fresh, single-threaded init process joins and creates
+//! `oci-runtime` binary does), and a host program's own `main` never runs as an init:
+//! - With the default helper, `create`, `exec` and `run` refuse before spawning anything,
+//!   with [`Error::InitNotWired`] naming `init_if_requested` and [`Runtime::with_helper`],
+//!   unless this program called [`init_if_requested`] (it records that it ran).
+//! - Any helper must greet the runtime first, before it is sent anything: the init writes a
+//!   fixed magic string and its protocol version on the sync socket. A helper that exits,
+//!   says something else or stays silent for [`HELLO_TIMEOUT`] is killed and the caller gets
+//!   [`Error::InitNotWired`] naming it (a helper named with `with_helper` that forgot the
+//!   call still runs its own `main`: name only programs that make the call).
+//!
+//! The configuration then travels to the init as one message on that socket, of at most
+//! [`MAX_MESSAGE`] bytes (a larger one is an [`Error::TooLarge`] before anything is
+//! spawned). That fresh, single-threaded init process joins and creates
 //! namespaces, forks the container's pid 1 as a child of the caller (`CLONE_PARENT`, as runc
 //! does), sets up the root filesystem and user, then blocks on `<root>/<id>/exec.fifo` until
 //! [`Runtime::start`] opens it, and finally `execve`s the user's program.
@@ -108,7 +120,15 @@
 //!   (CVE-2024-21626).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //! - The container process has exactly the capabilities `process.capabilities` lists (none
-//!   if it lists none), and runs under its seccomp filter and LSM profile when given.
+//!   if it lists none), and runs under its seccomp filter and LSM profile when given. An
+//!   ambient capability is raised only if it is also permitted and inheritable (the kernel's
+//!   rule; runc skips the others silently, and so do we), and [`default_spec`] has no
+//!   inheritable or ambient capabilities: a non-root user gets none (CVE-2022-29162).
+//! - Hooks run with the caller's umask, as runc's do, not the 0 used while the root
+//!   filesystem is set up.
+//! - A host program's `main` never runs as a container's init (see "How a container is
+//!   started"), and every message between the runtime and the init is size-checked on both
+//!   ends ([`MAX_MESSAGE`]).
 
 mod cgroup;
 mod config;
@@ -131,16 +151,24 @@ pub use oci_spec;
 pub use cgroup::Stats;
 pub use config::{Bundle, validate, validate_id};
 pub use container::{
-    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, Runtime, parse_signal,
+    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, HELLO_TIMEOUT,
+    Runtime, parse_signal,
 };
 pub use error::{Error, Result};
+pub use init::MAX_MESSAGE;
 pub use nix::sys::signal::Signal;
 pub use overlay::{MAX_OVERLAY_LOWERS, Overlay, unmount};
 pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it
 /// and never returns; otherwise returns at once. Call it first thing in `main` of any program
-/// used as the init helper (see [`Runtime::with_helper`]).
+/// used as the init helper (see [`Runtime::with_helper`]), including any program that
+/// creates containers with the default helper (itself): whatever comes before the call in
+/// `main` also runs in each container's init.
+///
+/// It also records that this program makes the call: without it, [`Runtime::create`],
+/// [`Runtime::exec`] and [`Runtime::run`] with the default helper refuse with
+/// [`Error::InitNotWired`] instead of re-executing a `main` that would not become an init.
 pub fn init_if_requested() {
     init::main_if_requested()
 }
@@ -154,9 +182,32 @@ pub fn forward_signals(pid: i32) {
 
 /// The configuration `oci-runtime spec` writes, like `runc spec`: `sh` in `rootfs`, read-only
 /// root, hostname `oci-runtime`, the usual mounts, namespaces, masked and read-only paths.
+///
+/// Its capabilities are runc's default set (`CAP_AUDIT_WRITE`, `CAP_KILL`,
+/// `CAP_NET_BIND_SERVICE`) in the bounding, effective and permitted sets only: no inheritable
+/// and no ambient ones, so a process run as a non-root user has no capability at all
+/// (runc's fix for CVE-2022-29162 removed the inheritable set from its default; runc 1.1
+/// still lists an ambient set, which without inheritable capabilities the kernel never
+/// raises, so we leave it out).
 pub fn default_spec() -> oci_spec::runtime::Spec {
+    use oci_spec::runtime::Capability;
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_hostname(Some("oci-runtime".into()));
+    let runc_default: std::collections::HashSet<Capability> = [
+        Capability::AuditWrite,
+        Capability::Kill,
+        Capability::NetBindService,
+    ]
+    .into();
+    if let Some(process) = spec.process_mut() {
+        let mut caps = oci_spec::runtime::LinuxCapabilities::default();
+        caps.set_bounding(Some(runc_default.clone()))
+            .set_effective(Some(runc_default.clone()))
+            .set_permitted(Some(runc_default))
+            .set_inheritable(None)
+            .set_ambient(None);
+        process.set_capabilities(Some(caps));
+    }
     spec
 }
 

@@ -148,6 +148,15 @@ pub(crate) fn forward_signals(pid: i32) {
     }
 }
 
+/// Restores the default action of `SIGPIPE`. Rust's runtime ignores it before `main` (so a
+/// write to a closed pipe is `EPIPE`), and an ignored signal stays ignored across `execve`:
+/// the container's process must start with the default, as under runc.
+pub(crate) fn default_sigpipe() -> Result<(), Errno> {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installs no handler (SIG_DFL), in the single-threaded init process.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(drop)
+}
+
 /// A detached, read-only bind mount of the file at `path` (`open_tree(OPEN_TREE_CLONE)` then
 /// `mount_setattr(MOUNT_ATTR_RDONLY)`), as an `O_PATH` descriptor that can be executed through
 /// `/proc/self/fd/N`. Nothing can be written through it, nor through `/proc/<pid>/exe` of a
