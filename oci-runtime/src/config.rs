@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::error::{Error, Result};
 
@@ -33,10 +33,25 @@ impl Bundle {
         Self::from_spec(dir, spec)
     }
 
-    /// Validates an in-memory configuration for the bundle directory `dir`.
-    pub fn from_spec(dir: impl Into<PathBuf>, spec: Spec) -> Result<Self> {
+    /// Validates an in-memory configuration for the bundle directory `dir`, and resolves its
+    /// relative paths (the rootfs, bind-mount sources) in `dir`, never in the caller's
+    /// working directory.
+    pub fn from_spec(dir: impl Into<PathBuf>, mut spec: Spec) -> Result<Self> {
         let dir = dir.into();
+        let dir = std::path::absolute(&dir)
+            .map_err(|e| Error::io("opening bundle", Some(dir.clone()), e))?;
         validate(&spec)?;
+        // runtime-spec (config.md, Mounts): "Path values for bind mounts are either absolute
+        // or relative to the bundle. A mount is a bind mount if it has either `bind` or
+        // `rbind` in the options." This runtime also binds a mount of type "bind".
+        if let Some(mut mounts) = spec.mounts().clone() {
+            for m in mounts.iter_mut().filter(|m| is_bind(m)) {
+                if let Some(source) = m.source().as_ref().filter(|s| s.is_relative()) {
+                    m.set_source(Some(dir.join(source)));
+                }
+            }
+            spec.set_mounts(Some(mounts));
+        }
         let root = spec
             .root()
             .as_ref()
@@ -116,6 +131,15 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
+/// A bind mount: `bind` or `rbind` among the options, or the type `bind`.
+fn is_bind(m: &Mount) -> bool {
+    m.options()
+        .iter()
+        .flatten()
+        .any(|o| o == "bind" || o == "rbind")
+        || m.typ().as_deref() == Some("bind")
+}
+
 /// Checks a configuration against the runtime-spec's requirements for Linux, without touching
 /// the file system. Every violation is an [`Error::InvalidConfig`] naming the field.
 pub fn validate(spec: &Spec) -> Result<()> {
@@ -163,12 +187,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("{} is not absolute", m.destination().display()),
             ));
         }
-        let bind = m
-            .options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
-            || m.typ().as_deref() == Some("bind");
+        let bind = is_bind(m);
         if !bind && m.typ().as_deref().is_none_or(str::is_empty) {
             return Err(Error::config(
                 format!("mounts[{i}].type"),
@@ -180,6 +199,30 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("mounts[{i}].source"),
                 "a bind mount needs a source",
             ));
+        }
+    }
+
+    if let Some(h) = spec.hooks() {
+        // runtime-spec (config.md, POSIX-platform Hooks): "path (string, REQUIRED) with
+        // similar semantics to IEEE Std 1003.1-2008 execv's path. This specification extends
+        // the IEEE standard in that path MUST be absolute." A relative one would run whatever
+        // the caller's working directory holds.
+        for (point, hooks) in [
+            ("prestart", h.prestart()),
+            ("createRuntime", h.create_runtime()),
+            ("createContainer", h.create_container()),
+            ("startContainer", h.start_container()),
+            ("poststart", h.poststart()),
+            ("poststop", h.poststop()),
+        ] {
+            for (i, hook) in hooks.iter().flatten().enumerate() {
+                if !hook.path().is_absolute() {
+                    return Err(Error::config(
+                        format!("hooks.{point}[{i}].path"),
+                        format!("{} is not an absolute path", hook.path().display()),
+                    ));
+                }
+            }
         }
     }
 
@@ -397,11 +440,48 @@ mod tests {
         check(base()).unwrap();
     }
 
+    /// Relative bind-mount sources and rootfs are the bundle's, whatever the working
+    /// directory; other sources (device names) stay as they are.
+    #[test]
+    fn relative_paths_resolve_in_the_bundle() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let mut v = base();
+        v["mounts"] = serde_json::json!([
+            {"destination": "/a", "source": "rel-src", "options": ["rbind"]},
+            {"destination": "/b", "type": "bind", "source": "../up"},
+            {"destination": "/c", "source": "/abs", "options": ["bind"]},
+            {"destination": "/proc", "type": "proc", "source": "proc"}
+        ]);
+        let b = Bundle::from_spec(bundle.path(), serde_json::from_value(v).unwrap()).unwrap();
+        let sources: Vec<PathBuf> = b
+            .spec()
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.source().clone().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                bundle.path().join("rel-src"),
+                bundle.path().join("../up"),
+                PathBuf::from("/abs"),
+                PathBuf::from("proc"),
+            ]
+        );
+        assert_eq!(b.rootfs(), bundle.path().join("rootfs"));
+    }
+
     #[test]
     fn names_each_violation() {
         let mut v = base();
         v["root"]["path"] = "".into();
         assert_eq!(field_of(check(v)), "root.path");
+
+        let mut v = base();
+        v["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/true"}, {"path": "bin/x"}]});
+        assert_eq!(field_of(check(v)), "hooks.poststart[1].path");
 
         let mut v = base();
         v.as_object_mut().unwrap().remove("root");
