@@ -296,6 +296,8 @@ fn proc_or_sys_not_a_plain_directory_is_refused() {
             let b = hostile_mount_point(dest, kind);
             b.write();
             let name = id("hard-procsym");
+            // Deletes the container if a regression lets it be created.
+            let _guard = common::Guard(&rt, name.clone());
             let err = rt
                 .create(
                     &name,
