@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The v1 hierarchies a container gets a cgroup in, where the host mounts them:
-/// `(name in /proc/self/cgroup, directory under the root)`. Like runc's fs driver, also the
+/// `(name in /proc/self/cgroup, directory under the root)`: runc's fs driver's list, with the
 /// named `systemd` hierarchy and, on a hybrid host, the unified one (`""`, mounted at
 /// `unified`), so that every line of the container's `/proc/self/cgroup` names its own cgroup.
 const V1_HIERARCHIES: &[(&str, &str)] = &[
@@ -26,6 +26,10 @@ const V1_HIERARCHIES: &[(&str, &str)] = &[
     ("devices", "devices"),
     ("freezer", "freezer"),
     ("hugetlb", "hugetlb"),
+    ("net_cls", "net_cls"),
+    ("net_prio", "net_prio"),
+    ("perf_event", "perf_event"),
+    ("rdma", "rdma"),
     ("name=systemd", "systemd"),
     ("", "unified"),
 ];
