@@ -537,9 +537,11 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // At most \377: a byte.
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -940,6 +942,11 @@ mod tests {
             "4:memory:/b\n",
         );
         assert_eq!(h[0].dir, "my mem");
+        assert_eq!(
+            unescape("a\\134b\\777\\04"),
+            "a\\b\\777\\04",
+            "no overflow, no overrun"
+        );
         assert_eq!(h[0].own, None, "/b is not below the mount's root /a");
     }
 }
