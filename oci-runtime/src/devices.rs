@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use oci_spec::runtime::{Linux, LinuxDeviceCgroup, LinuxDeviceType};
 
 use crate::error::{Error, Result};
+
 /// One eBPF instruction (`struct bpf_insn`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
