@@ -7,27 +7,31 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxResources};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The v1 controllers a container gets a cgroup in, where the host mounts them.
-const V1_CONTROLLERS: &[&str] = &[
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer", "hugetlb",
-];
-
-/// Devices a container may always use, added after the spec's rules as runc does: null,
-/// zero, full, random, urandom, tty, ptmx and the pseudo-terminals.
-const DEFAULT_DEVICES: &[&str] = &[
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
+/// The v1 hierarchies a container gets a cgroup in, where the host mounts them:
+/// `(name in /proc/self/cgroup, directory under the root)`: runc's fs driver's list, with the
+/// named `systemd` hierarchy and, on a hybrid host, the unified one (`""`, mounted at
+/// `unified`), so that every line of the container's `/proc/self/cgroup` names its own cgroup.
+const V1_HIERARCHIES: &[(&str, &str)] = &[
+    ("memory", "memory"),
+    ("cpu", "cpu"),
+    ("cpuacct", "cpuacct"),
+    ("cpuset", "cpuset"),
+    ("pids", "pids"),
+    ("blkio", "blkio"),
+    ("devices", "devices"),
+    ("freezer", "freezer"),
+    ("hugetlb", "hugetlb"),
+    ("net_cls", "net_cls"),
+    ("net_prio", "net_prio"),
+    ("perf_event", "perf_event"),
+    ("rdma", "rdma"),
+    ("name=systemd", "systemd"),
+    ("", "unified"),
 ];
 
 /// Which kind of hierarchy a cgroup root holds.
@@ -65,7 +69,8 @@ fn own_path(proc_cgroup: &str, controller: &str) -> PathBuf {
     for line in proc_cgroup.lines() {
         let mut f = line.splitn(3, ':');
         let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
-        if ctrls.split(',').any(|c| c == controller) {
+        // The unified hierarchy's line is `0::<path>`.
+        if ctrls.split(',').any(|c| c == controller) || ctrls == controller {
             return PathBuf::from(path.trim_start_matches('/'));
         }
     }
@@ -94,10 +99,10 @@ impl Cgroup {
         };
         let dirs = match version {
             Version::V2 => vec![(String::new(), root.join(under("")))],
-            Version::V1 => V1_CONTROLLERS
+            Version::V1 => V1_HIERARCHIES
                 .iter()
-                .filter(|c| root.join(c).join("cgroup.procs").exists())
-                .map(|c| (c.to_string(), root.join(c).join(under(c))))
+                .filter(|(_, d)| root.join(d).join("cgroup.procs").exists())
+                .map(|(c, d)| (c.to_string(), root.join(d).join(under(c))))
                 .collect(),
         };
         Cgroup {
@@ -114,8 +119,45 @@ impl Cgroup {
             .map(|(_, d)| d.as_path())
     }
 
-    /// Makes the directories (remembering which were new) and writes the limits.
-    pub(crate) fn create(&mut self, root: &Path, resources: Option<&LinuxResources>) -> Result<()> {
+    /// Makes the directories (remembering which were new) and writes the limits of
+    /// `linux.resources` and the device policy ([`crate::devices::policy`]: default deny,
+    /// whatever the configuration says, as runc).
+    pub(crate) fn create(&mut self, root: &Path, linux: Option<&Linux>) -> Result<()> {
+        if let Some(program) = self.write_files(root, linux)? {
+            let dir = &self.dirs[0].1;
+            crate::sys::attach_device_filter(dir, &program)
+                .map_err(|e| Error::sys("attaching the device filter", Some(dir.clone()), e))?;
+        }
+        Ok(())
+    }
+
+    /// [`create`](Self::create) but for what is not a file: returns the v2 device program
+    /// still to attach.
+    fn write_files(
+        &mut self,
+        root: &Path,
+        linux: Option<&Linux>,
+    ) -> Result<Option<Vec<crate::devices::BpfInsn>>> {
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        // Everything is computed first: a bad value leaves no directory behind.
+        let devices = crate::devices::policy(linux)?;
+        let empty = LinuxResources::default();
+        let res = resources.unwrap_or(&empty);
+        let (v1, v2) = match self.version {
+            Version::V1 => (v1_writes(res)?, Vec::new()),
+            Version::V2 => (Vec::new(), v2_writes(res)?),
+        };
+        if self.version == Version::V1 && self.dir("devices").is_none() {
+            // As runc's fs driver: "The non-presence of the devices subsystem is considered
+            // fatal for security reasons."
+            return Err(Error::Unsupported {
+                feature: format!(
+                    "cgroup v1 without a devices hierarchy under {} (the device policy \
+                     cannot be applied)",
+                    root.display()
+                ),
+            });
+        }
         for (ctrl, dir) in self.dirs.clone() {
             let mut missing = Vec::new();
             let mut d = dir.as_path();
@@ -133,20 +175,14 @@ impl Cgroup {
             }
             if self.version == Version::V2 {
                 // Only the controllers whose files the limits need.
-                let writes = resources.map(v2_writes).transpose()?.unwrap_or_default();
-                let needed: Vec<&str> = writes
-                    .iter()
-                    .filter_map(|(f, _)| f.split('.').next())
-                    .collect();
+                let needed: Vec<&str> =
+                    v2.iter().filter_map(|(f, _)| f.split('.').next()).collect();
                 enable_controllers(root, &dir, &needed);
             }
         }
-        let Some(res) = resources else {
-            return Ok(());
-        };
         match self.version {
             Version::V1 => {
-                for (ctrl, file, value) in v1_writes(res)? {
+                for (ctrl, file, value) in v1 {
                     let Some(dir) = self.dir(ctrl) else {
                         return Err(Error::Unsupported {
                             feature: format!("cgroup controller {ctrl} (for {file})"),
@@ -157,21 +193,20 @@ impl Cgroup {
                     }
                     write(&dir.join(&file), &value)?;
                 }
+                let dir = self.dir("devices").expect("checked above").to_path_buf();
+                for (file, line) in crate::devices::v1_writes(&devices) {
+                    write(&dir.join(file), &line)?;
+                }
+                Ok(None)
             }
             Version::V2 => {
                 let dir = self.dirs[0].1.clone();
-                for (file, value) in v2_writes(res)? {
+                for (file, value) in v2 {
                     write(&dir.join(&file), &value)?;
                 }
-                if let Some(devices) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-                    let program = crate::devices::program(&crate::devices::rules(devices));
-                    crate::sys::attach_device_filter(&dir, &program).map_err(|e| {
-                        Error::sys("attaching the device filter", Some(dir.clone()), e)
-                    })?;
-                }
+                Ok(Some(crate::devices::program(&devices)))
             }
         }
-        Ok(())
     }
 
     /// Moves process `pid` into every directory.
@@ -316,32 +351,12 @@ fn enable_controllers(root: &Path, dir: &Path, needed: &[&str]) {
     }
 }
 
-fn device_rule(d: &LinuxDeviceCgroup) -> String {
-    let num = |n: Option<i64>| match n {
-        Some(n) if n >= 0 => n.to_string(),
-        _ => "*".into(),
-    };
-    let typ = d
-        .typ()
-        .map(|t| t.as_str().to_string())
-        .unwrap_or("a".into());
-    if typ == "a" && d.major().is_none() && d.minor().is_none() {
-        // "a" alone means every device, with every access.
-        return "a".into();
-    }
-    format!(
-        "{typ} {}:{} {}",
-        num(d.major()),
-        num(d.minor()),
-        d.access().as_deref().unwrap_or("rwm")
-    )
-}
-
 fn limit(v: i64) -> String {
     if v < 0 { "-1".into() } else { v.to_string() }
 }
 
-/// What to write for `res` on a v1 host: `(controller, file, value)` in order.
+/// What to write for `res` on a v1 host: `(controller, file, value)` in order. Device rules
+/// are written apart ([`crate::devices::v1_writes`]).
 pub(crate) fn v1_writes(res: &LinuxResources) -> Result<Vec<(&'static str, String, String)>> {
     let mut w: Vec<(&'static str, String, String)> = Vec::new();
     let mut put = |c: &'static str, f: &str, v: String| w.push((c, f.to_string(), v));
@@ -464,19 +479,6 @@ pub(crate) fn v1_writes(res: &LinuxResources) -> Result<Vec<(&'static str, Strin
             &format!("hugetlb.{}.limit_in_bytes", h.page_size()),
             limit(h.limit()),
         );
-    }
-    if let Some(devices) = res.devices().as_ref().filter(|d| !d.is_empty()) {
-        for d in devices {
-            let file = if d.allow() {
-                "devices.allow"
-            } else {
-                "devices.deny"
-            };
-            put("devices", file, device_rule(d));
-        }
-        for d in DEFAULT_DEVICES {
-            put("devices", "devices.allow", d.to_string());
-        }
     }
     if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::config(
@@ -652,9 +654,7 @@ mod tests {
         assert_eq!(get("blkio.weight"), ["500"]);
         assert_eq!(get("blkio.throttle.read_bps_device"), ["8:0 1048576"]);
         assert_eq!(get("hugetlb.2MB.limit_in_bytes"), ["4194304"]);
-        assert_eq!(get("devices.deny"), ["a"]);
-        assert_eq!(get("devices.allow")[0], "c 10:200 rw");
-        assert!(get("devices.allow").contains(&"c 1:3 rwm"));
+        assert!(w.iter().all(|(c, _, _)| *c != "devices"), "written apart");
         // The period goes before the quota: a quota may need the new period.
         let pos = |f: &str| w.iter().position(|(_, file, _)| file == f).unwrap();
         assert!(pos("cpu.cfs_period_us") < pos("cpu.cfs_quota_us"));
@@ -707,7 +707,13 @@ mod tests {
         // Absolute paths start at the root.
         let abs = Cgroup::plan(root, Path::new("/a/b"), own);
         assert_eq!(abs.dirs[0].1, root.join("a/b"));
-        cg.create(root, Some(&seed_v2())).unwrap();
+        let mut linux = Linux::default();
+        linux.set_resources(Some(seed_v2()));
+        let program = cg.write_files(root, Some(&linux)).unwrap();
+        assert!(
+            program.is_some_and(|p| p.len() > 20),
+            "the device policy, always"
+        );
         let read = |f: &str| std::fs::read_to_string(root.join("user.slice/me/pod/box").join(f));
         assert_eq!(read("memory.max").unwrap(), "536870912");
         assert_eq!(read("cpu.max").unwrap(), "50000 100000");
@@ -762,6 +768,37 @@ mod tests {
             serde_json::from_value(json!({"quota": 50000, "period": 100000})).unwrap(),
         ));
         r
+    }
+
+    /// With no `linux.resources` at all, a v1 cgroup still gets the default device policy;
+    /// without a devices hierarchy, nothing is made.
+    #[test]
+    fn v1_default_device_policy_on_a_fixture_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        for c in ["memory", "pids", "systemd"] {
+            std::fs::create_dir(root.join(c)).unwrap();
+            std::fs::write(root.join(c).join("cgroup.procs"), "").unwrap();
+        }
+        let own = "3:memory:/m\n2:pids:/\n1:name=systemd:/user/1\n0::/\n";
+        let mut cg = Cgroup::plan(root, Path::new("box"), own);
+        let e = cg.create(root, None).unwrap_err().to_string();
+        assert!(e.contains("devices hierarchy"), "{e}");
+        assert!(cg.created.is_empty() && !root.join("memory/m").exists());
+        std::fs::create_dir(root.join("devices")).unwrap();
+        std::fs::write(root.join("devices/cgroup.procs"), "").unwrap();
+        let mut cg = Cgroup::plan(root, Path::new("box"), own);
+        assert!(
+            cg.dirs
+                .contains(&("name=systemd".into(), root.join("systemd/user/1/box")))
+        );
+        assert_eq!(cg.write_files(root, None).unwrap(), None);
+        // A plain file keeps the last write: the reset, and the last exception.
+        let read = |f: &str| std::fs::read_to_string(root.join("devices/box").join(f)).unwrap();
+        assert_eq!(read("devices.deny"), "a");
+        assert_eq!(read("devices.allow"), "c 136:* rwm");
+        // memory/m, memory/m/box, pids/box, devices/box and the three of systemd/user/1/box.
+        assert_eq!(cg.created.len(), 7, "{:?}", cg.created);
     }
 
     #[test]

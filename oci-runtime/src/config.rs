@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::error::{Error, Result};
 
@@ -23,8 +23,28 @@ impl Bundle {
         let dir = std::fs::canonicalize(dir)
             .map_err(|e| Error::io("opening bundle", Some(dir.to_path_buf()), e))?;
         let path = dir.join("config.json");
-        let bytes =
-            std::fs::read(&path).map_err(|e| Error::io("reading", Some(path.clone()), e))?;
+        // Read at most one byte over what the channel to the init carries: a larger file (or
+        // one that never ends, such as a link to /dev/zero) is refused without filling memory.
+        let limit = crate::init::MAX_MESSAGE as u64;
+        let mut bytes = Vec::new();
+        let file =
+            std::fs::File::open(&path).map_err(|e| Error::io("reading", Some(path.clone()), e))?;
+        // The size a regular file has, for the message; what was read otherwise.
+        let on_disk = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
+            .map_err(|e| Error::io("reading", Some(path.clone()), e))?;
+        if bytes.len() as u64 > limit {
+            return Err(Error::TooLarge {
+                what: "the container configuration (config.json)".into(),
+                size: on_disk.unwrap_or(bytes.len() as u64),
+                limit,
+                limit_of: "the runtime's channel to the container init (ocikit_runtime::MAX_MESSAGE)",
+            });
+        }
         let mut raw: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::config("config.json", e.to_string()))?;
         crate::security::drop_unknown_capabilities(&mut raw);
@@ -33,10 +53,25 @@ impl Bundle {
         Self::from_spec(dir, spec)
     }
 
-    /// Validates an in-memory configuration for the bundle directory `dir`.
-    pub fn from_spec(dir: impl Into<PathBuf>, spec: Spec) -> Result<Self> {
+    /// Validates an in-memory configuration for the bundle directory `dir`, and resolves its
+    /// relative paths (the rootfs, bind-mount sources) in `dir`, never in the caller's
+    /// working directory.
+    pub fn from_spec(dir: impl Into<PathBuf>, mut spec: Spec) -> Result<Self> {
         let dir = dir.into();
+        let dir = std::path::absolute(&dir)
+            .map_err(|e| Error::io("opening bundle", Some(dir.clone()), e))?;
         validate(&spec)?;
+        // runtime-spec (config.md, Mounts): "Path values for bind mounts are either absolute
+        // or relative to the bundle. A mount is a bind mount if it has either `bind` or
+        // `rbind` in the options." This runtime also binds a mount of type "bind".
+        if let Some(mut mounts) = spec.mounts().clone() {
+            for m in mounts.iter_mut().filter(|m| is_bind(m)) {
+                if let Some(source) = m.source().as_ref().filter(|s| s.is_relative()) {
+                    m.set_source(Some(dir.join(source)));
+                }
+            }
+            spec.set_mounts(Some(mounts));
+        }
         let root = spec
             .root()
             .as_ref()
@@ -116,6 +151,15 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
+/// A bind mount: `bind` or `rbind` among the options, or the type `bind`.
+fn is_bind(m: &Mount) -> bool {
+    m.options()
+        .iter()
+        .flatten()
+        .any(|o| o == "bind" || o == "rbind")
+        || m.typ().as_deref() == Some("bind")
+}
+
 /// Checks a configuration against the runtime-spec's requirements for Linux, without touching
 /// the file system. Every violation is an [`Error::InvalidConfig`] naming the field.
 pub fn validate(spec: &Spec) -> Result<()> {
@@ -163,12 +207,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("{} is not absolute", m.destination().display()),
             ));
         }
-        let bind = m
-            .options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
-            || m.typ().as_deref() == Some("bind");
+        let bind = is_bind(m);
         if !bind && m.typ().as_deref().is_none_or(str::is_empty) {
             return Err(Error::config(
                 format!("mounts[{i}].type"),
@@ -180,6 +219,30 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("mounts[{i}].source"),
                 "a bind mount needs a source",
             ));
+        }
+    }
+
+    if let Some(h) = spec.hooks() {
+        // runtime-spec (config.md, POSIX-platform Hooks): "path (string, REQUIRED) with
+        // similar semantics to IEEE Std 1003.1-2008 execv's path. This specification extends
+        // the IEEE standard in that path MUST be absolute." A relative one would run whatever
+        // the caller's working directory holds.
+        for (point, hooks) in [
+            ("prestart", h.prestart()),
+            ("createRuntime", h.create_runtime()),
+            ("createContainer", h.create_container()),
+            ("startContainer", h.start_container()),
+            ("poststart", h.poststart()),
+            ("poststop", h.poststop()),
+        ] {
+            for (i, hook) in hooks.iter().flatten().enumerate() {
+                if !hook.path().is_absolute() {
+                    return Err(Error::config(
+                        format!("hooks.{point}[{i}].path"),
+                        format!("{} is not an absolute path", hook.path().display()),
+                    ));
+                }
+            }
         }
     }
 
@@ -397,11 +460,48 @@ mod tests {
         check(base()).unwrap();
     }
 
+    /// Relative bind-mount sources and rootfs are the bundle's, whatever the working
+    /// directory; other sources (device names) stay as they are.
+    #[test]
+    fn relative_paths_resolve_in_the_bundle() {
+        let bundle = tempfile::tempdir().unwrap();
+        std::fs::create_dir(bundle.path().join("rootfs")).unwrap();
+        let mut v = base();
+        v["mounts"] = serde_json::json!([
+            {"destination": "/a", "source": "rel-src", "options": ["rbind"]},
+            {"destination": "/b", "type": "bind", "source": "../up"},
+            {"destination": "/c", "source": "/abs", "options": ["bind"]},
+            {"destination": "/proc", "type": "proc", "source": "proc"}
+        ]);
+        let b = Bundle::from_spec(bundle.path(), serde_json::from_value(v).unwrap()).unwrap();
+        let sources: Vec<PathBuf> = b
+            .spec()
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| m.source().clone().unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                bundle.path().join("rel-src"),
+                bundle.path().join("../up"),
+                PathBuf::from("/abs"),
+                PathBuf::from("proc"),
+            ]
+        );
+        assert_eq!(b.rootfs(), bundle.path().join("rootfs"));
+    }
+
     #[test]
     fn names_each_violation() {
         let mut v = base();
         v["root"]["path"] = "".into();
         assert_eq!(field_of(check(v)), "root.path");
+
+        let mut v = base();
+        v["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/true"}, {"path": "bin/x"}]});
+        assert_eq!(field_of(check(v)), "hooks.poststart[1].path");
 
         let mut v = base();
         v.as_object_mut().unwrap().remove("root");

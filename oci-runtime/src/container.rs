@@ -385,16 +385,14 @@ impl Runtime {
             annotations: bundle.spec().annotations().clone().unwrap_or_default(),
             oci_version: bundle.spec().version().clone(),
         };
-        // A cgroup when the configuration asks for one (a path or resources), as runc: by
-        // default `<id>` below the caller's own cgroup.
+        // Always a cgroup, as runc (its device policy is default-deny whatever the
+        // configuration says): by default `<id>` below the caller's own cgroup.
         let linux = bundle.spec().linux().as_ref();
-        let mut cgroup = linux
-            .filter(|l| l.cgroups_path().is_some() || l.resources().is_some())
-            .map(|l| {
-                let path = l.cgroups_path().clone().unwrap_or_else(|| id.into());
-                let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-                Cgroup::plan(&self.cgroup_root, &path, &own)
-            });
+        let mut cgroup = linux.map(|l| {
+            let path = l.cgroups_path().clone().unwrap_or_else(|| id.into());
+            let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+            Cgroup::plan(&self.cgroup_root, &path, &own)
+        });
         let result = self.spawn_init(&dir, &bundle, opts, &mut persisted, &mut cgroup);
         match result {
             Ok(()) => self.state(id),
@@ -458,13 +456,7 @@ impl Runtime {
         let outcome = (|| -> Result<()> {
             // In its cgroup before it does anything (it waits for the configuration).
             if let Some(cg) = cgroup.as_mut() {
-                let resources = bundle
-                    .spec()
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.resources().as_ref())
-                    .map(|r| with_spec_devices(r, bundle.spec()));
-                let made = cg.create(&self.cgroup_root, resources.as_ref());
+                let made = cg.create(&self.cgroup_root, bundle.spec().linux().as_ref());
                 // Recorded even after a failure, so that delete removes what was made.
                 save_cgroup(dir, cg)?;
                 made?;
@@ -854,8 +846,7 @@ impl Runtime {
     }
 
     /// The counters of the container's cgroup (memory use, OOM kills, CPU time and
-    /// throttling, processes). All `None` for a container without a cgroup (its
-    /// configuration has neither `linux.cgroupsPath` nor `linux.resources`).
+    /// throttling, processes); `None` where the host does not provide one.
     pub fn stats(&self, id: &str) -> Result<Stats> {
         let dir = self.dir(id)?;
         Persisted::load(&dir, id)?;
@@ -961,39 +952,6 @@ fn send_config(sock: &UnixStream, body: &[u8], context: &'static str) -> Result<
         Ok(Some(Msg::Failed(message))) => Err(Error::InitFailed { message }),
         _ => Err(channel_error(context, e)),
     }
-}
-
-/// The resources with an allow rule for each of `linux.devices` after the device rules (as
-/// runc does): the container's own devices are made, and used, whatever the rules say.
-fn with_spec_devices(
-    res: &oci_spec::runtime::LinuxResources,
-    spec: &oci_spec::runtime::Spec,
-) -> oci_spec::runtime::LinuxResources {
-    let mut res = res.clone();
-    let Some(rules) = res.devices().clone().filter(|d| !d.is_empty()) else {
-        return res;
-    };
-    let mut rules = rules;
-    for d in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.devices().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let rule = serde_json::json!({
-            "allow": true,
-            "type": d.typ().as_str(),
-            "major": d.major(),
-            "minor": d.minor(),
-            "access": "rwm"
-        });
-        if let Ok(rule) = serde_json::from_value(rule) {
-            rules.push(rule);
-        }
-    }
-    res.set_devices(Some(rules));
-    res
 }
 
 /// The runtime-spec State JSON given to hooks.

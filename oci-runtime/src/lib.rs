@@ -26,19 +26,21 @@
 //!   time (with offsets); joining existing ones by path; hostname and domainname.
 //! - Root filesystem: mounts with their options (bind, rbind, ro, nosuid, nodev, noexec,
 //!   atime flags, propagation, fs data such as tmpfs `size`/`mode`), proc, sysfs, mqueue,
-//!   devpts, cgroup (shown as the cgroup2 hierarchy); rootfs propagation; `pivot_root` or
+//!   devpts, cgroup (on a v1 host a tmpfs showing the container's own cgroup in each
+//!   hierarchy, as runc's; the cgroup2 hierarchy on a v2 host); rootfs propagation; `pivot_root` or
 //!   `MS_MOVE` + `chroot`; read-only root; default devices and `/dev` symlinks; spec devices;
 //!   masked and read-only paths; sysctls. A mount namespace is required.
 //! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
 //!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
-//! - Cgroups (the file-system driver, v1 and v2): created when the configuration has
-//!   `linux.cgroupsPath` or `linux.resources` (an absolute path from the hierarchy's root, a
-//!   relative one, `<id>` by default, below the caller's own cgroup, as runc does), the
-//!   process moved in before it runs anything, removed on delete. Memory (limit,
+//! - Cgroups (the file-system driver, v1 and v2): always created, as runc does
+//!   (`linux.cgroupsPath` is an absolute path from the hierarchy's root or a relative one,
+//!   `<id>` by default, below the caller's own cgroup), the process moved in before it runs
+//!   anything, removed on delete. Every container gets runc's default-deny device policy,
+//!   whatever the configuration says: deny all, then its `linux.resources.devices` rules, its
+//!   `linux.devices`, and runc's always-allowed devices. Memory (limit,
 //!   reservation, swap, swappiness, OOM killer), cpu (shares or weight, quota and period,
 //!   burst, realtime, idle, cpus, mems), pids, blkio/io weights and throttles, hugetlb,
-//!   device rules (v1 lists; on v2 an eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program; runc's
-//!   always-allowed devices and the configuration's own `linux.devices` added), the v2
+//!   device rules (v1 lists; on v2 an eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program), the v2
 //!   `unified` map; on v2 only the controllers the limits need are enabled.
 //!   [`Runtime::stats`] reads memory, OOM-kill, CPU and pid counters.
 //! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;

@@ -16,7 +16,7 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{
     Gid, Uid, UnlinkatFlags, chdir, chroot, fchownat, pivot_root, symlinkat, unlinkat,
 };
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxNamespaceType, Mount, Spec};
 
 use crate::error::{Error, Result};
 
@@ -305,8 +305,11 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
     .map_err(sys("opening the rootfs", plan.rootfs))?;
 
     let mounts = plan.spec.mounts().clone().unwrap_or_default();
-    for m in &mounts {
-        mount_one(&root_fd, m, plan.in_userns)?;
+    let cgroupns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    for (i, m) in mounts.iter().enumerate() {
+        mount_one(&root_fd, i, m, plan.in_userns, cgroupns)?;
     }
     let dev_is_bound = mounts.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -382,7 +385,8 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
     Ok(())
 }
 
-fn mount_one(root: &OwnedFd, m: &Mount, in_userns: bool) -> Result<()> {
+/// Mounts `m` (`mounts[i]`); `cgroupns`: the container has a cgroup namespace of its own.
+fn mount_one(root: &OwnedFd, i: usize, m: &Mount, in_userns: bool, cgroupns: bool) -> Result<()> {
     let dest = m.destination();
     let opts = MountOptions::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().clone().unwrap_or_default();
@@ -419,10 +423,16 @@ fn mount_one(root: &OwnedFd, m: &Mount, in_userns: bool) -> Result<()> {
             mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)
                 .map_err(sys("remounting", dest))?;
         }
+    } else if typ == "cgroup" && !cgroup2_host() {
+        mount_cgroup_v1(root, m, &opts, in_userns, cgroupns)?;
     } else {
-        let target = open_in_root(root, dest, Create::Dir)?;
+        let target = if typ == "proc" || typ == "sysfs" {
+            plain_dir(root, i, dest, &typ)?
+        } else {
+            open_in_root(root, dest, Create::Dir)?
+        };
         let (fstype, default_source) = match typ.as_str() {
-            // No cgroup management yet (issue #7): a cgroup mount shows the unified hierarchy.
+            // A unified host: the container's cgroup namespace shows its own cgroup, as runc.
             "cgroup" | "cgroup2" => ("cgroup2", "cgroup2"),
             t => (t, t),
         };
@@ -451,6 +461,229 @@ fn mount_one(root: &OwnedFd, m: &Mount, in_userns: bool) -> Result<()> {
                 None::<&str>,
             )
             .map_err(sys("setting propagation of", dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// CVE-2023-28642: procfs and sysfs go only onto a plain directory of the root filesystem,
+/// never through a symlink or onto a file, as runc ("filesystem must be mounted on ordinary
+/// directory"). The directory is opened without following a final symlink, and the mount is
+/// made onto that descriptor, so a later swap of the path changes nothing.
+fn plain_dir(root: &OwnedFd, i: usize, dest: &Path, fstype: &str) -> Result<OwnedFd> {
+    let field = || format!("mounts[{i}].destination");
+    let parts = clean(dest);
+    let Some((name, dir)) = parts.split_last() else {
+        return Err(Error::config(
+            field(),
+            format!("{fstype} cannot be mounted on /"),
+        ));
+    };
+    let parent = open_in_root(root, &rel(dir), Create::Dir)?;
+    match mkdirat(parent.as_fd(), *name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(Error::sys("creating mount point", Some(dest.into()), e)),
+    }
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(parent.as_fd(), *name, flags, Mode::empty()).map_err(|e| match e {
+        Errno::ENOTDIR | Errno::ELOOP => {
+            let what = match nix::sys::stat::fstatat(
+                parent.as_fd(),
+                *name,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+                {
+                    "a symlink"
+                }
+                _ => "not a directory",
+            };
+            Error::config(
+                field(),
+                format!(
+                    "{} is {what} in the root filesystem: {fstype} is only mounted on a plain \
+                     directory",
+                    dest.display()
+                ),
+            )
+        }
+        e => Error::sys("opening mount point", Some(dest.into()), e),
+    })
+}
+
+/// Whether the host's `/sys/fs/cgroup` is the unified (v2) hierarchy.
+fn cgroup2_host() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// A v1 hierarchy as a container's `cgroup` mount shows it.
+#[derive(Debug, PartialEq, Eq)]
+struct Hierarchy {
+    /// The last component of the host's mount point (`memory`, `cpu,cpuacct`): the
+    /// directory in the container's mount.
+    dir: String,
+    /// Its controllers (or name) as mount options: `cpu,cpuacct`, `name=systemd`.
+    options: String,
+    /// This process's own cgroup of it on the host; `None` when that is not below the
+    /// mount's root.
+    own: Option<PathBuf>,
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        // At most \377: a byte.
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The v1 hierarchies this process is in, from the text of `/proc/self/mountinfo` and
+/// `/proc/self/cgroup`: each once (its first mount), named as the host mounts it, as runc's
+/// `GetCgroupMounts`. The unified hierarchy of a hybrid host is not one of them.
+fn v1_hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
+    // (controllers, path) of each v1 line: "4:memory:/a/b", "1:name=systemd:/".
+    let own: Vec<(Vec<&str>, &str)> = proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            (!ctrls.is_empty()).then(|| (ctrls.split(',').collect(), path))
+        })
+        .collect();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if left.len() < 5 || right.len() < 3 || right[0] != "cgroup" {
+            continue;
+        }
+        let subsystems: Vec<&str> = right[2]
+            .split(',')
+            .filter(|o| own.iter().any(|(c, _)| c.contains(o)))
+            .collect();
+        if subsystems.is_empty() || subsystems.iter().any(|s| seen.contains(s)) {
+            continue;
+        }
+        seen.extend(&subsystems);
+        let (mount_root, mount_point) = (unescape(left[3]), PathBuf::from(unescape(left[4])));
+        let own = own
+            .iter()
+            .find(|(c, _)| c.contains(&subsystems[0]))
+            .and_then(|(_, path)| Path::new(path).strip_prefix(&mount_root).ok())
+            .map(|rel| mount_point.join(rel));
+        let Some(dir) = mount_point.file_name() else {
+            continue;
+        };
+        out.push(Hierarchy {
+            dir: dir.to_string_lossy().into_owned(),
+            options: subsystems.join(","),
+            own,
+        });
+    }
+    out
+}
+
+/// The `cgroup` mount on a v1 host, as runc 1.1 makes it: a tmpfs holding one directory per
+/// hierarchy, each showing the container's own cgroup (with a cgroup namespace, a cgroup file
+/// system of that hierarchy, whose root is the namespace's; without, a bind mount of this
+/// process's cgroup, which is already the container's), and a symlink per controller of a
+/// comounted hierarchy (`cpu -> cpu,cpuacct`).
+fn mount_cgroup_v1(
+    root: &OwnedFd,
+    m: &Mount,
+    opts: &MountOptions,
+    in_userns: bool,
+    cgroupns: bool,
+) -> Result<()> {
+    let dest = m.destination();
+    let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let target = open_in_root(root, dest, Create::Dir)?;
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(sys("mounting a tmpfs for the cgroups on", dest))?;
+    let read =
+        |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io("reading", Some(p.into()), e));
+    let hierarchies = v1_hierarchies(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?);
+    let flags = (opts.flags | base) & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    for h in &hierarchies {
+        let sub = dest.join(&h.dir);
+        let target = open_in_root(root, &sub, Create::Dir)?;
+        if cgroupns {
+            // A named hierarchy's source is its name, as runc's ("systemd").
+            let source = h.options.strip_prefix("name=").unwrap_or("cgroup");
+            mount(
+                Some(source),
+                &fd_path(&target),
+                Some("cgroup"),
+                flags,
+                Some(h.options.as_str()),
+            )
+            .map_err(sys("mounting the cgroup hierarchy on", &sub))?;
+            continue;
+        }
+        let Some(own) = &h.own else {
+            return Err(Error::Unsupported {
+                feature: format!(
+                    "a cgroup mount without a cgroup namespace when this process's {} cgroup \
+                     is outside the host's mount of it",
+                    h.options
+                ),
+            });
+        };
+        mount(
+            Some(own),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting the container's cgroup onto", &sub))?;
+        // Reopen: the old descriptor still names the directory under the new mount.
+        let target = open_in_root(root, &sub, Create::Nothing)?;
+        let path = fd_path(&target);
+        let remount =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&path, in_userns);
+        mount(None::<&str>, &path, None::<&str>, remount, None::<&str>)
+            .map_err(sys("remounting", &sub))?;
+    }
+    let dir = open_in_root(root, dest, Create::Nothing)?;
+    for h in hierarchies.iter().filter(|h| h.dir.contains(',')) {
+        for name in h.dir.split(',') {
+            match symlinkat(h.dir.as_str(), dir.as_fd(), name) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => {
+                    return Err(Error::sys(
+                        "creating cgroup symlink",
+                        Some(dest.join(name)),
+                        e,
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -644,5 +877,76 @@ mod tests {
         assert!(rootfs.join("outside/x/file").is_file());
         assert!(!dir.path().join("outside/x").exists());
         assert!(open_in_root(&root, Path::new("/../../nope"), Create::Nothing).is_err());
+    }
+
+    /// A host with comounted controllers, a named hierarchy, a second mount of one
+    /// hierarchy, a cgroup2 mount and an escaped path.
+    #[test]
+    fn v1_hierarchies_from_mountinfo() {
+        let mountinfo = "\
+25 20 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+30 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw shared:9 - cgroup cgroup rw,cpu,cpuacct
+31 25 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+32 25 0:29 /kube /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio
+40 20 0:28 / /mnt/my\\040memory rw - cgroup cgroup rw,memory
+41 20 0:31 / /mnt/perf rw - cgroup cgroup rw,perf_event
+";
+        let own = "\
+5:net_cls,net_prio:/kube/pod1
+4:memory:/user/me
+3:cpu,cpuacct:/
+2:name=systemd:/user.slice
+0::/user.slice
+";
+        let h = v1_hierarchies(mountinfo, own);
+        let got: Vec<(&str, &str, Option<&Path>)> = h
+            .iter()
+            .map(|h| (h.dir.as_str(), h.options.as_str(), h.own.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "systemd",
+                    "name=systemd",
+                    Some(Path::new("/sys/fs/cgroup/systemd/user.slice"))
+                ),
+                (
+                    "cpu,cpuacct",
+                    "cpu,cpuacct",
+                    Some(Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+                ),
+                (
+                    "memory",
+                    "memory",
+                    Some(Path::new("/sys/fs/cgroup/memory/user/me"))
+                ),
+                (
+                    "net_cls,net_prio",
+                    "net_cls,net_prio",
+                    Some(Path::new("/sys/fs/cgroup/net_cls,net_prio/pod1"))
+                ),
+            ],
+            "perf_event is mounted but this process is not in it; memory only once"
+        );
+        let outside = v1_hierarchies(mountinfo, "4:memory:/\n");
+        assert_eq!(outside.len(), 1);
+        assert_eq!(
+            outside[0].own.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/memory"))
+        );
+        let h = v1_hierarchies(
+            "40 20 0:28 /a /mnt/my\\040mem rw - cgroup cgroup rw,memory\n",
+            "4:memory:/b\n",
+        );
+        assert_eq!(h[0].dir, "my mem");
+        assert_eq!(
+            unescape("a\\134b\\777\\04"),
+            "a\\b\\777\\04",
+            "no overflow, no overrun"
+        );
+        assert_eq!(h[0].own, None, "/b is not below the mount's root /a");
     }
 }

@@ -450,8 +450,8 @@ fn spec_devices_cgroup_mount_and_rootfs_propagation() {
     let mut b = TestBundle::new(
         "ls -l /dev/mynull | awk '{print $1, $5, $6}'; echo hi > /dev/mynull && echo written; \
          awk '$5 == \"/\" {print $7}' /proc/self/mountinfo; \
-         awk '$5 == \"/sys/fs/cgroup\" {print $6, $9}' /proc/self/mountinfo; \
-         ls /sys/fs/cgroup | grep -c cgroup.procs",
+         awk '$5 ~ \"^/sys/fs/cgroup(/memory)?$\" {print $6, $9}' /proc/self/mountinfo; \
+         ls /sys/fs/cgroup/memory | grep -c cgroup.procs",
     );
     b.config["linux"]["devices"] = json!([
         {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 384, "uid": 0, "gid": 0}
@@ -467,11 +467,13 @@ fn spec_devices_cgroup_mount_and_rootfs_propagation() {
     assert_eq!(lines[0], "crw------- 1, 3", "{out:?}");
     assert_eq!(lines[1], "written");
     assert!(lines[2].starts_with("shared:"), "root not shared: {out:?}");
+    // On this v1 host, as runc: a tmpfs with the container's own cgroup of each hierarchy.
+    assert_eq!(lines[3], "rw,nosuid,nodev,noexec,relatime tmpfs", "{out:?}");
     assert_eq!(
-        lines[3], "ro,nosuid,nodev,noexec,relatime cgroup2",
+        lines[4], "ro,nosuid,nodev,noexec,relatime cgroup",
         "{out:?}"
     );
-    assert_eq!(lines[4], "1");
+    assert_eq!(lines[5], "1");
 }
 
 #[test]

@@ -263,29 +263,30 @@ fn v2_device_rules_by_bpf_program() {
     );
     let (_root, rt) = runtime();
     let rt = rt.with_cgroup_root(unified);
-    for allow_tun in [false, true] {
-        let mut b = TestBundle::new("cat /dev/tun0 2>&1; cat /dev/null && echo null-ok");
+    // Not tun (10:200): runc 1.1 allows it to every container, and so do we.
+    for allow_lc in [false, true] {
+        let mut b = TestBundle::new("cat /dev/lc 2>&1; cat /dev/null && echo null-ok");
         let name = id("cg-dev");
         b.config["linux"]["cgroupsPath"] = name.clone().into();
         // Bound from the host: made by mknod, it would be allowed, as runc allows the
         // configuration's own devices.
         b.config["mounts"].as_array_mut().unwrap().push(
-            json!({"destination": "/dev/tun0", "type": "bind", "source": "/dev/net/tun",
+            json!({"destination": "/dev/lc", "type": "bind", "source": "/dev/loop-control",
                    "options": ["bind"]}),
         );
         let mut rules = vec![json!({"allow": false, "access": "rwm"})];
-        if allow_tun {
+        if allow_lc {
             rules.push(
-                json!({"allow": true, "type": "c", "major": 10, "minor": 200,
+                json!({"allow": true, "type": "c", "major": 10, "minor": 237,
                               "access": "rw"}),
             );
         }
         b.config["linux"]["resources"] = json!({"devices": rules});
         let out = common::run(&rt, &b);
         assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
-        // Allowed, the tun device opens and refuses a read; denied, it cannot be opened.
+        // Allowed, loop-control opens and refuses a read; denied, it cannot be opened.
         let denied = out.stdout.contains("Operation not permitted");
-        assert_eq!(denied, !allow_tun, "{out:?}");
+        assert_eq!(denied, !allow_lc, "{out:?}");
         assert!(out.stdout.ends_with("null-ok\n"), "{out:?}");
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();

@@ -330,6 +330,17 @@ fn oversized_configuration_fails_with_the_limit_named_library() {
     bundle.config["annotations"] = json!({"big": "x".repeat(1 << 20)});
     let out = common::run(&rt, &bundle);
     assert_eq!(out.status.code(), 0, "{out:?}");
+
+    // A config.json that never ends is refused at the same limit, without reading it whole.
+    let endless = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", endless.path().join("config.json")).unwrap();
+    match ocikit_runtime::Bundle::load(endless.path()) {
+        Err(Error::TooLarge { size, limit, .. }) => {
+            assert_eq!(limit, MAX_MESSAGE as u64);
+            assert_eq!(size, limit + 1);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
 }
 
 /// Rust's runtime ignores `SIGPIPE` in the init process and an ignored signal survives
