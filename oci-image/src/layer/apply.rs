@@ -300,7 +300,8 @@ pub struct ApplyReport {
 ///   whiteout files in subsequent layers"). An entry of this layer that comes after the
 ///   whiteout of its name replaces the device; a directory doing so is made opaque, and so is
 ///   the device turned into a directory for an entry below it (`.wh.d`, then `d/x`), since
-///   over the lower layers the whiteout removed the old `d` first.
+///   over the lower layers the whiteout removed the old `d` first. So is a directory that
+///   replaces a non-directory entry of this same layer.
 /// - `D/.wh..wh..opq` sets the xattr [`OverlayXattrs::opaque_xattr`] = `y` on D (made if the
 ///   layer has not made it yet): overlayfs then hides the lower layers' entries of D and
 ///   shows this layer's, as remove form keeps them. At the root, where overlayfs never reads
@@ -1168,13 +1169,13 @@ impl Applier<'_> {
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "mkdir");
-        // Overlay form: a directory where this layer put a whiteout (`.wh.d`, then `d/`).
-        // Applied over the lower layers, the whiteout removed the lower `d` and this is a new,
-        // empty one: opaque, so the lower `d`'s entries stay hidden under it.
-        let replaces_whiteout = !self.whited_out.is_empty()
-            && self.whited_out.contains(&join(components))
+        // Overlay form: a non-directory here was put by this layer, a whiteout device (`.wh.d`,
+        // then `d/`) or an entry of the same name. Applied over the lower layers, either
+        // removed the lower `d` before this directory was made, so it holds this layer's
+        // entries only: opaque, so the lower `d`'s entries stay hidden under it.
+        let opaque = self.overlay.is_some()
             && rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok_and(|st| is_whiteout_device(&st));
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) != FileType::Directory);
         let fresh = !self.replace(parent, name, true).map_err(&err)?;
         if fresh {
             rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
@@ -1189,7 +1190,7 @@ impl Applier<'_> {
         )
         .map_err(errno_to_io)
         .map_err(&err)?;
-        if replaces_whiteout {
+        if opaque {
             // Before the owner changes: a `user.*` xattr needs its owner's rights.
             self.set_opaque(fd.as_fd()).map_err(&err)?;
         }
