@@ -144,14 +144,14 @@ fn user_xattrs_for_a_userxattr_mount() {
         &[
             E::Dir("d/"),
             E::File("d/.wh..wh..opq", b""),
-            E::File("d/.wh.x", b""),
+            E::File(".wh.x", b""),
         ],
         USER,
     )
     .unwrap();
     assert_opaque(&snap.join("d"), "user.overlay.opaque");
     assert_eq!(xattr(&snap.join("d"), "trusted.overlay.opaque"), None);
-    assert_whiteout(&snap.join("d/x"));
+    assert_whiteout(&snap.join("x"));
     assert_eq!(OverlayXattrs::User.mount_option(), Some("userxattr"));
     assert_eq!(OverlayXattrs::Trusted.mount_option(), None);
     assert_eq!(
@@ -202,6 +202,16 @@ fn a_whiteout_spares_what_the_same_layer_made() {
             // A directory made for a whiteout below, then whited out itself.
             E::File("j/.wh.k", b""),
             E::File(".wh.j", b""),
+            // Whiteouts below an opaque directory hide nothing more: before the marker they
+            // are removed, after it they are not made (overlayfs would list them there).
+            E::Dir("o/"),
+            E::Dir("o/sub/"),
+            E::File("o/.wh.before", b""),
+            E::File("o/sub/.wh.before", b""),
+            E::File("o/.wh..wh..opq", b""),
+            E::File("o/.wh.after", b""),
+            E::File("o/sub/.wh.after", b""),
+            E::File("o/kept", b"kept"),
         ],
         TRUSTED,
     )
@@ -219,9 +229,12 @@ fn a_whiteout_spares_what_the_same_layer_made() {
     assert_opaque(&snap.join("h"), "trusted.overlay.opaque");
     assert_whiteout(&snap.join("i"));
     assert_whiteout(&snap.join("j"));
+    assert_opaque(&snap.join("o"), "trusted.overlay.opaque");
+    assert_eq!(names(&snap.join("o")), ["kept", "sub"]);
+    assert_eq!(names(&snap.join("o/sub")), Vec::<String>::new());
     assert_eq!(
         names(&snap),
-        ["a", "b", "c", "f", "g", "h", "i", "j", "p", "s"]
+        ["a", "b", "c", "f", "g", "h", "i", "j", "o", "p", "s"]
     );
     // Directories a layer lists and keeps are never opaque by accident.
     assert_eq!(xattr(&snap.join("p"), "trusted.overlay.opaque"), None);
@@ -539,17 +552,35 @@ impl Drop for Mount {
 /// Everything below `dir`, one sorted line per entry: path, type, mode, owner, mtime, and
 /// per type the size and content hash, link target or device number; plus `user.*` xattrs.
 fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
+    let (out, unlisted) = tree_and_ghosts(dir);
+    assert_eq!(unlisted, Vec::<String>::new(), "names listed but not found");
     out
 }
 
-fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+/// [`tree`], and the names a directory listing gives that cannot be found: overlayfs lists
+/// the whiteouts of a directory it does not merge (one only one layer has), though looking
+/// them up finds nothing. A whiteout of a name no lower layer has, in a directory no lower
+/// layer has, is such a ghost.
+fn tree_and_ghosts(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut ghosts = Vec::new();
+    walk(dir, dir, &mut out, &mut ghosts);
+    out.sort();
+    ghosts.sort();
+    (out, ghosts)
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>, ghosts: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         let rel = p.strip_prefix(base).unwrap().display().to_string();
-        let m = std::fs::symlink_metadata(&p).unwrap();
+        let m = match std::fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                ghosts.push(rel);
+                continue;
+            }
+            other => other.unwrap(),
+        };
         let ft = m.file_type();
         let what = if ft.is_symlink() {
             format!("link -> {}", std::fs::read_link(&p).unwrap().display())
@@ -590,7 +621,7 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         }
         out.push(line);
         if ft.is_dir() {
-            walk(base, &p, out);
+            walk(base, &p, out, ghosts);
         }
     }
 }
@@ -624,12 +655,31 @@ fn both_ways(base: &Path, layers: &[Vec<u8>], xattrs: OverlayXattrs) -> (Vec<Str
         }
         lowers.insert(0, snap);
     }
+    if lowers.len() == 1 {
+        // overlayfs mounts without an upper layer only over two lowers or more.
+        lowers.push(fresh(base, "empty"));
+    }
     let merged = fresh(base, "merged");
     let mount = Mount::new(&lowers, &merged, xattrs);
-    let mounted = tree(&merged);
+    let (mounted, ghosts) = tree_and_ghosts(&merged);
     drop(mount);
     assert_eq!(names(&merged), Vec::<String>::new(), "unmounted");
-    (tree(&flat), mounted)
+    let flat = tree(&flat);
+    for ghost in &ghosts {
+        // Each is a whiteout in one of the snapshots, and nothing in the applied tree.
+        assert!(
+            lowers
+                .iter()
+                .any(|l| std::fs::symlink_metadata(l.join(ghost))
+                    .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0)),
+            "{ghost} is listed but is no whiteout"
+        );
+        assert!(
+            !flat.iter().any(|l| l.starts_with(&format!("{ghost} "))),
+            "{ghost} is in the applied tree"
+        );
+    }
+    (flat, mounted)
 }
 
 /// Three layers with every change layer.md describes: additions, modifications, whiteouts
@@ -771,5 +821,151 @@ fn three_layers_mounted_with_overlayfs_match_the_applied_tree() {
             && l.contains("owner=1000:1001")
             && l.ends_with("user.note=hello")));
         assert_eq!(flat.len(), 32, "{flat:#?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The same, for random stacks of layers.
+
+/// One change in a generated layer; paths are indexes into a small vocabulary, so layers
+/// collide often (a name made, whited out, replaced by another type, made again).
+#[derive(Clone, Debug)]
+enum Op {
+    File(Vec<usize>, usize),
+    Dir(Vec<usize>),
+    Symlink(Vec<usize>, usize),
+    Fifo(Vec<usize>),
+    Whiteout(Vec<usize>),
+    /// An opaque marker in this directory (the root when empty).
+    Opaque(Vec<usize>),
+    /// A file, then a hard link to it.
+    Link(Vec<usize>, Vec<usize>),
+}
+
+/// An entry with owned strings, for [`E`].
+enum Owned {
+    File(String, &'static [u8]),
+    Dir(String),
+    Symlink(String, &'static str),
+    Fifo(String),
+    Hardlink(String, String),
+}
+
+fn path_of(p: &[usize]) -> String {
+    p.iter()
+        .map(|&i| ["a", "b", "c"][i])
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A layer as tools write them: every entry comes after directory entries for all its
+/// parents (which also keeps entries from being written through symlinks, where one layer
+/// alone cannot know what a lower layer's link points to).
+fn generated_layer(ops: &[Op]) -> Vec<u8> {
+    fn parents(p: &[usize], out: &mut Vec<Owned>) {
+        for i in 1..p.len() {
+            out.push(Owned::Dir(format!("{}/", path_of(&p[..i]))));
+        }
+    }
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            Op::File(p, n) => {
+                parents(p, &mut out);
+                out.push(Owned::File(path_of(p), [&b"1"[..], b"22", b"333"][*n]));
+            }
+            Op::Dir(p) => {
+                parents(p, &mut out);
+                out.push(Owned::Dir(format!("{}/", path_of(p))));
+            }
+            Op::Symlink(p, t) => {
+                parents(p, &mut out);
+                out.push(Owned::Symlink(path_of(p), ["a", "b/c", "/a", "../x"][*t]));
+            }
+            Op::Fifo(p) => {
+                parents(p, &mut out);
+                out.push(Owned::Fifo(path_of(p)));
+            }
+            Op::Whiteout(p) => {
+                parents(p, &mut out);
+                let (dir, name) = p.split_at(p.len() - 1);
+                let dir = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", path_of(dir))
+                };
+                out.push(Owned::File(format!("{dir}.wh.{}", path_of(name)), b""));
+            }
+            Op::Opaque(p) => {
+                if p.is_empty() {
+                    out.push(Owned::File(".wh..wh..opq".into(), b""));
+                } else {
+                    parents(p, &mut out);
+                    out.push(Owned::Dir(format!("{}/", path_of(p))));
+                    out.push(Owned::File(format!("{}/.wh..wh..opq", path_of(p)), b""));
+                }
+            }
+            Op::Link(source, link) => {
+                parents(source, &mut out);
+                out.push(Owned::File(path_of(source), b"linked"));
+                parents(link, &mut out);
+                out.push(Owned::Hardlink(path_of(link), path_of(source)));
+            }
+        }
+    }
+    let entries: Vec<E<'_>> = out
+        .iter()
+        .map(|o| match o {
+            Owned::File(p, d) => E::File(p, d),
+            Owned::Dir(p) => E::Dir(p),
+            Owned::Symlink(p, t) => E::Symlink(p, t),
+            Owned::Fifo(p) => E::Fifo(p),
+            Owned::Hardlink(p, s) => E::Hardlink(p, s),
+        })
+        .collect();
+    tar(&entries)
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let path = || prop::collection::vec(0..3usize, 1..=3);
+    prop_oneof![
+        3 => (path(), 0..3usize).prop_map(|(p, n)| Op::File(p, n)),
+        3 => path().prop_map(Op::Dir),
+        1 => (path(), 0..4usize).prop_map(|(p, t)| Op::Symlink(p, t)),
+        1 => path().prop_map(Op::Fifo),
+        3 => path().prop_map(Op::Whiteout),
+        2 => prop::collection::vec(0..3usize, 0..=2).prop_map(Op::Opaque),
+        1 => (path(), path()).prop_map(|(s, l)| Op::Link(s, l)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 96,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// Any stack of three such layers: where remove form applies them, overlay form does
+    /// too, and the mounted snapshots show the same tree.
+    #[test]
+    fn random_stacks_mount_as_they_apply(
+        layers in proptest::collection::vec(proptest::collection::vec(op(), 0..10), 3)
+    ) {
+        assert_root();
+        let layers: Vec<Vec<u8>> = layers.iter().map(|ops| generated_layer(ops)).collect();
+        let tmp = tempfile::tempdir().unwrap();
+        // Layers remove form refuses (a hard link whose source a later entry replaced by a
+        // directory, say) say nothing about overlay form.
+        let flat = fresh(tmp.path(), "probe");
+        for layer in &layers {
+            let applied = apply_layer(
+                &flat, &layer[..], &MediaType::ImageLayer, None, &ApplyOptions::new(),
+            );
+            proptest::prop_assume!(applied.is_ok());
+        }
+        let (flat, mounted) = both_ways(tmp.path(), &layers, OverlayXattrs::Trusted);
+        proptest::prop_assert_eq!(mounted, flat);
     }
 }

@@ -305,7 +305,9 @@ pub struct ApplyReport {
 /// - `D/.wh..wh..opq` sets the xattr [`OverlayXattrs::opaque_xattr`] = `y` on D (made if the
 ///   layer has not made it yet): overlayfs then hides the lower layers' entries of D and
 ///   shows this layer's, as remove form keeps them. At the root, where overlayfs never reads
-///   the xattr, [`ApplyReport::hides_lower_layers`] says it instead.
+///   the xattr, [`ApplyReport::hides_lower_layers`] says it instead. Whiteouts of this layer
+///   below an opaque directory hide nothing more and are left out (overlayfs would list
+///   them there, see below).
 /// - AUFS bookkeeping (`.wh..wh.plnk` and the like) is ignored, as in remove form. `xattrs`
 ///   named `trusted.overlay.*` or `user.overlay.*` that the layer carries are not written
 ///   (counted in [`ApplyReport::xattrs_skipped`]): they would change what the mount shows.
@@ -323,6 +325,9 @@ pub struct ApplyReport {
 ///   `lib -> usr/lib`), is a directory, where remove form writes through the link.
 /// - A whiteout or opaque marker in a directory that neither this layer nor a lower one has
 ///   makes that directory, empty, where remove form shows nothing.
+/// - A whiteout of a name no lower layer has, in a directory no lower layer has either, is
+///   listed by `readdir` on the mount (overlayfs drops whiteouts only from directories it
+///   merges), though looking the name up finds nothing; remove form shows nothing.
 /// - A character device 0/0 in the layer is a whiteout to overlayfs.
 /// - The root's own attributes are the directory's until a `./` entry sets them; overlayfs
 ///   shows the top layer's.
@@ -380,6 +385,7 @@ pub fn apply_layer<R: Read + Send>(
         options,
         overlay,
         whited_out: HashSet::new(),
+        opaque: HashSet::new(),
         touched: HashSet::new(),
         dirs: Vec::new(),
         cache: None,
@@ -822,6 +828,8 @@ struct Applier<'o> {
     overlay: Option<OverlayXattrs>,
     /// In overlay form, where this layer put a whiteout device that is still there.
     whited_out: HashSet<Vec<u8>>,
+    /// In overlay form, the directories this layer made opaque (`[]`: the root).
+    opaque: HashSet<Vec<u8>>,
     /// Every path this layer created, and their parents: whiteouts spare these.
     touched: HashSet<Vec<u8>>,
     /// Directories whose mode and times are set at the end, when nothing more is written in
@@ -905,7 +913,9 @@ impl Applier<'_> {
             if !self.whited_out.remove(&join(&parent[..=i])) {
                 continue;
             }
-            let dir = self.root.dir(&parent[..i], false)?;
+            let Some(dir) = self.lexical_dir(&parent[..i]) else {
+                continue;
+            };
             let st = rustix::fs::statat(&dir, &parent[i], AtFlags::SYMLINK_NOFOLLOW)?;
             if !is_whiteout_device(&st) {
                 continue;
@@ -918,13 +928,14 @@ impl Applier<'_> {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            self.set_opaque(made.as_fd())?;
+            self.set_opaque(made.as_fd(), &parent[..=i])?;
         }
         Ok(())
     }
 
-    /// Overlay form: marks a directory opaque (it hides every lower layer's entries there).
-    fn set_opaque(&self, dir: BorrowedFd<'_>) -> io::Result<()> {
+    /// Overlay form: marks the directory `dir` at `path` opaque (it hides every lower layer's
+    /// entries there).
+    fn set_opaque(&mut self, dir: BorrowedFd<'_>, path: &[OsString]) -> io::Result<()> {
         let Some(xattrs) = self.overlay else {
             return Ok(());
         };
@@ -936,7 +947,73 @@ impl Applier<'_> {
             b"y",
             rustix::fs::XattrFlags::empty(),
         )?;
+        self.hide_below(join(path))
+    }
+
+    /// Overlay form: nothing of the lower layers shows below `path` (`[]` for the root), so
+    /// this layer's whiteouts there hide nothing: they are removed, and no more are made.
+    /// They would not be harmless: overlayfs drops whiteouts from the listing of a directory
+    /// only when it merges layers there, and below an opaque directory it merges none, so
+    /// the names would be listed, yet not found.
+    fn hide_below(&mut self, path: Vec<u8>) -> io::Result<()> {
+        let below = |p: &[u8]| {
+            path.is_empty() || (p.starts_with(&path) && p.get(path.len()) == Some(&b'/'))
+        };
+        let mut gone: Vec<Vec<u8>> = self
+            .whited_out
+            .iter()
+            .filter(|p| below(p))
+            .cloned()
+            .collect();
+        gone.sort();
+        for p in gone {
+            self.whited_out.remove(&p);
+            let components: Vec<OsString> = p
+                .split(|&b| b == b'/')
+                .map(|c| OsStr::from_bytes(c).to_owned())
+                .collect();
+            let (name, parent) = components.split_last().expect("whiteouts have a name");
+            let Some(dir) = self.lexical_dir(parent) else {
+                // Gone with a directory a later entry replaced.
+                continue;
+            };
+            if rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| is_whiteout_device(&st))
+            {
+                rustix::fs::unlinkat(&dir, name, AtFlags::empty())?;
+            }
+        }
+        self.opaque.insert(path);
         Ok(())
+    }
+
+    /// The directory at exactly `components` below the root, following no symlink: where
+    /// this layer's whiteouts were made (their paths are kept as the layer named them, and
+    /// a symlink later put on the way leads elsewhere). `None` when there is none.
+    fn lexical_dir(&self, components: &[OsString]) -> Option<OwnedFd> {
+        let mut dir = rustix::io::dup(self.root.fd()).ok()?;
+        for c in components {
+            dir = rustix::fs::openat(
+                &dir,
+                c,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+        }
+        Some(dir)
+    }
+
+    /// Overlay form: whether `path` is below a directory this layer made opaque.
+    fn hidden_below_opaque(&self, path: &[u8]) -> bool {
+        if self.opaque.is_empty() {
+            return false;
+        }
+        self.opaque.contains(&b""[..])
+            || path
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && self.opaque.contains(&path[..i]))
     }
 
     /// The entry's metadata; in overlay form without the overlay xattrs a layer may carry
@@ -1192,7 +1269,7 @@ impl Applier<'_> {
         .map_err(&err)?;
         if opaque {
             // Before the owner changes: a `user.*` xattr needs its owner's rights.
-            self.set_opaque(fd.as_fd()).map_err(&err)?;
+            self.set_opaque(fd.as_fd(), components).map_err(&err)?;
         }
         // The mode is set at the end: a directory without write permission must still take
         // the entries that follow it.
@@ -1471,8 +1548,8 @@ impl Applier<'_> {
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "whiteout");
-        if self.whited_out.contains(&target_path) {
-            // The same whiteout twice.
+        if self.whited_out.contains(&target_path) || self.hidden_below_opaque(&target_path) {
+            // The same whiteout twice, or one below an opaque directory (see `hide_below`).
             self.counts.whiteouts += 1;
             return Ok(());
         }
@@ -1507,6 +1584,7 @@ impl Applier<'_> {
             // the mount cannot hide the lower layers here: the report says that they are
             // hidden, and whoever mounts leaves them out.
             self.counts.hides_lower_layers = true;
+            self.hide_below(Vec::new()).map_err(&err)?;
             self.counts.whiteouts += 1;
             return Ok(());
         }
@@ -1516,7 +1594,7 @@ impl Applier<'_> {
             return Ok(());
         }
         let dir = self.parent(parent).map_err(&err)?;
-        self.set_opaque(dir.as_fd()).map_err(&err)?;
+        self.set_opaque(dir.as_fd(), parent).map_err(&err)?;
         self.counts.whiteouts += 1;
         Ok(())
     }
