@@ -202,6 +202,12 @@ fn a_whiteout_spares_what_the_same_layer_made() {
             // A directory made for a whiteout below, then whited out itself.
             E::File("j/.wh.k", b""),
             E::File(".wh.j", b""),
+            // Whiteouts and markers below a whiteout: over the lower layers, nothing is
+            // there to remove, and `m` stays hidden.
+            E::File(".wh.m", b""),
+            E::File("m/.wh.x", b""),
+            E::File("m/n/.wh.x", b""),
+            E::File("m/n/.wh..wh..opq", b""),
             // Whiteouts below an opaque directory hide nothing more: before the marker they
             // are removed, after it they are not made (overlayfs would list them there).
             E::Dir("o/"),
@@ -234,8 +240,9 @@ fn a_whiteout_spares_what_the_same_layer_made() {
     assert_eq!(names(&snap.join("o/sub")), Vec::<String>::new());
     assert_eq!(
         names(&snap),
-        ["a", "b", "c", "f", "g", "h", "i", "j", "o", "p", "s"]
+        ["a", "b", "c", "f", "g", "h", "i", "j", "m", "o", "p", "s"]
     );
+    assert_whiteout(&snap.join("m"));
     // Directories a layer lists and keeps are never opaque by accident.
     assert_eq!(xattr(&snap.join("p"), "trusted.overlay.opaque"), None);
 }

@@ -1004,6 +1004,15 @@ impl Applier<'_> {
         Some(dir)
     }
 
+    /// Overlay form: whether `path` is below a whiteout of this layer.
+    fn below_whiteout(&self, path: &[u8]) -> bool {
+        !self.whited_out.is_empty()
+            && path
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && self.whited_out.contains(&path[..i]))
+    }
+
     /// Overlay form: whether `path` is below a directory this layer made opaque.
     fn hidden_below_opaque(&self, path: &[u8]) -> bool {
         if self.opaque.is_empty() {
@@ -1553,6 +1562,10 @@ impl Applier<'_> {
             self.counts.whiteouts += 1;
             return Ok(());
         }
+        if self.below_whiteout(&target_path) {
+            // `.wh.d`, then `d/.wh.x`: over the lower layers `d` is gone, and so is `d/x`.
+            return Ok(());
+        }
         let dir = self.parent(parent).map_err(&err)?;
         let target = OsStr::from_bytes(target);
         // What is there was made by this layer's whiteouts and opaque markers below `target`
@@ -1588,9 +1601,10 @@ impl Applier<'_> {
             self.counts.whiteouts += 1;
             return Ok(());
         }
-        if self.whited_out.contains(&join(parent)) {
-            // `.wh.d`, then `d/.wh..wh..opq`: over the lower layers the whiteout removed `d`,
-            // and the marker finds no directory to empty.
+        let path = join(parent);
+        if self.whited_out.contains(&path) || self.below_whiteout(&path) {
+            // `.wh.d`, then `d/.wh..wh..opq` (or `d/e/.wh..wh..opq`): over the lower layers
+            // the whiteout removed `d`, and the marker finds no directory to empty.
             return Ok(());
         }
         let dir = self.parent(parent).map_err(&err)?;
