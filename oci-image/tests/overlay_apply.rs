@@ -976,3 +976,111 @@ proptest::proptest! {
         proptest::prop_assert_eq!(mounted, flat);
     }
 }
+
+/// Layers as [`build_layer`](ocikit_image::build_layer) and
+/// [`build_diff_layer`](ocikit_image::build_diff_layer) write them from three real trees
+/// (gzip, with the whiteouts and opaque markers the differences need): the mounted snapshots
+/// show the last tree, as the layers applied in order do.
+#[test]
+fn built_diff_layers_mount_as_the_tree_they_came_from() {
+    use std::os::unix::fs::symlink;
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+    let (a, b, c) = (t("a"), t("b"), t("c"));
+    let write = |p: PathBuf, data: &str| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    // A: a small system.
+    for (p, d) in [
+        ("etc/passwd", "root:x:0:0\n"),
+        ("etc/hosts", "localhost\n"),
+        ("bin/busybox", "#!bb"),
+        ("usr/lib/libc.so", "libc"),
+        ("var/cache/1", "1"),
+        ("var/cache/2", "2"),
+        ("var/cache/sub/3", "3"),
+        ("opt/tool", "file"),
+        ("data/x", "x"),
+    ] {
+        write(a.join(p), d);
+    }
+    std::fs::hard_link(a.join("bin/busybox"), a.join("bin/sh")).unwrap();
+    symlink("usr/lib", a.join("lib")).unwrap();
+    // B: A with a file deleted, a directory emptied and refilled (opaque), a file turned
+    // into a directory and a directory into a file, a tree deleted, a link added.
+    Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", a.display()))
+        .arg(&b)
+        .status()
+        .unwrap();
+    std::fs::remove_file(b.join("etc/passwd")).unwrap();
+    std::fs::remove_dir_all(b.join("var/cache")).unwrap();
+    write(b.join("var/cache/new"), "new");
+    std::fs::remove_file(b.join("opt/tool")).unwrap();
+    write(b.join("opt/tool/bin"), "now a directory");
+    std::fs::remove_dir_all(b.join("data")).unwrap();
+    write(b.join("data"), "now a file");
+    // (A new link to a file of A would be written as a link to a lower layer's file, which
+    // overlay form refuses: see `hardlinks_stay_within_the_layer`.)
+    write(b.join("bin/new"), "#!new");
+    std::fs::hard_link(b.join("bin/new"), b.join("bin/new2")).unwrap();
+    // C: B with the file back, the symlink made a directory, the file a directory again.
+    Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", b.display()))
+        .arg(&c)
+        .status()
+        .unwrap();
+    write(c.join("etc/passwd"), "root:x:0:0:new\n");
+    std::fs::remove_file(c.join("lib")).unwrap();
+    write(c.join("lib/own"), "own");
+    std::fs::remove_file(c.join("data")).unwrap();
+    write(c.join("data/y"), "y");
+    std::fs::remove_file(c.join("var/cache/new")).unwrap();
+
+    let options = ocikit_image::BuildOptions::new();
+    let mut layers = Vec::new();
+    let mut blob = Vec::new();
+    let built = ocikit_image::build_layer(&a, &mut blob, &options).unwrap();
+    layers.push((blob, built));
+    for (base, changed) in [(&a, &b), (&b, &c)] {
+        let mut blob = Vec::new();
+        let built = ocikit_image::build_diff_layer(base, changed, &mut blob, &options).unwrap();
+        layers.push((blob, built));
+    }
+    let work = t("work");
+    let mut lowers = Vec::new();
+    for (i, (blob, built)) in layers.iter().enumerate() {
+        let snap = fresh(&work, &format!("snap{i}"));
+        let report = apply_layer(
+            &snap,
+            &blob[..],
+            built.descriptor.media_type(),
+            Some(&built.diff_id),
+            &ApplyOptions::new().whiteouts(TRUSTED),
+        )
+        .unwrap();
+        assert!(!report.hides_lower_layers);
+        lowers.insert(0, snap);
+    }
+    // The second layer has the whiteouts and the opaque marker the changes need.
+    assert_whiteout(&work.join("snap1/etc/passwd"));
+    assert_opaque(&work.join("snap1/var/cache"), "trusted.overlay.opaque");
+    let merged = fresh(&work, "merged");
+    let mount = Mount::new(&lowers, &merged, OverlayXattrs::Trusted);
+    let mounted = tree(&merged);
+    drop(mount);
+    assert_eq!(mounted, tree(&c));
+    assert!(
+        mounted.iter().any(|l| l.starts_with("lib/own file")),
+        "{mounted:#?}"
+    );
+    assert!(!mounted.iter().any(|l| l.starts_with("var/cache/1")));
+}
