@@ -1084,3 +1084,142 @@ fn built_diff_layers_mount_as_the_tree_they_came_from() {
     );
     assert!(!mounted.iter().any(|l| l.starts_with("var/cache/1")));
 }
+
+fn umoci(args: &[&str]) {
+    let out = Command::new("umoci")
+        .args(args)
+        .output()
+        .expect("umoci is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The layers of the image tagged `tag` in an OCI layout, with their diff_ids.
+fn image_layers(
+    layout: &Path,
+    tag: &str,
+) -> Vec<(
+    ocikit_image::oci_spec::image::Descriptor,
+    ocikit_image::oci_spec::image::Digest,
+)> {
+    use ocikit_image::{AnyManifest, Config, Index};
+    let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                .map(String::as_str)
+                == Some(tag)
+        })
+        .unwrap()
+        .clone();
+    let blob = |d: &ocikit_image::oci_spec::image::Descriptor| {
+        std::fs::read(layout.join("blobs/sha256").join(d.digest().digest())).unwrap()
+    };
+    let AnyManifest::Manifest(m) =
+        AnyManifest::from_bytes(blob(&desc), Some(desc.media_type())).unwrap()
+    else {
+        panic!("not an image manifest");
+    };
+    let config = Config::from_bytes(blob(m.config())).unwrap();
+    m.layers().iter().cloned().zip(config.diff_ids()).collect()
+}
+
+/// Layers umoci wrote (`umoci repack` after creating, changing and deleting files and
+/// directories), each applied in overlay form to its own snapshot and mounted: the tree is
+/// umoci's own unpack of the image.
+#[test]
+fn umoci_layers_mount_as_umoci_unpacks_them() {
+    use std::os::unix::fs::symlink;
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let image = format!("{}:t", layout.display());
+    umoci(&["init", "--layout", layout.to_str().unwrap()]);
+    umoci(&["new", "--image", &image]);
+    let step = |n: u32, change: &dyn Fn(&Path)| {
+        let bundle = tmp.path().join(format!("bundle{n}"));
+        let b = bundle.to_str().unwrap().to_owned();
+        umoci(&["unpack", "--image", &image, &b]);
+        change(&bundle.join("rootfs"));
+        umoci(&["repack", "--image", &image, &b]);
+    };
+    step(1, &|rootfs| {
+        std::fs::create_dir_all(rootfs.join("etc/conf.d")).unwrap();
+        std::fs::write(rootfs.join("etc/conf.d/a"), b"a").unwrap();
+        std::fs::write(rootfs.join("etc/conf.d/b"), b"b").unwrap();
+        std::fs::create_dir_all(rootfs.join("var/lib/app/deep")).unwrap();
+        std::fs::write(rootfs.join("var/lib/app/state"), b"1").unwrap();
+        std::fs::write(rootfs.join("var/lib/app/deep/x"), b"x").unwrap();
+        std::fs::write(rootfs.join("etc/motd"), b"hello").unwrap();
+        symlink("motd", rootfs.join("etc/motd.link")).unwrap();
+        std::fs::create_dir(rootfs.join("srv")).unwrap();
+        std::fs::write(rootfs.join("srv/file"), b"a file, then a directory").unwrap();
+    });
+    step(2, &|rootfs| {
+        std::fs::write(rootfs.join("etc/motd"), b"changed").unwrap();
+        std::fs::remove_file(rootfs.join("etc/conf.d/a")).unwrap();
+        std::fs::remove_dir_all(rootfs.join("var/lib/app")).unwrap();
+        std::fs::remove_file(rootfs.join("etc/motd.link")).unwrap();
+        std::fs::create_dir(rootfs.join("etc/motd.link")).unwrap();
+        std::fs::write(rootfs.join("etc/motd.link/inside"), b"i").unwrap();
+        std::fs::remove_file(rootfs.join("srv/file")).unwrap();
+        std::fs::create_dir(rootfs.join("srv/file")).unwrap();
+        std::fs::write(rootfs.join("srv/file/in"), b"in").unwrap();
+        std::fs::set_permissions(
+            rootfs.join("etc/conf.d/b"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    });
+    step(3, &|rootfs| {
+        // A deleted directory comes back with other content.
+        std::fs::create_dir_all(rootfs.join("var/lib/app")).unwrap();
+        std::fs::write(rootfs.join("var/lib/app/other"), b"2").unwrap();
+    });
+
+    let layers = image_layers(&layout, "t");
+    assert!(layers.len() >= 3, "umoci wrote {} layers", layers.len());
+    let work = fresh(tmp.path(), "work");
+    let mut lowers = Vec::new();
+    let mut whiteouts = 0;
+    for (i, (layer, diff_id)) in layers.iter().enumerate() {
+        let blob =
+            std::fs::File::open(layout.join("blobs/sha256").join(layer.digest().digest())).unwrap();
+        let verified = ocikit_image::VerifyingReader::for_descriptor(blob, layer).unwrap();
+        let snap = fresh(&work, &format!("snap{i}"));
+        let r = apply_layer(
+            &snap,
+            verified,
+            layer.media_type(),
+            Some(diff_id),
+            &ApplyOptions::new().whiteouts(TRUSTED),
+        )
+        .unwrap();
+        whiteouts += r.whiteouts;
+        lowers.insert(0, snap);
+    }
+    assert!(whiteouts >= 2, "umoci's layers held {whiteouts} whiteouts");
+    if lowers.len() == 1 {
+        lowers.push(fresh(&work, "empty"));
+    }
+    let merged = fresh(&work, "merged");
+    let mount = Mount::new(&lowers, &merged, OverlayXattrs::Trusted);
+    let mounted = tree(&merged);
+    drop(mount);
+    let check = tmp.path().join("check");
+    umoci(&["unpack", "--image", &image, check.to_str().unwrap()]);
+    assert_eq!(mounted, tree(&check.join("rootfs")));
+    let has = |p: &str| mounted.iter().any(|l| l.starts_with(p));
+    assert!(has("var/lib/app/other file"), "{mounted:#?}");
+    assert!(!has("var/lib/app/state"));
+    assert!(!has("var/lib/app/deep"));
+    assert!(!has("etc/conf.d/a"));
+    assert!(has("srv/file/in file"));
+}
