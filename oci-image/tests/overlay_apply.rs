@@ -297,6 +297,184 @@ fn hardlinks_stay_within_the_layer() {
 }
 
 #[test]
+fn links_to_lower_files_are_copied_from_the_lower_layers() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let l1 = fresh(tmp.path(), "l1");
+    apply_with(
+        &l1,
+        &[
+            E::Dir("bin/"),
+            E::Pax(
+                "bin/busybox",
+                b"#!busybox",
+                vec![
+                    ("uid", b"1000".as_slice()),
+                    ("gid", b"1001".as_slice()),
+                    ("mtime", b"1500000000.5".as_slice()),
+                    ("SCHILY.xattr.user.x", b"1".as_slice()),
+                ],
+            ),
+            E::Symlink("lnk", "bin/busybox"),
+            E::Fifo("fifo"),
+            E::Dir("d/"),
+            E::File("d/gone", b"gone"),
+            E::Dir("o/"),
+            E::File("o/hidden", b"hidden"),
+            E::File("shadowed", b"old"),
+        ],
+        TRUSTED,
+    )
+    .unwrap();
+    let l2 = fresh(tmp.path(), "l2");
+    apply_with(
+        &l2,
+        &[
+            E::Dir("d/"),
+            E::File("d/.wh.gone", b""),
+            E::Dir("o/"),
+            E::File("o/.wh..wh..opq", b""),
+            E::File("top", b"top"),
+            E::File("shadowed", b"new"),
+        ],
+        TRUSTED,
+    )
+    .unwrap();
+    let lowers = vec![l2.clone(), l1.clone()];
+    let with_lowers = ApplyOptions::new()
+        .whiteouts(TRUSTED)
+        .lower_layers(lowers.clone());
+    let l3 = fresh(tmp.path(), "l3");
+    let report = apply_layer(
+        &l3,
+        &tar(&[
+            E::Hardlink("sh", "bin/busybox"),
+            E::Hardlink("ash", "/bin/busybox"),
+            E::Hardlink("l2", "lnk"),
+            E::Hardlink("f2", "fifo"),
+            E::Hardlink("t2", "top"),
+            E::Hardlink("s2", "shadowed"),
+        ])[..],
+        &MediaType::ImageLayer,
+        None,
+        &with_lowers,
+    )
+    .unwrap();
+    assert_eq!(report.hardlinks, 6);
+    let lower = std::fs::metadata(l1.join("bin/busybox")).unwrap();
+    let copy = std::fs::metadata(l3.join("sh")).unwrap();
+    assert_eq!(std::fs::read(l3.join("sh")).unwrap(), b"#!busybox");
+    assert_eq!(
+        (
+            copy.mode(),
+            copy.uid(),
+            copy.gid(),
+            copy.mtime(),
+            copy.mtime_nsec()
+        ),
+        (lower.mode(), 1000, 1001, 1_500_000_000, 500_000_000)
+    );
+    assert_eq!(xattr(&l3.join("sh"), "user.x").as_deref(), Some(&b"1"[..]));
+    assert_ne!(copy.ino(), lower.ino(), "a copy, not a link across layers");
+    assert_eq!(std::fs::metadata(l3.join("ash")).unwrap().ino(), copy.ino());
+    assert_eq!(
+        std::fs::read_link(l3.join("l2")).unwrap(),
+        Path::new("bin/busybox")
+    );
+    assert!(
+        std::fs::symlink_metadata(l3.join("f2"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(std::fs::read(l3.join("t2")).unwrap(), b"top");
+    assert_eq!(
+        std::fs::read(l3.join("s2")).unwrap(),
+        b"new",
+        "the upper one"
+    );
+    assert_eq!(
+        std::fs::metadata(l1.join("bin/busybox")).unwrap().nlink(),
+        1
+    );
+
+    // What the lower layers hide is not found: a whited out file, a file under an opaque
+    // directory, a name no layer has; nor is anything without the lower layers.
+    for (i, source) in ["d/gone", "o/hidden", "nowhere", "bin/busybox/x"]
+        .into_iter()
+        .enumerate()
+    {
+        let snap = fresh(tmp.path(), &format!("miss{i}"));
+        let e = apply_layer(
+            &snap,
+            &tar(&[E::Hardlink("x", source)])[..],
+            &MediaType::ImageLayer,
+            None,
+            &with_lowers,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Apply { op: "link", .. }),
+            "{source}: {e:?}"
+        );
+    }
+    // This layer's own whiteouts and opaque directories hide the lower files too.
+    for (i, entries) in [
+        vec![
+            E::Dir("bin/"),
+            E::File("bin/.wh.busybox", b""),
+            E::Hardlink("x", "bin/busybox"),
+        ],
+        vec![
+            E::Dir("bin/"),
+            E::File("bin/.wh..wh..opq", b""),
+            E::Hardlink("x", "bin/busybox"),
+        ],
+        vec![E::File(".wh..wh..opq", b""), E::Hardlink("x", "top")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let snap = fresh(tmp.path(), &format!("own{i}"));
+        let e = apply_layer(
+            &snap,
+            &tar(&entries)[..],
+            &MediaType::ImageLayer,
+            None,
+            &with_lowers,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Apply { op: "link", .. }),
+            "case {i}: {e:?}"
+        );
+    }
+    // A lower layer that is not there is an error before anything is written.
+    let snap = fresh(tmp.path(), "nolower");
+    let e = apply_layer(
+        &snap,
+        &tar(&[E::File("f", b"f")])[..],
+        &MediaType::ImageLayer,
+        None,
+        &ApplyOptions::new()
+            .whiteouts(TRUSTED)
+            .lower_layers(vec![tmp.path().join("missing")]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Apply {
+                op: "open lower layer",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(names(&snap), Vec::<String>::new());
+}
+
+#[test]
 fn only_an_empty_directory_takes_a_layer_in_overlay_form() {
     assert_root();
     let tmp = tempfile::tempdir().unwrap();
@@ -1027,8 +1205,10 @@ fn built_diff_layers_mount_as_the_tree_they_came_from() {
     write(b.join("opt/tool/bin"), "now a directory");
     std::fs::remove_dir_all(b.join("data")).unwrap();
     write(b.join("data"), "now a file");
-    // (A new link to a file of A would be written as a link to a lower layer's file, which
-    // overlay form refuses: see `hardlinks_stay_within_the_layer`.)
+    // New links to a file of A: build_diff_layer writes them as links to a lower layer's
+    // file, which overlay form copies from the lower layers it is given.
+    std::fs::hard_link(b.join("bin/busybox"), b.join("bin/ls")).unwrap();
+    std::fs::hard_link(b.join("bin/busybox"), b.join("bin/cat")).unwrap();
     write(b.join("bin/new"), "#!new");
     std::fs::hard_link(b.join("bin/new"), b.join("bin/new2")).unwrap();
     // C: B with the file back, the symlink made a directory, the file a directory again.
@@ -1059,17 +1239,39 @@ fn built_diff_layers_mount_as_the_tree_they_came_from() {
     let mut lowers = Vec::new();
     for (i, (blob, built)) in layers.iter().enumerate() {
         let snap = fresh(&work, &format!("snap{i}"));
+        if i == 1 {
+            // Without the lower layers, the link to a lower file cannot be written.
+            let alone = fresh(&work, "alone");
+            let e = apply_layer(
+                &alone,
+                &blob[..],
+                built.descriptor.media_type(),
+                Some(&built.diff_id),
+                &ApplyOptions::new().whiteouts(TRUSTED),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, Error::Apply { op: "link", source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound),
+                "{e:?}"
+            );
+        }
         let report = apply_layer(
             &snap,
             &blob[..],
             built.descriptor.media_type(),
             Some(&built.diff_id),
-            &ApplyOptions::new().whiteouts(TRUSTED),
+            &ApplyOptions::new()
+                .whiteouts(TRUSTED)
+                .lower_layers(lowers.clone()),
         )
         .unwrap();
         assert!(!report.hides_lower_layers);
         lowers.insert(0, snap);
     }
+    // The two new links to A's busybox are one copy in the second layer.
+    let ino = |p: &str| std::fs::metadata(work.join("snap1").join(p)).unwrap().ino();
+    assert_eq!(ino("bin/ls"), ino("bin/cat"));
     // The second layer has the whiteouts and the opaque marker the changes need.
     assert_whiteout(&work.join("snap1/etc/passwd"));
     assert_opaque(&work.join("snap1/var/cache"), "trusted.overlay.opaque");

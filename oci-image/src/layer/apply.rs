@@ -1,11 +1,11 @@
 //! Applying a layer (a tar stream, maybe compressed) to a root filesystem directory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -167,6 +167,7 @@ pub struct ApplyOptions {
     xattrs: bool,
     max_size: Option<u64>,
     whiteouts: Whiteouts,
+    lower_layers: Vec<PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -177,6 +178,7 @@ impl Default for ApplyOptions {
             xattrs: true,
             max_size: None,
             whiteouts: Whiteouts::Remove,
+            lower_layers: Vec::new(),
         }
     }
 }
@@ -219,6 +221,17 @@ impl ApplyOptions {
     /// [`Whiteouts::Remove`].
     pub fn whiteouts(mut self, whiteouts: Whiteouts) -> Self {
         self.whiteouts = whiteouts;
+        self
+    }
+
+    /// Overlay form only: the directories of the layers below this one, in overlay form too,
+    /// the one right below first (the order of `lowerdir=`). A hard link whose source is not
+    /// in this layer is looked up there, through their whiteouts and opaque directories as
+    /// overlayfs would, and the file it names is copied into this layer (overlayfs has no
+    /// links across layers): same content, type, mode, owner, xattrs and modification time,
+    /// another inode. Default none: such a link is an error (see [`apply_layer`]).
+    pub fn lower_layers(mut self, lower_layers: Vec<PathBuf>) -> Self {
+        self.lower_layers = lower_layers;
         self
     }
 }
@@ -313,7 +326,9 @@ pub struct ApplyReport {
 ///   (counted in [`ApplyReport::xattrs_skipped`]): they would change what the mount shows.
 /// - A hard link whose source is not in this layer (image-spec: "Extracting a layer with
 ///   hardlink references to files outside of the layer may fail") is [`Error::Apply`] with
-///   a [`io::ErrorKind::NotFound`] source.
+///   a [`io::ErrorKind::NotFound`] source, unless [`ApplyOptions::lower_layers`] gives the
+///   layers below: then the source is found there and copied (another inode, as overlayfs
+///   has no links across layers; the links within one layer stay links).
 ///
 /// What one layer alone cannot know about the lower ones, and so differs from remove form:
 /// - A directory the layer needs but does not list (the parent of an entry, a whiteout or an
@@ -367,6 +382,22 @@ pub fn apply_layer<R: Read + Send>(
             )));
         }
     }
+    let mut lowers = Vec::new();
+    if overlay.is_some() {
+        for lower in &options.lower_layers {
+            let fd = rustix::fs::open(
+                lower,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::Apply {
+                path: lower.display().to_string(),
+                op: "open lower layer",
+                source: e.into(),
+            })?;
+            lowers.push(fd);
+        }
+    }
     let (decoder, compression) = Decoder::new(layer, media_type)?;
     let is_root = rustix::process::geteuid().is_root();
     let mut applier = Applier {
@@ -384,6 +415,8 @@ pub fn apply_layer<R: Read + Send>(
         root,
         options,
         overlay,
+        lowers,
+        copied: HashMap::new(),
         whited_out: HashSet::new(),
         opaque: HashSet::new(),
         touched: HashSet::new(),
@@ -826,6 +859,11 @@ struct Applier<'o> {
     umask: Option<u32>,
     /// In overlay form, the namespace of the overlay xattrs; `None` in remove form.
     overlay: Option<OverlayXattrs>,
+    /// In overlay form, the lower layers' directories ([`ApplyOptions::lower_layers`]).
+    lowers: Vec<OwnedFd>,
+    /// In overlay form, the lower files hard links were copied from: their paths, to where
+    /// the copy went and its inode.
+    copied: HashMap<Vec<u8>, (Vec<OsString>, u64)>,
     /// In overlay form, where this layer put a whiteout device that is still there.
     whited_out: HashSet<Vec<u8>>,
     /// In overlay form, the directories this layer made opaque (`[]`: the root).
@@ -1311,7 +1349,7 @@ impl Applier<'_> {
                 err(io::Error::new(
                     io::ErrorKind::NotFound,
                     "the link's source is not in this layer, and a layer in overlay form \
-                     cannot link to a lower layer's file",
+                     cannot link to a lower layer's file without its lower layers",
                 ))
             } else {
                 err(e)
@@ -1324,13 +1362,19 @@ impl Applier<'_> {
                 "the link's source was whited out by this layer",
             )));
         }
-        let source_parent = self
+        let found = self
             .root
             .dir(&source_components[..source_components.len() - 1], false)
-            .map_err(not_here)?;
-        let st = rustix::fs::statat(&source_parent, source_name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(errno_to_io)
-            .map_err(not_here)?;
+            .and_then(|dir| {
+                let st = rustix::fs::statat(&dir, source_name, AtFlags::SYMLINK_NOFOLLOW)?;
+                Ok((dir, st))
+            });
+        let (source_parent, st) = match found {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.lowers.is_empty() => {
+                return self.copy_from_lower(parent, name, &source_components, components);
+            }
+            other => other.map_err(not_here)?,
+        };
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return Err(Error::UnsafeEntry {
                 path: String::from_utf8_lossy(&join(components)).into_owned(),
@@ -1352,6 +1396,206 @@ impl Applier<'_> {
             .map_err(&err)?;
         self.counts.hardlinks += 1;
         Ok(())
+    }
+
+    /// Overlay form: a hard link to a lower layer's file, which overlayfs cannot express,
+    /// made a copy of that file.
+    fn copy_from_lower(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        source: &[OsString],
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "link");
+        // A second link to the same lower file links to the first one's copy, while it is
+        // there: the links of one layer stay one file.
+        let source_path = join(source);
+        if let Some((copy, ino)) = self.copied.get(&source_path).cloned() {
+            let (copy_name, copy_parent) = copy.split_last().expect("copies have a name");
+            if let Ok(copy_dir) = self.root.dir(copy_parent, false)
+                && rustix::fs::statat(&copy_dir, copy_name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_ino == ino)
+            {
+                self.replace(parent, name, false).map_err(&err)?;
+                rustix::fs::linkat(&copy_dir, copy_name, parent, name, AtFlags::empty())
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+                self.counts.hardlinks += 1;
+                return Ok(());
+            }
+        }
+        let source_name = source.last().expect("a link's source has a name");
+        let Some((dir, st)) = self.find_below(source).map_err(&err)? else {
+            return Err(err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the link's source is in no layer",
+            )));
+        };
+        let file_type = FileType::from_raw_mode(st.st_mode);
+        if file_type == FileType::Directory {
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&join(components)).into_owned(),
+                reason: "a hard link to a directory".into(),
+            });
+        }
+        self.replace(parent, name, false).map_err(&err)?;
+        let owner = (st.st_uid != self.me.0 || st.st_gid != self.me.1)
+            .then(|| (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid)));
+        let mtime = rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        };
+        match file_type {
+            FileType::RegularFile => {
+                let from = rustix::fs::openat(
+                    &dir,
+                    source_name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+                let to = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+                let (mut from, mut to) = (File::from(from), File::from(to));
+                io::copy(&mut from, &mut to).map_err(&err)?;
+                let xattrs = read_xattrs(from.as_fd()).map_err(&err)?;
+                self.counts.xattrs_skipped +=
+                    set_fd_metadata(to.as_fd(), owner, Some(st.st_mode & 0o7777), &xattrs)
+                        .map_err(&err)?;
+                rustix::fs::futimens(&to, &times(mtime))
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&dir, source_name, Vec::new())
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+                rustix::fs::symlinkat(target.as_c_str(), parent, name)
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+            }
+            _ => {
+                rustix::fs::mknodat(
+                    parent,
+                    name,
+                    file_type,
+                    Mode::from_raw_mode(0o600),
+                    st.st_rdev,
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+        }
+        if file_type != FileType::RegularFile {
+            if let Some((uid, gid)) = owner {
+                rustix::fs::chownat(
+                    parent,
+                    name,
+                    Some(uid),
+                    Some(gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+            if file_type != FileType::Symlink {
+                // Never a symlink: chmodat follows links.
+                rustix::fs::chmodat(
+                    parent,
+                    name,
+                    Mode::from_raw_mode(st.st_mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+            rustix::fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        let made = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        self.copied
+            .insert(source_path, (components.to_vec(), made.st_ino));
+        self.counts.hardlinks += 1;
+        Ok(())
+    }
+
+    /// Overlay form: the entry at `components` (not the root) as a mount of this layer over
+    /// [`ApplyOptions::lower_layers`] shows it: its directory, opened in the topmost layer
+    /// that has the entry, and its status; `None` when the mount shows nothing there.
+    /// Whiteouts and opaque directories (this layer's included) hide what is below them, a
+    /// non-directory hides the directories below it, and no symlink is followed.
+    fn find_below(
+        &self,
+        components: &[OsString],
+    ) -> io::Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+        let Some(xattrs) = self.overlay else {
+            return Ok(None);
+        };
+        let is_opaque = |fd: &OwnedFd| {
+            let mut value = [0u8; 1];
+            matches!(rustix::fs::fgetxattr(fd, xattrs.opaque_xattr(), &mut value[..]), Ok(1) if value[0] == b'y')
+        };
+        // This layer first: what it hides stays hidden. An opaque root hides every lower
+        // layer.
+        let mut layers = vec![rustix::io::dup(self.root.fd())?];
+        if !self.counts.hides_lower_layers {
+            for lower in &self.lowers {
+                layers.push(rustix::io::dup(lower)?);
+            }
+        }
+        // Which layers the directory at this depth is merged from, top first.
+        let mut merged = layers;
+        let (name, parents) = components.split_last().expect("not the root");
+        for c in parents {
+            let mut next = Vec::new();
+            for dir in &merged {
+                let st = match rustix::fs::statat(dir, c, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    // A whiteout, or a non-directory that hides what is below it.
+                    break;
+                }
+                let fd = rustix::fs::openat(
+                    dir,
+                    c,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let opaque = is_opaque(&fd);
+                next.push(fd);
+                if opaque {
+                    break;
+                }
+            }
+            merged = next;
+        }
+        for dir in merged {
+            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if is_whiteout_device(&st) => return Ok(None),
+                Ok(st) => return Ok(Some((dir, st))),
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
     }
 
     fn special(
@@ -1746,6 +1990,32 @@ fn set_fd_metadata(
         }
     }
     Ok(skipped)
+}
+
+/// The extended attributes of an open file, but those overlayfs reads (see
+/// [`is_overlay_xattr`]).
+fn read_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    // XATTR_LIST_MAX and XATTR_SIZE_MAX are both 64 KiB.
+    let mut names = vec![0u8; 65536];
+    let n = match rustix::fs::flistxattr(fd, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 65536];
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if is_overlay_xattr(name) {
+            continue;
+        }
+        match rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]) {
+            Ok(len) => out.push((name.to_vec(), value[..len].to_vec())),
+            // Removed meanwhile.
+            Err(rustix::io::Errno::NODATA) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
 }
 
 /// The umask from `/proc/self/status` (Linux 4.7+), read without changing it (the `umask`
