@@ -1363,6 +1363,17 @@ fn umoci_layers_mount_as_umoci_unpacks_them() {
         symlink("motd", rootfs.join("etc/motd.link")).unwrap();
         std::fs::create_dir(rootfs.join("srv")).unwrap();
         std::fs::write(rootfs.join("srv/file"), b"a file, then a directory").unwrap();
+        // `var` has attributes of its own, which later layers (that change `var/lib` only)
+        // must not lose.
+        std::fs::set_permissions(rootfs.join("var"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        std::os::unix::fs::chown(rootfs.join("var"), Some(7), Some(8)).unwrap();
+        let status = Command::new("touch")
+            .args(["-d", "@1000000000"])
+            .arg(rootfs.join("var"))
+            .status()
+            .unwrap();
+        assert!(status.success());
     });
     step(2, &|rootfs| {
         std::fs::write(rootfs.join("etc/motd"), b"changed").unwrap();
@@ -1396,12 +1407,17 @@ fn umoci_layers_mount_as_umoci_unpacks_them() {
             std::fs::File::open(layout.join("blobs/sha256").join(layer.digest().digest())).unwrap();
         let verified = ocikit_image::VerifyingReader::for_descriptor(blob, layer).unwrap();
         let snap = fresh(&work, &format!("snap{i}"));
+        // umoci lists the directory of each change but not the directories above it
+        // (`var/lib` for a change in it, not `var`): with the lower layers given, those take
+        // the lower directory's attributes, as they keep them in remove form.
         let r = apply_layer(
             &snap,
             verified,
             layer.media_type(),
             Some(diff_id),
-            &ApplyOptions::new().whiteouts(TRUSTED),
+            &ApplyOptions::new()
+                .whiteouts(TRUSTED)
+                .lower_layers(lowers.clone()),
         )
         .unwrap();
         whiteouts += r.whiteouts;
@@ -1424,4 +1440,8 @@ fn umoci_layers_mount_as_umoci_unpacks_them() {
     assert!(!has("var/lib/app/deep"));
     assert!(!has("etc/conf.d/a"));
     assert!(has("srv/file/in file"));
+    assert!(
+        has("var dir mode=750 owner=7:8 mtime=1000000000"),
+        "{mounted:#?}"
+    );
 }

@@ -225,11 +225,18 @@ impl ApplyOptions {
     }
 
     /// Overlay form only: the directories of the layers below this one, in overlay form too,
-    /// the one right below first (the order of `lowerdir=`). A hard link whose source is not
-    /// in this layer is looked up there, through their whiteouts and opaque directories as
-    /// overlayfs would, and the file it names is copied into this layer (overlayfs has no
-    /// links across layers): same content, type, mode, owner, xattrs and modification time,
-    /// another inode. Default none: such a link is an error (see [`apply_layer`]).
+    /// the one right below first (the order of `lowerdir=`). What this layer needs from them
+    /// is looked up there through their whiteouts and opaque directories, as overlayfs
+    /// would:
+    /// - a hard link whose source is not in this layer copies the file it names (overlayfs
+    ///   has no links across layers): same content, type, mode, owner, xattrs and
+    ///   modification time, another inode;
+    /// - a directory this layer needs but does not list (`var` for an entry `var/lib/x`)
+    ///   takes the owner, mode, xattrs and time of the lower directory, as overlayfs does when
+    ///   it copies a directory up.
+    ///
+    /// Default none: such a link is an error and such a directory is made with mode 0755,
+    /// the caller as owner and the current time (see [`apply_layer`]).
     pub fn lower_layers(mut self, lower_layers: Vec<PathBuf>) -> Self {
         self.lower_layers = lower_layers;
         self
@@ -332,10 +339,12 @@ pub struct ApplyReport {
 ///
 /// What one layer alone cannot know about the lower ones, and so differs from remove form:
 /// - A directory the layer needs but does not list (the parent of an entry, a whiteout or an
-///   opaque marker) is made with mode 0755 and the caller as owner, as in remove form when
-///   no lower layer has it; overlayfs shows these attributes, not the lower directory's.
-///   Layers written by docker, buildah and [`build_diff_layer`](crate::build_diff_layer)
-///   list the parents of what they change.
+///   opaque marker) is made with mode 0755, the caller as owner and the current time, as in
+///   remove form when no lower layer has it; overlayfs shows these attributes, not the
+///   lower directory's. Tools list the directory of each change, but not always the ones
+///   above it (umoci does not list `var` for a change in `var/lib`). With
+///   [`ApplyOptions::lower_layers`] such a directory takes the lower one's attributes
+///   instead, as remove form keeps them.
 /// - Such a directory, made in place of a lower symlink (an entry `lib/x` over a lower
 ///   `lib -> usr/lib`), is a directory, where remove form writes through the link.
 /// - A whiteout or opaque marker in a directory that neither this layer nor a lower one has
@@ -927,6 +936,11 @@ impl Applier<'_> {
         {
             return Ok(fd.clone());
         }
+        let implied = if self.lowers.is_empty() {
+            None
+        } else {
+            self.first_missing(parent)
+        };
         let fd = match self.root.dir(parent, true) {
             Err(e)
                 if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
@@ -937,9 +951,70 @@ impl Applier<'_> {
             }
             other => other?,
         };
+        if let Some(first) = implied {
+            for end in first..parent.len() {
+                self.copy_up_directory(&parent[..=end])?;
+            }
+        }
         let fd = Rc::new(fd);
         self.cache = Some((parent.to_vec(), fd.clone()));
         Ok(fd)
+    }
+
+    /// How many of `components` lead, as they are named, to directories this layer has
+    /// already, when the next one is missing (and so is made now); `None` when all are there
+    /// or the way is not a plain directory path.
+    fn first_missing(&self, components: &[OsString]) -> Option<usize> {
+        let mut dir = rustix::io::dup(self.root.fd()).ok()?;
+        for (i, c) in components.iter().enumerate() {
+            match rustix::fs::openat(
+                &dir,
+                c,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => dir = fd,
+                Err(rustix::io::Errno::NOENT) => return Some(i),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Overlay form over [`ApplyOptions::lower_layers`]: a directory this layer needs but
+    /// does not list (`usr` for an entry `usr/lib/x`) takes the owner, mode, xattrs and time
+    /// of the directory the lower layers show there, as overlayfs does when it copies a
+    /// directory up; applied over the lower layers, this is the lower directory itself.
+    /// A directory entry of this layer coming later sets its own.
+    fn copy_up_directory(&mut self, components: &[OsString]) -> io::Result<()> {
+        let Some((lower_parent, st)) = self.find_below(components, true)? else {
+            return Ok(());
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Ok(());
+        }
+        let Some(ours) = self.lexical_dir(components) else {
+            return Ok(());
+        };
+        let name = components.last().expect("not the root");
+        let lower = rustix::fs::openat(
+            &lower_parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let xattrs = read_xattrs(lower.as_fd())?;
+        let owner = (st.st_uid != self.me.0 || st.st_gid != self.me.1)
+            .then(|| (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid)));
+        self.counts.xattrs_skipped += set_fd_metadata(ours.as_fd(), owner, None, &xattrs)?;
+        // Mode and time at the end, with the listed directories'.
+        let mtime = rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        };
+        self.dirs
+            .push((components.to_vec(), st.st_mode & 0o7777, mtime));
+        Ok(())
     }
 
     /// Overlay form: an entry below a name this layer whited out (`.wh.d`, then `d/x`).
@@ -1426,7 +1501,7 @@ impl Applier<'_> {
             }
         }
         let source_name = source.last().expect("a link's source has a name");
-        let Some((dir, st)) = self.find_below(source).map_err(&err)? else {
+        let Some((dir, st)) = self.find_below(source, false).map_err(&err)? else {
             return Err(err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "the link's source is in no layer",
@@ -1539,9 +1614,12 @@ impl Applier<'_> {
     /// that has the entry, and its status; `None` when the mount shows nothing there.
     /// Whiteouts and opaque directories (this layer's included) hide what is below them, a
     /// non-directory hides the directories below it, and no symlink is followed.
+    /// With `lower_only`, the entry is looked for in the lower layers only (this layer still
+    /// hides what it hides on the way).
     fn find_below(
         &self,
         components: &[OsString],
+        lower_only: bool,
     ) -> io::Result<Option<(OwnedFd, rustix::fs::Stat)>> {
         let Some(xattrs) = self.overlay else {
             return Ok(None);
@@ -1558,12 +1636,17 @@ impl Applier<'_> {
                 layers.push(rustix::io::dup(lower)?);
             }
         }
-        // Which layers the directory at this depth is merged from, top first.
-        let mut merged = layers;
+        // Which layers the directory at this depth is merged from, top first, and whether
+        // it is this layer's.
+        let mut merged: Vec<(bool, OwnedFd)> = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, fd)| (i == 0, fd))
+            .collect();
         let (name, parents) = components.split_last().expect("not the root");
         for c in parents {
             let mut next = Vec::new();
-            for dir in &merged {
+            for (own, dir) in &merged {
                 let st = match rustix::fs::statat(dir, c, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) => st,
                     Err(rustix::io::Errno::NOENT) => continue,
@@ -1580,14 +1663,17 @@ impl Applier<'_> {
                     Mode::empty(),
                 )?;
                 let opaque = is_opaque(&fd);
-                next.push(fd);
+                next.push((*own, fd));
                 if opaque {
                     break;
                 }
             }
             merged = next;
         }
-        for dir in merged {
+        for (own, dir) in merged {
+            if own && lower_only {
+                continue;
+            }
             match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if is_whiteout_device(&st) => return Ok(None),
                 Ok(st) => return Ok(Some((dir, st))),
