@@ -813,7 +813,14 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>, ghosts: &mut Vec<String>
 
 /// Applies `layers` in order to one directory (remove form) and each to its own snapshot
 /// (overlay form), mounts the snapshots, and returns both trees.
-fn both_ways(base: &Path, layers: &[Vec<u8>], xattrs: OverlayXattrs) -> (Vec<String>, Vec<String>) {
+/// With `with_lowers`, each layer is given the snapshots below it
+/// ([`ApplyOptions::lower_layers`]).
+fn both_ways(
+    base: &Path,
+    layers: &[Vec<u8>],
+    xattrs: OverlayXattrs,
+    with_lowers: bool,
+) -> (Vec<String>, Vec<String>) {
     let flat = fresh(base, "flat");
     let mut lowers = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
@@ -832,7 +839,13 @@ fn both_ways(base: &Path, layers: &[Vec<u8>], xattrs: OverlayXattrs) -> (Vec<Str
             &layer[..],
             &MediaType::ImageLayer,
             Some(&diff_id),
-            &ApplyOptions::new().whiteouts(Whiteouts::Overlay(xattrs)),
+            &ApplyOptions::new()
+                .whiteouts(Whiteouts::Overlay(xattrs))
+                .lower_layers(if with_lowers {
+                    lowers.clone()
+                } else {
+                    Vec::new()
+                }),
         )
         .unwrap_or_else(|e| panic!("layer {i} in overlay form: {e}"));
         if report.hides_lower_layers {
@@ -975,9 +988,13 @@ fn three_layers() -> Vec<Vec<u8>> {
 #[test]
 fn three_layers_mounted_with_overlayfs_match_the_applied_tree() {
     assert_root();
-    for xattrs in [OverlayXattrs::Trusted, OverlayXattrs::User] {
+    for (xattrs, with_lowers) in [
+        (OverlayXattrs::Trusted, false),
+        (OverlayXattrs::User, false),
+        (OverlayXattrs::Trusted, true),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
-        let (flat, mounted) = both_ways(tmp.path(), &three_layers(), xattrs);
+        let (flat, mounted) = both_ways(tmp.path(), &three_layers(), xattrs, with_lowers);
         assert_eq!(mounted, flat, "{xattrs:?}");
         // What the comparison shows is the image, not two empty trees.
         let has = |prefix: &str| flat.iter().any(|l| l.starts_with(prefix));
@@ -1025,6 +1042,9 @@ enum Op {
     Opaque(Vec<usize>),
     /// A file, then a hard link to it.
     Link(Vec<usize>, Vec<usize>),
+    /// A hard link to whatever is at a path, maybe in a lower layer (with lower layers
+    /// only).
+    BareLink(Vec<usize>, Vec<usize>),
 }
 
 /// An entry with owned strings, for [`E`].
@@ -1065,7 +1085,9 @@ fn generated_layer(ops: &[Op]) -> Vec<u8> {
             }
             Op::Symlink(p, t) => {
                 parents(p, &mut out);
-                out.push(Owned::Symlink(path_of(p), ["a", "b/c", "/a", "../x"][*t]));
+                // Dangling: remove form follows a symlink on the way to a link's source,
+                // which one layer alone cannot.
+                out.push(Owned::Symlink(path_of(p), ["x", "a/x", "/x", "../x"][*t]));
             }
             Op::Fifo(p) => {
                 parents(p, &mut out);
@@ -1096,6 +1118,10 @@ fn generated_layer(ops: &[Op]) -> Vec<u8> {
                 parents(link, &mut out);
                 out.push(Owned::Hardlink(path_of(link), path_of(source)));
             }
+            Op::BareLink(source, link) => {
+                parents(link, &mut out);
+                out.push(Owned::Hardlink(path_of(link), path_of(source)));
+            }
         }
     }
     let entries: Vec<E<'_>> = out
@@ -1122,6 +1148,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         3 => path().prop_map(Op::Whiteout),
         2 => prop::collection::vec(0..3usize, 0..=2).prop_map(Op::Opaque),
         1 => (path(), path()).prop_map(|(s, l)| Op::Link(s, l)),
+        1 => (path(), path()).prop_map(|(s, l)| Op::BareLink(s, l)),
     ]
 }
 
@@ -1129,17 +1156,31 @@ proptest::proptest! {
     #![proptest_config(proptest::test_runner::Config {
         cases: 96,
         failure_persistence: None,
+        // Remove form refuses many generated links (to nothing, to a directory).
+        max_global_rejects: 100_000,
         ..proptest::test_runner::Config::default()
     })]
 
     /// Any stack of three such layers: where remove form applies them, overlay form does
-    /// too, and the mounted snapshots show the same tree.
+    /// too (given the lower layers when a link reaches into them), and the mounted
+    /// snapshots show the same tree.
     #[test]
     fn random_stacks_mount_as_they_apply(
-        layers in proptest::collection::vec(proptest::collection::vec(op(), 0..10), 3)
+        layers in proptest::collection::vec(proptest::collection::vec(op(), 0..10), 3),
+        with_lowers in proptest::bool::ANY,
     ) {
         assert_root();
-        let layers: Vec<Vec<u8>> = layers.iter().map(|ops| generated_layer(ops)).collect();
+        let layers: Vec<Vec<u8>> = layers
+            .iter()
+            .map(|ops| {
+                let ops: Vec<Op> = ops
+                    .iter()
+                    .filter(|op| with_lowers || !matches!(op, Op::BareLink(..)))
+                    .cloned()
+                    .collect();
+                generated_layer(&ops)
+            })
+            .collect();
         let tmp = tempfile::tempdir().unwrap();
         // Layers remove form refuses (a hard link whose source a later entry replaced by a
         // directory, say) say nothing about overlay form.
@@ -1150,7 +1191,7 @@ proptest::proptest! {
             );
             proptest::prop_assume!(applied.is_ok());
         }
-        let (flat, mounted) = both_ways(tmp.path(), &layers, OverlayXattrs::Trusted);
+        let (flat, mounted) = both_ways(tmp.path(), &layers, OverlayXattrs::Trusted, with_lowers);
         proptest::prop_assert_eq!(mounted, flat);
     }
 }
