@@ -1,6 +1,7 @@
 //! Layer application against hostile tars: entries generated from a vocabulary of escapes
 //! (`..`, absolute paths, symlinks out, hardlinks out, whiteouts of parents) are applied to a
-//! root next to a sentinel directory; whatever happens, nothing outside the root changes.
+//! root next to a sentinel directory, in remove or overlay form; whatever happens, nothing
+//! outside the root changes.
 #![no_main]
 use std::io::Write;
 use std::path::Path;
@@ -115,12 +116,20 @@ fuzz_target!(|entries: Vec<Entry>| {
     let layer = b.into_inner().unwrap();
     let mut before = Vec::new();
     snapshot(&outside, &mut before);
+    // The first entry's mode bit 15 (not a permission bit) picks overlay form, where
+    // whiteouts become devices and opaque markers xattrs in the (empty) root.
+    let whiteouts = match entries.first() {
+        Some(e) if e.mode & 0x8000 != 0 => {
+            ocikit_image::Whiteouts::Overlay(ocikit_image::OverlayXattrs::Trusted)
+        }
+        _ => ocikit_image::Whiteouts::Remove,
+    };
     let _ = ocikit_image::apply_layer(
         &root,
         &layer[..],
         &ocikit_image::oci_spec::image::MediaType::ImageLayer,
         None,
-        &ocikit_image::ApplyOptions::new(),
+        &ocikit_image::ApplyOptions::new().whiteouts(whiteouts),
     );
     let mut after = Vec::new();
     snapshot(&outside, &mut after);

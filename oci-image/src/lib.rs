@@ -16,7 +16,9 @@
 //! - [`parse_platform`], [`select_manifest`]: platforms normalised and matched.
 //! - [`build_layer`], [`build_diff_layer`]: deterministic layers from directories, gzip
 //!   compressed on every core.
-//! - [`apply_layer`]: a layer applied to a rootfs, whiteouts and all, never escaping it.
+//! - [`apply_layer`]: a layer applied to a rootfs, whiteouts and all, never escaping it; or
+//!   written alone into an empty directory in overlayfs form ([`Whiteouts::Overlay`]), so a
+//!   stack of such directories mounted as overlayfs layers shows the image.
 //! - [`ImageSource`], [`ImageDestination`]: the traits every backend implements, with
 //!   verification and platform selection provided.
 //!
@@ -66,7 +68,7 @@ pub use document::{
 pub use error::{DocumentKind, Error, Result};
 pub use layer::{
     ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
-    Ownership, apply_layer, build_diff_layer, build_layer, read_in_root,
+    OverlayXattrs, Ownership, Whiteouts, apply_layer, build_diff_layer, build_layer, read_in_root,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;

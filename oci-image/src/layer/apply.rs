@@ -1,11 +1,11 @@
 //! Applying a layer (a tar stream, maybe compressed) to a root filesystem directory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -96,6 +96,69 @@ pub enum Devices {
     Skip,
 }
 
+/// What whiteouts (`.wh.NAME` and the opaque marker `.wh..wh..opq`) do to the root.
+///
+/// image-spec `layer.md`: "A whiteout file is an empty file with a special filename that
+/// signifies a path should be deleted", and "An opaque whiteout entry is a file with the name
+/// `.wh..wh..opq` indicating that all siblings are hidden in the lower layer".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Whiteouts {
+    /// The root holds the lower layers already: a whiteout removes what it names, an opaque
+    /// marker empties its directory of what lower layers put there. The default.
+    #[default]
+    Remove,
+    /// The root is an empty directory that receives this layer alone, in the form overlayfs
+    /// reads (the kernel's `Documentation/filesystems/overlayfs.rst`, as containers/storage's
+    /// overlay driver writes it): a whiteout becomes a character device 0/0 of the name it
+    /// hides, an opaque marker becomes the xattr `<prefix>overlay.opaque` = `y` on its
+    /// directory. Nothing is removed. A stack of such directories mounted as overlayfs
+    /// `lowerdir`s (the top layer first) shows what [`Whiteouts::Remove`] gives when the same
+    /// layers are applied in order to one directory; see [`apply_layer`] for the details and
+    /// the few cases where one layer alone cannot know what the lower ones hold.
+    Overlay(OverlayXattrs),
+}
+
+/// Which xattr namespace overlayfs reads its attributes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverlayXattrs {
+    /// `trusted.overlay.*`, what overlayfs reads by default. Setting them needs
+    /// `CAP_SYS_ADMIN` (root).
+    Trusted,
+    /// `user.overlay.*`, what overlayfs reads when mounted with the `userxattr` option (Linux
+    /// 5.11+), which an unprivileged user in a user namespace can mount. The filesystem
+    /// holding the directories must take `user.*` xattrs.
+    User,
+}
+
+impl OverlayXattrs {
+    /// The name of the xattr that marks an opaque directory: `trusted.overlay.opaque` or
+    /// `user.overlay.opaque`.
+    pub fn opaque_xattr(self) -> &'static str {
+        match self {
+            OverlayXattrs::Trusted => "trusted.overlay.opaque",
+            OverlayXattrs::User => "user.overlay.opaque",
+        }
+    }
+
+    /// The overlayfs mount option that makes it read this namespace: `None` for
+    /// [`OverlayXattrs::Trusted`], `Some("userxattr")` for [`OverlayXattrs::User`].
+    pub fn mount_option(self) -> Option<&'static str> {
+        match self {
+            OverlayXattrs::Trusted => None,
+            OverlayXattrs::User => Some("userxattr"),
+        }
+    }
+}
+
+/// Whether an xattr name is one overlayfs reads (in either namespace): a layer's own such
+/// attributes are never written in overlay form, where they would change what the mount
+/// shows (`overlay.redirect`, `overlay.opaque`, `overlay.metacopy` and their kin).
+fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
 /// Options for [`apply_layer`], built by chaining setters on [`ApplyOptions::new`].
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
@@ -103,6 +166,8 @@ pub struct ApplyOptions {
     devices: Devices,
     xattrs: bool,
     max_size: Option<u64>,
+    whiteouts: Whiteouts,
+    lower_layers: Vec<PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -112,6 +177,8 @@ impl Default for ApplyOptions {
             devices: Devices::CreateOrSkip,
             xattrs: true,
             max_size: None,
+            whiteouts: Whiteouts::Remove,
+            lower_layers: Vec::new(),
         }
     }
 }
@@ -146,6 +213,32 @@ impl ApplyOptions {
     /// bombs). Default: no limit beyond the compressed size the caller verifies.
     pub fn max_uncompressed_size(mut self, limit: Option<u64>) -> Self {
         self.max_size = limit;
+        self
+    }
+
+    /// What whiteouts do: remove what lower layers put in the root, or be recorded in
+    /// overlayfs form in an empty root that receives this layer alone. Default
+    /// [`Whiteouts::Remove`].
+    pub fn whiteouts(mut self, whiteouts: Whiteouts) -> Self {
+        self.whiteouts = whiteouts;
+        self
+    }
+
+    /// Overlay form only: the directories of the layers below this one, in overlay form too,
+    /// the one right below first (the order of `lowerdir=`). What this layer needs from them
+    /// is looked up there through their whiteouts and opaque directories, as overlayfs
+    /// would:
+    /// - a hard link whose source is not in this layer copies the file it names (overlayfs
+    ///   has no links across layers): same content, type, mode, owner, xattrs and
+    ///   modification time, another inode;
+    /// - a directory this layer needs but does not list (`var` for an entry `var/lib/x`)
+    ///   takes the owner, mode, xattrs and time of the lower directory, as overlayfs does when
+    ///   it copies a directory up.
+    ///
+    /// Default none: such a link is an error and such a directory is made with mode 0755,
+    /// the caller as owner and the current time (see [`apply_layer`]).
+    pub fn lower_layers(mut self, lower_layers: Vec<PathBuf>) -> Self {
+        self.lower_layers = lower_layers;
         self
     }
 }
@@ -183,6 +276,11 @@ pub struct ApplyReport {
     /// Entries of types that have no meaning in a layer (tape volume headers and the like),
     /// ignored.
     pub ignored: u64,
+    /// The layer has an opaque marker at its root (`/.wh..wh..opq`): it hides every lower
+    /// layer. With [`Whiteouts::Remove`] they are removed already; in overlay form
+    /// ([`Whiteouts::Overlay`]) overlayfs cannot express it (it never reads a layer's root as
+    /// opaque), so a mount of this layer must leave out every layer below it.
+    pub hides_lower_layers: bool,
 }
 
 /// Applies the layer `layer` to the directory `root`, as image-spec `layer.md` says: entries
@@ -204,6 +302,60 @@ pub struct ApplyReport {
 ///   a few 256 KiB chunks between the first three, and about 5 MiB of file content (in at
 ///   most 160 open files) queued for the last.
 ///
+/// # Overlay form
+/// With [`ApplyOptions::whiteouts`]`(`[`Whiteouts::Overlay`]`(..))`, `root` must be an empty
+/// directory (else [`Error::Apply`] with an [`io::ErrorKind::DirectoryNotEmpty`] source, and
+/// nothing is written) and receives this layer alone, as an overlayfs layer: stacked with the
+/// directories of the layers below it (`mount -t overlay overlay -o lowerdir=TOP:...:BOTTOM`,
+/// plus `userxattr` for [`OverlayXattrs::User`]) it shows what applying the layers in order
+/// to one directory gives. Entry by entry:
+/// - Files, directories, links, devices, owners, modes, times and xattrs are written exactly
+///   as in remove form, through the same code. An entry that replaces a lower entry of
+///   another type needs nothing more: overlayfs shows the upper one, and merges a directory
+///   only with a lower directory (a directory over a lower file or symlink hides it).
+/// - `.wh.NAME` becomes a character device 0/0 named NAME, whatever [`Devices`] says (it
+///   needs `CAP_MKNOD`, or Linux 5.8+, which lets any user make this one device). A
+///   whiteout of a name this layer made itself leaves that entry, as in remove form (layer.md:
+///   "Files that are present in the same layer as a whiteout file can only be hidden by
+///   whiteout files in subsequent layers"). An entry of this layer that comes after the
+///   whiteout of its name replaces the device; a directory doing so is made opaque, and so is
+///   the device turned into a directory for an entry below it (`.wh.d`, then `d/x`), since
+///   over the lower layers the whiteout removed the old `d` first. So is a directory that
+///   replaces a non-directory entry of this same layer.
+/// - `D/.wh..wh..opq` sets the xattr [`OverlayXattrs::opaque_xattr`] = `y` on D (made if the
+///   layer has not made it yet): overlayfs then hides the lower layers' entries of D and
+///   shows this layer's, as remove form keeps them. At the root, where overlayfs never reads
+///   the xattr, [`ApplyReport::hides_lower_layers`] says it instead. Whiteouts of this layer
+///   below an opaque directory hide nothing more and are left out (overlayfs would list
+///   them there, see below).
+/// - AUFS bookkeeping (`.wh..wh.plnk` and the like) is ignored, as in remove form. `xattrs`
+///   named `trusted.overlay.*` or `user.overlay.*` that the layer carries are not written
+///   (counted in [`ApplyReport::xattrs_skipped`]): they would change what the mount shows.
+/// - A hard link whose source is not in this layer (image-spec: "Extracting a layer with
+///   hardlink references to files outside of the layer may fail") is [`Error::Apply`] with
+///   a [`io::ErrorKind::NotFound`] source, unless [`ApplyOptions::lower_layers`] gives the
+///   layers below: then the source is found there and copied (another inode, as overlayfs
+///   has no links across layers; the links within one layer stay links).
+///
+/// What one layer alone cannot know about the lower ones, and so differs from remove form:
+/// - A directory the layer needs but does not list (the parent of an entry, a whiteout or an
+///   opaque marker) is made with mode 0755, the caller as owner and the current time, as in
+///   remove form when no lower layer has it; overlayfs shows these attributes, not the
+///   lower directory's. Tools list the directory of each change, but not always the ones
+///   above it (umoci does not list `var` for a change in `var/lib`). With
+///   [`ApplyOptions::lower_layers`] such a directory takes the lower one's attributes
+///   instead, as remove form keeps them.
+/// - Such a directory, made in place of a lower symlink (an entry `lib/x` over a lower
+///   `lib -> usr/lib`), is a directory, where remove form writes through the link.
+/// - A whiteout or opaque marker in a directory that neither this layer nor a lower one has
+///   makes that directory, empty, where remove form shows nothing.
+/// - A whiteout of a name no lower layer has, in a directory no lower layer has either, is
+///   listed by `readdir` on the mount (overlayfs drops whiteouts only from directories it
+///   merges), though looking the name up finds nothing; remove form shows nothing.
+/// - A character device 0/0 in the layer is a whiteout to overlayfs.
+/// - The root's own attributes are the directory's until a `./` entry sets them; overlayfs
+///   shows the top layer's.
+///
 /// # Security
 /// The layer is hostile until proven otherwise. Every entry's path, link target and hardlink
 /// source is resolved inside `root` (symlinks included, see the module docs), so no entry can
@@ -218,11 +370,43 @@ pub fn apply_layer<R: Read + Send>(
     expected_diff_id: Option<&Digest>,
     options: &ApplyOptions,
 ) -> Result<ApplyReport> {
-    let root = Root::open(root).map_err(|e| Error::Apply {
+    let root_err = |source| Error::Apply {
         path: root.display().to_string(),
         op: "open root",
-        source: e,
-    })?;
+        source,
+    };
+    let root = Root::open(root).map_err(root_err)?;
+    let overlay = match options.whiteouts {
+        Whiteouts::Remove => None,
+        Whiteouts::Overlay(xattrs) => Some(xattrs),
+    };
+    if overlay.is_some() {
+        // Overlay form records this layer alone: whatever is in the directory already would
+        // be taken for part of it (and its whiteouts would not remove it).
+        let fd = rustix::io::dup(root.fd()).map_err(|e| root_err(e.into()))?;
+        if !list_dir(&fd).map_err(root_err)?.is_empty() {
+            return Err(root_err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                "a layer in overlay form is applied to an empty directory only",
+            )));
+        }
+    }
+    let mut lowers = Vec::new();
+    if overlay.is_some() {
+        for lower in &options.lower_layers {
+            let fd = rustix::fs::open(
+                lower,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::Apply {
+                path: lower.display().to_string(),
+                op: "open lower layer",
+                source: e.into(),
+            })?;
+            lowers.push(fd);
+        }
+    }
     let (decoder, compression) = Decoder::new(layer, media_type)?;
     let is_root = rustix::process::geteuid().is_root();
     let mut applier = Applier {
@@ -239,6 +423,11 @@ pub fn apply_layer<R: Read + Send>(
         umask: read_umask(),
         root,
         options,
+        overlay,
+        lowers,
+        copied: HashMap::new(),
+        whited_out: HashSet::new(),
+        opaque: HashSet::new(),
         touched: HashSet::new(),
         dirs: Vec::new(),
         cache: None,
@@ -340,6 +529,7 @@ pub fn apply_layer<R: Read + Send>(
         whiteouts: c.whiteouts,
         xattrs_skipped: c.xattrs_skipped,
         ignored: c.ignored,
+        hides_lower_layers: c.hides_lower_layers,
     })
 }
 
@@ -455,6 +645,7 @@ struct Counts {
     whiteouts: u64,
     xattrs_skipped: u64,
     ignored: u64,
+    hides_lower_layers: bool,
 }
 
 /// The decompressing stage, which can give its input back to be drained.
@@ -675,6 +866,17 @@ struct Applier<'o> {
     me: (u32, u32),
     /// The process umask, when /proc says it.
     umask: Option<u32>,
+    /// In overlay form, the namespace of the overlay xattrs; `None` in remove form.
+    overlay: Option<OverlayXattrs>,
+    /// In overlay form, the lower layers' directories ([`ApplyOptions::lower_layers`]).
+    lowers: Vec<OwnedFd>,
+    /// In overlay form, the lower files hard links were copied from: their paths, to where
+    /// the copy went and its inode.
+    copied: HashMap<Vec<u8>, (Vec<OsString>, u64)>,
+    /// In overlay form, where this layer put a whiteout device that is still there.
+    whited_out: HashSet<Vec<u8>>,
+    /// In overlay form, the directories this layer made opaque (`[]`: the root).
+    opaque: HashSet<Vec<u8>>,
     /// Every path this layer created, and their parents: whiteouts spare these.
     touched: HashSet<Vec<u8>>,
     /// Directories whose mode and times are set at the end, when nothing more is written in
@@ -734,9 +936,218 @@ impl Applier<'_> {
         {
             return Ok(fd.clone());
         }
-        let fd = Rc::new(self.root.dir(parent, true)?);
+        let implied = if self.lowers.is_empty() {
+            None
+        } else {
+            self.first_missing(parent)
+        };
+        let fd = match self.root.dir(parent, true) {
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                    && !self.whited_out.is_empty() =>
+            {
+                self.open_whiteouts(parent)?;
+                self.root.dir(parent, true)?
+            }
+            other => other?,
+        };
+        if let Some(first) = implied {
+            for end in first..parent.len() {
+                self.copy_up_directory(&parent[..=end])?;
+            }
+        }
+        let fd = Rc::new(fd);
         self.cache = Some((parent.to_vec(), fd.clone()));
         Ok(fd)
+    }
+
+    /// How many of `components` lead, as they are named, to directories this layer has
+    /// already, when the next one is missing (and so is made now); `None` when all are there
+    /// or the way is not a plain directory path.
+    fn first_missing(&self, components: &[OsString]) -> Option<usize> {
+        let mut dir = rustix::io::dup(self.root.fd()).ok()?;
+        for (i, c) in components.iter().enumerate() {
+            match rustix::fs::openat(
+                &dir,
+                c,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => dir = fd,
+                Err(rustix::io::Errno::NOENT) => return Some(i),
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Overlay form over [`ApplyOptions::lower_layers`]: a directory this layer needs but
+    /// does not list (`usr` for an entry `usr/lib/x`) takes the owner, mode, xattrs and time
+    /// of the directory the lower layers show there, as overlayfs does when it copies a
+    /// directory up; applied over the lower layers, this is the lower directory itself.
+    /// A directory entry of this layer coming later sets its own.
+    fn copy_up_directory(&mut self, components: &[OsString]) -> io::Result<()> {
+        let Some((lower_parent, st)) = self.find_below(components, true)? else {
+            return Ok(());
+        };
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return Ok(());
+        }
+        let Some(ours) = self.lexical_dir(components) else {
+            return Ok(());
+        };
+        let name = components.last().expect("not the root");
+        let lower = rustix::fs::openat(
+            &lower_parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let xattrs = read_xattrs(lower.as_fd())?;
+        let owner = (st.st_uid != self.me.0 || st.st_gid != self.me.1)
+            .then(|| (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid)));
+        self.counts.xattrs_skipped += set_fd_metadata(ours.as_fd(), owner, None, &xattrs)?;
+        // Mode and time at the end, with the listed directories'.
+        let mtime = rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        };
+        self.dirs
+            .push((components.to_vec(), st.st_mode & 0o7777, mtime));
+        Ok(())
+    }
+
+    /// Overlay form: an entry below a name this layer whited out (`.wh.d`, then `d/x`).
+    /// Applied over the lower layers, the whiteout removed the lower `d` and the entry made a
+    /// new one holding only this layer's entries: here the whiteout device becomes an opaque
+    /// directory, which shows the same.
+    fn open_whiteouts(&mut self, parent: &[OsString]) -> io::Result<()> {
+        for i in 0..parent.len() {
+            if !self.whited_out.remove(&join(&parent[..=i])) {
+                continue;
+            }
+            let Some(dir) = self.lexical_dir(&parent[..i]) else {
+                continue;
+            };
+            let st = rustix::fs::statat(&dir, &parent[i], AtFlags::SYMLINK_NOFOLLOW)?;
+            if !is_whiteout_device(&st) {
+                continue;
+            }
+            rustix::fs::unlinkat(&dir, &parent[i], AtFlags::empty())?;
+            rustix::fs::mkdirat(&dir, &parent[i], Mode::from_raw_mode(0o755))?;
+            let made = rustix::fs::openat(
+                &dir,
+                &parent[i],
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            self.set_opaque(made.as_fd(), &parent[..=i])?;
+        }
+        Ok(())
+    }
+
+    /// Overlay form: marks the directory `dir` at `path` opaque (it hides every lower layer's
+    /// entries there).
+    fn set_opaque(&mut self, dir: BorrowedFd<'_>, path: &[OsString]) -> io::Result<()> {
+        let Some(xattrs) = self.overlay else {
+            return Ok(());
+        };
+        // overlayfs.rst: "A directory is made opaque by setting the xattr
+        // "trusted.overlay.opaque" to "y"" (`user.overlay.opaque` with `userxattr`).
+        rustix::fs::fsetxattr(
+            dir,
+            xattrs.opaque_xattr(),
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )?;
+        self.hide_below(join(path))
+    }
+
+    /// Overlay form: nothing of the lower layers shows below `path` (`[]` for the root), so
+    /// this layer's whiteouts there hide nothing: they are removed, and no more are made.
+    /// They would not be harmless: overlayfs drops whiteouts from the listing of a directory
+    /// only when it merges layers there, and below an opaque directory it merges none, so
+    /// the names would be listed, yet not found.
+    fn hide_below(&mut self, path: Vec<u8>) -> io::Result<()> {
+        let below = |p: &[u8]| {
+            path.is_empty() || (p.starts_with(&path) && p.get(path.len()) == Some(&b'/'))
+        };
+        let mut gone: Vec<Vec<u8>> = self
+            .whited_out
+            .iter()
+            .filter(|p| below(p))
+            .cloned()
+            .collect();
+        gone.sort();
+        for p in gone {
+            self.whited_out.remove(&p);
+            let components: Vec<OsString> = p
+                .split(|&b| b == b'/')
+                .map(|c| OsStr::from_bytes(c).to_owned())
+                .collect();
+            let (name, parent) = components.split_last().expect("whiteouts have a name");
+            let Some(dir) = self.lexical_dir(parent) else {
+                // Gone with a directory a later entry replaced.
+                continue;
+            };
+            if rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| is_whiteout_device(&st))
+            {
+                rustix::fs::unlinkat(&dir, name, AtFlags::empty())?;
+            }
+        }
+        self.opaque.insert(path);
+        Ok(())
+    }
+
+    /// The directory at exactly `components` below the root, following no symlink: where
+    /// this layer's whiteouts were made (their paths are kept as the layer named them, and
+    /// a symlink later put on the way leads elsewhere). `None` when there is none.
+    fn lexical_dir(&self, components: &[OsString]) -> Option<OwnedFd> {
+        let mut dir = rustix::io::dup(self.root.fd()).ok()?;
+        for c in components {
+            dir = rustix::fs::openat(
+                &dir,
+                c,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+        }
+        Some(dir)
+    }
+
+    /// Overlay form: whether `path` is below a whiteout of this layer.
+    fn below_whiteout(&self, path: &[u8]) -> bool {
+        !self.whited_out.is_empty()
+            && path
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && self.whited_out.contains(&path[..i]))
+    }
+
+    /// Overlay form: whether `path` is below a directory this layer made opaque.
+    fn hidden_below_opaque(&self, path: &[u8]) -> bool {
+        if self.opaque.is_empty() {
+            return false;
+        }
+        self.opaque.contains(&b""[..])
+            || path
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && self.opaque.contains(&path[..i]))
+    }
+
+    /// The entry's metadata; in overlay form without the overlay xattrs a layer may carry
+    /// (counted as skipped), which would change what the mount shows.
+    fn read_meta<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
+        let mut meta = Meta::read(entry, self.options.xattrs)?;
+        if self.overlay.is_some() {
+            let before = meta.xattrs.len();
+            meta.xattrs.retain(|(name, _)| !is_overlay_xattr(name));
+            self.counts.xattrs_skipped += (before - meta.xattrs.len()) as u64;
+        }
+        Ok(meta)
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<()> {
@@ -753,8 +1164,7 @@ impl Applier<'_> {
         let Some(name) = components.last().cloned() else {
             // The root itself (`./`): only its metadata can change.
             if kind.is_dir() {
-                let meta =
-                    Meta::read(entry, self.options.xattrs).map_err(entry_err(&[], "read"))?;
+                let meta = self.read_meta(entry).map_err(entry_err(&[], "read"))?;
                 self.dirs.push((Vec::new(), meta.mode, meta.mtime));
                 let fd = rustix::io::dup(self.root.fd()).map_err(errno_to_io);
                 let fd = fd.map_err(entry_err(&[], "open"))?;
@@ -773,15 +1183,15 @@ impl Applier<'_> {
         let parent = self.parent(parent_components).map_err(&err)?;
         match kind {
             T::Regular | T::Continuous => {
-                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let meta = self.read_meta(entry).map_err(&err)?;
                 self.file(&parent, &name, entry, &meta, &components)?;
             }
             T::Directory => {
-                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let meta = self.read_meta(entry).map_err(&err)?;
                 self.directory(&parent, &name, &meta, &components)?;
             }
             T::Symlink => {
-                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let meta = self.read_meta(entry).map_err(&err)?;
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
                 let target = OsStr::from_bytes(&target);
                 match rustix::fs::symlinkat(target, &*parent, &name) {
@@ -803,7 +1213,7 @@ impl Applier<'_> {
                 self.hardlink(&parent, &name, &source, &components)?;
             }
             T::Char | T::Block | T::Fifo => {
-                let meta = Meta::read(entry, self.options.xattrs).map_err(&err)?;
+                let meta = self.read_meta(entry).map_err(&err)?;
                 let h = entry.header();
                 let dev = rustix::fs::makedev(
                     h.device_major().ok().flatten().unwrap_or(0),
@@ -814,6 +1224,17 @@ impl Applier<'_> {
             _ => {
                 self.counts.ignored += 1;
                 return Ok(());
+            }
+        }
+        if !self.whited_out.is_empty() {
+            // The entry replaced a whiteout of this layer, unless it was a device not made
+            // (see `Devices`), which left the whiteout in place.
+            let path = join(&components);
+            if self.whited_out.contains(&path)
+                && !rustix::fs::statat(&*parent, &name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| is_whiteout_device(&st))
+            {
+                self.whited_out.remove(&path);
             }
         }
         self.touch(&components);
@@ -947,6 +1368,13 @@ impl Applier<'_> {
         components: &[OsString],
     ) -> Result<()> {
         let err = entry_err(components, "mkdir");
+        // Overlay form: a non-directory here was put by this layer, a whiteout device (`.wh.d`,
+        // then `d/`) or an entry of the same name. Applied over the lower layers, either
+        // removed the lower `d` before this directory was made, so it holds this layer's
+        // entries only: opaque, so the lower `d`'s entries stay hidden under it.
+        let opaque = self.overlay.is_some()
+            && rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) != FileType::Directory);
         let fresh = !self.replace(parent, name, true).map_err(&err)?;
         if fresh {
             rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
@@ -961,6 +1389,10 @@ impl Applier<'_> {
         )
         .map_err(errno_to_io)
         .map_err(&err)?;
+        if opaque {
+            // Before the owner changes: a `user.*` xattr needs its owner's rights.
+            self.set_opaque(fd.as_fd(), components).map_err(&err)?;
+        }
         // The mode is set at the end: a directory without write permission must still take
         // the entries that follow it.
         self.set_owner_and_xattrs(fd.as_fd(), fresh, meta, components)?;
@@ -984,13 +1416,40 @@ impl Applier<'_> {
                 reason: "a hard link to the root".into(),
             });
         };
-        let source_parent = self
+        // Overlay form holds this layer alone: a source from a lower layer is not there.
+        // image-spec layer.md allows it: "Extracting a layer with hardlink references to
+        // files outside of the layer may fail."
+        let not_here = |e: io::Error| {
+            if self.overlay.is_some() && e.kind() == io::ErrorKind::NotFound {
+                err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the link's source is not in this layer, and a layer in overlay form \
+                     cannot link to a lower layer's file without its lower layers",
+                ))
+            } else {
+                err(e)
+            }
+        };
+        if self.whited_out.contains(&join(&source_components)) {
+            // A whiteout of this layer: applied over the lower layers, the source is gone.
+            return Err(err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the link's source was whited out by this layer",
+            )));
+        }
+        let found = self
             .root
             .dir(&source_components[..source_components.len() - 1], false)
-            .map_err(&err)?;
-        let st = rustix::fs::statat(&source_parent, source_name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(errno_to_io)
-            .map_err(&err)?;
+            .and_then(|dir| {
+                let st = rustix::fs::statat(&dir, source_name, AtFlags::SYMLINK_NOFOLLOW)?;
+                Ok((dir, st))
+            });
+        let (source_parent, st) = match found {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.lowers.is_empty() => {
+                return self.copy_from_lower(parent, name, &source_components, components);
+            }
+            other => other.map_err(not_here)?,
+        };
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             return Err(Error::UnsafeEntry {
                 path: String::from_utf8_lossy(&join(components)).into_owned(),
@@ -1012,6 +1471,217 @@ impl Applier<'_> {
             .map_err(&err)?;
         self.counts.hardlinks += 1;
         Ok(())
+    }
+
+    /// Overlay form: a hard link to a lower layer's file, which overlayfs cannot express,
+    /// made a copy of that file.
+    fn copy_from_lower(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        source: &[OsString],
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "link");
+        // A second link to the same lower file links to the first one's copy, while it is
+        // there: the links of one layer stay one file.
+        let source_path = join(source);
+        if let Some((copy, ino)) = self.copied.get(&source_path).cloned() {
+            let (copy_name, copy_parent) = copy.split_last().expect("copies have a name");
+            if let Ok(copy_dir) = self.root.dir(copy_parent, false)
+                && rustix::fs::statat(&copy_dir, copy_name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_ino == ino)
+            {
+                self.replace(parent, name, false).map_err(&err)?;
+                rustix::fs::linkat(&copy_dir, copy_name, parent, name, AtFlags::empty())
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+                self.counts.hardlinks += 1;
+                return Ok(());
+            }
+        }
+        let source_name = source.last().expect("a link's source has a name");
+        let Some((dir, st)) = self.find_below(source, false).map_err(&err)? else {
+            return Err(err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the link's source is in no layer",
+            )));
+        };
+        let file_type = FileType::from_raw_mode(st.st_mode);
+        if file_type == FileType::Directory {
+            return Err(Error::UnsafeEntry {
+                path: String::from_utf8_lossy(&join(components)).into_owned(),
+                reason: "a hard link to a directory".into(),
+            });
+        }
+        self.replace(parent, name, false).map_err(&err)?;
+        let owner = (st.st_uid != self.me.0 || st.st_gid != self.me.1)
+            .then(|| (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid)));
+        let mtime = rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        };
+        match file_type {
+            FileType::RegularFile => {
+                let from = rustix::fs::openat(
+                    &dir,
+                    source_name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+                let to = rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+                let (mut from, mut to) = (File::from(from), File::from(to));
+                io::copy(&mut from, &mut to).map_err(&err)?;
+                let xattrs = read_xattrs(from.as_fd()).map_err(&err)?;
+                self.counts.xattrs_skipped +=
+                    set_fd_metadata(to.as_fd(), owner, Some(st.st_mode & 0o7777), &xattrs)
+                        .map_err(&err)?;
+                rustix::fs::futimens(&to, &times(mtime))
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(&dir, source_name, Vec::new())
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+                rustix::fs::symlinkat(target.as_c_str(), parent, name)
+                    .map_err(errno_to_io)
+                    .map_err(&err)?;
+            }
+            _ => {
+                rustix::fs::mknodat(
+                    parent,
+                    name,
+                    file_type,
+                    Mode::from_raw_mode(0o600),
+                    st.st_rdev,
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+        }
+        if file_type != FileType::RegularFile {
+            if let Some((uid, gid)) = owner {
+                rustix::fs::chownat(
+                    parent,
+                    name,
+                    Some(uid),
+                    Some(gid),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+            if file_type != FileType::Symlink {
+                // Never a symlink: chmodat follows links.
+                rustix::fs::chmodat(
+                    parent,
+                    name,
+                    Mode::from_raw_mode(st.st_mode & 0o7777),
+                    AtFlags::empty(),
+                )
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+            }
+            rustix::fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(errno_to_io)
+                .map_err(&err)?;
+        }
+        let made = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno_to_io)
+            .map_err(&err)?;
+        self.copied
+            .insert(source_path, (components.to_vec(), made.st_ino));
+        self.counts.hardlinks += 1;
+        Ok(())
+    }
+
+    /// Overlay form: the entry at `components` (not the root) as a mount of this layer over
+    /// [`ApplyOptions::lower_layers`] shows it: its directory, opened in the topmost layer
+    /// that has the entry, and its status; `None` when the mount shows nothing there.
+    /// Whiteouts and opaque directories (this layer's included) hide what is below them, a
+    /// non-directory hides the directories below it, and no symlink is followed.
+    /// With `lower_only`, the entry is looked for in the lower layers only (this layer still
+    /// hides what it hides on the way).
+    fn find_below(
+        &self,
+        components: &[OsString],
+        lower_only: bool,
+    ) -> io::Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+        let Some(xattrs) = self.overlay else {
+            return Ok(None);
+        };
+        let is_opaque = |fd: &OwnedFd| {
+            let mut value = [0u8; 1];
+            matches!(rustix::fs::fgetxattr(fd, xattrs.opaque_xattr(), &mut value[..]), Ok(1) if value[0] == b'y')
+        };
+        // This layer first: what it hides stays hidden. An opaque root hides every lower
+        // layer.
+        let mut layers = vec![rustix::io::dup(self.root.fd())?];
+        if !self.counts.hides_lower_layers {
+            for lower in &self.lowers {
+                layers.push(rustix::io::dup(lower)?);
+            }
+        }
+        // Which layers the directory at this depth is merged from, top first, and whether
+        // it is this layer's.
+        let mut merged: Vec<(bool, OwnedFd)> = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, fd)| (i == 0, fd))
+            .collect();
+        let (name, parents) = components.split_last().expect("not the root");
+        for c in parents {
+            let mut next = Vec::new();
+            for (own, dir) in &merged {
+                let st = match rustix::fs::statat(dir, c, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    // A whiteout, or a non-directory that hides what is below it.
+                    break;
+                }
+                let fd = rustix::fs::openat(
+                    dir,
+                    c,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let opaque = is_opaque(&fd);
+                next.push((*own, fd));
+                if opaque {
+                    break;
+                }
+            }
+            merged = next;
+        }
+        for (own, dir) in merged {
+            if own && lower_only {
+                continue;
+            }
+            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if is_whiteout_device(&st) => return Ok(None),
+                Ok(st) => return Ok(Some((dir, st))),
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
     }
 
     fn special(
@@ -1152,6 +1822,9 @@ impl Applier<'_> {
         // Whatever happens, the layer's own entries below were found through old state.
         self.cache = None;
         if name == b".wh..wh..opq" {
+            if self.overlay.is_some() {
+                return self.opaque_marker(parent, components);
+            }
             // "indicates that all siblings are hidden in the lower layer" (layer.md): empty
             // the directory of everything a lower layer put there.
             let dir = match self.root.dir(parent, false) {
@@ -1161,6 +1834,7 @@ impl Applier<'_> {
             };
             let prefix = join(parent);
             self.remove_untouched(&dir, &prefix, 0).map_err(&err)?;
+            self.counts.hides_lower_layers |= parent.is_empty();
             self.counts.whiteouts += 1;
             return Ok(());
         }
@@ -1182,9 +1856,14 @@ impl Applier<'_> {
             target_path.push(b'/');
         }
         target_path.extend_from_slice(target);
+        // "Files that are present in the same layer as a whiteout file can only be hidden by
+        // whiteout files in subsequent layers" (layer.md): a name this layer made stays.
         if self.touched.contains(&target_path) {
             self.counts.whiteouts += 1;
             return Ok(());
+        }
+        if self.overlay.is_some() {
+            return self.whiteout_device(parent, target, target_path, components);
         }
         let dir = match self.root.dir(parent, false) {
             Ok(fd) => fd,
@@ -1192,6 +1871,74 @@ impl Applier<'_> {
             Err(e) => return Err(err(e)),
         };
         remove_all(dir.as_fd(), OsStr::from_bytes(target), 0).map_err(&err)?;
+        self.counts.whiteouts += 1;
+        Ok(())
+    }
+
+    /// Overlay form of `.wh.NAME`: a character device 0/0 named NAME, which overlayfs reads
+    /// as "NAME is hidden in every lower layer" (overlayfs.rst: "A whiteout is created as a
+    /// character device with 0/0 device number"). Needs `CAP_MKNOD`, or Linux 5.8+, which
+    /// lets anyone make this one device.
+    fn whiteout_device(
+        &mut self,
+        parent: &[OsString],
+        target: &[u8],
+        target_path: Vec<u8>,
+        components: &[OsString],
+    ) -> Result<()> {
+        let err = entry_err(components, "whiteout");
+        if self.whited_out.contains(&target_path) || self.hidden_below_opaque(&target_path) {
+            // The same whiteout twice, or one below an opaque directory (see `hide_below`).
+            self.counts.whiteouts += 1;
+            return Ok(());
+        }
+        if self.below_whiteout(&target_path) {
+            // `.wh.d`, then `d/.wh.x`: over the lower layers `d` is gone, and so is `d/x`.
+            return Ok(());
+        }
+        let dir = self.parent(parent).map_err(&err)?;
+        let target = OsStr::from_bytes(target);
+        // What is there was made by this layer's whiteouts and opaque markers below `target`
+        // only (anything else would be in `touched`): the whiteout hides it all, as it
+        // removes it all when applied over the lower layers.
+        remove_all(dir.as_fd(), target, 0).map_err(&err)?;
+        rustix::fs::mknodat(
+            &*dir,
+            target,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .map_err(errno_to_io)
+        .map_err(&err)?;
+        self.whited_out.insert(target_path);
+        self.counts.whiteouts += 1;
+        Ok(())
+    }
+
+    /// Overlay form of `D/.wh..wh..opq`: the xattr `overlay.opaque` = `y` on D, made if this
+    /// layer has not made it yet. overlayfs hides the lower layers' entries of an opaque
+    /// directory and shows this layer's, as layer.md wants: "Whiteout files MUST only apply
+    /// to resources in lower/parent layers".
+    fn opaque_marker(&mut self, parent: &[OsString], components: &[OsString]) -> Result<()> {
+        let err = entry_err(components, "whiteout");
+        if parent.is_empty() {
+            // overlayfs never reads the root of a layer as opaque (it is always merged), so
+            // the mount cannot hide the lower layers here: the report says that they are
+            // hidden, and whoever mounts leaves them out.
+            self.counts.hides_lower_layers = true;
+            self.hide_below(Vec::new()).map_err(&err)?;
+            self.counts.whiteouts += 1;
+            return Ok(());
+        }
+        let path = join(parent);
+        if self.whited_out.contains(&path) || self.below_whiteout(&path) {
+            // `.wh.d`, then `d/.wh..wh..opq` (or `d/e/.wh..wh..opq`): over the lower layers
+            // the whiteout removed `d`, and the marker finds no directory to empty.
+            return Ok(());
+        }
+        let dir = self.parent(parent).map_err(&err)?;
+        self.set_opaque(dir.as_fd(), parent).map_err(&err)?;
         self.counts.whiteouts += 1;
         Ok(())
     }
@@ -1331,6 +2078,32 @@ fn set_fd_metadata(
     Ok(skipped)
 }
 
+/// The extended attributes of an open file, but those overlayfs reads (see
+/// [`is_overlay_xattr`]).
+fn read_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    // XATTR_LIST_MAX and XATTR_SIZE_MAX are both 64 KiB.
+    let mut names = vec![0u8; 65536];
+    let n = match rustix::fs::flistxattr(fd, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut value = vec![0u8; 65536];
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if is_overlay_xattr(name) {
+            continue;
+        }
+        match rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]) {
+            Ok(len) => out.push((name.to_vec(), value[..len].to_vec())),
+            // Removed meanwhile.
+            Err(rustix::io::Errno::NODATA) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
 /// The umask from `/proc/self/status` (Linux 4.7+), read without changing it (the `umask`
 /// call that reads it also sets it, for every thread).
 fn read_umask() -> Option<u32> {
@@ -1344,6 +2117,11 @@ fn times(mtime: rustix::fs::Timespec) -> Timestamps {
         last_access: mtime,
         last_modification: mtime,
     }
+}
+
+/// A character device 0/0: what overlayfs reads as a whiteout.
+fn is_whiteout_device(st: &rustix::fs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice && st.st_rdev == 0
 }
 
 fn list_dir(dir: &OwnedFd) -> io::Result<Vec<OsString>> {

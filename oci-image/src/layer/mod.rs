@@ -1,7 +1,8 @@
 //! Layers: building a layer from a directory (or the difference of two) and applying a layer's
-//! tar stream to a root filesystem.
+//! tar stream to a root filesystem, or alone to an empty directory in overlayfs form.
 //!
-//! See [`build_layer`], [`build_diff_layer`] and [`apply_layer`] (and its Security section).
+//! See [`build_layer`], [`build_diff_layer`] and [`apply_layer`] (its Overlay form and
+//! Security sections).
 
 mod apply;
 mod build;
@@ -9,7 +10,8 @@ mod pgzip;
 mod root;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, Ownership, apply_layer,
+    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, OverlayXattrs, Ownership,
+    Whiteouts, apply_layer,
 };
 pub use build::{BuildOptions, BuiltLayer, build_diff_layer, build_layer};
 
