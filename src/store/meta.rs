@@ -21,6 +21,9 @@ pub(crate) struct SnapshotMeta {
     pub(crate) layer: Digest,
     /// The uncompressed size of the layer.
     pub(crate) size: u64,
+    /// The layer has an opaque marker at its root: no layer below it shows.
+    #[serde(default)]
+    pub(crate) hides_lower_layers: bool,
 }
 
 /// How a container's root filesystem was made.

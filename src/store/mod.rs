@@ -31,14 +31,15 @@ mod meta;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use oci_spec::image::{Descriptor, Digest, Platform};
 use ocikit_image::{
     AnyManifest, ApplyOptions, Config, ContentKind, ImageSource, Manifest, MediaTypeExt,
-    apply_layer, host_platform,
+    OverlayXattrs, Whiteouts, apply_layer, host_platform,
 };
 use ocikit_layout::{Layout, RefName};
 
@@ -422,6 +423,7 @@ impl Store {
         // Every layer at once, up to `jobs`; the first error stops the others from starting.
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
+        let ladder = Ladder::new(layers.len());
         let results: Mutex<Vec<Option<Result<LayerPull, crate::Error>>>> =
             Mutex::new((0..layers.len()).map(|_| None).collect());
         std::thread::scope(|scope| {
@@ -432,13 +434,14 @@ impl Store {
                         if i >= layers.len() || failed.load(Ordering::Relaxed) {
                             break;
                         }
-                        let r = self.store_layer(
-                            source,
-                            &layers[i],
-                            &diff_ids[i],
-                            &chain_ids[i],
-                            i.checked_sub(1).map(|p| &chain_ids[p]),
-                        );
+                        let layer = LayerJob {
+                            index: i,
+                            descriptor: &layers[i],
+                            diff_id: &diff_ids[i],
+                            chain_ids: &chain_ids[..=i],
+                        };
+                        let r = self.store_layer(source, &layer, &ladder);
+                        ladder.done(i, r.is_ok());
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
@@ -479,16 +482,20 @@ impl Store {
         })
     }
 
-    /// Makes sure the store has the blob of `layer` and the snapshot of `chain_id`, reading the
-    /// source once for both when it has neither.
+    /// Makes sure the store has the blob of a layer and the snapshot of its chain. A layer is
+    /// unpacked over the snapshots below it (ocikit-image's `lower_layers`: a hard link to a
+    /// lower file, and a directory the layer implies, take what the lower layers have), so it
+    /// waits for them. When they are there already, the blob is read from the source once,
+    /// stored and unpacked in the same pass; otherwise it is stored while the layers below are
+    /// unpacked, then unpacked from the store (a read the page cache mostly serves).
     fn store_layer(
         &self,
         source: &dyn ImageSource,
-        layer: &Descriptor,
-        diff_id: &Digest,
-        chain_id: &Digest,
-        parent: Option<&Digest>,
+        job: &LayerJob<'_>,
+        ladder: &Ladder,
     ) -> Result<LayerPull, crate::Error> {
+        let layer = job.descriptor;
+        let chain_id = job.chain_ids.last().expect("a layer has a chain ID");
         let mut done = LayerPull {
             descriptor: layer.clone(),
             chain_id: chain_id.clone(),
@@ -510,7 +517,7 @@ impl Store {
         lock.lock().map_err(io_err(&lock_path))?;
 
         let snapshot = self.snapshot_dir(chain_id);
-        let have_blob = self.layout.has_blob(layer.digest())?;
+        let mut have_blob = self.layout.has_blob(layer.digest())?;
         if snapshot.join(SNAPSHOT_FILE).is_file() {
             if !have_blob {
                 let blob = source.open_blob(layer)?;
@@ -520,14 +527,39 @@ impl Store {
             }
             return Ok(done);
         }
+        let below = &job.chain_ids[..job.index];
+        let below_ready = |chains: &[Digest]| {
+            chains
+                .last()
+                .is_none_or(|c| self.snapshot_dir(c).join(SNAPSHOT_FILE).is_file())
+        };
+        if !below_ready(below) {
+            if !have_blob {
+                let blob = source.open_blob(layer)?;
+                self.layout
+                    .write_blob(blob, Some(layer.digest()), Some(layer.size()))?;
+                done.fetched = true;
+                have_blob = true;
+            }
+            if !ladder.wait_below(job.index) {
+                return Err(StoreError::Corrupt {
+                    path: snapshot,
+                    reason: "a layer below this one failed".into(),
+                }
+                .into());
+            }
+        }
 
         let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
         let diff = tmp.path.join(DIFF_DIR);
-        fs::create_dir(&diff).map_err(io_err(&diff))?;
-        let options = self.apply_options();
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&diff)
+            .map_err(io_err(&diff))?;
+        let options = self.apply_options().lower_layers(self.lower_dirs(below)?);
         let report = if have_blob {
             let blob = self.layout.open_blob(layer)?;
-            apply_layer(&diff, blob, layer.media_type(), Some(diff_id), &options)?
+            apply_layer(&diff, blob, layer.media_type(), Some(job.diff_id), &options)?
         } else {
             let mut writer = self
                 .layout
@@ -537,7 +569,13 @@ impl Store {
                 writer: &mut writer,
                 failed: None,
             };
-            let applied = apply_layer(&diff, &mut tee, layer.media_type(), Some(diff_id), &options);
+            let applied = apply_layer(
+                &diff,
+                &mut tee,
+                layer.media_type(),
+                Some(job.diff_id),
+                &options,
+            );
             if let Some(e) = tee.failed.take() {
                 return Err(e.into());
             }
@@ -548,10 +586,11 @@ impl Store {
         };
         let meta = SnapshotMeta {
             chain_id: chain_id.clone(),
-            diff_id: diff_id.clone(),
-            parent: parent.cloned(),
+            diff_id: job.diff_id.clone(),
+            parent: below.last().cloned(),
             layer: layer.digest().clone(),
             size: report.uncompressed_size,
+            hides_lower_layers: report.hides_lower_layers,
         };
         meta::write_json(&tmp.path.join(SNAPSHOT_FILE), &meta)?;
         fs::rename(&tmp.path, &snapshot).map_err(io_err(&snapshot))?;
@@ -560,9 +599,31 @@ impl Store {
         Ok(done)
     }
 
-    /// Layers are unpacked alone, each into an empty directory, in the form overlayfs stacks.
+    /// The `diff/` directories an overlay of the chains `chains` (base first) stacks, the top
+    /// first, as `lowerdir=` lists them: down to the first layer that hides every layer below
+    /// it (an opaque marker at its root, which overlayfs cannot express).
+    fn lower_dirs(&self, chains: &[Digest]) -> Result<Vec<PathBuf>, StoreError> {
+        let mut dirs = Vec::with_capacity(chains.len());
+        for chain in chains.iter().rev() {
+            let dir = self.snapshot_dir(chain);
+            let meta = meta::read_snapshot(&dir.join(SNAPSHOT_FILE))?;
+            dirs.push(dir.join(DIFF_DIR));
+            if meta.hides_lower_layers {
+                break;
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// Layers are unpacked alone, each into an empty directory, in the form overlayfs stacks;
+    /// an unprivileged user's store marks whiteouts with `user.overlay.*` attributes.
     fn apply_options(&self) -> ApplyOptions {
-        ApplyOptions::new()
+        let xattrs = if self.user_xattrs {
+            OverlayXattrs::User
+        } else {
+            OverlayXattrs::Trusted
+        };
+        ApplyOptions::new().whiteouts(Whiteouts::Overlay(xattrs))
     }
 
     /// Finds an image by name (as [`pull`](Self::pull) stored it) or by manifest digest.
@@ -984,6 +1045,50 @@ pub fn default_name(location: &Location) -> Result<Option<RefName>, crate::Error
         Location::DockerArchive { repo_tag, .. } => repo_tag.clone(),
     };
     Ok(text.map(|t| RefName::new(&t)).transpose()?)
+}
+
+/// One layer of a pull: its place, descriptor, diff_id, and the chain IDs up to it.
+struct LayerJob<'a> {
+    index: usize,
+    descriptor: &'a Descriptor,
+    diff_id: &'a Digest,
+    chain_ids: &'a [Digest],
+}
+
+/// How far the layers of one pull are: a layer is unpacked over the snapshots below it, so
+/// its thread waits for the layer right below (which waits for its own).
+struct Ladder {
+    done: Mutex<Vec<Option<bool>>>,
+    changed: Condvar,
+}
+
+impl Ladder {
+    fn new(layers: usize) -> Ladder {
+        Ladder {
+            done: Mutex::new(vec![None; layers]),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Records that layer `index` is stored (`ok`) or failed.
+    fn done(&self, index: usize, ok: bool) {
+        self.done.lock().expect("no panics under the lock")[index] = Some(ok);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the layer below `index` is stored (true) or failed (false).
+    fn wait_below(&self, index: usize) -> bool {
+        let Some(below) = index.checked_sub(1) else {
+            return true;
+        };
+        let mut done = self.done.lock().expect("no panics under the lock");
+        loop {
+            if let Some(ok) = done[below] {
+                return ok;
+            }
+            done = self.changed.wait(done).expect("no panics under the lock");
+        }
+    }
 }
 
 /// Passes what it reads on, and pushes the same bytes into a blob being stored. A failure to
