@@ -810,7 +810,7 @@ impl Store {
         for c in self.containers_unlocked()? {
             needed.extend(c.chain_ids);
         }
-        needed.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        needed.sort_by_key(|a| a.to_string());
         needed.dedup();
         for chain in needed {
             let dir = self.snapshot_dir(&chain);
