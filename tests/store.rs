@@ -141,7 +141,7 @@ fn a_second_pull_fetches_and_unpacks_nothing_and_skopeo_reads_the_store() {
     assert_eq!(name, image.trim_start_matches("docker://"));
     let images = store.images().unwrap();
     assert_eq!(images.len(), 1);
-    assert_eq!(images[0].names, [name.clone()]);
+    assert_eq!(images[0].names, std::slice::from_ref(&name));
     assert_eq!(&images[0].digest, first.manifest.digest());
     assert!(images[0].size > 64 << 10, "{}", images[0].size);
     assert!(store.check().unwrap().is_ok());
@@ -281,7 +281,7 @@ fn removal_and_prune_keep_what_is_used_and_free_the_rest() {
     store.mount_rootfs("t", &id, &RootfsOptions::new()).unwrap();
     match store.remove_image("t") {
         Err(ocikit::Error::Store(StoreError::InUse { containers, .. })) => {
-            assert_eq!(containers, [id.clone()])
+            assert_eq!(containers, std::slice::from_ref(&id))
         }
         other => panic!("{other:?}"),
     }
