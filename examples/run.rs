@@ -139,7 +139,7 @@ fn run_from_store(
                 pulled.manifest.digest(),
                 store.root().display()
             );
-            store.image(&pulled.manifest.digest().to_string())?
+            store.image(pulled.manifest.digest().as_ref())?
         }
         (Err(e), _) => return Err(e.into()),
     };
