@@ -559,3 +559,72 @@ fn pulls_killed_midway_leave_a_sound_store_and_the_next_pull_completes() {
     assert!(opened.check().unwrap().is_ok());
     assert!(opened.image("killed").is_ok());
 }
+
+/// Where overlayfs cannot be mounted (here: a store inside an overlay mount, which overlayfs
+/// refuses as an upper directory) the error says so and leaves nothing; asked for, a full
+/// copy is made instead, and removed with the container.
+#[test]
+fn without_overlayfs_a_clear_error_or_the_copy_asked_for() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let tree_dir = tmp.path().join("tree");
+    busybox_tree(&tree_dir);
+    let layout = Layout::create(tmp.path().join("layout")).unwrap();
+    let spec = BuildSpec::new()
+        .layer(&tree_dir)
+        .cmd(vec!["/bin/sh".into()]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    let src = format!("oci:{}:t", tmp.path().join("layout").display());
+
+    let outer = tmp.path().join("outer");
+    for d in ["l", "u", "w", "m"] {
+        std::fs::create_dir_all(outer.join(d)).unwrap();
+    }
+    let o = |d: &str| outer.join(d).display().to_string();
+    run(Command::new("mount").args([
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        &format!("lowerdir={},upperdir={},workdir={}", o("l"), o("u"), o("w")),
+        &o("m"),
+    ]));
+    let result = std::panic::catch_unwind(|| {
+        let store = Store::open(outer.join("m/store")).unwrap();
+        store
+            .pull(&src.parse().unwrap(), &PullOptions::new())
+            .unwrap();
+        let id = unique("copied");
+        let err = store
+            .mount_rootfs("t", &id, &RootfsOptions::new())
+            .unwrap_err();
+        assert!(
+            matches!(err, ocikit::Error::Store(StoreError::Overlay { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("copy_fallback"), "{err}");
+        assert!(store.containers().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(store.root().join("containers"))
+                .unwrap()
+                .count(),
+            0
+        );
+
+        let rootfs = store
+            .mount_rootfs("t", &id, &RootfsOptions::new().copy_fallback(true))
+            .unwrap();
+        assert_eq!(tree(&rootfs), tree(&tree_dir));
+        let listed = store.containers().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].kind, ocikit::store::RootfsKind::Copy);
+        assert_eq!(listed[0].rootfs, rootfs);
+        store.remove_container(&id).unwrap();
+        assert!(!rootfs.exists());
+        assert!(store.check().unwrap().is_ok());
+    });
+    run(Command::new("umount").arg(o("m")));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

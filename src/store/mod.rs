@@ -103,7 +103,10 @@ pub enum StoreError {
     },
     /// overlayfs could not be mounted; [`RootfsOptions::copy_fallback`] makes a full copy
     /// instead.
-    #[error("mounting the overlay root filesystem of {id:?}: {source}")]
+    #[error(
+        "mounting the overlay root filesystem of {id:?} (RootfsOptions::copy_fallback makes a \
+         full copy instead): {source}"
+    )]
     Overlay {
         /// The container.
         id: String,
