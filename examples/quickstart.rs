@@ -1,6 +1,7 @@
 //! The whole story on one machine with no network: build a small image from a static
-//! userland, push it to an embedded registry, pull it into a fresh layout, unpack it to a
-//! bundle, and run it with a memory and CPU limit, printing what happened at each step.
+//! userland, push it to an embedded registry, pull it into an image store (each layer stored
+//! and unpacked once), give a container an overlay root filesystem of it, and run it with a
+//! memory and CPU limit, printing what happened at each step.
 //!
 //! ```text
 //! bash scripts/quickstart.sh        # installs busybox-static, then runs this as root
@@ -17,12 +18,12 @@ use std::time::Instant;
 
 use ocikit::build::{BuildSpec, build_image};
 use ocikit::convert::ConvertOptions;
-use ocikit::copy::{CopyOptions, Location, open_source, pull, push};
+use ocikit::copy::{CopyOptions, Location, push};
 use ocikit::distribution::RegistryServer;
-use ocikit::image::{ApplyOptions, host_platform, platform_to_string};
+use ocikit::image::{host_platform, platform_to_string};
 use ocikit::layout::Layout;
 use ocikit::run::{RunOptions, run_bundle};
-use ocikit::unpack::unpack_bundle;
+use ocikit::store::{PullOptions, RootfsOptions, Store};
 
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "hostname", "ls", "head", "wc", "true",
@@ -106,11 +107,14 @@ fn run(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
         ),
     );
 
-    // 4. Pull into a fresh layout.
+    // 4. Pull into an image store: each layer fetched once, verified, stored and unpacked.
     let t = Instant::now();
-    let pulled_dir = work.join("pulled");
-    let pulled = pull(&reference, &pulled_dir, Some("latest"), &CopyOptions::new())?;
-    if pulled.top.digest() != pushed.top.digest() {
+    let store = Store::open(work.join("store"))?;
+    let pulled = store.pull(
+        &format!("docker://{reference}").parse()?,
+        &PullOptions::new(),
+    )?;
+    if pulled.manifest.digest() != pushed.top.digest() {
         return Err("the pulled manifest differs from the pushed one".into());
     }
     step(
@@ -118,47 +122,47 @@ fn run(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
         "pull",
         t,
         format!(
-            "{}: {} bytes received, same digest {}",
-            pulled_dir.display(),
-            pulled.bytes_copied(),
-            pulled.top.digest()
+            "{}: {} layer(s) fetched and unpacked once, same digest {}",
+            store.root().display(),
+            pulled.layers.iter().filter(|l| l.unpacked).count(),
+            pulled.manifest.digest()
         ),
     );
 
-    // 5. Unpack to a runtime bundle, with the seed's limits.
+    // 5. A container's bundle from the store: an overlay root filesystem over the stored
+    // layers (nothing copied) and config.json with the seed's limits.
     let t = Instant::now();
-    let bundle = work.join("bundle");
-    let source = open_source(
-        &format!("oci:{}:latest", pulled_dir.display()).parse()?,
-        &platform,
-    )?;
     let convert = ConvertOptions::new()
         .memory_limit(512 << 20)
         .cpu_quota(50_000, 100_000)
         .hostname("quickstart");
-    let made = unpack_bundle(
-        source.source(),
-        &source.reference(),
-        &platform,
-        &bundle,
-        &ApplyOptions::new(),
-        &convert,
-    )?;
-    let files: u64 = made.unpacked.layers.iter().map(|(_, r)| r.files).sum();
+    let id = format!("quickstart-{}", std::process::id());
+    let name = pulled
+        .name
+        .as_ref()
+        .map(ToString::to_string)
+        .ok_or("no name")?;
+    let bundle = store.create_bundle(&name, &id, &convert, &RootfsOptions::new())?;
     step(
         5,
-        "unpack",
+        "rootfs",
         t,
         format!(
-            "{}: {} files, layers verified (digest and diff_id), config.json with 512 MiB and 0.5 CPU",
-            bundle.display(),
-            files
+            "{}: overlay of the stored layers, config.json with 512 MiB and 0.5 CPU",
+            bundle.display()
         ),
     );
 
-    // 6. Run.
+    // 6. Run, then remove the container's root filesystem with what it wrote.
     let t = Instant::now();
-    let status = run_bundle(&bundle, &RunOptions::new().state_root(work.join("state")))?;
+    let status = run_bundle(
+        &bundle,
+        &RunOptions::new().id(&id).state_root(work.join("state")),
+    );
+    std::fs::copy(bundle.join("config.json"), work.join("config.json"))?;
+    let removed = store.remove_container(&id);
+    let status = status?;
+    removed?;
     step(6, "run", t, format!("exited with {}", status.code()));
     registry.stop();
     Ok(status.code())

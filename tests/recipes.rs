@@ -354,7 +354,7 @@ fn quickstart_runs_end_to_end() {
         "[2/6] registry",
         "[3/6] push",
         "[4/6] pull",
-        "[5/6] unpack",
+        "[5/6] rootfs",
         "[6/6] run",
     ] {
         assert!(out.contains(step), "{step} missing:\n{out}");
@@ -363,10 +363,14 @@ fn quickstart_runs_end_to_end() {
     assert!(out.contains("pid 1,"), "{out}");
     assert!(out.contains("hostname quickstart"), "{out}");
     assert!(out.contains("exited with 0"), "{out}");
-    // The bundle kept under the work directory carries the limits.
+    // The configuration kept under the work directory carries the limits; the container's
+    // root filesystem is gone with it, the image stays in the store.
     let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(tmp.path().join("bundle/config.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(tmp.path().join("config.json")).unwrap()).unwrap();
+    let store = ocikit::store::Store::open(tmp.path().join("store")).unwrap();
+    assert!(store.containers().unwrap().is_empty());
+    assert_eq!(store.images().unwrap().len(), 1);
+    assert!(store.check().unwrap().is_ok());
     assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
 }
 
