@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quickstart: installs what it needs (busybox-static, for a static userland to put in the
-# image) when missing, then builds, pushes to an embedded registry, pulls, unpacks and runs
+# image) when missing, then builds, pushes to an embedded registry, pulls into an image store and runs
 # a container, printing each step. Run as root (containers need namespaces and mounts).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
