@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-pub(crate) use crate::common::{Guard, Output, TestBundle, id, run, runtime};
+pub(crate) use crate::common::{Guard, Output, TestBundle, id, run, run_with, runtime};
 
 /// The runtime under attack, as a command line.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_oci-runtime");
