@@ -143,3 +143,63 @@ fn mknod_of_host_devices_then_open_is_eperm_and_devices_list_is_runcs() {
         "devices.list: ours (left), runc's (right)"
     );
 }
+
+/// crun's CVE-2019-18837 and CVE-2026-88264: when `/dev` is not a mount of its own, the
+/// image's `/dev` (or a node in it) is a symlink out of the rootfs, absolute or climbing with
+/// `../`, and the runtime creates the default and configured device nodes through it. Every
+/// node must be made inside the rootfs: the host directory stays empty, the host file keeps
+/// its content and stays a regular file, and the container's `/dev/null` is the null device.
+#[test]
+fn device_nodes_are_never_created_through_symlinks_out_of_the_rootfs() {
+    let host_dir = tempfile::tempdir().unwrap();
+    let host_file = host_dir.path().join("victim");
+    std::fs::write(&host_file, "host data").unwrap();
+    let before = fingerprint(&host_file);
+    let (_root, rt) = runtime();
+    let file = shell_path(&host_file);
+    let climb = format!("../../../../../../../../..{}", shell_path(host_dir.path()));
+    for case in ["dev-absolute", "dev-climbing", "nodes"] {
+        let mut b = TestBundle::new("stat -c '%F %t:%T' /dev/null /dev/zero /dev/mydev");
+        applets(&b, &["stat"]);
+        let dev = b.rootfs().join("dev");
+        std::fs::remove_dir(&dev).unwrap();
+        match case {
+            "dev-absolute" => std::os::unix::fs::symlink(host_dir.path(), &dev).unwrap(),
+            "dev-climbing" => std::os::unix::fs::symlink(&climb, &dev).unwrap(),
+            _ => {
+                std::fs::create_dir(&dev).unwrap();
+                std::os::unix::fs::symlink(&file, dev.join("null")).unwrap();
+                std::os::unix::fs::symlink(format!("../../../../../../..{file}"), dev.join("zero"))
+                    .unwrap();
+                std::os::unix::fs::symlink(&file, dev.join("mydev")).unwrap();
+            }
+        }
+        let mounts = b.config["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+        b.config["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 438}
+        ]);
+        if let Ok(out) = try_run(&rt, &b) {
+            assert_eq!(
+                out.stdout,
+                "character special file 1:3\ncharacter special file 1:5\n\
+                 character special file 1:3\n",
+                "{case}: {out:?}"
+            );
+        }
+        let names: Vec<_> = std::fs::read_dir(host_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["victim"], "{case}: created on the host");
+        assert!(
+            std::fs::symlink_metadata(&host_file).unwrap().is_file(),
+            "{case}"
+        );
+        assert_eq!(
+            fingerprint(&host_file),
+            before,
+            "{case}: the host file changed"
+        );
+    }
+}
