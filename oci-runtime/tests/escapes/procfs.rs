@@ -37,11 +37,11 @@ fn cve_2023_28642_proc_or_sys_as_a_symlink_is_refused_like_runc() {
         symlink_in_rootfs(&b, name, target);
         b.write();
         let cid = id("symlinked");
+        let _guard = Guard(&rt, cid.clone());
         let err = rt
             .create(&cid, b.path(), CreateOptions::new())
             .map(|_| ())
             .expect_err(&format!("/{name} -> {target} was accepted"));
-        let _ = rt.delete(&cid, true);
         let msg = err.to_string();
         assert!(
             msg.contains(&format!("/{name}")),

@@ -151,6 +151,7 @@ fn hostile_ids_are_refused_and_touch_nothing_outside_the_root() {
     let process = neighbour.process_of("x").unwrap();
     for cid in &ids {
         let show = format!("{cid:?}");
+        let _guard = Guard(&rt, cid.clone());
         assert!(
             rt.create(cid, b.path(), CreateOptions::new()).is_err(),
             "create {show}"
