@@ -1,5 +1,6 @@
 //! Capabilities, `noNewPrivileges`, rlimits and `oomScoreAdj`, observed from inside busybox
-//! containers, and compared with runc. Needs root (CI has it).
+//! containers, and compared with runc. Needs root (CI has it). The attacks of published
+//! container escapes against these and the rest of the runtime are in `tests/escapes/`.
 
 mod common;
 
