@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::remove_tree;
 
-use ocikit_image::oci_spec::image::{Descriptor, Platform};
+use ocikit_image::oci_spec::image::{Descriptor, Digest, Platform};
 use ocikit_image::{
     ApplyOptions, ApplyReport, Config, ContentKind, Error, ImageSource, Manifest, MediaTypeExt,
     TagOrDigest, apply_layer,
@@ -44,29 +44,12 @@ pub fn unpack_image(
     options: &ApplyOptions,
 ) -> Result<UnpackReport, Error> {
     let image = source.fetch_image(reference, platform)?;
-    let diff_ids = image.config.diff_ids();
+    let diff_ids = checked_diff_ids(&image.manifest, &image.config)?;
     let layers = image.manifest.layers();
-    if diff_ids.len() != layers.len() {
-        return Err(ocikit_image::Error::Invalid {
-            kind: ocikit_image::DocumentKind::Config,
-            field: "rootfs.diff_ids".into(),
-            reason: format!(
-                "{} diff_ids for {} layers in the manifest",
-                diff_ids.len(),
-                layers.len()
-            ),
-        });
-    }
     let made = Undo::prepare_empty_dir(rootfs)?;
     let mut applied = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.iter().zip(&diff_ids) {
         let step = (|| {
-            if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
-                return Err(Error::UnexpectedMediaType {
-                    expected: "a layer".into(),
-                    actual: layer.media_type().clone(),
-                });
-            }
             let blob = source.open_blob(layer)?;
             apply_layer(rootfs, blob, layer.media_type(), Some(diff_id), options)
         })();
@@ -83,6 +66,33 @@ pub fn unpack_image(
         config: image.config,
         layers: applied,
     })
+}
+
+/// The config's diff_ids, one for each of the manifest's layers, or the error that says they
+/// disagree; and every layer must be a layer (not an artifact's blob).
+pub(crate) fn checked_diff_ids(manifest: &Manifest, config: &Config) -> Result<Vec<Digest>, Error> {
+    let diff_ids = config.diff_ids();
+    let layers = manifest.layers();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Invalid {
+            kind: ocikit_image::DocumentKind::Config,
+            field: "rootfs.diff_ids".into(),
+            reason: format!(
+                "{} diff_ids for {} layers in the manifest",
+                diff_ids.len(),
+                layers.len()
+            ),
+        });
+    }
+    for layer in layers {
+        if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
+            return Err(Error::UnexpectedMediaType {
+                expected: "a layer".into(),
+                actual: layer.media_type().clone(),
+            });
+        }
+    }
+    Ok(diff_ids)
 }
 
 /// What an unpack made, to be taken back when it fails: the directory it fills and the

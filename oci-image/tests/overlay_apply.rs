@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{E, gzip, tar};
+use common::{E, gzip, image_layers, tar, umoci};
 use ocikit_image::oci_spec::image::MediaType;
 use ocikit_image::{
     ApplyOptions, ApplyReport, Error, OverlayXattrs, Whiteouts, apply_layer, sha256,
@@ -1326,52 +1326,6 @@ fn built_diff_layers_mount_as_the_tree_they_came_from() {
         "{mounted:#?}"
     );
     assert!(!mounted.iter().any(|l| l.starts_with("var/cache/1")));
-}
-
-fn umoci(args: &[&str]) {
-    let out = Command::new("umoci")
-        .args(args)
-        .output()
-        .expect("umoci is installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "umoci {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The layers of the image tagged `tag` in an OCI layout, with their diff_ids.
-fn image_layers(
-    layout: &Path,
-    tag: &str,
-) -> Vec<(
-    ocikit_image::oci_spec::image::Descriptor,
-    ocikit_image::oci_spec::image::Digest,
-)> {
-    use ocikit_image::{AnyManifest, Config, Index};
-    let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index
-        .manifests()
-        .iter()
-        .find(|d| {
-            d.annotations()
-                .as_ref()
-                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-                .map(String::as_str)
-                == Some(tag)
-        })
-        .unwrap()
-        .clone();
-    let blob = |d: &ocikit_image::oci_spec::image::Descriptor| {
-        std::fs::read(layout.join("blobs/sha256").join(d.digest().digest())).unwrap()
-    };
-    let AnyManifest::Manifest(m) =
-        AnyManifest::from_bytes(blob(&desc), Some(desc.media_type())).unwrap()
-    else {
-        panic!("not an image manifest");
-    };
-    let config = Config::from_bytes(blob(m.config())).unwrap();
-    m.layers().iter().cloned().zip(config.diff_ids()).collect()
 }
 
 /// Layers umoci wrote (`umoci repack` after creating, changing and deleting files and

@@ -13,26 +13,12 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
-use std::process::Command;
 
-use common::listing;
+use common::{image_layers, listing, umoci};
 use ocikit_image::oci_spec::image::{Descriptor, MediaType};
 use ocikit_image::{
-    AnyManifest, ApplyOptions, BuildOptions, Config, Index, Manifest, apply_layer, build_layer,
-    descriptor_of,
+    ApplyOptions, BuildOptions, Config, Manifest, apply_layer, build_layer, descriptor_of,
 };
-
-fn umoci(args: &[&str]) {
-    let out = Command::new("umoci")
-        .args(args)
-        .output()
-        .expect("umoci is installed (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "umoci {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn require_root() {
     assert!(
@@ -164,35 +150,6 @@ fn umoci_unpacks_our_layer_to_the_same_tree() {
     .unwrap();
     assert_eq!(tree(&bundle.join("rootfs")), tree(&ours));
     assert_eq!(tree(&ours), tree(&src));
-}
-
-fn image_layers(
-    layout: &Path,
-    tag: &str,
-) -> Vec<(Descriptor, ocikit_image::oci_spec::image::Digest)> {
-    let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let desc = index
-        .manifests()
-        .iter()
-        .find(|d| {
-            d.annotations()
-                .as_ref()
-                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-                .map(String::as_str)
-                == Some(tag)
-        })
-        .unwrap()
-        .clone();
-    let blob = |d: &Descriptor| {
-        std::fs::read(layout.join("blobs/sha256").join(d.digest().digest())).unwrap()
-    };
-    let AnyManifest::Manifest(m) =
-        AnyManifest::from_bytes(blob(&desc), Some(desc.media_type())).unwrap()
-    else {
-        panic!("not an image manifest");
-    };
-    let config = Config::from_bytes(blob(m.config())).unwrap();
-    m.layers().iter().cloned().zip(config.diff_ids()).collect()
 }
 
 #[test]

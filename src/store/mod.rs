@@ -38,8 +38,8 @@ use std::sync::{Condvar, Mutex};
 
 use oci_spec::image::{Descriptor, Digest, Platform};
 use ocikit_image::{
-    AnyManifest, ApplyOptions, Config, ContentKind, ImageSource, Manifest, MediaTypeExt,
-    OverlayXattrs, Whiteouts, apply_layer, host_platform,
+    AnyManifest, ApplyOptions, Config, ImageSource, Manifest, OverlayXattrs, Whiteouts,
+    apply_layer, host_platform,
 };
 use ocikit_layout::{Layout, RefName};
 
@@ -397,29 +397,8 @@ impl Store {
             Some(n) => Some(n.clone()),
             None => default_name(location)?,
         };
+        let diff_ids = crate::unpack::checked_diff_ids(&image.manifest, &image.config)?;
         let layers = image.manifest.layers().clone();
-        let diff_ids = image.config.diff_ids();
-        if diff_ids.len() != layers.len() {
-            return Err(ocikit_image::Error::Invalid {
-                kind: ocikit_image::DocumentKind::Config,
-                field: "rootfs.diff_ids".into(),
-                reason: format!(
-                    "{} diff_ids for {} layers in the manifest",
-                    diff_ids.len(),
-                    layers.len()
-                ),
-            }
-            .into());
-        }
-        for layer in &layers {
-            if !matches!(layer.media_type().kind(), ContentKind::Layer { .. }) {
-                return Err(ocikit_image::Error::UnexpectedMediaType {
-                    expected: "a layer".into(),
-                    actual: layer.media_type().clone(),
-                }
-                .into());
-            }
-        }
         let chain_ids = image.config.chain_ids();
         let _lock = self.lock(false)?;
 

@@ -140,3 +140,51 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// Runs `umoci` with `args`, failing the test with its stderr unless it succeeds.
+pub fn umoci(args: &[&str]) {
+    let out = std::process::Command::new("umoci")
+        .args(args)
+        .output()
+        .expect("umoci is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The layers of the image tagged `tag` in an OCI layout, with their diff_ids (read by hand:
+/// this crate has no layout reader).
+pub fn image_layers(
+    layout: &std::path::Path,
+    tag: &str,
+) -> Vec<(
+    ocikit_image::oci_spec::image::Descriptor,
+    ocikit_image::oci_spec::image::Digest,
+)> {
+    use ocikit_image::{AnyManifest, Config, Index};
+    let index = Index::from_bytes(std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let desc = index
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.annotations()
+                .as_ref()
+                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                .map(String::as_str)
+                == Some(tag)
+        })
+        .unwrap()
+        .clone();
+    let blob = |d: &ocikit_image::oci_spec::image::Descriptor| {
+        std::fs::read(layout.join("blobs/sha256").join(d.digest().digest())).unwrap()
+    };
+    let AnyManifest::Manifest(m) =
+        AnyManifest::from_bytes(blob(&desc), Some(desc.media_type())).unwrap()
+    else {
+        panic!("not an image manifest");
+    };
+    let config = Config::from_bytes(blob(m.config())).unwrap();
+    m.layers().iter().cloned().zip(config.diff_ids()).collect()
+}
