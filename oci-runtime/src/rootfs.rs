@@ -1091,6 +1091,33 @@ mod tests {
         assert!(open_in_root(&root, Path::new("/../../nope"), Create::Nothing).is_err());
     }
 
+    /// Only the last mount at `/proc` (or `/sys`) decides what must be there after the root
+    /// switch; `/proc/sys` or `/procfs` are other places.
+    #[test]
+    fn what_the_configuration_mounts_at_proc_and_sys() {
+        let m = |dest: &str, typ: &str| {
+            let mut m = Mount::default();
+            m.set_destination(dest.into());
+            m.set_typ(Some(typ.into()));
+            m
+        };
+        let mounts = [
+            m("/proc", "proc"),
+            m("/sys/", "sysfs"),
+            m("/procfs", "tmpfs"),
+        ];
+        assert!(mounted_at(&mounts, "proc", "proc"));
+        assert!(mounted_at(&mounts, "sys", "sysfs"));
+        assert!(!mounted_at(&mounts, "sys", "proc"));
+        let covered = [
+            m("/proc", "proc"),
+            m("/proc", "bind"),
+            m("/proc/sys", "proc"),
+        ];
+        assert!(!mounted_at(&covered, "proc", "proc"));
+        assert!(!mounted_at(&[], "proc", "proc"));
+    }
+
     /// A host with comounted controllers, a named hierarchy, a second mount of one
     /// hierarchy, a cgroup2 mount and an escaped path.
     #[test]
