@@ -98,6 +98,18 @@ pub enum Error {
         /// (ocikit_runtime::MAX_MESSAGE)`.
         limit_of: &'static str,
     },
+    /// A path of the container's root filesystem that the runtime protects or relies on is
+    /// not what it must be: `/proc` or `/sys` that is not the procfs or sysfs the runtime
+    /// mounted there (swapped for a symlink or another directory), `/dev/null` that is not
+    /// the null device, a masked or read-only path reached through a symlink. The container
+    /// is refused rather than started unprotected.
+    #[error("{}: {reason}", path.display())]
+    UnsafePath {
+        /// The path, as the container sees it.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A feature that this runtime does not implement (yet).
     #[error("not supported: {feature}")]
     Unsupported {
@@ -155,7 +167,7 @@ impl From<Error> for io::Error {
             Error::ContainerExists { .. } => io::ErrorKind::AlreadyExists,
             Error::ContainerNotFound { .. } => io::ErrorKind::NotFound,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
-            Error::TooLarge { .. } => io::ErrorKind::InvalidData,
+            Error::TooLarge { .. } | Error::UnsafePath { .. } => io::ErrorKind::InvalidData,
             Error::Io { source, .. } => source.kind(),
             _ => io::ErrorKind::Other,
         };

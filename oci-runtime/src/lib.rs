@@ -120,6 +120,19 @@
 //! - Every descriptor but stdio and explicitly preserved ones is close-on-exec before the
 //!   user's program runs, and the working directory is checked to resolve inside the new root
 //!   (CVE-2024-21626).
+//! - `linux.maskedPaths`, `linux.readonlyPaths` and `linux.sysctl` never go through a name
+//!   the rootfs can change: after the root switch, `/proc` and `/sys` are opened without
+//!   following symlinks and checked to be the procfs and sysfs the runtime mounted (anything
+//!   else refuses the container with [`Error::UnsafePath`]), each path below them is resolved
+//!   relative to that descriptor (no symlink followed; a symlink is an error, only a missing
+//!   file is skipped), and each mask or read-only bind is attached onto the opened file with
+//!   `open_tree`/`fsmount` + `move_mount`, so a `/proc` swapped for a symlink cannot leave the
+//!   real procfs unmasked and `/proc/sys` writable (CVE-2023-27561, CVE-2019-19921).
+//! - Masked files are bind mounts of the container's `/dev/null` opened once without
+//!   following a symlink and checked to be the null device (character device 1:3, else
+//!   [`Error::UnsafePath`]): a `/dev` the container controls cannot make a mask expose
+//!   what a symlink named `null` points at, such as the host's `core_pattern`
+//!   (CVE-2025-31133).
 //! - The library is safe to call from several threads at once; a [`Runtime`] is `Sync`.
 //! - The container process has exactly the capabilities `process.capabilities` lists (none
 //!   if it lists none), and runs under its seccomp filter and LSM profile when given. An

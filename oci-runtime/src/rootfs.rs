@@ -354,16 +354,7 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
     chdir("/").map_err(sys("chdir", root))?;
 
     if let Some(l) = linux {
-        for (key, value) in l.sysctl().iter().flatten() {
-            let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-            std::fs::write(&path, value).map_err(|e| Error::io("writing sysctl", Some(path), e))?;
-        }
-        for p in l.readonly_paths().iter().flatten() {
-            readonly_path(Path::new(p), plan.in_userns)?;
-        }
-        for p in l.masked_paths().iter().flatten() {
-            mask_path(Path::new(p))?;
-        }
+        protect(l, &mounts)?;
     }
     if prop.ends_with("shared") || prop.ends_with("unbindable") {
         let f = propagation(&prop).expect("validated");
@@ -783,58 +774,279 @@ fn create_device(root: &OwnedFd, d: &LinuxDevice, in_userns: bool) -> Result<()>
     .map_err(sys("chown device", path))
 }
 
-/// After the root switch: `/` is the container's root, so plain paths cannot leave it.
-fn readonly_path(path: &Path, in_userns: bool) -> Result<()> {
-    match mount(
-        Some(path),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    ) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(e) => {
-            return Err(Error::sys(
-                "bind-mounting read-only path",
-                Some(path.into()),
-                e,
-            ));
-        }
-    }
-    let flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_REC
-        | locked_flags(path, in_userns);
-    mount(Some(path), path, None::<&str>, flags, None::<&str>)
-        .map_err(sys("remounting read-only", path))
+/// Whether the configuration's last mount at `/<name>` is of type `fstype`: then that is
+/// what the root switch must have left there.
+fn mounted_at(mounts: &[Mount], name: &str, fstype: &str) -> bool {
+    mounts
+        .iter()
+        .rev()
+        .find(|m| clean(m.destination()) == [OsStr::new(name)])
+        .is_some_and(|m| m.typ().as_deref() == Some(fstype))
 }
 
-fn mask_path(path: &Path) -> Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("masking", Some(path.into()), e)),
-    };
-    let r = if meta.is_dir() {
-        mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
+/// The container's root after the root switch, with its `/proc` and `/sys` held open once
+/// verified: everything [`protect`] does goes through these descriptors, never through a
+/// path that could be renamed or swapped for a symlink in the meantime (CVE-2023-27561).
+struct Protected {
+    root: OwnedFd,
+    /// The procfs at `/proc`, when the configuration mounts one there.
+    proc: Option<OwnedFd>,
+    /// The sysfs at `/sys`, when the configuration mounts one there.
+    sys: Option<OwnedFd>,
+    /// The container's `/dev/null`, opened (and checked) on first use.
+    null: Option<OwnedFd>,
+}
+
+fn unsafe_path(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
+    Error::UnsafePath {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `/<name>` of the root, opened without following any symlink, and checked to be the file
+/// system `magic` (`what`). The runtime mounted it there before the root switch; anything
+/// else there now means the rootfs was changed under it (runc's fix of CVE-2023-27561 checks
+/// the same: "verify it is procfs").
+fn open_verified(
+    root: &OwnedFd,
+    name: &str,
+    magic: nix::sys::statfs::FsType,
+    what: &str,
+) -> Result<OwnedFd> {
+    let path = PathBuf::from("/").join(name);
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = in_root(root, name, how).map_err(|e| match e {
+        Errno::ELOOP => unsafe_path(
+            &path,
+            format!(
+                "is a symlink where the runtime mounted {what}: refusing to protect it by name"
+            ),
+        ),
+        Errno::ENOENT | Errno::ENOTDIR => unsafe_path(
+            &path,
+            format!("is no longer the directory the runtime mounted {what} on"),
+        ),
+        e => Error::sys("opening", Some(path.clone()), e),
+    })?;
+    let fs = nix::sys::statfs::fstatfs(&fd).map_err(sys("statfs", &path))?;
+    if fs.filesystem_type() != magic {
+        return Err(unsafe_path(
+            &path,
+            format!(
+                "is not {what} (file system magic {:#x}) although the runtime mounted {what} \
+                 there: the root filesystem changed under the runtime",
+                fs.filesystem_type().0
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+impl Protected {
+    /// Opens what the configuration's mounts put at `/proc` and `/sys`, after the root switch
+    /// (the working directory is `/`, the container's root).
+    fn open(mounts: &[Mount]) -> Result<Self> {
+        let root = open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
         )
+        .map_err(sys("opening the new root", Path::new("/")))?;
+        let proc = mounted_at(mounts, "proc", "proc")
+            .then(|| open_verified(&root, "proc", nix::sys::statfs::PROC_SUPER_MAGIC, "procfs"))
+            .transpose()?;
+        let sys = mounted_at(mounts, "sys", "sysfs")
+            .then(|| open_verified(&root, "sys", nix::sys::statfs::SYSFS_MAGIC, "sysfs"))
+            .transpose()?;
+        Ok(Protected {
+            root,
+            proc,
+            sys,
+            null: None,
+        })
+    }
+
+    /// Opens `path` (`O_PATH`) for a mask or a read-only mount; `None` when it does not
+    /// exist. Below a verified `/proc` or `/sys`: relative to that descriptor, no symlink
+    /// followed and nothing outside it reached. Elsewhere: inside the root, symlinks followed
+    /// but never out of it (as runc's securejoin).
+    fn resolve(&self, path: &Path) -> Result<Option<OwnedFd>> {
+        let parts = clean(path);
+        let (base, rest, resolve) = match (parts.first(), &self.proc, &self.sys) {
+            (Some(first), Some(proc), _) if *first == "proc" => (proc, &parts[1..], true),
+            (Some(first), _, Some(sys)) if *first == "sys" => (sys, &parts[1..], true),
+            _ => (&self.root, &parts[..], false),
+        };
+        let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC);
+        let how = if resolve {
+            how.resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            )
+        } else {
+            how.resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+        };
+        match in_root(base, &rel(rest), how) {
+            Ok(fd) => Ok(Some(fd)),
+            // Absent (this kernel has no such file): nothing to protect.
+            Err(Errno::ENOENT) => Ok(None),
+            Err(Errno::ELOOP) => Err(unsafe_path(
+                path,
+                "is reached through a symlink: masked and read-only paths below /proc and \
+                 /sys are never followed through one",
+            )),
+            Err(e) => Err(Error::sys(
+                "opening masked or read-only path",
+                Some(path.into()),
+                e,
+            )),
+        }
+    }
+
+    /// The container's `/dev/null`, which every masked file becomes a bind mount of: opened
+    /// once without following a symlink and checked to be the null device (character device
+    /// 1:3), so a `/dev` the container controls cannot make a mask expose what a symlink
+    /// named `null` points at (CVE-2025-31133).
+    fn null(&mut self) -> Result<&OwnedFd> {
+        if self.null.is_none() {
+            let path = Path::new("/dev/null");
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS);
+            let fd = in_root(&self.root, "dev/null", how).map_err(|e| match e {
+                Errno::ELOOP => unsafe_path(path, "is reached through a symlink (/dev is one)"),
+                e => Error::sys(
+                    "opening the null device to mask paths with",
+                    Some(path.into()),
+                    e,
+                ),
+            })?;
+            let st = nix::sys::stat::fstat(&fd).map_err(sys("stat", path))?;
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            let (major, minor) = (
+                nix::sys::stat::major(st.st_rdev),
+                nix::sys::stat::minor(st.st_rdev),
+            );
+            if kind != SFlag::S_IFCHR || (major, minor) != (1, 3) {
+                let found = match kind {
+                    SFlag::S_IFLNK => "a symlink".to_string(),
+                    SFlag::S_IFCHR => format!("character device {major}:{minor}"),
+                    SFlag::S_IFBLK => format!("block device {major}:{minor}"),
+                    SFlag::S_IFDIR => "a directory".to_string(),
+                    _ => "not a device".to_string(),
+                };
+                return Err(unsafe_path(
+                    path,
+                    format!(
+                        "is {found}, not the null device (character device 1:3) that masked \
+                         files are bound from"
+                    ),
+                ));
+            }
+            self.null = Some(fd);
+        }
+        Ok(self.null.as_ref().expect("set above"))
+    }
+}
+
+/// Applies `linux.sysctl`, `linux.readonlyPaths` and `linux.maskedPaths` after the root
+/// switch (in that order, so a sysctl is written before `/proc/sys` is made read-only).
+///
+/// Every one of them goes through descriptors: `/proc` and `/sys` are opened once and checked
+/// to be the procfs and sysfs the runtime mounted, each path is resolved relative to them,
+/// and each mount is made onto the opened descriptor with the new mount API (`open_tree`,
+/// `fsmount`, `mount_setattr`, `move_mount`, Linux 5.12, which the runtime already needs for
+/// its read-only helper binary). That API was chosen over `mount(2)` onto `/proc/self/fd/N`
+/// because it names no path at all: no `/proc` has to be trusted to name a descriptor
+/// (before the root switch that was the host's; after it, the container's, which is what is
+/// being protected), and it works the same when the configuration mounts no procfs.
+fn protect(linux: &oci_spec::runtime::Linux, mounts: &[Mount]) -> Result<()> {
+    let mut p = Protected::open(mounts)?;
+    if let Some(sysctls) = l_sysctl(linux) {
+        // Sysctls are files of procfs: written through the procfs at /proc, checked to be one
+        // even when the configuration does not mount it itself.
+        let proc = match &p.proc {
+            Some(proc) => proc.try_clone().map_err(|e| Error::io("dup", None, e))?,
+            None => open_verified(
+                &p.root,
+                "proc",
+                nix::sys::statfs::PROC_SUPER_MAGIC,
+                "procfs",
+            )?,
+        };
+        let beneath = ResolveFlag::RESOLVE_BENEATH
+            | ResolveFlag::RESOLVE_NO_SYMLINKS
+            | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        let sys_dir = in_root(
+            &proc,
+            "sys",
+            OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(beneath),
+        )
+        .map_err(sys("opening", Path::new("/proc/sys")))?;
+        for (key, value) in sysctls {
+            let name = key.replace('.', "/");
+            let path = PathBuf::from("/proc/sys").join(&name);
+            let how = OpenHow::new()
+                .flags(OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+                .resolve(beneath);
+            let fd = in_root(&sys_dir, name.as_str(), how)
+                .map_err(|e| Error::sys("opening sysctl", Some(path.clone()), e))?;
+            use std::io::Write;
+            std::fs::File::from(fd)
+                .write_all(value.as_bytes())
+                .map_err(|e| Error::io("writing sysctl", Some(path), e))?;
+        }
+    }
+    for path in linux.readonly_paths().iter().flatten() {
+        let path = Path::new(path);
+        if let Some(target) = p.resolve(path)? {
+            readonly_path(&target, path)?;
+        }
+    }
+    for path in linux.masked_paths().iter().flatten() {
+        let path = Path::new(path);
+        if let Some(target) = p.resolve(path)? {
+            mask_path(&mut p, &target, path)?;
+        }
+    }
+    Ok(())
+}
+
+fn l_sysctl(
+    linux: &oci_spec::runtime::Linux,
+) -> Option<&std::collections::HashMap<String, String>> {
+    linux.sysctl().as_ref().filter(|s| !s.is_empty())
+}
+
+/// Makes the file `target` (`path`) opened read-only: a copy of its mount tree, the copy's
+/// top made read-only, attached on top of it, as runc's bind onto itself then read-only
+/// remount (runtime-spec: "readonlyPaths ... will set the provided paths as readonly inside
+/// the container").
+fn readonly_path(target: &OwnedFd, path: &Path) -> Result<()> {
+    let tree =
+        crate::sys::clone_mount(target, true).map_err(sys("bind-mounting read-only path", path))?;
+    crate::sys::mount_readonly(&tree).map_err(sys("remounting read-only", path))?;
+    crate::sys::attach_mount(&tree, target).map_err(sys("mounting read-only path", path))
+}
+
+/// Masks the file `target` (`path`): an empty read-only tmpfs over a directory, the checked
+/// null device over anything else (runtime-spec: "maskedPaths ... will mask over the provided
+/// paths inside the container so that they cannot be read").
+fn mask_path(p: &mut Protected, target: &OwnedFd, path: &Path) -> Result<()> {
+    let st = nix::sys::stat::fstat(target).map_err(sys("stat", path))?;
+    let tree = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        crate::sys::readonly_tmpfs().map_err(sys("creating a tmpfs to mask", path))?
     } else {
-        mount(
-            Some("/dev/null"),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
+        crate::sys::clone_mount(p.null()?, false)
+            .map_err(sys("bind-mounting /dev/null to mask", path))?
     };
-    r.map_err(sys("masking", path))
+    crate::sys::attach_mount(&tree, target).map_err(sys("masking", path))
 }
 
 #[cfg(test)]
@@ -877,6 +1089,33 @@ mod tests {
         assert!(rootfs.join("outside/x/file").is_file());
         assert!(!dir.path().join("outside/x").exists());
         assert!(open_in_root(&root, Path::new("/../../nope"), Create::Nothing).is_err());
+    }
+
+    /// Only the last mount at `/proc` (or `/sys`) decides what must be there after the root
+    /// switch; `/proc/sys` or `/procfs` are other places.
+    #[test]
+    fn what_the_configuration_mounts_at_proc_and_sys() {
+        let m = |dest: &str, typ: &str| {
+            let mut m = Mount::default();
+            m.set_destination(dest.into());
+            m.set_typ(Some(typ.into()));
+            m
+        };
+        let mounts = [
+            m("/proc", "proc"),
+            m("/sys/", "sysfs"),
+            m("/procfs", "tmpfs"),
+        ];
+        assert!(mounted_at(&mounts, "proc", "proc"));
+        assert!(mounted_at(&mounts, "sys", "sysfs"));
+        assert!(!mounted_at(&mounts, "sys", "proc"));
+        let covered = [
+            m("/proc", "proc"),
+            m("/proc", "bind"),
+            m("/proc/sys", "proc"),
+        ];
+        assert!(!mounted_at(&covered, "proc", "proc"));
+        assert!(!mounted_at(&[], "proc", "proc"));
     }
 
     /// A host with comounted controllers, a named hierarchy, a second mount of one

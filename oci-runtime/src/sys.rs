@@ -4,7 +4,7 @@
 //! block says why it is sound.
 #![allow(unsafe_code)]
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -313,7 +313,6 @@ pub(crate) fn seccomp_filter(
 /// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal `fd` the calling session leader's
 /// controlling terminal.
 pub(crate) fn set_controlling_tty(fd: &impl std::os::fd::AsFd) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
     // SAFETY: TIOCSCTTY takes an integer argument and touches no memory of ours.
     let r = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSCTTY, 0) };
     Errno::result(r).map(drop)
@@ -325,7 +324,6 @@ pub(crate) fn set_window_size(
     rows: u16,
     cols: u16,
 ) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
     let ws = libc::winsize {
         ws_row: rows,
         ws_col: cols,
@@ -413,7 +411,6 @@ pub(crate) fn attach_device_filter(
     }
     // SAFETY: BPF_PROG_LOAD returned a fresh descriptor that nothing else owns.
     let prog = unsafe { OwnedFd::from_raw_fd(prog as RawFd) };
-    use std::os::fd::AsRawFd;
     // For BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags.
     let mut attach = [0u32; 8];
     attach[0] = dir.as_raw_fd() as u32;
@@ -431,4 +428,119 @@ pub(crate) fn attach_device_filter(
         )
     };
     Errno::result(r).map(drop)
+}
+
+// The new mount API's flags that libc does not define (linux/mount.h).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+const FSOPEN_CLOEXEC: libc::c_uint = 0x01;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x01;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+/// Takes ownership of a descriptor a system call just returned, or its error.
+fn new_fd(r: libc::c_long) -> Result<OwnedFd, Errno> {
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// A detached copy of the mount at the file `fd` names (`open_tree(fd, "", OPEN_TREE_CLONE |
+/// AT_EMPTY_PATH)`), with the mounts below it when `recursive`. Resolves no path: the copy
+/// is of exactly what `fd` was opened on.
+pub(crate) fn clone_mount(fd: &impl AsFd, recursive: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the descriptor is open for the call, the empty path is a valid C string, the
+    // flags are integers; the kernel returns a new descriptor or -1.
+    new_fd(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    })
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY)`: makes the mount `fd` is the
+/// root of (a detached one from [`clone_mount`]) read-only, and only that mount; its other
+/// flags (some locked by the kernel in a user namespace) stay as they are.
+pub(crate) fn mount_readonly(fd: &impl AsFd) -> Result<(), Errno> {
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the descriptor is open, the empty path is a valid C string, and `attr` is a
+    // properly sized `mount_attr` that the kernel only reads during the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `move_mount(mount, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
+/// attaches the detached mount `mount` on top of the very file `target` was opened on, with
+/// no path resolved at all.
+pub(crate) fn attach_mount(mount: &impl AsFd, target: &impl AsFd) -> Result<(), Errno> {
+    // SAFETY: both descriptors are open for the call, the empty paths are valid C strings and
+    // the flags are integers; the kernel reads nothing else.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            target.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// A new, detached, read-only tmpfs (`fsopen` + `fsconfig` + `fsmount`), its source named
+/// `tmpfs` and its superblock read-only too, as `mount("tmpfs", .., "tmpfs", MS_RDONLY)`
+/// makes it.
+pub(crate) fn readonly_tmpfs() -> Result<OwnedFd, Errno> {
+    // SAFETY: a valid C string for the file system name and integer flags; the kernel
+    // returns a new descriptor or -1.
+    let fs = new_fd(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    let config = |cmd: libc::c_uint,
+                  key: Option<&std::ffi::CStr>,
+                  value: Option<&std::ffi::CStr>| {
+        let key = key.map_or(std::ptr::null(), |k| k.as_ptr());
+        let value = value.map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: the descriptor is open; key and value are null or valid C strings that
+        // outlive the call, which only reads them.
+        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key, value, 0) };
+        Errno::result(r).map(drop)
+    };
+    config(FSCONFIG_SET_STRING, Some(c"source"), Some(c"tmpfs"))?;
+    config(FSCONFIG_SET_FLAG, Some(c"ro"), None)?;
+    config(FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: the descriptor is open and the flags are integers; the kernel returns a new
+    // descriptor or -1.
+    new_fd(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            libc::MOUNT_ATTR_RDONLY,
+        )
+    })
 }

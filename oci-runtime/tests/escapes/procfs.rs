@@ -63,18 +63,66 @@ fn cve_2023_28642_proc_or_sys_as_a_symlink_is_refused_like_runc() {
     }
 }
 
+/// A mount of a mount table, with its id and its parent's.
+struct Node {
+    id: u32,
+    parent: u32,
+    entry: MountEntry,
+}
+
+/// The mount table of process `pid`, as the host sees it, with mount ids.
+fn mount_tree(pid: i32) -> Vec<Node> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let (id, parent) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+            let entry = parse_mountinfo(line).pop()?;
+            Some(Node { id, parent, entry })
+        })
+        .collect()
+}
+
 /// The masks and read-only paths of a container's every `proc` and `sysfs` mount, as the host
 /// sees its mount table: each problem found, as text.
-fn unprotected(table: &[MountEntry]) -> Vec<String> {
-    let at = |point: &str| table.iter().rev().find(|m| m.point == point);
+///
+/// Masks are found by mount id, as mounts on a child named `keys` (or `sys`...) of the
+/// procfs mount, never by the path text: the kernel renders `mountinfo` in several reads,
+/// each line's path as the names are at that moment, so while the race's attacker renames
+/// `/proc` the procfs line can say `/proc` and its masks' lines `/proc-link/keys`.
+fn unprotected(table: &[Node]) -> Vec<String> {
+    let depth = |n: &Node| n.entry.point.matches('/').count();
+    let name = |n: &Node| {
+        n.entry
+            .point
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The top of the stack of mounts on `m`'s child `child`.
+    let top = |m: &Node, child: &str| {
+        let mut at = table
+            .iter()
+            .rev()
+            .find(|n| n.parent == m.id && name(n) == child)?;
+        while let Some(over) = table
+            .iter()
+            .rev()
+            .find(|n| n.parent == at.id && depth(n) == depth(at) && name(n) == child)
+        {
+            at = over;
+        }
+        Some(at)
+    };
     let mut problems = Vec::new();
     // Whole procfs and sysfs mounts (a bind of one of their directories has another root).
-    for m in table.iter().filter(|m| m.root == "/") {
-        let sub = |name: &str| format!("{}/{name}", m.point.trim_end_matches('/'));
-        match m.fstype.as_str() {
+    for m in table.iter().filter(|m| m.entry.root == "/") {
+        let sub = |name: &str| format!("{}/{name}", m.entry.point.trim_end_matches('/'));
+        match m.entry.fstype.as_str() {
             "proc" => {
                 for masked in ["keys", "timer_list", "acpi", "kcore", "sched_debug", "scsi"] {
-                    if Path::new("/proc").join(masked).exists() && at(&sub(masked)).is_none() {
+                    if Path::new("/proc").join(masked).exists() && top(m, masked).is_none() {
                         problems.push(format!("{} is not masked", sub(masked)));
                     }
                 }
@@ -82,16 +130,16 @@ fn unprotected(table: &[MountEntry]) -> Vec<String> {
                     if !Path::new("/proc").join(ro).exists() {
                         continue;
                     }
-                    if !at(&sub(ro)).is_some_and(|r| r.options.iter().any(|o| o == "ro")) {
+                    if !top(m, ro).is_some_and(|r| r.entry.options.iter().any(|o| o == "ro")) {
                         problems.push(format!("{} is not read-only", sub(ro)));
                     }
                 }
             }
             "sysfs" => {
-                if !m.options.iter().any(|o| o == "ro") {
-                    problems.push(format!("{} is writable", m.point));
+                if !m.entry.options.iter().any(|o| o == "ro") {
+                    problems.push(format!("{} is writable", m.entry.point));
                 }
-                if Path::new("/sys/firmware").exists() && at(&sub("firmware")).is_none() {
+                if Path::new("/sys/firmware").exists() && top(m, "firmware").is_none() {
                     problems.push(format!("{} is not masked", sub("firmware")));
                 }
             }
@@ -137,12 +185,19 @@ fn cve_2023_27561_racing_proc_and_sys_symlinks_never_unmask_them() {
         match rt.create(&name, b.path(), CreateOptions::new()) {
             Ok(c) => {
                 created += 1;
-                let found = unprotected(&mountinfo(c.pid()));
+                let found = unprotected(&mount_tree(c.pid()));
                 if !found.is_empty() {
                     problems.push(format!("{name}: {}", found.join(", ")));
                 }
             }
-            Err(_) => refused += 1,
+            Err(e) => {
+                refused += 1;
+                // Refused because of the swap, and saying where.
+                let msg = e.to_string();
+                if !msg.contains("/proc") && !msg.contains("/sys") {
+                    problems.push(format!("{name}: refused for another reason: {msg}"));
+                }
+            }
         }
         let _ = rt.delete(&name, true);
     }
@@ -242,7 +297,9 @@ fn cve_2025_31133_masks_never_follow_a_dev_null_symlink() {
                        "options": ["rbind"]}),
     );
     match try_run(&rt, &b) {
-        Err(_) => {}
+        // Refused, for this reason and no other (a refusal for anything else would prove
+        // nothing about the masks).
+        Err(e) => assert!(e.to_string().contains("/dev/null"), "{e}"),
         Ok(out) => {
             assert_eq!(out.status, ExitStatus::Exited(0), "{out:?}");
             assert_eq!(
