@@ -164,6 +164,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A layer applied in overlay form with
+    /// [`ApplyOptions::lower_layers_pending`](crate::ApplyOptions::lower_layers_pending) needs
+    /// the layers below it, which are not unpacked yet: apply it again, into an empty
+    /// directory, with [`ApplyOptions::lower_layers`](crate::ApplyOptions::lower_layers).
+    #[error("the layer needs the layers below it at {path:?}: {reason}")]
+    NeedsLowerLayers {
+        /// The entry or directory that needs them.
+        path: String,
+        /// What it needs them for.
+        reason: &'static str,
+    },
+
     /// A filesystem operation failed while applying or building a layer.
     #[error("{op} {path:?}: {source}")]
     Apply {

@@ -1440,3 +1440,50 @@ fn umoci_layers_mount_as_umoci_unpacks_them() {
         "{mounted:#?}"
     );
 }
+
+/// With `lower_layers_pending`, a layer that needs nothing from the layers below unpacks as
+/// without it, and one that does (a directory it only implies, a hard link to a file it does
+/// not hold) stops with `NeedsLowerLayers` naming the path.
+#[test]
+fn pending_lower_layers_stop_only_the_layers_that_need_them() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let pending = |dir: &Path, entries: &[E<'_>]| {
+        apply_layer(
+            dir,
+            &tar(entries)[..],
+            &MediaType::ImageLayer,
+            None,
+            &ApplyOptions::new()
+                .whiteouts(TRUSTED)
+                .lower_layers_pending(true),
+        )
+    };
+    let alone = [
+        E::Dir("etc/"),
+        E::File("etc/motd", b"hi"),
+        E::Hardlink("etc/motd.link", "etc/motd"),
+        E::File(".wh.gone", b""),
+        E::Dir("o/"),
+        E::File("o/.wh..wh..opq", b""),
+    ];
+    let with = fresh(tmp.path(), "with");
+    pending(&with, &alone).unwrap();
+    let without = fresh(tmp.path(), "without");
+    apply_with(&without, &alone, TRUSTED).unwrap();
+    assert_eq!(tree(&with), tree(&without));
+
+    let implied = fresh(tmp.path(), "implied");
+    match pending(&implied, &[E::File("var/lib/x", b"x")]) {
+        Err(Error::NeedsLowerLayers { path, .. }) => assert_eq!(path, "var"),
+        other => panic!("{other:?}"),
+    }
+    let linked = fresh(tmp.path(), "linked");
+    match pending(
+        &linked,
+        &[E::Dir("bin/"), E::Hardlink("bin/ls", "bin/busybox")],
+    ) {
+        Err(Error::NeedsLowerLayers { path, .. }) => assert_eq!(path, "bin/busybox"),
+        other => panic!("{other:?}"),
+    }
+}

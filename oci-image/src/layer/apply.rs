@@ -168,6 +168,7 @@ pub struct ApplyOptions {
     max_size: Option<u64>,
     whiteouts: Whiteouts,
     lower_layers: Vec<PathBuf>,
+    lower_layers_pending: bool,
 }
 
 impl Default for ApplyOptions {
@@ -179,6 +180,7 @@ impl Default for ApplyOptions {
             max_size: None,
             whiteouts: Whiteouts::Remove,
             lower_layers: Vec::new(),
+            lower_layers_pending: false,
         }
     }
 }
@@ -239,6 +241,18 @@ impl ApplyOptions {
     /// the caller as owner and the current time (see [`apply_layer`]).
     pub fn lower_layers(mut self, lower_layers: Vec<PathBuf>) -> Self {
         self.lower_layers = lower_layers;
+        self
+    }
+
+    /// Overlay form only, for a caller that unpacks a layer while the layers below it are
+    /// still being unpacked: the first entry that would need them (see
+    /// [`lower_layers`](Self::lower_layers): a directory this layer needs but does not list,
+    /// a hard link whose source is not in this layer) ends the apply with
+    /// [`Error::NeedsLowerLayers`], instead of being written without them. The caller then
+    /// applies the layer again, into an empty directory, with its lower layers. What was read
+    /// of the stream is read; the rest is not. Default false.
+    pub fn lower_layers_pending(mut self, pending: bool) -> Self {
+        self.lower_layers_pending = pending;
         self
     }
 }
@@ -425,6 +439,7 @@ pub fn apply_layer<R: Read + Send>(
         options,
         overlay,
         lowers,
+        lowers_pending: overlay.is_some() && options.lower_layers_pending,
         copied: HashMap::new(),
         whited_out: HashSet::new(),
         opaque: HashSet::new(),
@@ -870,6 +885,8 @@ struct Applier<'o> {
     overlay: Option<OverlayXattrs>,
     /// In overlay form, the lower layers' directories ([`ApplyOptions::lower_layers`]).
     lowers: Vec<OwnedFd>,
+    /// [`ApplyOptions::lower_layers_pending`], in overlay form.
+    lowers_pending: bool,
     /// In overlay form, the lower files hard links were copied from: their paths, to where
     /// the copy went and its inode.
     copied: HashMap<Vec<u8>, (Vec<OsString>, u64)>,
@@ -936,11 +953,20 @@ impl Applier<'_> {
         {
             return Ok(fd.clone());
         }
-        let implied = if self.lowers.is_empty() {
+        let implied = if self.lowers.is_empty() && !self.lowers_pending {
             None
         } else {
             self.first_missing(parent)
         };
+        if let Some(first) = implied
+            && self.lowers_pending
+        {
+            return Err(Error::NeedsLowerLayers {
+                path: String::from_utf8_lossy(&join(&parent[..=first])).into_owned(),
+                reason: "a directory the layer needs but does not list",
+            }
+            .into_io());
+        }
         let fd = match self.root.dir(parent, true) {
             Err(e)
                 if e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
@@ -1445,6 +1471,12 @@ impl Applier<'_> {
                 Ok((dir, st))
             });
         let (source_parent, st) = match found {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.lowers_pending => {
+                return Err(Error::NeedsLowerLayers {
+                    path: String::from_utf8_lossy(&join(&source_components)).into_owned(),
+                    reason: "a hard link to a file the layer does not hold",
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound && !self.lowers.is_empty() => {
                 return self.copy_from_lower(parent, name, &source_components, components);
             }
