@@ -20,9 +20,12 @@
 //! [`Store::pull`] fetches the manifest and configuration first, then every layer at once (up
 //! to [`PullOptions::jobs`]): each blob is read from the source once, verified against its
 //! digest and its diff_id, stored in the layout and unpacked into its snapshot in the same
-//! pass. Layers the store has are neither fetched nor unpacked again. The image's name is
-//! written last, so an interrupted pull leaves only complete blobs and snapshots (and
-//! temporaries `prune` removes), and the next pull goes on from there.
+//! pass. A layer whose tar needs the layers below it (a directory it implies without listing
+//! it, a hard link to a lower file: ocikit-image's `lower_layers`) while they are still being
+//! unpacked is only stored in that pass, and unpacked from the store once they are there (a
+//! read the page cache mostly serves). Layers the store has are neither fetched nor unpacked
+//! again. The image's name is written last, so an interrupted pull leaves only complete blobs
+//! and snapshots (and temporaries `prune` removes), and the next pull goes on from there.
 //!
 //! [`Store::mount_rootfs`] gives a container its root filesystem in constant time: an overlay
 //! of the image's snapshots with a private upper directory.
@@ -38,8 +41,8 @@ use std::sync::{Condvar, Mutex};
 
 use oci_spec::image::{Descriptor, Digest, Platform};
 use ocikit_image::{
-    AnyManifest, ApplyOptions, Config, ImageSource, Manifest, OverlayXattrs, Whiteouts,
-    apply_layer, host_platform,
+    AnyManifest, ApplyOptions, ApplyReport, Config, ImageSource, Manifest, OverlayXattrs,
+    Whiteouts, apply_layer, host_platform,
 };
 use ocikit_layout::{Layout, RefName};
 
@@ -464,12 +467,8 @@ impl Store {
         })
     }
 
-    /// Makes sure the store has the blob of a layer and the snapshot of its chain. A layer is
-    /// unpacked over the snapshots below it (ocikit-image's `lower_layers`: a hard link to a
-    /// lower file, and a directory the layer implies, take what the lower layers have), so it
-    /// waits for them. When they are there already, the blob is read from the source once,
-    /// stored and unpacked in the same pass; otherwise it is stored while the layers below are
-    /// unpacked, then unpacked from the store (a read the page cache mostly serves).
+    /// Makes sure the store has the blob of a layer and the snapshot of its chain, reading the
+    /// source once: see the module docs.
     fn store_layer(
         &self,
         source: &dyn ImageSource,
@@ -510,18 +509,19 @@ impl Store {
             return Ok(done);
         }
         let below = &job.chain_ids[..job.index];
-        let below_ready = |chains: &[Digest]| {
-            chains
-                .last()
-                .is_none_or(|c| self.snapshot_dir(c).join(SNAPSHOT_FILE).is_file())
-        };
-        if !below_ready(below) {
+        // All of them: a layer that stands alone may be unpacked before those under it.
+        let below_ready = below
+            .iter()
+            .all(|c| self.snapshot_dir(c).join(SNAPSHOT_FILE).is_file());
+        if !below_ready {
             if !have_blob {
-                let blob = source.open_blob(layer)?;
-                self.layout
-                    .write_blob(blob, Some(layer.digest()), Some(layer.size()))?;
+                // One pass still: the blob is stored and the layer unpacked alone, unless an
+                // entry needs the layers below; then the rest is only stored.
                 done.fetched = true;
                 have_blob = true;
+                if let Some((tmp, report)) = self.store_and_unpack_alone(source, job)? {
+                    return self.commit_snapshot(tmp, &snapshot, job, report, done);
+                }
             }
             if !ladder.wait_below(job.index) {
                 return Err(StoreError::Corrupt {
@@ -566,19 +566,84 @@ impl Store {
             done.fetched = true;
             report
         };
+        self.commit_snapshot(tmp, &snapshot, job, report, done)
+    }
+
+    /// Writes the metadata of a snapshot unpacked in `tmp` and renames it into place.
+    fn commit_snapshot(
+        &self,
+        tmp: TempDir,
+        snapshot: &Path,
+        job: &LayerJob<'_>,
+        report: ApplyReport,
+        mut done: LayerPull,
+    ) -> Result<LayerPull, crate::Error> {
         let meta = SnapshotMeta {
-            chain_id: chain_id.clone(),
+            chain_id: done.chain_id.clone(),
             diff_id: job.diff_id.clone(),
-            parent: below.last().cloned(),
-            layer: layer.digest().clone(),
+            parent: job.chain_ids[..job.index].last().cloned(),
+            layer: job.descriptor.digest().clone(),
             size: report.uncompressed_size,
             hides_lower_layers: report.hides_lower_layers,
         };
         meta::write_json(&tmp.path.join(SNAPSHOT_FILE), &meta)?;
-        fs::rename(&tmp.path, &snapshot).map_err(io_err(&snapshot))?;
+        fs::rename(&tmp.path, snapshot).map_err(io_err(snapshot))?;
         tmp.keep();
         done.unpacked = true;
         Ok(done)
+    }
+
+    /// Reads a layer from the source once, storing its blob and unpacking it alone on the
+    /// way, while the layers below it are still being unpacked: `Some` with the unpacked
+    /// snapshot when the layer needed nothing from them; `None` when an entry did
+    /// ([`ocikit_image::Error::NeedsLowerLayers`]), after the rest of the blob was stored.
+    fn store_and_unpack_alone(
+        &self,
+        source: &dyn ImageSource,
+        job: &LayerJob<'_>,
+    ) -> Result<Option<(TempDir, ApplyReport)>, crate::Error> {
+        let layer = job.descriptor;
+        let chain_id = job.chain_ids.last().expect("a layer has a chain ID");
+        let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
+        let diff = tmp.path.join(DIFF_DIR);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&diff)
+            .map_err(io_err(&diff))?;
+        let mut writer = self
+            .layout
+            .blob_writer(Some(layer.digest()), Some(layer.size()))?;
+        let mut tee = Tee {
+            inner: source.open_blob(layer)?,
+            writer: &mut writer,
+            failed: None,
+        };
+        let options = self.apply_options().lower_layers_pending(true);
+        let applied = apply_layer(
+            &diff,
+            &mut tee,
+            layer.media_type(),
+            Some(job.diff_id),
+            &options,
+        );
+        let unpacked = match applied {
+            Ok(report) => Some(report),
+            Err(ocikit_image::Error::NeedsLowerLayers { .. }) => {
+                // What the applier read went to the blob already; the rest follows.
+                let rest = io::copy(&mut tee, &mut io::sink());
+                if let Some(e) = tee.failed.take() {
+                    return Err(e.into());
+                }
+                rest.map_err(ocikit_image::Error::from)?;
+                None
+            }
+            Err(e) => return Err(tee.failed.take().map_or_else(|| e.into(), Into::into)),
+        };
+        if let Some(e) = tee.failed.take() {
+            return Err(e.into());
+        }
+        writer.commit()?;
+        Ok(unpacked.map(|report| (tmp, report)))
     }
 
     /// The `diff/` directories an overlay of the chains `chains` (base first) stacks, the top
@@ -1058,15 +1123,16 @@ impl Ladder {
         self.changed.notify_all();
     }
 
-    /// Waits until the layer below `index` is stored (true) or failed (false).
+    /// Waits until every layer below `index` is stored (true) or one failed (false): not only
+    /// the one right below, as a layer that stands alone may be done before those under it.
     fn wait_below(&self, index: usize) -> bool {
-        let Some(below) = index.checked_sub(1) else {
-            return true;
-        };
         let mut done = self.done.lock().expect("no panics under the lock");
         loop {
-            if let Some(ok) = done[below] {
-                return ok;
+            if done[..index].contains(&Some(false)) {
+                return false;
+            }
+            if done[..index].iter().all(Option::is_some) {
+                return true;
             }
             done = self.changed.wait(done).expect("no panics under the lock");
         }
