@@ -385,6 +385,42 @@ fn bad_input_is_refused_and_changes_nothing() {
         "a failed layer leaves no temporary"
     );
 
+    // A source whose layer blob is corrupt: a typed verification error, and nothing of that
+    // layer is stored (no blob, no snapshot), nor a name.
+    let corrupt_dir = tmp.path().join("corrupt");
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(tmp.path().join("layout"))
+        .arg(&corrupt_dir));
+    let corrupt = Layout::open(&corrupt_dir).unwrap();
+    let top = corrupt
+        .resolve_ref(&"t".parse().unwrap())
+        .unwrap()
+        .remove(0);
+    let ocikit::image::AnyManifest::Manifest(m) = corrupt.get_manifest(&top).unwrap() else {
+        panic!("a manifest");
+    };
+    let bad_layer = m.layers()[2].clone();
+    let path = corrupt.blob_path(bad_layer.digest());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let err = store
+        .pull(
+            &format!("oci:{}:t", corrupt_dir.display()).parse().unwrap(),
+            &PullOptions::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ocikit::Error::Image(e) if e.is_verification())
+            || err.to_string().contains("mismatch"),
+        "{err:?}"
+    );
+    assert!(store.images().unwrap().is_empty());
+    assert!(!store.layout().has_blob(bad_layer.digest()).unwrap());
+    assert!(store.check().unwrap().is_ok());
+
     // A blob corrupted on disk is what the check reports.
     store
         .pull(&src.parse().unwrap(), &PullOptions::new())
