@@ -20,7 +20,10 @@
 //! [`Store::pull`] fetches the manifest and configuration first, then every layer at once (up
 //! to [`PullOptions::jobs`]): each blob is read from the source once, verified against its
 //! digest and its diff_id, stored in the layout and unpacked into its snapshot in the same
-//! pass. Layers the store has are neither fetched nor unpacked again. The image's name is
+//! pass. A layer is unpacked over the snapshots below it only when its tar needs them (a
+//! directory it does not list, a hard link to a lower file); the others are unpacked at once,
+//! alone, while the layers below still are. Layers the store has are neither fetched nor
+//! unpacked again. The image's name is
 //! written last, so an interrupted pull leaves only complete blobs and snapshots (and
 //! temporaries `prune` removes), and the next pull goes on from there.
 //!
@@ -28,9 +31,10 @@
 //! of the image's snapshots with a private upper directory.
 
 mod meta;
+mod scan;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -38,8 +42,8 @@ use std::sync::{Condvar, Mutex};
 
 use oci_spec::image::{Descriptor, Digest, Platform};
 use ocikit_image::{
-    AnyManifest, ApplyOptions, Config, ContentKind, ImageSource, Manifest, MediaTypeExt,
-    OverlayXattrs, Whiteouts, apply_layer, host_platform,
+    AnyManifest, ApplyOptions, ApplyReport, Config, ContentKind, ImageSource, Manifest,
+    MediaTypeExt, OverlayXattrs, Whiteouts, apply_layer, host_platform,
 };
 use ocikit_layout::{Layout, RefName};
 
@@ -484,10 +488,11 @@ impl Store {
 
     /// Makes sure the store has the blob of a layer and the snapshot of its chain. A layer is
     /// unpacked over the snapshots below it (ocikit-image's `lower_layers`: a hard link to a
-    /// lower file, and a directory the layer implies, take what the lower layers have), so it
-    /// waits for them. When they are there already, the blob is read from the source once,
-    /// stored and unpacked in the same pass; otherwise it is stored while the layers below are
-    /// unpacked, then unpacked from the store (a read the page cache mostly serves).
+    /// lower file, and a directory the layer implies, take what the lower layers have). When
+    /// they are there already, the blob is read from the source once, stored and unpacked in
+    /// the same pass. Otherwise it is stored while the layers below are unpacked, then
+    /// unpacked from the store (a read the page cache mostly serves): at once when its tar
+    /// headers show it needs nothing from them (`scan`), else once they are all there.
     fn store_layer(
         &self,
         source: &dyn ImageSource,
@@ -528,18 +533,20 @@ impl Store {
             return Ok(done);
         }
         let below = &job.chain_ids[..job.index];
+        // All of them: a layer that stands alone may be stored before those under it.
         let below_ready = |chains: &[Digest]| {
             chains
-                .last()
-                .is_none_or(|c| self.snapshot_dir(c).join(SNAPSHOT_FILE).is_file())
+                .iter()
+                .all(|c| self.snapshot_dir(c).join(SNAPSHOT_FILE).is_file())
         };
         if !below_ready(below) {
             if !have_blob {
-                let blob = source.open_blob(layer)?;
-                self.layout
-                    .write_blob(blob, Some(layer.digest()), Some(layer.size()))?;
+                // In the one pass that stores the blob, unpack it alone if it stands alone.
                 done.fetched = true;
                 have_blob = true;
+                if let Some((tmp, report)) = self.unpack_alone(source, job)? {
+                    return self.commit_snapshot(tmp, &snapshot, job, report, done);
+                }
             }
             if !ladder.wait_below(job.index) {
                 return Err(StoreError::Corrupt {
@@ -584,19 +591,102 @@ impl Store {
             done.fetched = true;
             report
         };
+        self.commit_snapshot(tmp, &snapshot, job, report, done)
+    }
+
+    /// Writes the metadata of a snapshot unpacked in `tmp` and renames it into place.
+    fn commit_snapshot(
+        &self,
+        tmp: TempDir,
+        snapshot: &Path,
+        job: &LayerJob<'_>,
+        report: ApplyReport,
+        mut done: LayerPull,
+    ) -> Result<LayerPull, crate::Error> {
         let meta = SnapshotMeta {
-            chain_id: chain_id.clone(),
+            chain_id: done.chain_id.clone(),
             diff_id: job.diff_id.clone(),
-            parent: below.last().cloned(),
-            layer: layer.digest().clone(),
+            parent: job.chain_ids[..job.index].last().cloned(),
+            layer: job.descriptor.digest().clone(),
             size: report.uncompressed_size,
             hides_lower_layers: report.hides_lower_layers,
         };
         meta::write_json(&tmp.path.join(SNAPSHOT_FILE), &meta)?;
-        fs::rename(&tmp.path, &snapshot).map_err(io_err(&snapshot))?;
+        fs::rename(&tmp.path, snapshot).map_err(io_err(snapshot))?;
         tmp.keep();
         done.unpacked = true;
         Ok(done)
+    }
+
+    /// Reads a layer from the source once, storing its blob, and unpacks it on the way
+    /// without the layers below (which are still being unpacked), as long as its tar headers
+    /// show it needs nothing from them (see `scan`): `Some` when it did. `None` when the
+    /// layer needs them (or is not gzip or plain tar): the unpack stops there, the rest of the
+    /// blob is read and stored, and the caller unpacks it from the store over the layers below.
+    fn unpack_alone(
+        &self,
+        source: &dyn ImageSource,
+        job: &LayerJob<'_>,
+    ) -> Result<Option<(TempDir, ApplyReport)>, crate::Error> {
+        let layer = job.descriptor;
+        let chain_id = job.chain_ids.last().expect("a layer has a chain ID");
+        let mut writer = self
+            .layout
+            .blob_writer(Some(layer.digest()), Some(layer.size()))?;
+        let tee = Tee {
+            inner: source.open_blob(layer)?,
+            writer: &mut writer,
+            failed: None,
+        };
+        let mut compressed = io::BufReader::with_capacity(128 << 10, tee);
+        let head = compressed.fill_buf().map(<[u8]>::to_vec);
+        let stream = match head {
+            Ok(h) if h.starts_with(&[0x1f, 0x8b]) => Some(LayerStream::Gzip(Box::new(
+                flate2::bufread::MultiGzDecoder::new(compressed),
+            ))),
+            Ok(h) if h.len() >= 262 && &h[257..262] == b"ustar" => {
+                Some(LayerStream::Plain(compressed))
+            }
+            // zstd, or too short to tell: the ordinary way.
+            _ => {
+                let rest = io::copy(compressed.get_mut(), &mut io::sink());
+                let failed = compressed.into_inner().failed;
+                return finish_blob(failed, rest, writer).map(|()| None);
+            }
+        };
+        let mut watched = scan::Watched {
+            inner: stream.expect("set above"),
+            watch: scan::Watch::default(),
+            stop_early: true,
+        };
+        let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
+        let diff = tmp.path.join(DIFF_DIR);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&diff)
+            .map_err(io_err(&diff))?;
+        let applied = apply_layer(
+            &diff,
+            &mut watched,
+            layer.media_type(),
+            Some(job.diff_id),
+            &self.apply_options(),
+        );
+        let mut compressed = watched.inner.into_compressed();
+        if watched.watch.stands_alone() {
+            if let Some(e) = compressed.get_mut().failed.take() {
+                return Err(e.into());
+            }
+            let report = applied?;
+            drop(compressed);
+            writer.commit()?;
+            return Ok(Some((tmp, report)));
+        }
+        // It needs the layers below: store the rest of the blob, unpack it later.
+        drop(tmp);
+        let rest = io::copy(compressed.get_mut(), &mut io::sink());
+        let failed = compressed.into_inner().failed;
+        finish_blob(failed, rest, writer).map(|()| None)
     }
 
     /// The `diff/` directories an overlay of the chains `chains` (base first) stacks, the top
@@ -1076,15 +1166,16 @@ impl Ladder {
         self.changed.notify_all();
     }
 
-    /// Waits until the layer below `index` is stored (true) or failed (false).
+    /// Waits until every layer below `index` is stored (true) or one failed (false). Not only
+    /// the one right below: a layer that stands alone may be done before those under it.
     fn wait_below(&self, index: usize) -> bool {
-        let Some(below) = index.checked_sub(1) else {
-            return true;
-        };
         let mut done = self.done.lock().expect("no panics under the lock");
         loop {
-            if let Some(ok) = done[below] {
-                return ok;
+            if done[..index].contains(&Some(false)) {
+                return false;
+            }
+            if done[..index].iter().all(Option::is_some) {
+                return true;
             }
             done = self.changed.wait(done).expect("no panics under the lock");
         }
@@ -1107,6 +1198,46 @@ impl<R: Read> Read for Tee<'_, R> {
             return Err(io::Error::other("storing the blob failed"));
         }
         Ok(n)
+    }
+}
+
+/// Stores a blob read to its end through a [`Tee`] (`failed`: what storing it met; `read`:
+/// how reading went).
+fn finish_blob(
+    failed: Option<ocikit_layout::Error>,
+    read: io::Result<u64>,
+    writer: ocikit_layout::BlobWriter,
+) -> Result<(), crate::Error> {
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    read.map_err(ocikit_image::Error::from)?;
+    writer.commit()?;
+    Ok(())
+}
+
+/// A layer's tar stream as [`Store::unpack_alone`] reads it: decompressed from gzip, or plain.
+enum LayerStream<R: io::BufRead> {
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
+    Plain(R),
+}
+
+impl<R: io::BufRead> LayerStream<R> {
+    /// The compressed stream under it.
+    fn into_compressed(self) -> R {
+        match self {
+            LayerStream::Gzip(d) => (*d).into_inner(),
+            LayerStream::Plain(r) => r,
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for LayerStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LayerStream::Gzip(d) => d.read(buf),
+            LayerStream::Plain(r) => r.read(buf),
+        }
     }
 }
 
@@ -1144,5 +1275,170 @@ fn tempdir_in(dir: &Path, chain_id: &Digest) -> Result<TempDir, StoreError> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err(&path)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A pull whose upper layers need the layers below (a directory they do not list, a hard
+    //! link to a lower file) gives the snapshots an unpack over those layers gives, whether
+    //! they are unpacked alone or after the layers below. Needs root (owners, whiteout
+    //! devices), as the store's tests do.
+
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use oci_spec::image::MediaType;
+
+    use super::*;
+
+    fn gzip(tar: Vec<u8>) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+    ) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn link(b: &mut tar::Builder<Vec<u8>>, path: &str, source: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_link(&mut h, path, source).unwrap();
+    }
+
+    fn blob(layout: &Layout, bytes: &[u8]) -> (Digest, u64) {
+        layout.write_blob(bytes, None, None).unwrap()
+    }
+
+    #[test]
+    fn layers_that_need_the_layers_below_get_what_they_hold() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "owners and whiteout devices need root (CI runs as root)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let src = Layout::create(dir.path().join("src")).unwrap();
+        // The base: many files, so the layers above are read while it is unpacked.
+        let mut base = tar::Builder::new(Vec::new());
+        entry(&mut base, "usr/", tar::EntryType::Directory, 0o755, b"");
+        entry(&mut base, "usr/lib/", tar::EntryType::Directory, 0o700, b"");
+        entry(
+            &mut base,
+            "usr/lib/a",
+            tar::EntryType::Regular,
+            0o640,
+            b"lower file",
+        );
+        entry(&mut base, "many/", tar::EntryType::Directory, 0o755, b"");
+        for i in 0..3000 {
+            entry(
+                &mut base,
+                &format!("many/{i}"),
+                tar::EntryType::Regular,
+                0o644,
+                b"x",
+            );
+        }
+        // A directory it does not list (usr/lib keeps 0700), and a link to the lower file.
+        let mut implied = tar::Builder::new(Vec::new());
+        entry(
+            &mut implied,
+            "usr/lib/b",
+            tar::EntryType::Regular,
+            0o644,
+            b"b",
+        );
+        let mut linked = tar::Builder::new(Vec::new());
+        entry(&mut linked, "usr/", tar::EntryType::Directory, 0o755, b"");
+        entry(
+            &mut linked,
+            "usr/lib/",
+            tar::EntryType::Directory,
+            0o700,
+            b"",
+        );
+        link(&mut linked, "usr/lib/c", "usr/lib/a");
+        // And one that stands alone.
+        let mut alone = tar::Builder::new(Vec::new());
+        entry(&mut alone, "etc/", tar::EntryType::Directory, 0o755, b"");
+        entry(&mut alone, "etc/d", tar::EntryType::Regular, 0o600, b"d");
+
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for tar in [base, implied, linked, alone] {
+            let tar = tar.into_inner().unwrap();
+            diff_ids.push(ocikit_image::sha256(&tar).to_string());
+            let gz = gzip(tar);
+            let (digest, size) = blob(&src, &gz);
+            layers.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest.to_string(), "size": size,
+            }));
+        }
+        let platform = host_platform();
+        let config = serde_json::json!({
+            "architecture": platform.architecture().to_string(),
+            "os": platform.os().to_string(),
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let (config_digest, config_size) = blob(&src, &config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(), "size": config_size,
+            },
+            "layers": layers,
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let (digest, size) = blob(&src, &manifest);
+        let descriptor = Descriptor::new(MediaType::ImageManifest, size, digest);
+        src.set_ref(&RefName::new("t").unwrap(), &descriptor)
+            .unwrap();
+
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let location: Location = format!("oci:{}:t", dir.path().join("src").display())
+            .parse()
+            .unwrap();
+        let pulled = store.pull(&location, &PullOptions::new()).unwrap();
+        assert!(pulled.layers.iter().all(|l| l.fetched && l.unpacked));
+        let stored = store.image("t").unwrap();
+        let diff = |i: usize, path: &str| stored.snapshots[i].join(DIFF_DIR).join(path);
+        // The implied directory took the lower one's mode, not 0755.
+        let mode = fs::metadata(diff(1, "usr/lib"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        assert_eq!(fs::read(diff(1, "usr/lib/b")).unwrap(), b"b");
+        // The link became a copy of the lower file, with its mode.
+        let c = fs::metadata(diff(2, "usr/lib/c")).unwrap();
+        assert_eq!(fs::read(diff(2, "usr/lib/c")).unwrap(), b"lower file");
+        assert_eq!(c.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(c.nlink(), 1);
+        assert_eq!(fs::read(diff(3, "etc/d")).unwrap(), b"d");
+        assert!(store.check().unwrap().is_ok());
     }
 }
