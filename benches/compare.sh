@@ -6,8 +6,9 @@
 # Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
 # (vs `skopeo copy`), serving pulls and the CPU it costs (our registry vs docker-registry),
-# run of /bin/true (vs runc and crun). Each row comes from the benchmark that owns it (see
-# the README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
+# run of /bin/true (vs runc and crun), the image store: start, pull, ten containers (vs
+# podman 4.3, benches/store.sh). Each row comes from the benchmark that owns it (see the
+# README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
 # default benches/RESULTS.md). The corpus (a copy of /usr/share, made once under
 # target/bench-corpus) and every registry are local; nothing reaches the network.
 # Needs the peers scripts/test.sh installs, plus hyperfine and /usr/bin/time.
@@ -98,6 +99,12 @@ rr=$(grep '^oci-runtime / runc' "$LOGS/run" | awk '{print $NF}')
 rc=$(grep '^oci-runtime / crun' "$LOGS/run" | awk '{print $NF}')
 row "run /bin/true" "$(med oci-runtime)" "runc run" "$(med runc)" "${rr}x the time"
 row "run /bin/true" "$(med oci-runtime)" "crun run" "$(med crun)" "${rc}x the time"
+
+step "image store vs podman (benches/store.sh, 3 rounds)"
+bash benches/store.sh 3 >"$LOGS/store" 2>"$LOGS/store.err"
+while IFS='|' read -r _ op ours peer theirs ratio; do
+    row "$op" "$ours" "$peer" "$theirs" "$ratio"
+done < <(grep '^table|' "$LOGS/store")
 
 {
     echo "# ocikit vs peers, $(date -u +%Y-%m-%d), $(nproc) cores, one run of benches/compare.sh"
