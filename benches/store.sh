@@ -50,7 +50,8 @@ if ((${#missing[@]} > 0)); then
 fi
 
 cargo build --release --quiet --example build --example pull --example run
-BIN=$PWD/target/release/examples
+# OCIKIT_BENCH_BIN: another directory of the recipes (for before/after comparisons).
+BIN=${OCIKIT_BENCH_BIN:-$PWD/target/release/examples}
 BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocsb.XXXXXX")
 REGISTRY_PID=
