@@ -23,6 +23,8 @@
 # back) into a fresh directory; nothing big is deleted until every timing is done (on ext4
 # without a journal, creating files right after deleting many is slow for minutes).
 # (Short paths: podman refuses a runroot longer than 50 characters.)
+# The script's own clean-up deletes every store it made: wait some minutes before the next
+# timed run, or set OCIKIT_BENCH_KEEP=1 to keep them (and remove them later).
 # Prints one line per row with medians and ranges; writes the same to OUT if given.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,7 +66,11 @@ cleanup() {
     fi
     # podman and our containers unmount on exit; anything left mounted under WORK goes first.
     grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n 1 umount -l 2>/dev/null || true
-    rm -rf "$WORK"
+    if [[ -n ${OCIKIT_BENCH_KEEP:-} ]]; then
+        echo "kept $WORK (OCIKIT_BENCH_KEEP): remove it once no timed run follows" >&2
+    else
+        rm -rf "$WORK"
+    fi
     exit "$status"
 }
 trap cleanup EXIT
