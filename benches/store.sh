@@ -57,6 +57,8 @@ BIN=${OCIKIT_BENCH_BIN:-$PWD/target/release/examples}
 BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocsb.XXXXXX")
 REGISTRY_PID=
+HAD_LIBPOD_CGROUPS=false
+[[ -n $(find /sys/fs/cgroup -maxdepth 2 -name libpod_parent 2>/dev/null) ]] && HAD_LIBPOD_CGROUPS=true
 
 cleanup() {
     local status=$?
@@ -66,6 +68,10 @@ cleanup() {
     fi
     # podman and our containers unmount on exit; anything left mounted under WORK goes first.
     grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n 1 umount -l 2>/dev/null || true
+    # podman's cgroupfs manager leaves empty libpod_parent cgroups: remove those it made.
+    if ! $HAD_LIBPOD_CGROUPS; then
+        find /sys/fs/cgroup -depth -type d -path '*/libpod_parent*' -exec rmdir {} + 2>/dev/null || true
+    fi
     if [[ -n ${OCIKIT_BENCH_KEEP:-} ]]; then
         echo "kept $WORK (OCIKIT_BENCH_KEEP): remove it once no timed run follows" >&2
     else
@@ -283,7 +289,7 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
     echo "table|pull that image into an empty store|$(col pull-ours.times 1 | median)s" \
         "($(col pull-ours.times 2 | median) KiB peak RSS)|podman pull|$(col pull-podman.times 1 | median)s" \
         "($(col pull-podman.times 2 | median) KiB peak RSS)|$(median <"$WORK/pull.ratios")x the time"
-    echo "table|disk used by ten running containers of it|$(mib $((store_during - store_before)))|podman run" \
+    echo "table|disk used by ten running containers of it|$(mib $((store_during - store_before)))|podman run"\
         "|$(mib $((pod_during - pod_before)))|(image: $(mib "$snapshots_b") unpacked once)"
 } | tee "$WORK/report"
 [[ -z $OUT ]] || cp "$WORK/report" "$OUT"
