@@ -289,7 +289,7 @@ mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
     echo "table|pull that image into an empty store|$(col pull-ours.times 1 | median)s" \
         "($(col pull-ours.times 2 | median) KiB peak RSS)|podman pull|$(col pull-podman.times 1 | median)s" \
         "($(col pull-podman.times 2 | median) KiB peak RSS)|$(median <"$WORK/pull.ratios")x the time"
-    echo "table|disk used by ten running containers of it|$(mib $((store_during - store_before)))|podman run"\
-        "|$(mib $((pod_during - pod_before)))|(image: $(mib "$snapshots_b") unpacked once)"
+    added="$(mib $((store_during - store_before)))|podman run|$(mib $((pod_during - pod_before)))"
+    echo "table|disk used by ten running containers of it|$added|(image: $(mib "$snapshots_b") unpacked once)"
 } | tee "$WORK/report"
 [[ -z $OUT ]] || cp "$WORK/report" "$OUT"
