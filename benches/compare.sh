@@ -6,8 +6,9 @@
 # Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
 # (vs `skopeo copy`), serving pulls and the CPU it costs (our registry vs docker-registry),
-# run of /bin/true (vs runc and crun). Each row comes from the benchmark that owns it (see
-# the README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
+# run of /bin/true (vs runc and crun), the image store: start, pull, ten containers (vs
+# podman 4.3, benches/store.sh). Each row comes from the benchmark that owns it (see the
+# README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
 # default benches/RESULTS.md). The corpus (a copy of /usr/share, made once under
 # target/bench-corpus) and every registry are local; nothing reaches the network.
 # Needs the peers scripts/test.sh installs, plus hyperfine and /usr/bin/time.
@@ -29,6 +30,14 @@ fi
 step() { printf '==> %s\n' "$*" >&2; }
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+
+# First: the other benchmarks delete big trees when they end, and on this ext4 without a
+# journal, creating files right after that is slow; store.sh creates many.
+step "image store vs podman (benches/store.sh, 3 rounds)"
+bash benches/store.sh 3 >"$LOGS/store" 2>"$LOGS/store.err"
+while IFS='|' read -r _ op ours peer theirs ratio; do
+    row "$op" "$ours" "$peer" "$theirs" "$ratio"
+done < <(grep '^table|' "$LOGS/store")
 
 step "sha256 vs openssl dgst"
 bash benches/sha256-vs-openssl.sh >"$LOGS/sha" 2>"$LOGS/sha.err"

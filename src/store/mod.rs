@@ -1194,3 +1194,167 @@ fn tempdir_in(dir: &Path, chain_id: &Digest) -> Result<TempDir, StoreError> {
         }
     }
 }
+#[cfg(test)]
+mod tests {
+    //! A pull whose upper layers need the layers below (a directory they do not list, a hard
+    //! link to a lower file) gives the snapshots an unpack over those layers gives, whether
+    //! they are unpacked alone or after the layers below. Needs root (owners, whiteout
+    //! devices), as the store's tests do.
+
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use oci_spec::image::MediaType;
+
+    use super::*;
+
+    fn gzip(tar: Vec<u8>) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn entry(
+        b: &mut tar::Builder<Vec<u8>>,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+    ) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn link(b: &mut tar::Builder<Vec<u8>>, path: &str, source: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(1_700_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_link(&mut h, path, source).unwrap();
+    }
+
+    fn blob(layout: &Layout, bytes: &[u8]) -> (Digest, u64) {
+        layout.write_blob(bytes, None, None).unwrap()
+    }
+
+    #[test]
+    fn layers_that_need_the_layers_below_get_what_they_hold() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "owners and whiteout devices need root (CI runs as root)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let src = Layout::create(dir.path().join("src")).unwrap();
+        // The base: many files, so the layers above are read while it is unpacked.
+        let mut base = tar::Builder::new(Vec::new());
+        entry(&mut base, "usr/", tar::EntryType::Directory, 0o755, b"");
+        entry(&mut base, "usr/lib/", tar::EntryType::Directory, 0o700, b"");
+        entry(
+            &mut base,
+            "usr/lib/a",
+            tar::EntryType::Regular,
+            0o640,
+            b"lower file",
+        );
+        entry(&mut base, "many/", tar::EntryType::Directory, 0o755, b"");
+        for i in 0..3000 {
+            entry(
+                &mut base,
+                &format!("many/{i}"),
+                tar::EntryType::Regular,
+                0o644,
+                b"x",
+            );
+        }
+        // A directory it does not list (usr/lib keeps 0700), and a link to the lower file.
+        let mut implied = tar::Builder::new(Vec::new());
+        entry(
+            &mut implied,
+            "usr/lib/b",
+            tar::EntryType::Regular,
+            0o644,
+            b"b",
+        );
+        let mut linked = tar::Builder::new(Vec::new());
+        entry(&mut linked, "usr/", tar::EntryType::Directory, 0o755, b"");
+        entry(
+            &mut linked,
+            "usr/lib/",
+            tar::EntryType::Directory,
+            0o700,
+            b"",
+        );
+        link(&mut linked, "usr/lib/c", "usr/lib/a");
+        // And one that stands alone.
+        let mut alone = tar::Builder::new(Vec::new());
+        entry(&mut alone, "etc/", tar::EntryType::Directory, 0o755, b"");
+        entry(&mut alone, "etc/d", tar::EntryType::Regular, 0o600, b"d");
+
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for tar in [base, implied, linked, alone] {
+            let tar = tar.into_inner().unwrap();
+            diff_ids.push(ocikit_image::sha256(&tar).to_string());
+            let gz = gzip(tar);
+            let (digest, size) = blob(&src, &gz);
+            layers.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest.to_string(), "size": size,
+            }));
+        }
+        let platform = host_platform();
+        let config = serde_json::json!({
+            "architecture": platform.architecture().to_string(),
+            "os": platform.os().to_string(),
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let (config_digest, config_size) = blob(&src, &config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(), "size": config_size,
+            },
+            "layers": layers,
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let (digest, size) = blob(&src, &manifest);
+        let descriptor = Descriptor::new(MediaType::ImageManifest, size, digest);
+        src.set_ref(&RefName::new("t").unwrap(), &descriptor)
+            .unwrap();
+
+        let store = Store::open(dir.path().join("store")).unwrap();
+        let location: Location = format!("oci:{}:t", dir.path().join("src").display())
+            .parse()
+            .unwrap();
+        let pulled = store.pull(&location, &PullOptions::new()).unwrap();
+        assert!(pulled.layers.iter().all(|l| l.fetched && l.unpacked));
+        let stored = store.image("t").unwrap();
+        let diff = |i: usize, path: &str| stored.snapshots[i].join(DIFF_DIR).join(path);
+        // The implied directory took the lower one's mode, not 0755.
+        let mode = fs::metadata(diff(1, "usr/lib"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        assert_eq!(fs::read(diff(1, "usr/lib/b")).unwrap(), b"b");
+        // The link became a copy of the lower file, with its mode.
+        let c = fs::metadata(diff(2, "usr/lib/c")).unwrap();
+        assert_eq!(fs::read(diff(2, "usr/lib/c")).unwrap(), b"lower file");
+        assert_eq!(c.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(c.nlink(), 1);
+        assert_eq!(fs::read(diff(3, "etc/d")).unwrap(), b"d");
+        assert!(store.check().unwrap().is_ok());
+    }
+}
