@@ -664,3 +664,68 @@ fn without_overlayfs_a_clear_error_or_the_copy_asked_for() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// An unprivileged user's store: the same pull, as uid 65534, marks whiteouts and opaque
+/// directories the way a `userxattr` overlay mount reads them (`user.overlay.opaque`, 0/0
+/// character devices), and the store stays that user's (root is refused it).
+#[test]
+fn an_unprivileged_users_store_uses_user_overlay_attributes() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = layered_image(tmp.path(), 4096);
+    let store = tmp.path().join("user-store");
+    std::fs::create_dir(&store).unwrap();
+    std::os::unix::fs::chown(&store, Some(65534), Some(65534)).unwrap();
+    let out = Command::new(example_binary("pull"))
+        .args([&src, "--store", store.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The second layer deletes data/gone and replaces all of swap/.
+    let snapshots = store.join("snapshots");
+    let mut found_whiteout = false;
+    let mut found_opaque = false;
+    for entry in std::fs::read_dir(&snapshots).unwrap() {
+        let diff = entry.unwrap().path().join("diff");
+        // The base layer's snapshot has the file; the second's has its whiteout.
+        if let Ok(meta) = std::fs::symlink_metadata(diff.join("data/gone"))
+            && meta.file_type().is_char_device()
+        {
+            assert_eq!((meta.rdev(), meta.uid()), (0, 65534));
+            found_whiteout = true;
+        }
+        let mut value = [0u8; 1];
+        if diff.join("swap").is_dir()
+            && !diff.join("swap/old").exists()
+            && rustix::fs::getxattr(diff.join("swap"), "user.overlay.opaque", &mut value[..])
+                .is_ok_and(|n| n == 1 && value[0] == b'y')
+        {
+            assert!(
+                rustix::fs::getxattr(diff.join("swap"), "trusted.overlay.opaque", &mut value[..])
+                    .is_err()
+            );
+            found_opaque = true;
+        }
+    }
+    assert!(
+        found_whiteout && found_opaque,
+        "{}",
+        run(Command::new("find").arg(&snapshots))
+    );
+    match Store::open(&store) {
+        Err(ocikit::Error::Store(StoreError::NotOwned { owner, user, .. })) => {
+            assert_eq!((owner, user), (65534, 0))
+        }
+        other => panic!("{other:?}"),
+    }
+}
