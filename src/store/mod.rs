@@ -519,7 +519,8 @@ impl Store {
                 // entry needs the layers below; then the rest is only stored.
                 done.fetched = true;
                 have_blob = true;
-                if let Some((tmp, report)) = self.store_and_unpack_alone(source, job)? {
+                let alone = self.apply_options().lower_layers_pending(true);
+                if let Some((tmp, report)) = self.store_and_unpack(source, job, &alone)? {
                     return self.commit_snapshot(tmp, &snapshot, job, report, done);
                 }
             }
@@ -532,41 +533,35 @@ impl Store {
             }
         }
 
+        let options = self.apply_options().lower_layers(self.lower_dirs(below)?);
+        let (tmp, report) = if have_blob {
+            let tmp = self.snapshot_tempdir(chain_id)?;
+            let blob = self.layout.open_blob(layer)?;
+            let diff = tmp.path.join(DIFF_DIR);
+            let report = apply_layer(&diff, blob, layer.media_type(), Some(job.diff_id), &options)?;
+            (tmp, report)
+        } else {
+            done.fetched = true;
+            // With its lower layers given, an unpack never stops for want of them.
+            self.store_and_unpack(source, job, &options)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: snapshot.clone(),
+                    reason: "the layer asked for its lower layers although it had them".into(),
+                })?
+        };
+        self.commit_snapshot(tmp, &snapshot, job, report, done)
+    }
+
+    /// A temporary snapshot directory for `chain_id`, with its empty `diff/` (mode 0755: the
+    /// root of a mount shows the top snapshot's own attributes).
+    fn snapshot_tempdir(&self, chain_id: &Digest) -> Result<TempDir, StoreError> {
         let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
         let diff = tmp.path.join(DIFF_DIR);
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&diff)
             .map_err(io_err(&diff))?;
-        let options = self.apply_options().lower_layers(self.lower_dirs(below)?);
-        let report = if have_blob {
-            let blob = self.layout.open_blob(layer)?;
-            apply_layer(&diff, blob, layer.media_type(), Some(job.diff_id), &options)?
-        } else {
-            let mut writer = self
-                .layout
-                .blob_writer(Some(layer.digest()), Some(layer.size()))?;
-            let mut tee = Tee {
-                inner: source.open_blob(layer)?,
-                writer: &mut writer,
-                failed: None,
-            };
-            let applied = apply_layer(
-                &diff,
-                &mut tee,
-                layer.media_type(),
-                Some(job.diff_id),
-                &options,
-            );
-            if let Some(e) = tee.failed.take() {
-                return Err(e.into());
-            }
-            let report = applied?;
-            writer.commit()?;
-            done.fetched = true;
-            report
-        };
-        self.commit_snapshot(tmp, &snapshot, job, report, done)
+        Ok(tmp)
     }
 
     /// Writes the metadata of a snapshot unpacked in `tmp` and renames it into place.
@@ -593,23 +588,20 @@ impl Store {
         Ok(done)
     }
 
-    /// Reads a layer from the source once, storing its blob and unpacking it alone on the
-    /// way, while the layers below it are still being unpacked: `Some` with the unpacked
-    /// snapshot when the layer needed nothing from them; `None` when an entry did
+    /// Reads a layer from the source once, storing its blob and unpacking it on the way with
+    /// `options`: `Some` with the unpacked snapshot; `None` when, with
+    /// `lower_layers_pending`, an entry needed the layers below
     /// ([`ocikit_image::Error::NeedsLowerLayers`]), after the rest of the blob was stored.
-    fn store_and_unpack_alone(
+    fn store_and_unpack(
         &self,
         source: &dyn ImageSource,
         job: &LayerJob<'_>,
+        options: &ApplyOptions,
     ) -> Result<Option<(TempDir, ApplyReport)>, crate::Error> {
         let layer = job.descriptor;
         let chain_id = job.chain_ids.last().expect("a layer has a chain ID");
-        let tmp = tempdir_in(&self.root.join(SNAPSHOTS_DIR).join(TMP_DIR), chain_id)?;
+        let tmp = self.snapshot_tempdir(chain_id)?;
         let diff = tmp.path.join(DIFF_DIR);
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(&diff)
-            .map_err(io_err(&diff))?;
         let mut writer = self
             .layout
             .blob_writer(Some(layer.digest()), Some(layer.size()))?;
@@ -618,13 +610,12 @@ impl Store {
             writer: &mut writer,
             failed: None,
         };
-        let options = self.apply_options().lower_layers_pending(true);
         let applied = apply_layer(
             &diff,
             &mut tee,
             layer.media_type(),
             Some(job.diff_id),
-            &options,
+            options,
         );
         let unpacked = match applied {
             Ok(report) => Some(report),
