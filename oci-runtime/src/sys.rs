@@ -162,45 +162,15 @@ pub(crate) fn default_sigpipe() -> Result<(), Errno> {
 /// `/proc/self/fd/N`. Nothing can be written through it, nor through `/proc/<pid>/exe` of a
 /// process executing it. Needs `CAP_SYS_ADMIN` and Linux 5.12.
 pub(crate) fn readonly_clone(path: &std::path::Path) -> Result<OwnedFd, Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; the flags are plain
-    // integers and the kernel returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: open_tree returned a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: the descriptor is open, the empty path is a valid C string, and `attr` is a
-    // properly sized `mount_attr` that the kernel only reads during the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    Ok(fd)
+    use nix::fcntl::{OFlag, open};
+    let file = open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let clone = clone_mount(&file, false)?;
+    mount_readonly(&clone)?;
+    Ok(clone)
 }
 
 /// A close-on-exec duplicate of `fd` numbered `min` or higher (`F_DUPFD_CLOEXEC`).
