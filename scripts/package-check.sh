@@ -41,7 +41,7 @@ if ! command -v python3 >/dev/null; then
 fi
 
 exec python3 - "$@" <<'PY'
-import hashlib, json, os, re, subprocess, sys, tarfile, time, tomllib
+import hashlib, json, os, re, shutil, subprocess, sys, tarfile, time, tomllib
 
 # Names this project published under, or would have: a crate of such a name in the tree is
 # someone else's (the packages were renamed to ocikit-* because these are taken).
@@ -251,7 +251,36 @@ for line in tree.splitlines():
         fail("workspace", f"`cargo tree` has {other} v{ver} from {where or 'crates.io'}, not from this workspace")
 
 # --- 5. Build every crate from its tarball --------------------------------------------------
+def forget_old_unpacks():
+    """cargo unpacks the siblings it verifies against into $CARGO_HOME/registry/src/<local
+    overlay>/NAME-VERSION and reuses such a directory when it is there: one left by an earlier
+    packaging of the same version (same path, earlier code) would be built instead of this
+    tree's, and the check would test stale code. Only the members' own NAME-VERSION
+    directories outside crates.io's are removed (the members' names are not on crates.io),
+    with the members' build fingerprints."""
+    # cargo takes a registry crate of one name and version as never changing: the build of
+    # the earlier unpack in this target directory would be reused too. Forgetting the
+    # members' fingerprints makes it build them again (the workspace's own builds included).
+    fingerprints = os.path.join(meta["target_directory"], "debug", ".fingerprint")
+    if os.path.isdir(fingerprints):
+        for entry in os.listdir(fingerprints):
+            if any(re.fullmatch(re.escape(p["name"]) + r"-[0-9a-f]+", entry) for p in members):
+                shutil.rmtree(os.path.join(fingerprints, entry))
+    home = os.environ.get("CARGO_HOME") or os.path.expanduser("~/.cargo")
+    src = os.path.join(home, "registry", "src")
+    if not os.path.isdir(src):
+        return
+    for registry in os.listdir(src):
+        if registry.startswith(("index.crates.io-", "github.com-")):
+            continue
+        for p in members:
+            stale = os.path.join(src, registry, f"{p['name']}-{p['version']}")
+            if os.path.isdir(stale):
+                shutil.rmtree(stale)
+
+
 if verify and not failures:
+    forget_old_unpacks()
     log("cargo package --workspace (each crate built from its tarball)")
     cargo("package", "--workspace", "--allow-dirty", "--no-metadata", *MP)
     check_tarballs()

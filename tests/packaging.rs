@@ -265,3 +265,70 @@ fn this_workspace_passes() {
         "{stderr}"
     );
 }
+
+/// Packaging the same version again after its code changed builds the new code: cargo keeps
+/// the siblings it unpacked for verification under `$CARGO_HOME/registry/src` and would build
+/// the earlier ones (a method the dependent now calls would be missing), so the check removes
+/// the members' old unpacks first.
+#[test]
+fn a_second_packaging_of_the_same_version_builds_the_new_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let base = format!("ocikit-fixture-base-{}", std::process::id());
+    let user = format!("ocikit-fixture-user-{}", std::process::id());
+    let base_ident = base.replace('-', "_");
+    let manifests = |base_lib: &str, user_lib: &str| {
+        write_tree(
+            &ws,
+            &[
+                (
+                    "Cargo.toml",
+                    "[workspace]\nmembers = [\"base\", \"user\"]\nresolver = \"3\"\n",
+                ),
+                (
+                    "base/Cargo.toml",
+                    &format!("[package]\nname = \"{base}\"\nversion = \"0.1.0\"\n{GOOD_METADATA}"),
+                ),
+                ("base/README.md", "# base\n"),
+                ("base/src/lib.rs", base_lib),
+                (
+                    "user/Cargo.toml",
+                    &format!(
+                        "[package]\nname = \"{user}\"\nversion = \"0.1.0\"\n{GOOD_METADATA}\n\
+                         [dependencies]\n{base} = {{ path = \"../base\", version = \"0.1.0\" }}\n"
+                    ),
+                ),
+                ("user/README.md", "# user\n"),
+                ("user/src/lib.rs", user_lib),
+            ],
+        )
+    };
+    let target = tmp.path().join("target");
+    manifests(
+        "//! Base.\n/// One.\npub fn one() -> u32 { 1 }\n",
+        &format!("//! User.\n/// One.\npub fn get() -> u32 {{ {base_ident}::one() }}\n"),
+    );
+    let first = package_check(&ws, &target, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", describe(&first));
+    manifests(
+        "//! Base.\n/// One.\npub fn one() -> u32 { 1 }\n/// Two.\npub fn two() -> u32 { 2 }\n",
+        &format!("//! User.\n/// Two.\npub fn get() -> u32 {{ {base_ident}::two() }}\n"),
+    );
+    let second = package_check(&ws, &target, &[]);
+    assert_eq!(second.status.code(), Some(0), "{}", describe(&second));
+    // What the check unpacked for this test goes with it.
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    for registry in std::fs::read_dir(home.join("registry/src")).unwrap() {
+        for name in [&base, &user] {
+            let _ = std::fs::remove_dir_all(
+                registry
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .join(format!("{name}-0.1.0")),
+            );
+        }
+    }
+}
