@@ -729,3 +729,79 @@ fn an_unprivileged_users_store_uses_user_overlay_attributes() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The recipes over the store, as a user types them: `pull`, `images` lists the image,
+/// `rmi` refuses it while a container uses it and removes it after, `prune` frees a dead
+/// pull's leftovers and checks the store; a corrupt blob makes `prune --check` exit 1.
+#[test]
+fn images_rmi_and_prune_recipes() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = layered_image(tmp.path(), 4096);
+    let store_dir = tmp.path().join("store");
+    let s = store_dir.to_str().unwrap();
+    let recipe = |name: &str, args: &[&str]| {
+        Command::new(example_binary(name))
+            .args(["--store", s])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        run(Command::new(example_binary("pull")).args([&src, "--store", s])).contains("pulled")
+    );
+    let listed = recipe("images", &[]);
+    assert!(listed.status.success());
+    let line = text(&listed).lines().nth(1).unwrap_or_default().to_owned();
+    let store = Store::open(&store_dir).unwrap();
+    let digest = store.image("t").unwrap().manifest.digest().clone();
+    assert!(
+        line.starts_with("t ") && line.contains(&digest.digest()[..12]),
+        "{line}"
+    );
+
+    let id = unique("recipe");
+    store.mount_rootfs("t", &id, &RootfsOptions::new()).unwrap();
+    let refused = recipe("rmi", &["t"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&id),
+        "{refused:?}"
+    );
+    store.remove_container(&id).unwrap();
+    let removed = recipe("rmi", &["t"]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        text(&removed).contains("removed t: 3 snapshots and 5 blobs"),
+        "{removed:?}"
+    );
+    assert_eq!(
+        text(&recipe("images", &[])).lines().count(),
+        1,
+        "the header only"
+    );
+
+    // A dead pull's temporary snapshot goes with a prune; the store is then sound.
+    std::fs::create_dir(store_dir.join("snapshots/.tmp/left-by-a-dead-pull")).unwrap();
+    let pruned = recipe("prune", &[]);
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert!(text(&pruned).contains("1 temporaries"), "{pruned:?}");
+    assert!(text(&pruned).contains("the store is sound"));
+
+    // A corrupt blob: the check says which, and exits 1.
+    store
+        .pull(&src.parse().unwrap(), &PullOptions::new())
+        .unwrap();
+    let layer = store.image("t").unwrap().manifest.layers()[0].clone();
+    let path = store.layout().blob_path(layer.digest());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let checked = recipe("prune", &["--check"]);
+    assert_eq!(checked.status.code(), Some(1));
+    assert!(
+        text(&checked).contains(&layer.digest().to_string()),
+        "{checked:?}"
+    );
+}
