@@ -805,3 +805,50 @@ fn images_rmi_and_prune_recipes() {
         "{checked:?}"
     );
 }
+
+/// Archives are sources too: an image saved as a docker archive and as an OCI archive pulls
+/// into the store under the name each gives, with the same layers (stored once).
+#[test]
+fn images_pull_from_archives_under_their_names() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = layered_image(tmp.path(), 4096);
+    let docker = format!(
+        "docker-archive:{}:example/app:v1",
+        tmp.path().join("d.tar").display()
+    );
+    let oci = format!("oci-archive:{}:saved", tmp.path().join("o.tar").display());
+    for dst in [&docker, &oci] {
+        copy(
+            &src.parse::<Location>().unwrap(),
+            &dst.parse::<Location>().unwrap(),
+            &CopyOptions::new(),
+        )
+        .unwrap();
+    }
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let from_oci = store
+        .pull(&oci.parse().unwrap(), &PullOptions::new())
+        .unwrap();
+    assert_eq!(from_oci.name.unwrap().to_string(), "saved");
+    assert!(from_oci.layers.iter().all(|l| l.fetched && l.unpacked));
+    let from_docker = store
+        .pull(&docker.parse().unwrap(), &PullOptions::new())
+        .unwrap();
+    assert_eq!(from_docker.name.unwrap().to_string(), "example/app:v1");
+    // The same layers (a docker archive keeps them as they were): nothing unpacked again.
+    assert!(
+        from_docker.layers.iter().all(|l| !l.unpacked),
+        "{:?}",
+        from_docker.layers
+    );
+    let mut names: Vec<String> = store
+        .images()
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.names)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["example/app:v1", "saved"]);
+    assert!(store.check().unwrap().is_ok());
+}
