@@ -284,8 +284,28 @@ pub struct Store {
     user_xattrs: bool,
 }
 
-/// The lock on the store: shared (pulls, mounts) or exclusive (removal, prune).
+/// An advisory lock on a file of the store, released on drop: the store's own (shared for
+/// pulls and mounts, exclusive for removal and prune), or a chain's (exclusive, while one
+/// process unpacks it).
 struct StoreLock(File);
+
+impl StoreLock {
+    fn take(path: &Path, exclusive: bool) -> Result<StoreLock, StoreError> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(io_err(path))?;
+        Ok(StoreLock(file))
+    }
+}
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
@@ -361,20 +381,7 @@ impl Store {
     }
 
     fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
-        let path = self.root.join(STORE_LOCK);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        if exclusive {
-            file.lock()
-        } else {
-            file.lock_shared()
-        }
-        .map_err(io_err(&path))?;
-        Ok(StoreLock(file))
+        StoreLock::take(&self.root.join(STORE_LOCK), exclusive)
     }
 
     fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
@@ -489,13 +496,7 @@ impl Store {
             .join(SNAPSHOTS_DIR)
             .join(LOCKS_DIR)
             .join(snapshot_key(chain_id));
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        lock.lock().map_err(io_err(&lock_path))?;
+        let _chain = StoreLock::take(&lock_path, true)?;
 
         let snapshot = self.snapshot_dir(chain_id);
         let mut have_blob = self.layout.has_blob(layer.digest())?;
