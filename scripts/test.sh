@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # --- 1. Debian packages ------------------------------------------------------------------
 PACKAGES=(
-    docker-registry skopeo umoci oci-image-tool runc crun busybox-static
+    docker-registry skopeo umoci oci-image-tool runc crun busybox-static buildah
     apache2-utils openssl curl ca-certificates
     # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
     pigz time
@@ -71,7 +71,7 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox openssl curl; do
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah openssl curl; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
 

@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod run;
 pub mod store;
 pub mod unpack;
+pub mod working;
 
 pub use error::Error;
 pub use oci_spec;

@@ -176,6 +176,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// An overlayfs upper directory holds something a layer cannot express: a redirected
+    /// directory (`overlay.redirect`, made when a lower directory is renamed with
+    /// `redirect_dir=on`) or a metadata-only copy (`overlay.metacopy`), whose content lives in
+    /// a lower directory. Mount with `redirect_dir=off,metacopy=off` to commit such changes.
+    #[error("overlay upper entry {path:?}: {reason}")]
+    Overlay {
+        /// The entry's path, relative to the upper directory.
+        path: String,
+        /// What it holds.
+        reason: &'static str,
+    },
+
     /// A filesystem operation failed while applying or building a layer.
     #[error("{op} {path:?}: {source}")]
     Apply {

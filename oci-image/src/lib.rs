@@ -14,7 +14,8 @@
 //! - [`Manifest`], [`Index`], [`Config`], [`AnyManifest`]: documents parsed and validated with
 //!   their raw bytes kept, edited without losing unknown fields.
 //! - [`parse_platform`], [`select_manifest`]: platforms normalised and matched.
-//! - [`build_layer`], [`build_diff_layer`]: deterministic layers from directories, gzip
+//! - [`build_layer`], [`build_diff_layer`], [`build_overlay_layer`]: deterministic layers from
+//!   directories, from the difference of two, or from an overlayfs upper directory, gzip
 //!   compressed on every core.
 //! - [`apply_layer`]: a layer applied to a rootfs, whiteouts and all, never escaping it; or
 //!   written alone into an empty directory in overlayfs form ([`Whiteouts::Overlay`]), so a
@@ -68,7 +69,8 @@ pub use document::{
 pub use error::{DocumentKind, Error, Result};
 pub use layer::{
     ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
-    OverlayXattrs, Ownership, Whiteouts, apply_layer, build_diff_layer, build_layer, read_in_root,
+    OverlayXattrs, Ownership, Whiteouts, apply_layer, build_diff_layer, build_layer,
+    build_overlay_layer, read_in_root,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;

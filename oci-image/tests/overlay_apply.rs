@@ -1487,3 +1487,130 @@ fn pending_lower_layers_stop_only_the_layers_that_need_them() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An upper directory (what a container wrote through an overlay mount) becomes a layer:
+/// 0/0 devices and `overlay.whiteout` files become `.wh.` entries, an opaque directory gets
+/// `.wh..wh..opq` after its own entry, overlayfs' attributes are dropped and other xattrs kept;
+/// a redirected directory or a metadata-only copy is refused, naming the entry. The layer,
+/// applied in overlay form, gives back the same directory.
+#[test]
+fn an_upper_directory_becomes_a_layer() {
+    use ocikit_image::{BuildOptions, build_overlay_layer};
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let upper = fresh(dir.path(), "upper");
+    std::fs::create_dir_all(upper.join("etc/opaque")).unwrap();
+    std::fs::write(upper.join("etc/opaque/new"), "new").unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("etc/opaque"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("etc"),
+        "trusted.overlay.impure",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("etc"),
+        "user.kept",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        upper.join("etc/gone"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    std::fs::write(upper.join("xwhiteout"), "").unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("xwhiteout"),
+        "trusted.overlay.whiteout",
+        b"",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    std::fs::write(upper.join("file"), "content").unwrap();
+    std::fs::hard_link(upper.join("file"), upper.join("link")).unwrap();
+
+    let mut blob = Vec::new();
+    let built = build_overlay_layer(
+        &upper,
+        OverlayXattrs::Trusted,
+        &mut blob,
+        &BuildOptions::new(),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    let mut gz = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    for e in gz.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let xattrs: Vec<String> = e
+            .pax_extensions()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|x| x.unwrap().key().unwrap().to_owned())
+            .filter(|k| k.starts_with("SCHILY.xattr."))
+            .collect();
+        names.push(format!("{path} {:?} {xattrs:?}", e.header().entry_type()));
+    }
+    assert_eq!(
+        names,
+        [
+            "etc/ Directory [\"SCHILY.xattr.user.kept\"]",
+            "etc/.wh.gone Regular []",
+            "etc/opaque/ Directory []",
+            "etc/opaque/.wh..wh..opq Regular []",
+            "etc/opaque/new Regular []",
+            "file Regular []",
+            "link Link []",
+            ".wh.xwhiteout Regular []",
+        ]
+    );
+    assert_eq!(built.entries, 8);
+
+    // Applied in overlay form, the layer gives back the upper directory's view.
+    let back = fresh(dir.path(), "back");
+    apply_layer(
+        &back,
+        &blob[..],
+        &MediaType::ImageLayerGzip,
+        Some(&built.diff_id),
+        &ApplyOptions::new().whiteouts(TRUSTED),
+    )
+    .unwrap();
+    assert_whiteout(&back.join("etc/gone"));
+    assert_whiteout(&back.join("xwhiteout"));
+    assert_opaque(&back.join("etc/opaque"), "trusted.overlay.opaque");
+    assert_eq!(std::fs::read(back.join("etc/opaque/new")).unwrap(), b"new");
+
+    // Content in a lower layer cannot be expressed.
+    rustix::fs::lsetxattr(
+        upper.join("etc/opaque"),
+        "trusted.overlay.redirect",
+        b"/elsewhere",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    let err = build_overlay_layer(
+        &upper,
+        OverlayXattrs::Trusted,
+        &mut Vec::new(),
+        &BuildOptions::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Overlay { path, .. } if path == "etc/opaque"),
+        "{err:?}"
+    );
+}

@@ -32,6 +32,7 @@ pub struct Overlay {
     lowers: Vec<PathBuf>,
     upper: Option<(PathBuf, PathBuf)>,
     user_xattrs: bool,
+    self_contained_upper: bool,
 }
 
 impl Overlay {
@@ -41,6 +42,7 @@ impl Overlay {
             lowers: lowers.into_iter().map(Into::into).collect(),
             upper: None,
             user_xattrs: false,
+            self_contained_upper: false,
         }
     }
 
@@ -57,6 +59,15 @@ impl Overlay {
     /// user wrote). Default false.
     pub fn user_xattrs(mut self, user_xattrs: bool) -> Self {
         self.user_xattrs = user_xattrs;
+        self
+    }
+
+    /// Keeps every change whole in the upper directory, so that it can be read as a layer
+    /// (a commit): `redirect_dir=off` (renaming a lower directory fails with `EXDEV`, and
+    /// programs copy instead, as `mv` does) and `metacopy=off` (a file whose metadata changes
+    /// is copied up with its data). Default false: the kernel's defaults.
+    pub fn self_contained_upper(mut self, yes: bool) -> Self {
+        self.self_contained_upper = yes;
         self
     }
 
@@ -117,6 +128,9 @@ impl Overlay {
         }
         if self.user_xattrs {
             data.push_str(",userxattr");
+        }
+        if self.self_contained_upper {
+            data.push_str(",redirect_dir=off,metacopy=off");
         }
         mount(
             Some("overlay"),

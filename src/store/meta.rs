@@ -42,7 +42,8 @@ pub enum RootfsKind {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContainerMeta {
     pub(crate) id: String,
-    pub(crate) image: Digest,
+    /// None: a working container made from scratch (no image below it).
+    pub(crate) image: Option<Digest>,
     pub(crate) image_name: String,
     pub(crate) chain_ids: Vec<Digest>,
     pub(crate) rootfs: RootfsKind,
@@ -86,8 +87,8 @@ pub struct ImageInfo {
 pub struct ContainerInfo {
     /// The container's id.
     pub id: String,
-    /// The image's manifest digest.
-    pub image: Digest,
+    /// The image's manifest digest (none: a working container made from scratch).
+    pub image: Option<Digest>,
     /// The image as it was named when the root filesystem was made.
     pub image_name: String,
     /// The chain IDs of the snapshots it uses, base first.

@@ -48,8 +48,9 @@ use ocikit_layout::{Layout, RefName};
 
 use crate::copy::{Location, open_source};
 use crate::fsutil::remove_tree;
+use meta::SnapshotMeta;
 pub use meta::{ContainerInfo, ImageInfo, RootfsKind};
-use meta::{ContainerMeta, SnapshotMeta};
+pub(crate) use meta::{ContainerMeta, read_json, write_json};
 
 const LAYOUT_DIR: &str = "layout";
 const SNAPSHOTS_DIR: &str = "snapshots";
@@ -116,6 +117,21 @@ pub enum StoreError {
         /// What the kernel said.
         #[source]
         source: ocikit_runtime::Error,
+    },
+    /// The store container of that id was made by a run, not as a working container.
+    #[error("container {id:?} is not a working container")]
+    NotWorkingContainer {
+        /// The id.
+        id: String,
+    },
+    /// A file to copy into a working container could not be read.
+    #[error("copy source {path}: {source}")]
+    CopySource {
+        /// The source.
+        path: PathBuf,
+        /// What happened.
+        #[source]
+        source: io::Error,
     },
     /// A metadata file of the store is not what the store writes.
     #[error("{path}: {reason}")]
@@ -287,10 +303,10 @@ pub struct Store {
 /// An advisory lock on a file of the store, released on drop: the store's own (shared for
 /// pulls and mounts, exclusive for removal and prune), or a chain's (exclusive, while one
 /// process unpacks it).
-struct StoreLock(File);
+pub(crate) struct StoreLock(File);
 
 impl StoreLock {
-    fn take(path: &Path, exclusive: bool) -> Result<StoreLock, StoreError> {
+    pub(crate) fn take(path: &Path, exclusive: bool) -> Result<StoreLock, StoreError> {
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -380,7 +396,7 @@ impl Store {
         &self.layout
     }
 
-    fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
+    pub(crate) fn lock(&self, exclusive: bool) -> Result<StoreLock, StoreError> {
         StoreLock::take(&self.root.join(STORE_LOCK), exclusive)
     }
 
@@ -388,7 +404,7 @@ impl Store {
         self.root.join(SNAPSHOTS_DIR).join(snapshot_key(chain_id))
     }
 
-    fn container_dir(&self, id: &str) -> Result<PathBuf, crate::Error> {
+    pub(crate) fn container_dir(&self, id: &str) -> Result<PathBuf, crate::Error> {
         ocikit_runtime::validate_id(id)?;
         Ok(self.root.join(CONTAINERS_DIR).join(id))
     }
@@ -657,12 +673,7 @@ impl Store {
     /// Layers are unpacked alone, each into an empty directory, in the form overlayfs stacks;
     /// an unprivileged user's store marks whiteouts with `user.overlay.*` attributes.
     fn apply_options(&self) -> ApplyOptions {
-        let xattrs = if self.user_xattrs {
-            OverlayXattrs::User
-        } else {
-            OverlayXattrs::Trusted
-        };
-        ApplyOptions::new().whiteouts(Whiteouts::Overlay(xattrs))
+        ApplyOptions::new().whiteouts(Whiteouts::Overlay(self.overlay_xattrs()))
     }
 
     /// Finds an image by name (as [`pull`](Self::pull) stored it) or by manifest digest.
@@ -758,7 +769,7 @@ impl Store {
             let users: Vec<String> = self
                 .containers_unlocked()?
                 .into_iter()
-                .filter(|c| c.image == digest)
+                .filter(|c| c.image.as_ref() == Some(&digest))
                 .map(|c| c.id)
                 .collect();
             if !users.is_empty() {
@@ -876,9 +887,22 @@ impl Store {
         id: &str,
         options: &RootfsOptions,
     ) -> Result<PathBuf, crate::Error> {
+        self.new_container(Some(image), id, options, false)
+    }
+
+    /// Makes the directory of container `id` and its root filesystem over `image` (none: an
+    /// empty one). `self_contained`: every change stays whole in the upper directory (a
+    /// working container, whose upper directory a commit reads).
+    pub(crate) fn new_container(
+        &self,
+        image: Option<&str>,
+        id: &str,
+        options: &RootfsOptions,
+        self_contained: bool,
+    ) -> Result<PathBuf, crate::Error> {
         let dir = self.container_dir(id)?;
         let _lock = self.lock(false)?;
-        let stored = self.image(image)?;
+        let stored = image.map(|i| self.image(i)).transpose()?;
         match fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -886,7 +910,7 @@ impl Store {
             }
             Err(e) => return Err(io_err(&dir)(e).into()),
         }
-        let result = self.make_rootfs(&dir, id, image, &stored, options);
+        let result = self.make_rootfs(&dir, id, image, stored.as_ref(), options, self_contained);
         if result.is_err() {
             let _ = remove_tree(&dir);
         }
@@ -897,49 +921,26 @@ impl Store {
         &self,
         dir: &Path,
         id: &str,
-        image: &str,
-        stored: &StoredImage,
+        image: Option<&str>,
+        stored: Option<&StoredImage>,
         options: &RootfsOptions,
+        self_contained: bool,
     ) -> Result<PathBuf, crate::Error> {
         let mut meta = ContainerMeta {
             id: id.to_owned(),
-            image: stored.manifest.digest().clone(),
-            image_name: image.to_owned(),
-            chain_ids: stored.config.chain_ids(),
+            image: stored.map(|s| s.manifest.digest().clone()),
+            image_name: image.unwrap_or_default().to_owned(),
+            chain_ids: stored.map(|s| s.config.chain_ids()).unwrap_or_default(),
             rootfs: RootfsKind::Overlay,
         };
         // Written first, so that prune keeps the snapshots while the mount is made.
         meta::write_json(&dir.join(CONTAINER_FILE), &meta)?;
-        for chain in &meta.chain_ids {
-            let snapshot = self.snapshot_dir(chain);
-            if !snapshot.join(SNAPSHOT_FILE).is_file() {
-                return Err(StoreError::Corrupt {
-                    path: snapshot,
-                    reason: "the image's snapshot is missing: pull the image again".into(),
-                }
-                .into());
-            }
-        }
-        let mut lowers: Vec<PathBuf> = stored
-            .snapshots
-            .iter()
-            .rev()
-            .map(|s| s.join(DIFF_DIR))
-            .collect();
-        if lowers.is_empty() {
-            let empty = dir.join("empty");
-            fs::create_dir(&empty).map_err(io_err(&empty))?;
-            lowers.push(empty);
-        }
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
         for d in [&upper, &work, &merged] {
             fs::create_dir(d).map_err(io_err(d))?;
         }
-        let mounted = ocikit_runtime::Overlay::new(lowers)
-            .upper(&upper, &work)
-            .user_xattrs(self.user_xattrs)
-            .mount(&merged);
-        match mounted {
+        let lowers = self.container_lowers(dir, &meta)?;
+        match self.mount_overlay(dir, lowers, self_contained) {
             Ok(()) => Ok(merged),
             Err(source) if !options.copy_fallback => Err(StoreError::Overlay {
                 id: id.to_owned(),
@@ -952,22 +953,68 @@ impl Store {
                 }
                 let rootfs = dir.join("rootfs");
                 fs::create_dir(&rootfs).map_err(io_err(&rootfs))?;
-                let diff_ids = stored.config.diff_ids();
-                for (layer, diff_id) in stored.manifest.layers().iter().zip(&diff_ids) {
-                    let blob = self.layout.open_blob(layer)?;
-                    apply_layer(
-                        &rootfs,
-                        blob,
-                        layer.media_type(),
-                        Some(diff_id),
-                        &ApplyOptions::new(),
-                    )?;
+                if let Some(stored) = stored {
+                    let diff_ids = stored.config.diff_ids();
+                    for (layer, diff_id) in stored.manifest.layers().iter().zip(&diff_ids) {
+                        let blob = self.layout.open_blob(layer)?;
+                        apply_layer(
+                            &rootfs,
+                            blob,
+                            layer.media_type(),
+                            Some(diff_id),
+                            &ApplyOptions::new(),
+                        )?;
+                    }
                 }
                 meta.rootfs = RootfsKind::Copy;
                 meta::write_json(&dir.join(CONTAINER_FILE), &meta)?;
                 Ok(rootfs)
             }
         }
+    }
+
+    /// The lower directories of container `dir`'s overlay, top first: the snapshots of
+    /// `meta.chain_ids`, which must all be complete (an empty directory for none).
+    fn container_lowers(
+        &self,
+        dir: &Path,
+        meta: &ContainerMeta,
+    ) -> Result<Vec<PathBuf>, StoreError> {
+        let mut lowers = Vec::with_capacity(meta.chain_ids.len());
+        for chain in meta.chain_ids.iter().rev() {
+            let snapshot = self.snapshot_dir(chain);
+            if !snapshot.join(SNAPSHOT_FILE).is_file() {
+                return Err(StoreError::Corrupt {
+                    path: snapshot,
+                    reason: "the image's snapshot is missing: pull the image again".into(),
+                });
+            }
+            lowers.push(snapshot.join(DIFF_DIR));
+        }
+        if lowers.is_empty() {
+            let empty = dir.join("empty");
+            if let Err(e) = fs::create_dir(&empty)
+                && e.kind() != io::ErrorKind::AlreadyExists
+            {
+                return Err(io_err(&empty)(e));
+            }
+            lowers.push(empty);
+        }
+        Ok(lowers)
+    }
+
+    /// Mounts the overlay of container `dir` (its `upper/`, `work/` and `merged/` exist).
+    fn mount_overlay(
+        &self,
+        dir: &Path,
+        lowers: Vec<PathBuf>,
+        self_contained: bool,
+    ) -> Result<(), ocikit_runtime::Error> {
+        ocikit_runtime::Overlay::new(lowers)
+            .upper(dir.join("upper"), dir.join("work"))
+            .user_xattrs(self.user_xattrs)
+            .self_contained_upper(self_contained)
+            .mount(dir.join("merged"))
     }
 
     /// Makes a runtime bundle for container `id` of `image`: the root filesystem of
@@ -1001,6 +1048,112 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Whether the store marks overlay attributes in the `user.` namespace (an unprivileged
+    /// user's store) rather than `trusted.`.
+    pub(crate) fn overlay_xattrs(&self) -> OverlayXattrs {
+        if self.user_xattrs {
+            OverlayXattrs::User
+        } else {
+            OverlayXattrs::Trusted
+        }
+    }
+
+    /// The metadata of container `id` ([`StoreError::ContainerNotFound`] if it has none).
+    pub(crate) fn container_meta(&self, id: &str) -> Result<ContainerMeta, crate::Error> {
+        let dir = self.container_dir(id)?;
+        if !dir.join(CONTAINER_FILE).is_file() {
+            return Err(StoreError::ContainerNotFound { id: id.into() }.into());
+        }
+        Ok(meta::read_json(&dir.join(CONTAINER_FILE))?)
+    }
+
+    /// Mounts container `id`'s overlay again if it is not mounted (after a reboot, or an
+    /// unmount by hand); its upper directory keeps what it wrote. Returns the root
+    /// filesystem's path.
+    pub(crate) fn ensure_mounted(
+        &self,
+        id: &str,
+        self_contained: bool,
+    ) -> Result<PathBuf, crate::Error> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.container_dir(id)?;
+        let _lock = self.lock(false)?;
+        let meta = self.container_meta(id)?;
+        if meta.rootfs == RootfsKind::Copy {
+            return Ok(dir.join("rootfs"));
+        }
+        let merged = dir.join("merged");
+        let (outer, inner) = (
+            fs::metadata(&dir).map_err(io_err(&dir))?,
+            fs::metadata(&merged).map_err(io_err(&merged))?,
+        );
+        if outer.dev() != inner.dev() {
+            return Ok(merged); // a mount of its own
+        }
+        let lowers = self.container_lowers(&dir, &meta)?;
+        // The work directory may hold what an earlier mount left: overlayfs wants it empty.
+        let work = dir.join("work");
+        remove_tree(&work).map_err(io_err(&work))?;
+        fs::create_dir(&work).map_err(io_err(&work))?;
+        self.mount_overlay(&dir, lowers, self_contained)
+            .map_err(|source| StoreError::Overlay {
+                id: id.to_owned(),
+                source,
+            })?;
+        Ok(merged)
+    }
+
+    /// Makes every snapshot of a stored image that the store lacks, from the layer blobs in
+    /// its layout (an image written into the layout by a commit rather than pulled).
+    pub(crate) fn unpack_stored(
+        &self,
+        manifest: &Manifest,
+        config: &Config,
+    ) -> Result<(), crate::Error> {
+        let diff_ids = crate::unpack::checked_diff_ids(manifest, config)?;
+        let chain_ids = config.chain_ids();
+        let _lock = self.lock(false)?;
+        for (index, layer) in manifest.layers().iter().enumerate() {
+            let job = LayerJob {
+                index,
+                descriptor: layer,
+                diff_id: &diff_ids[index],
+                chain_ids: &chain_ids[..=index],
+            };
+            let chain_id = &chain_ids[index];
+            let lock_path = self
+                .root
+                .join(SNAPSHOTS_DIR)
+                .join(LOCKS_DIR)
+                .join(snapshot_key(chain_id));
+            let _chain = StoreLock::take(&lock_path, true)?;
+            let snapshot = self.snapshot_dir(chain_id);
+            if snapshot.join(SNAPSHOT_FILE).is_file() {
+                continue;
+            }
+            let options = self
+                .apply_options()
+                .lower_layers(self.lower_dirs(&chain_ids[..index])?);
+            let tmp = self.snapshot_tempdir(chain_id)?;
+            let blob = self.layout.open_blob(layer)?;
+            let report = apply_layer(
+                &tmp.path.join(DIFF_DIR),
+                blob,
+                layer.media_type(),
+                Some(job.diff_id),
+                &options,
+            )?;
+            let done = LayerPull {
+                descriptor: layer.clone(),
+                chain_id: chain_id.clone(),
+                fetched: false,
+                unpacked: false,
+            };
+            self.commit_snapshot(tmp, &snapshot, &job, report, done)?;
+        }
+        Ok(())
     }
 
     /// The containers that have a root filesystem from the store.

@@ -11,7 +11,7 @@ use std::path::Path;
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
 use super::pgzip::ParallelGzip;
-use crate::{Compression, DigestingWriter, Error, Result};
+use crate::{Compression, DigestingWriter, Error, OverlayXattrs, Result};
 
 /// Options for [`build_layer`] and [`build_diff_layer`], built by chaining setters on
 /// [`BuildOptions::new`].
@@ -151,6 +151,34 @@ pub fn build_diff_layer<W: Write>(
     w.finish()
 }
 
+/// Writes the changes an overlayfs upper directory holds as a layer: what a container
+/// mounted over an image's layers wrote, as `buildah commit` and `podman commit` record it.
+/// Entries are written as [`build_layer`] writes them, except that, as overlayfs marks them
+/// (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque directories"):
+/// - "A whiteout is created as a character device with 0/0 device number": it becomes the
+///   OCI whiteout `.wh.NAME` (layer.md); so does a zero-size regular file carrying the
+///   `overlay.whiteout` xattr (the other form overlayfs reads);
+/// - "A directory is made opaque by setting the xattr "trusted.overlay.opaque" to "y"": it is
+///   written, then `.wh..wh..opq` inside it, then what it holds;
+/// - overlayfs' own attributes (`overlay.*` in the namespace `xattrs` names, and in the
+///   other) are never recorded.
+///
+/// An entry whose content lives in a lower directory (`overlay.redirect`,
+/// `overlay.metacopy`) is [`Error::Overlay`]: the mount must use `redirect_dir=off` and
+/// `metacopy=off`, as ocikit's working containers do. The directory must not change while it
+/// is read (no process writing through the mount).
+pub fn build_overlay_layer<W: Write>(
+    upper: &Path,
+    xattrs: OverlayXattrs,
+    out: W,
+    options: &BuildOptions,
+) -> Result<BuiltLayer> {
+    let mut w = LayerWriter::new(out, options)?;
+    w.overlay = Some(xattrs);
+    w.overlay_tree(upper, &mut Vec::new())?;
+    w.finish()
+}
+
 /// The compressing stage.
 enum Compressor<W: Write> {
     None(W),
@@ -199,6 +227,8 @@ struct LayerWriter<'o, W: Write> {
     /// (device, inode) of files with several links → the path they were first written at.
     links: HashMap<(u64, u64), Vec<u8>>,
     entries: u64,
+    /// Building from an overlayfs upper directory: overlayfs' own xattrs are not recorded.
+    overlay: Option<OverlayXattrs>,
 }
 
 fn io_err(path: &Path, op: &'static str) -> impl Fn(io::Error) -> Error + use<> {
@@ -294,6 +324,7 @@ impl<'o, W: Write> LayerWriter<'o, W> {
             media_type,
             links: HashMap::new(),
             entries: 0,
+            overlay: None,
         })
     }
 
@@ -323,6 +354,69 @@ impl<'o, W: Write> LayerWriter<'o, W> {
             self.entry(&path, &meta, rel)?;
             if meta.is_dir() {
                 self.tree(&path, rel)?;
+            }
+            rel.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// Every entry of an overlayfs upper directory, whiteouts and opaque directories
+    /// translated: see [`build_overlay_layer`].
+    fn overlay_tree(&mut self, dir: &Path, rel: &mut Vec<u8>) -> Result<()> {
+        let ns = self.overlay.unwrap_or(OverlayXattrs::Trusted);
+        for name in sorted_names(dir)? {
+            let path = dir.join(&name);
+            let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path, "stat"))?;
+            let len = rel.len();
+            let ft = meta.file_type();
+            let attrs = if ft.is_dir() || ft.is_file() {
+                read_xattrs(&path).map_err(io_err(&path, "read xattrs"))?
+            } else {
+                Vec::new()
+            };
+            let has = |suffix: &str, value: Option<&[u8]>| {
+                attrs.iter().any(|(n, v)| {
+                    overlay_attr(n, ns) == Some(suffix) && value.is_none_or(|want| v == want)
+                })
+            };
+            for (suffix, reason) in [
+                (
+                    "redirect",
+                    "a directory renamed with redirect_dir=on (its content is in a lower layer)",
+                ),
+                (
+                    "metacopy",
+                    "a metadata-only copy up (its data is in a lower layer)",
+                ),
+            ] {
+                if has(suffix, None) {
+                    push_name(rel, &name);
+                    return Err(Error::Overlay {
+                        path: String::from_utf8_lossy(rel).into_owned(),
+                        reason,
+                    });
+                }
+            }
+            let whiteout = (ft.is_char_device() && meta.rdev() == 0)
+                || (ft.is_file() && meta.len() == 0 && has("whiteout", None));
+            if whiteout {
+                let mut wh = OsString::from(".wh.");
+                wh.push(&name);
+                push_name(rel, &wh);
+                self.whiteout(rel)?;
+                rel.truncate(len);
+                continue;
+            }
+            push_name(rel, &name);
+            self.entry(&path, &meta, rel)?;
+            if ft.is_dir() {
+                if has("opaque", Some(b"y")) {
+                    let inner = rel.len();
+                    push_name(rel, &OsString::from(".wh..wh..opq"));
+                    self.whiteout(rel)?;
+                    rel.truncate(inner);
+                }
+                self.overlay_tree(&path, rel)?;
             }
             rel.truncate(len);
         }
@@ -489,6 +583,9 @@ impl<'o, W: Write> LayerWriter<'o, W> {
         }
         if self.options.xattrs {
             for (name, value) in read_xattrs(path).map_err(io_err(path, "read xattrs"))? {
+                if self.overlay.is_some() && is_overlay_xattr(&name) {
+                    continue;
+                }
                 let mut key = String::from("SCHILY.xattr.");
                 key.push_str(&String::from_utf8_lossy(&name));
                 pax.push((key, value));
@@ -596,6 +693,21 @@ impl<'o, W: Write> LayerWriter<'o, W> {
         self.entries += 1;
         Ok(())
     }
+}
+
+/// Whether an xattr name is one overlayfs reads, in either namespace.
+fn is_overlay_xattr(name: &[u8]) -> bool {
+    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+}
+
+/// The part after `overlay.` of an xattr of the namespace `ns` (`opaque` for
+/// `trusted.overlay.opaque`), if `name` is one.
+fn overlay_attr(name: &[u8], ns: OverlayXattrs) -> Option<&str> {
+    let prefix: &[u8] = match ns {
+        OverlayXattrs::Trusted => b"trusted.overlay.",
+        OverlayXattrs::User => b"user.overlay.",
+    };
+    std::str::from_utf8(name.strip_prefix(prefix)?).ok()
 }
 
 fn push_name(rel: &mut Vec<u8>, name: &std::ffi::OsStr) {

@@ -1,0 +1,614 @@
+//! Working containers, as buildah makes them: from an image of the store, commands run
+//! inside, files copied in, the configuration edited, and the change committed as one layer;
+//! compared with buildah itself and with `umoci unpack`.
+//!
+//! Needs root (overlay mounts, namespaces), the registry of scripts/test.sh
+//! (`OCIKIT_TEST_REGISTRY`), busybox-static, umoci and buildah (scripts/test.sh installs them),
+//! and the recipes built (`cargo build --examples`); fails without them.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
+
+use ocikit::build::{BuildSpec, build_image};
+use ocikit::copy::{CopyOptions, Location, copy};
+use ocikit::image::{ApplyOptions, ImageSource};
+use ocikit::layout::Layout;
+use ocikit::store::{RootfsOptions, Store, StoreError};
+use ocikit::unpack::unpack_image;
+use ocikit::working::{
+    CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, RunInOptions, WorkingContainer,
+};
+
+mod common;
+use common::{busybox_tree, example_binary, registry, run};
+
+fn assert_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "overlay mounts and namespaces need root (CI runs as root)"
+    );
+}
+
+/// The runtime re-executes a helper as each container's init: the `work` recipe, which calls
+/// `init_if_requested` first (a test binary cannot).
+fn runtime() -> ocikit::run::RunOptions {
+    ocikit::run::RunOptions::new().helper(example_binary("work"))
+}
+
+fn run_in() -> RunInOptions {
+    RunInOptions::new().runtime(runtime())
+}
+
+fn sh(script: &str) -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+/// A busybox image in `dir/src` named `base`, with the mount points a runtime needs (so that
+/// buildah, which commits the ones it makes, and ocikit, which removes them, agree) and data
+/// to delete and replace.
+fn base_image(dir: &Path) -> Location {
+    let tree = dir.join("tree");
+    busybox_tree(&tree);
+    for applet in ["rm", "mkdir", "ln", "touch", "chmod"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
+    }
+    for d in [
+        "dev",
+        "proc",
+        "sys",
+        "run",
+        "tmp",
+        "data/dir/sub",
+        "swap/old",
+    ] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    for f in ["etc/hosts", "etc/resolv.conf", "etc/hostname"] {
+        std::fs::write(tree.join(f), "").unwrap();
+        std::fs::set_permissions(
+            tree.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        tree.join("data/dir/sub/file"),
+        "in a directory deleted later\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("data/keep"), "kept\n").unwrap();
+    std::fs::write(tree.join("swap/old/file"), "replaced\n").unwrap();
+    let layout_dir = dir.join("src");
+    let layout = Layout::create(&layout_dir).unwrap();
+    let spec = BuildSpec::new().layer(&tree).cmd(vec!["/bin/sh".into()]);
+    build_image(None, &layout, Some(&"base".parse().unwrap()), &spec).unwrap();
+    format!("oci:{}:base", layout_dir.display())
+        .parse()
+        .unwrap()
+}
+
+/// Path → (type, mode, owner, content or link target) of every entry under `root`.
+fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = dir.join(&name);
+            let m = std::fs::symlink_metadata(&path).unwrap();
+            let ft = m.file_type();
+            let what = if ft.is_dir() {
+                "dir".to_owned()
+            } else if ft.is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if ft.is_file() {
+                format!(
+                    "file {:?}",
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap())
+                )
+            } else if ft.is_char_device() {
+                format!("char {}", m.rdev())
+            } else {
+                "other".to_owned()
+            };
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            out.insert(
+                rel,
+                format!(
+                    "{what} mode {:o} owner {}:{}",
+                    m.mode() & 0o7777,
+                    m.uid(),
+                    m.gid()
+                ),
+            );
+            if ft.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// What the root filesystem of `image` in the layout `layout` holds, unpacked by ocikit.
+fn unpacked(layout: &Path, image: &str, into: &Path) -> BTreeMap<String, String> {
+    let layout = Layout::open(layout).unwrap();
+    let platform = ocikit::image::host_platform();
+    let source: &dyn ImageSource = &layout;
+    let reference = image.parse().unwrap();
+    unpack_image(source, &reference, &platform, into, &ApplyOptions::new()).unwrap();
+    tree(into)
+}
+
+/// The seed's scenario: from a busybox image, a command that installs a file and deletes one
+/// of the image's, an entrypoint, a commit, a push to the registry; then the image pulled into
+/// a fresh store and run: the new file is there, the deleted one is not, the entrypoint runs.
+#[test]
+fn built_image_is_pushed_pulled_and_runs() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut c =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+    assert_eq!(c.name(), "base-working-container");
+    let status = c
+        .run(
+            &sh("echo installed > /installed && rm /data/keep"),
+            &run_in().network(Network::None),
+        )
+        .unwrap();
+    assert_eq!(status.code(), 0);
+    // The entrypoint alone: the image's Cmd would become its arguments.
+    c.configure(
+        &ConfigEdit::new()
+            .entrypoint(vec!["/bin/cat".into(), "/installed".into()])
+            .cmd(vec![]),
+    )
+    .unwrap();
+    let committed = c.commit(&CommitOptions::new().name("built:v1")).unwrap();
+    assert_eq!(committed.manifest.layers().len(), 2);
+    let history = &committed.config.value().history().clone().unwrap();
+    assert!(
+        history
+            .last()
+            .and_then(|h| h.created_by().clone())
+            .is_some_and(|c| c.contains("echo installed")),
+        "{history:?}"
+    );
+
+    let reference = format!(
+        "{}/ocikit-test/working-{}:v1",
+        registry(),
+        std::process::id()
+    );
+    let src = Location::Oci {
+        dir: store.layout().root().to_owned(),
+        name: Some("built:v1".into()),
+    };
+    let dest: Location = format!("docker://{reference}").parse().unwrap();
+    copy(&src, &dest, &CopyOptions::new()).unwrap();
+
+    let fresh = dir.path().join("fresh");
+    let out = run(Command::new(example_binary("run"))
+        .arg(format!("docker://{reference}"))
+        .arg("--store")
+        .arg(&fresh));
+    assert_eq!(out, "installed\n");
+    let fresh = Store::open(&fresh).unwrap();
+    let rootfs = fresh
+        .mount_rootfs(&reference, "check", &RootfsOptions::new())
+        .unwrap();
+    assert!(rootfs.join("installed").is_file());
+    assert!(!rootfs.join("data/keep").exists());
+    assert!(rootfs.join("bin/busybox").is_file());
+    fresh.remove_container("check").unwrap();
+    c.remove().unwrap();
+    assert!(WorkingContainer::list(&store).unwrap().is_empty());
+}
+
+/// A directory deleted, a directory deleted and made again (opaque), a hard link and a
+/// symbolic link, all made by a run, survive the commit and an unpack; `umoci unpack` of the
+/// committed image gives the tree ocikit's unpack gives.
+#[test]
+fn commit_keeps_whiteouts_opaque_directories_and_links_as_umoci_reads_them() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut c =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new().name("links"))
+            .unwrap();
+    let script = "rm -rf /data/dir && rm -rf /swap && mkdir /swap && echo new > /swap/new \
+                  && echo linked > /linked && ln /linked /data/hard && ln -s ../linked /data/soft \
+                  && chmod 0750 /data";
+    assert_eq!(c.run(&sh(script), &run_in()).unwrap().code(), 0);
+    // What the run left in the upper directory is the change and nothing more: the mount
+    // points the runtime used exist in the image, so none was made.
+    c.commit(&CommitOptions::new().name("links")).unwrap();
+
+    let ours = unpacked(store.layout().root(), "links", &dir.path().join("ours"));
+    assert!(
+        !ours.contains_key("data/dir"),
+        "the deleted directory is gone"
+    );
+    assert!(
+        !ours.contains_key("swap/old"),
+        "the opaque directory hides the old content"
+    );
+    assert!(ours["swap/new"].starts_with("file \"new\\n\""));
+    assert!(ours["data/soft"].starts_with("link -> ../linked"));
+    assert!(ours["data"].contains("mode 750"));
+    let hard = std::fs::metadata(dir.path().join("ours/data/hard")).unwrap();
+    let linked = std::fs::metadata(dir.path().join("ours/linked")).unwrap();
+    assert_eq!(hard.ino(), linked.ino(), "the hard link is one file");
+
+    let bundle = dir.path().join("umoci");
+    run(Command::new("umoci").args([
+        "unpack",
+        "--image",
+        &format!("{}:links", store.layout().root().display()),
+        bundle.to_str().unwrap(),
+    ]));
+    assert_eq!(tree(&bundle.join("rootfs")), ours);
+    c.remove().unwrap();
+}
+
+/// buildah and ocikit, the same steps on the same image: the committed images unpack to the
+/// same tree (path, type, mode, owner, content, link target).
+#[test]
+fn same_steps_as_buildah_give_the_same_tree() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let script = "echo hi > /hello && rm /bin/ls && rm -rf /data/dir && mkdir -p /a/b \
+                  && ln -s /hello /a/link && rm -rf /swap && mkdir /swap && echo x > /swap/x";
+
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut c =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+    assert_eq!(c.run(&sh(script), &run_in()).unwrap().code(), 0);
+    c.configure(&ConfigEdit::new().entrypoint(vec!["/bin/cat".into(), "/hello".into()]))
+        .unwrap();
+    c.commit(&CommitOptions::new().name("ours")).unwrap();
+    c.remove().unwrap();
+
+    // buildah with a private configuration and storage.
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("containers.conf"),
+        format!(
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n[engine]\nruntime = \"runc\"\n\
+             cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\n",
+            conf.join("events.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("registries.conf"),
+        "unqualified-search-registries = []\n",
+    )
+    .unwrap();
+    let root = dir.path().join("bh");
+    std::fs::write(
+        conf.join("storage.conf"),
+        format!(
+            "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+            root.join("run").display(),
+            root.join("root").display()
+        ),
+    )
+    .unwrap();
+    let buildah = |args: &[&str]| {
+        let mut cmd = Command::new("buildah");
+        cmd.env("CONTAINERS_CONF", conf.join("containers.conf"))
+            .env("CONTAINERS_REGISTRIES_CONF", conf.join("registries.conf"))
+            .env("CONTAINERS_STORAGE_CONF", conf.join("storage.conf"))
+            .arg("--root")
+            .arg(root.join("root"))
+            .arg("--runroot")
+            .arg(root.join("run"))
+            .args(["--storage-driver", "overlay"])
+            .args(args);
+        run(&mut cmd).trim().to_owned()
+    };
+    // buildah names an `oci:` image after its path, which a temporary directory's capitals
+    // make invalid: it takes the base from the registry.
+    let base_ref = format!(
+        "{}/ocikit-test/working-base-{}:v1",
+        registry(),
+        std::process::id()
+    );
+    copy(
+        &base,
+        &format!("docker://{base_ref}").parse().unwrap(),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    let bc = buildah(&[
+        "from",
+        "--tls-verify=false",
+        &format!("docker://{base_ref}"),
+    ]);
+    buildah(&[
+        "run",
+        "--network",
+        "host",
+        &bc,
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    buildah(&["config", "--entrypoint", "[\"/bin/cat\",\"/hello\"]", &bc]);
+    buildah(&["commit", &bc, "theirs"]);
+    let theirs_layout = dir.path().join("theirs");
+    buildah(&[
+        "push",
+        "theirs",
+        &format!("oci:{}:theirs", theirs_layout.display()),
+    ]);
+    buildah(&["rm", &bc]);
+    buildah(&["rmi", "-a"]);
+
+    let ours = unpacked(store.layout().root(), "ours", &dir.path().join("u-ours"));
+    let theirs = unpacked(&theirs_layout, "theirs", &dir.path().join("u-theirs"));
+    assert!(ours.contains_key("hello") && !ours.contains_key("bin/ls"));
+    assert_eq!(ours, theirs);
+}
+
+/// Files copied in as `buildah copy` places them, owners and modes as asked, never through
+/// a link of the container to the host.
+#[test]
+fn copy_in_places_files_as_buildah_copy_does_and_never_leaves_the_root() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut c = WorkingContainer::from_scratch(&store, &FromOptions::new()).unwrap();
+    assert_eq!(c.name(), "working-container");
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("tree/sub/a"), "a").unwrap();
+    std::os::unix::fs::symlink("sub/a", host.join("tree/link")).unwrap();
+    std::fs::write(host.join("file"), "file").unwrap();
+
+    // A directory's contents into DEST; a file into an existing directory; a file renamed.
+    c.copy_in(&[host.join("tree")], "/opt/app", &CopyInOptions::new())
+        .unwrap();
+    c.copy_in(
+        &[host.join("file")],
+        "/opt/app",
+        &CopyInOptions::new().owner(7, 8).mode(0o600),
+    )
+    .unwrap();
+    c.copy_in(&[host.join("file")], "/renamed", &CopyInOptions::new())
+        .unwrap();
+    let rootfs = c.rootfs().unwrap();
+    let t = tree(&rootfs);
+    assert!(t["opt/app/sub/a"].starts_with("file \"a\""), "{t:?}");
+    assert!(t["opt/app/sub/a"].ends_with("owner 0:0"));
+    assert!(t["opt/app/link"].starts_with("link -> sub/a"));
+    assert_eq!(t["opt/app/file"], "file \"file\" mode 600 owner 7:8");
+    assert!(t["renamed"].starts_with("file \"file\""));
+
+    // A link in the container naming a host directory leads inside the root: where the
+    // container has no such directory, the copy fails; where it has one, the file goes there.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, rootfs.join("escape")).unwrap();
+    let err = c
+        .copy_in(&[host.join("file")], "/escape/", &CopyInOptions::new())
+        .unwrap_err();
+    assert!(matches!(err, ocikit::Error::Image(_)), "{err:?}");
+    assert!(
+        !outside.join("file").exists(),
+        "copied outside the container"
+    );
+    let inside = rootfs.join(outside.strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    c.copy_in(&[host.join("file")], "/escape/", &CopyInOptions::new())
+        .unwrap();
+    assert!(
+        !outside.join("file").exists(),
+        "copied outside the container"
+    );
+    assert!(inside.join("file").is_file());
+
+    // From scratch, committed: one layer with what was copied.
+    let committed = c.commit(&CommitOptions::new().name("scratch")).unwrap();
+    assert_eq!(committed.manifest.layers().len(), 1);
+    c.remove().unwrap();
+}
+
+/// Bad input: typed errors, and nothing changed in the store.
+#[test]
+fn bad_input_is_a_typed_error_and_changes_nothing() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let err = WorkingContainer::open(&store, "nobody").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ocikit::Error::Store(StoreError::ContainerNotFound { .. })
+        ),
+        "{err:?}"
+    );
+    let err =
+        WorkingContainer::from_image(&store, "not-in-the-store", &FromOptions::new()).unwrap_err();
+    assert!(
+        matches!(err, ocikit::Error::Store(StoreError::ImageNotFound { .. })),
+        "{err:?}"
+    );
+
+    let mut c =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+    let upper = store.root().join("containers").join(c.name()).join("upper");
+    let before = tree(&upper);
+    let images = store.images().unwrap().len();
+    let err = c
+        .copy_in(
+            &[
+                dir.path().join("tree/etc/passwd"),
+                dir.path().join("missing"),
+            ],
+            "/x/",
+            &CopyInOptions::new(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, ocikit::Error::Store(StoreError::CopySource { path, .. }) if path.ends_with("missing")),
+        "{err:?}"
+    );
+    assert_eq!(tree(&upper), before, "nothing was copied");
+
+    // Another handle removes it: this one's run and commit find no container.
+    WorkingContainer::open(&store, c.name())
+        .unwrap()
+        .remove()
+        .unwrap();
+    let err = c.run(&sh("true"), &run_in()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ocikit::Error::Store(StoreError::ContainerNotFound { .. })
+        ),
+        "{err:?}"
+    );
+    let err = c.commit(&CommitOptions::new().name("never")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ocikit::Error::Store(StoreError::ContainerNotFound { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.images().unwrap().len(),
+        images,
+        "no image was written"
+    );
+    assert!(store.check().unwrap().is_ok());
+    // A container of `run` is not a working container.
+    store
+        .mount_rootfs("base", "plain", &RootfsOptions::new())
+        .unwrap();
+    let err = WorkingContainer::open(&store, "plain").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ocikit::Error::Store(StoreError::NotWorkingContainer { .. })
+        ),
+        "{err:?}"
+    );
+    store.remove_container("plain").unwrap();
+}
+
+/// A working container outlives its handle and its mount: opened again, and mounted again
+/// after an unmount, it still holds what was written. An unchanged container commits no layer
+/// unless asked, and the configuration edits land in the image.
+#[test]
+fn containers_persist_and_unchanged_commits_add_a_layer_only_when_asked() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let name = {
+        let mut c =
+            WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+        assert_eq!(
+            c.run(&sh("echo kept > /kept"), &run_in()).unwrap().code(),
+            0
+        );
+        c.name().to_owned()
+    };
+    let second =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+    assert_eq!(second.name(), "base-working-container-2");
+    second.remove().unwrap();
+
+    let mut c = WorkingContainer::open(&store, &name).unwrap();
+    let rootfs = c.rootfs().unwrap();
+    ocikit::runtime::unmount(&rootfs).unwrap();
+    assert!(!rootfs.join("kept").exists());
+    let rootfs = c.rootfs().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("kept")).unwrap(),
+        "kept\n"
+    );
+
+    let first = c.commit(&CommitOptions::new().name("one")).unwrap();
+    assert!(first.layer.is_some());
+    // The upper directory still holds /kept: the same change again is the same layer.
+    c.configure(
+        &ConfigEdit::new()
+            .env("A=1")
+            .label("l", "v")
+            .port("8080")
+            .volume("/data")
+            .workdir("/srv")
+            .user("0:0")
+            .stop_signal("SIGINT")
+            .annotation("org.example", "x"),
+    )
+    .unwrap();
+    let mut fresh =
+        WorkingContainer::from_image(&store, "one", &FromOptions::new().name("fresh")).unwrap();
+    let unchanged = fresh.commit(&CommitOptions::new()).unwrap();
+    assert!(unchanged.layer.is_none());
+    assert_eq!(
+        unchanged.manifest.layers().len(),
+        first.manifest.layers().len()
+    );
+    let history = unchanged.config.value().history().clone().unwrap();
+    assert_eq!(history.last().unwrap().empty_layer(), Some(true));
+    let empty = fresh
+        .commit(&CommitOptions::new().empty_layer(true))
+        .unwrap();
+    assert_eq!(empty.layer.as_ref().map(|l| l.entries), Some(0));
+    assert_eq!(
+        empty.manifest.layers().len(),
+        first.manifest.layers().len() + 1
+    );
+    fresh.remove().unwrap();
+
+    let edited = c
+        .commit(&CommitOptions::new().source_date_epoch(Some(1_700_000_000)))
+        .unwrap();
+    let config = edited.config.value().config().clone().unwrap();
+    assert!(config.env().clone().unwrap().contains(&"A=1".to_owned()));
+    assert_eq!(config.labels().clone().unwrap()["l"], "v");
+    assert!(
+        config
+            .exposed_ports()
+            .clone()
+            .unwrap()
+            .contains(&"8080/tcp".to_owned())
+    );
+    assert!(
+        config
+            .volumes()
+            .clone()
+            .unwrap()
+            .contains(&"/data".to_owned())
+    );
+    assert_eq!(config.working_dir().as_deref(), Some("/srv"));
+    assert_eq!(config.user().as_deref(), Some("0:0"));
+    assert_eq!(config.stop_signal().as_deref(), Some("SIGINT"));
+    assert_eq!(
+        edited.manifest.value().annotations().clone().unwrap()["org.example"],
+        "x"
+    );
+    assert_eq!(
+        edited.config.value().created().as_deref(),
+        Some("2023-11-14T22:13:20Z")
+    );
+    c.remove().unwrap();
+}
