@@ -18,10 +18,10 @@
 
 use std::process::ExitCode;
 
-use ocikit::copy::{CopyOptions, Location, copy};
 use ocikit::store::Store;
 use ocikit::working::{
-    CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, RunInOptions, WorkingContainer,
+    CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, PushOptions, RunInOptions,
+    WorkingContainer, push,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -176,12 +176,9 @@ fn work() -> Result<ExitCode> {
             let [image, dest] = &operands[..] else {
                 return Err("push: IMAGE DEST".into());
             };
-            // The store's layout, by the image's name there (which may hold colons).
-            let src = Location::Oci {
-                dir: store.layout().root().to_owned(),
-                name: Some(image.clone()),
-            };
-            copy(&src, &dest.parse()?, &CopyOptions::new())?;
+            // Layers a commit stored uncompressed are gzipped on the way, as buildah pushes.
+            let pushed = push(&store, image, &dest.parse()?, &PushOptions::new())?;
+            println!("{}", pushed.digest());
         }
         "containers" => {
             for c in WorkingContainer::list(&store)? {

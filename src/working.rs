@@ -40,7 +40,7 @@ use ocikit_runtime::ExitStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::convert::{ConvertOptions, runtime_config};
-use crate::copy::Location;
+use crate::copy::{CopyOptions, Location};
 use crate::store::{
     PullOptions, RootfsOptions, Store, StoreError, StoreLock, read_json, write_json,
 };
@@ -320,7 +320,7 @@ impl Default for CommitOptions {
     fn default() -> Self {
         CommitOptions {
             name: None,
-            layer: BuildOptions::new().compression(Compression::Gzip),
+            layer: BuildOptions::new().compression(Compression::None),
             source_date_epoch: None,
             empty_layer: false,
             created_by: None,
@@ -340,8 +340,10 @@ impl CommitOptions {
         self
     }
 
-    /// How the layer is built: compression and level, owners (default: gzip, owners and
-    /// times kept).
+    /// How the layer is built: compression and level, owners (default: uncompressed, as
+    /// `buildah commit` stores layers (its `--disable-compression` is true by default), owners
+    /// and times kept; [`push`] compresses such layers on their way out, as `buildah push`
+    /// does).
     pub fn layer_options(mut self, options: BuildOptions) -> Self {
         self.layer = options;
         self
@@ -1020,6 +1022,116 @@ impl WorkingContainer {
         let _lock = self.lock()?;
         self.store.remove_container(&self.name)
     }
+}
+
+/// How [`push`] pushes, set with chained setters on [`PushOptions::new`].
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    compression: Compression,
+    copy: CopyOptions,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            compression: Compression::Gzip,
+            copy: CopyOptions::new(),
+        }
+    }
+}
+
+impl PushOptions {
+    /// Defaults: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How the image's uncompressed layers are compressed on the way (default gzip, as
+    /// `buildah push` does; [`Compression::None`] sends them as they are). Compressed layers
+    /// are sent as they are.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The options of the copy itself (platform, progress...; default [`CopyOptions::new`]).
+    pub fn copy(mut self, options: CopyOptions) -> Self {
+        self.copy = options;
+        self
+    }
+}
+
+/// Copies `image` (a name or digest in the store) to `destination`, as `buildah push` does:
+/// the layers a commit stored uncompressed are compressed first (into the store's layout,
+/// where the next push finds them; a prune removes them), the manifest is rewritten to name
+/// them, and the image goes out through [`copy`](crate::copy::copy). Returns the manifest
+/// that was pushed (the stored one when nothing needed compressing).
+pub fn push(
+    store: &Store,
+    image: &str,
+    destination: &Location,
+    options: &PushOptions,
+) -> Result<Manifest, crate::Error> {
+    let stored = store.image(image)?;
+    let layout = store.layout();
+    let mut manifest = stored.manifest.clone();
+    if options.compression != Compression::None {
+        let mut layers = manifest.layers().clone();
+        let mut changed = false;
+        for layer in &mut layers {
+            if layer.media_type().compression() != Some(Compression::None) {
+                continue;
+            }
+            let mut writer = layout.blob_writer(None, None)?;
+            let built = ocikit_image::compress_layer(
+                layout.open_blob(layer)?,
+                &mut writer,
+                &BuildOptions::new().compression(options.compression),
+            )?;
+            writer.commit()?;
+            // The diff_id the configuration records is the uncompressed blob's digest.
+            if &built.diff_id != layer.digest() {
+                return Err(StoreError::Corrupt {
+                    path: layout.root().to_owned(),
+                    reason: format!("layer {} is not what it says", layer.digest()),
+                }
+                .into());
+            }
+            *layer = built.descriptor;
+            changed = true;
+        }
+        if changed {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(manifest.raw()).map_err(|e| StoreError::Corrupt {
+                    path: layout.root().to_owned(),
+                    reason: format!("manifest {}: {e}", manifest.digest()),
+                })?;
+            value["layers"] = serde_json::json!(layers);
+            let bytes = serde_json::to_vec(&value).map_err(|e| StoreError::Corrupt {
+                path: layout.root().to_owned(),
+                reason: e.to_string(),
+            })?;
+            manifest = Manifest::from_bytes(bytes)?;
+        }
+    }
+    let mut descriptor = layout.put_manifest(&AnyManifest::Manifest(manifest.clone()))?;
+    descriptor.set_platform(Some(stored.config.platform()));
+    // The copy reads the layout by name: a name of this push's own, removed after it.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = RefName::new(&format!(
+        "ocikit-push-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ))?;
+    layout.set_ref(&name, &descriptor)?;
+    let source = Location::Oci {
+        dir: layout.root().to_owned(),
+        name: Some(name.to_string()),
+    };
+    let copied = crate::copy::copy(&source, destination, &options.copy);
+    layout.remove_ref(&name, None)?;
+    copied?;
+    Ok(manifest)
 }
 
 /// Whether `name` is `default` or `default-N`: a name this module chose, so another may be

@@ -13,12 +13,13 @@ use std::process::Command;
 
 use ocikit::build::{BuildSpec, build_image};
 use ocikit::copy::{CopyOptions, Location, copy};
-use ocikit::image::{ApplyOptions, ImageSource};
+use ocikit::image::{ApplyOptions, Compression, ImageSource, MediaTypeExt};
 use ocikit::layout::Layout;
 use ocikit::store::{RootfsOptions, Store, StoreError};
 use ocikit::unpack::unpack_image;
 use ocikit::working::{
-    CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, RunInOptions, WorkingContainer,
+    CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, PushOptions, RunInOptions,
+    WorkingContainer, push,
 };
 
 mod common;
@@ -187,12 +188,19 @@ fn built_image_is_pushed_pulled_and_runs() {
         registry(),
         std::process::id()
     );
-    let src = Location::Oci {
-        dir: store.layout().root().to_owned(),
-        name: Some("built:v1".into()),
-    };
+    // The commit stored its layer uncompressed, as buildah's does; the push gzips it.
+    let new_layer = &committed.manifest.layers()[1];
+    assert_eq!(
+        new_layer.media_type().compression(),
+        Some(Compression::None)
+    );
     let dest: Location = format!("docker://{reference}").parse().unwrap();
-    copy(&src, &dest, &CopyOptions::new()).unwrap();
+    let pushed = push(&store, "built:v1", &dest, &PushOptions::new()).unwrap();
+    assert_eq!(
+        pushed.layers()[1].media_type().compression(),
+        Some(Compression::Gzip)
+    );
+    assert_eq!(pushed.layers()[0], committed.manifest.layers()[0]);
 
     let fresh = dir.path().join("fresh");
     let out = run(Command::new(example_binary("run"))
@@ -210,6 +218,12 @@ fn built_image_is_pushed_pulled_and_runs() {
     fresh.remove_container("check").unwrap();
     c.remove().unwrap();
     assert!(WorkingContainer::list(&store).unwrap().is_empty());
+    // A name with a colon is a name, not a digest of algorithm `built`.
+    store.remove_image("built:v1").unwrap();
+    assert!(matches!(
+        store.image("built:v1"),
+        Err(ocikit::Error::Store(StoreError::ImageNotFound { .. }))
+    ));
 }
 
 /// A directory deleted, a directory deleted and made again (opaque), a hard link and a

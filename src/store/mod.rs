@@ -709,7 +709,9 @@ impl Store {
     /// The index entry of `reference`: a name, or a manifest digest.
     fn find(&self, reference: &str) -> Result<Descriptor, crate::Error> {
         let entries = self.layout.index()?.value().manifests().clone();
-        let by_digest = reference.parse::<Digest>().ok();
+        // A digest only with an algorithm digests use: `app:v1` is a name, not a digest of
+        // algorithm `app`.
+        let by_digest = ocikit_image::parse_digest(reference).ok();
         entries
             .into_iter()
             .find(|d| {
@@ -764,7 +766,7 @@ impl Store {
             .iter()
             .filter(|d| d.digest() == &digest)
             .count();
-        let by_digest = reference.parse::<Digest>().is_ok();
+        let by_digest = ocikit_image::parse_digest(reference).is_ok();
         if by_digest || remaining_names <= 1 {
             let users: Vec<String> = self
                 .containers_unlocked()?

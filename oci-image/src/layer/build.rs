@@ -179,6 +179,44 @@ pub fn build_overlay_layer<W: Write>(
     w.finish()
 }
 
+/// Compresses an uncompressed layer (a tar stream) as `options` say (compression, level,
+/// threads; the tree options do not apply), as `buildah push` compresses the uncompressed
+/// layers its store keeps. Returns the compressed blob's descriptor and the diff_id (the
+/// digest of what was read), computed in the same pass; `entries` is 0 (not counted).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("hello"), b"world")?;
+/// let opts = ocikit_image::BuildOptions::new();
+/// let mut tar = Vec::new();
+/// let plain = ocikit_image::build_layer(dir.path(), &mut tar,
+///     &opts.clone().compression(ocikit_image::Compression::None))?;
+/// let mut gz = Vec::new();
+/// let layer = ocikit_image::compress_layer(&tar[..], &mut gz, &opts)?;
+/// assert_eq!(layer.diff_id, plain.diff_id);
+/// assert_eq!(layer.descriptor.digest(), &ocikit_image::sha256(&gz));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub fn compress_layer<R: Read, W: Write>(
+    mut tar: R,
+    out: W,
+    options: &BuildOptions,
+) -> Result<BuiltLayer> {
+    let (compressor, media_type) = compressor(out, options)?;
+    let mut stack = DigestingWriter::sha256(compressor);
+    io::copy(&mut tar, &mut stack)?;
+    let (compressor, diff_id, uncompressed_size) = stack.into_parts();
+    let compressed = compressor.finish()?;
+    let (mut out, digest, size) = compressed.into_parts();
+    out.flush()?;
+    Ok(BuiltLayer {
+        descriptor: Descriptor::new(media_type, size, digest),
+        diff_id,
+        uncompressed_size,
+        entries: 0,
+    })
+}
+
 /// The compressing stage.
 enum Compressor<W: Write> {
     None(W),
@@ -289,34 +327,43 @@ fn pax_time(secs: i64, nanos: i64) -> String {
     format!("{secs}.{}", frac.trim_end_matches('0'))
 }
 
+/// The compressing stage for `options`, writing into `out` through a digest of what it writes.
+fn compressor<W: Write>(
+    out: W,
+    options: &BuildOptions,
+) -> Result<(Compressor<DigestingWriter<W>>, MediaType)> {
+    let compressed = DigestingWriter::sha256(out);
+    let (compressor, media_type) = match options.compression {
+        Compression::None => (Compressor::None(compressed), MediaType::ImageLayer),
+        Compression::Gzip => (
+            Compressor::Gzip(ParallelGzip::new(
+                compressed,
+                options.level.unwrap_or(6),
+                options.threads,
+            )),
+            MediaType::ImageLayerGzip,
+        ),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => (
+            Compressor::Zstd(zstd::stream::write::Encoder::new(
+                compressed,
+                options.level.unwrap_or(3) as i32,
+            )?),
+            MediaType::ImageLayerZstd,
+        ),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::UnsupportedCompression(format!(
+                "{other:?} (is the `zstd` feature of ocikit-image on?)"
+            )));
+        }
+    };
+    Ok((compressor, media_type))
+}
+
 impl<'o, W: Write> LayerWriter<'o, W> {
     fn new(out: W, options: &'o BuildOptions) -> Result<Self> {
-        let compressed = DigestingWriter::sha256(out);
-        let (compressor, media_type) = match options.compression {
-            Compression::None => (Compressor::None(compressed), MediaType::ImageLayer),
-            Compression::Gzip => (
-                Compressor::Gzip(ParallelGzip::new(
-                    compressed,
-                    options.level.unwrap_or(6),
-                    options.threads,
-                )),
-                MediaType::ImageLayerGzip,
-            ),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => (
-                Compressor::Zstd(zstd::stream::write::Encoder::new(
-                    compressed,
-                    options.level.unwrap_or(3) as i32,
-                )?),
-                MediaType::ImageLayerZstd,
-            ),
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(Error::UnsupportedCompression(format!(
-                    "{other:?} (is the `zstd` feature of ocikit-image on?)"
-                )));
-            }
-        };
+        let (compressor, media_type) = compressor(out, options)?;
         let tar = tar::Builder::new(DigestingWriter::sha256(compressor));
         Ok(LayerWriter {
             tar,

@@ -13,7 +13,9 @@ pub use apply::{
     ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, OverlayXattrs, Ownership,
     Whiteouts, apply_layer,
 };
-pub use build::{BuildOptions, BuiltLayer, build_diff_layer, build_layer, build_overlay_layer};
+pub use build::{
+    BuildOptions, BuiltLayer, build_diff_layer, build_layer, build_overlay_layer, compress_layer,
+};
 
 use std::io::Read;
 use std::path::Path;
