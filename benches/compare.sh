@@ -7,7 +7,8 @@
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
 # (vs `skopeo copy`), serving pulls and the CPU it costs (our registry vs docker-registry),
 # run of /bin/true (vs runc and crun), the image store: start, pull, ten containers (vs
-# podman 4.3, benches/store.sh). Each row comes from the benchmark that owns it (see the
+# podman 4.3, benches/store.sh), working containers: from/run/commit and a big commit (vs
+# buildah 1.28, benches/working.sh). Each row comes from the benchmark that owns it (see the
 # README), run here once; this script gathers their results into one table (printed, and written to OUT.md,
 # default benches/RESULTS.md). The corpus (a copy of /usr/share, made once under
 # target/bench-corpus) and every registry are local; nothing reaches the network.
@@ -16,7 +17,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-benches/RESULTS.md}
 LOGS=$(mktemp -d)
-trap 'rm -rf "$LOGS"' EXIT
 
 missing=()
 for pkg in hyperfine time; do
@@ -32,12 +32,24 @@ rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
 
 # First: the other benchmarks delete big trees when they end, and on this ext4 without a
-# journal, creating files right after that is slow; store.sh creates many.
+# journal, creating files right after that is slow; store.sh and working.sh create many, and
+# keep their stores (OCIKIT_BENCH_KEEP) until every timing here is done.
+KEPT=()
+forget_kept() { ((${#KEPT[@]} == 0)) || rm -rf "${KEPT[@]}"; }
+trap 'forget_kept; rm -rf "$LOGS"' EXIT
 step "image store vs podman (benches/store.sh, 3 rounds)"
-bash benches/store.sh 3 >"$LOGS/store" 2>"$LOGS/store.err"
+OCIKIT_BENCH_KEEP=1 bash benches/store.sh 3 >"$LOGS/store" 2>"$LOGS/store.err"
+KEPT+=($(sed -n 's/^kept \([^ ]*\) .*/\1/p' "$LOGS/store.err"))
 while IFS='|' read -r _ op ours peer theirs ratio; do
     row "$op" "$ours" "$peer" "$theirs" "$ratio"
 done < <(grep '^table|' "$LOGS/store")
+
+step "working containers vs buildah (benches/working.sh, 3 rounds)"
+OCIKIT_BENCH_KEEP=1 bash benches/working.sh 3 >"$LOGS/working" 2>"$LOGS/working.err"
+KEPT+=($(sed -n 's/^kept \([^ ]*\) .*/\1/p' "$LOGS/working.err"))
+while IFS='|' read -r _ op ours peer theirs ratio; do
+    row "$op" "$ours" "$peer" "$theirs" "$ratio"
+done < <(grep '^table|' "$LOGS/working")
 
 step "sha256 vs openssl dgst"
 bash benches/sha256-vs-openssl.sh >"$LOGS/sha" 2>"$LOGS/sha.err"

@@ -311,6 +311,7 @@ impl ConfigEdit {
 pub struct CommitOptions {
     name: Option<String>,
     layer: BuildOptions,
+    custom_layer: bool,
     source_date_epoch: Option<i64>,
     empty_layer: bool,
     created_by: Option<String>,
@@ -321,6 +322,7 @@ impl Default for CommitOptions {
         CommitOptions {
             name: None,
             layer: BuildOptions::new().compression(Compression::None),
+            custom_layer: false,
             source_date_epoch: None,
             empty_layer: false,
             created_by: None,
@@ -346,6 +348,7 @@ impl CommitOptions {
     /// does).
     pub fn layer_options(mut self, options: BuildOptions) -> Self {
         self.layer = options;
+        self.custom_layer = true;
         self
     }
 
@@ -995,7 +998,37 @@ impl WorkingContainer {
             Some(config_doc.digest()),
             Some(config_doc.size()),
         )?;
-        self.store.unpack_stored(&manifest_doc, &config_doc)?;
+        // The snapshot of the new layer: the upper directory itself when the layer holds
+        // it as it is (no times or owners changed on the way), the container then going on
+        // over the new image with an empty upper directory; else an unpack of the layer.
+        let image_name = name
+            .as_ref()
+            .map_or_else(|| manifest_doc.digest().to_string(), ToString::to_string);
+        let rebased = match &layer {
+            Some(l) if !options.custom_layer && options.source_date_epoch.is_none() => {
+                self.store.rebase_container(
+                    &self.name,
+                    &image_name,
+                    &manifest_doc,
+                    &config_doc,
+                    l.uncompressed_size,
+                )?
+            }
+            _ => false,
+        };
+        if !rebased {
+            self.store.unpack_stored(&manifest_doc, &config_doc)?;
+        }
+        // What the container now stands on is saved before the name is written: a failure in
+        // between leaves a container that says where it is.
+        self.meta.commands.clear();
+        if rebased {
+            // The container now stands on the new image: later commits add to it.
+            self.meta.base = Some(manifest_doc.digest().clone());
+            self.meta.base_name = Some(image_name);
+            self.meta.config = config;
+        }
+        self.save()?;
         let any = AnyManifest::Manifest(manifest_doc.clone());
         let mut descriptor = layout.put_manifest(&any)?;
         descriptor.set_platform(Some(config_doc.platform()));
@@ -1006,8 +1039,6 @@ impl WorkingContainer {
                 None => layout.add_unnamed(&descriptor)?,
             }
         }
-        self.meta.commands.clear();
-        self.save()?;
         Ok(Committed {
             manifest: manifest_doc,
             config: config_doc,
@@ -1118,7 +1149,7 @@ pub fn push(
     descriptor.set_platform(Some(stored.config.platform()));
     // The copy reads the layout by name: a name of this push's own, removed after it.
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = RefName::new(&format!(
+    let name = RefName::new(format!(
         "ocikit-push-{}-{}",
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -626,3 +626,183 @@ fn containers_persist_and_unchanged_commits_add_a_layer_only_when_asked() {
     );
     c.remove().unwrap();
 }
+
+/// Every `trusted.*` xattr under `root`, by path.
+fn trusted_xattrs(root: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for path in tree(root).keys() {
+        let full = root.join(path);
+        let mut buf = vec![0u8; 4096];
+        let n = rustix::fs::llistxattr(&full, &mut buf[..]).unwrap_or(0);
+        let names: Vec<String> = buf[..n]
+            .split(|&b| b == 0)
+            .filter(|n| n.starts_with(b"trusted."))
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        if !names.is_empty() {
+            out.insert(path.clone(), names);
+        }
+    }
+    out
+}
+
+/// A commit makes the new layer's snapshot of the container's upper directory itself (no
+/// unpack): what it holds is what a pull of the committed image unpacks, overlayfs'
+/// bookkeeping gone; the container goes on over the new image, and a later commit adds a
+/// layer on top of it.
+#[test]
+fn a_commits_snapshot_is_what_a_pull_of_the_image_unpacks() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let mut c =
+        WorkingContainer::from_image(&store, &base.to_string(), &FromOptions::new()).unwrap();
+    // Copy-ups of lower directories give them overlay.origin and overlay.impure in the upper
+    // directory; a removed and remade directory is opaque.
+    let script = "rm -rf /data/dir && rm -rf /swap && mkdir /swap && echo new > /swap/new \
+                  && echo linked > /linked && ln /linked /data/hard && ln -s ../linked /data/soft \
+                  && chmod 0750 /data && echo changed > /etc/hostname && rm /bin/ls";
+    assert_eq!(c.run(&sh(script), &run_in()).unwrap().code(), 0);
+    let committed = c.commit(&CommitOptions::new().name("r")).unwrap();
+    let upper = store.root().join("containers").join(c.name()).join("upper");
+    assert_eq!(
+        std::fs::read_dir(&upper).unwrap().count(),
+        0,
+        "the upper is the snapshot now"
+    );
+    let rootfs = c.rootfs().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("swap/new")).unwrap(),
+        "new\n"
+    );
+    assert!(!rootfs.join("swap/old").exists() && !rootfs.join("data/dir").exists());
+
+    let other = Store::open(dir.path().join("other")).unwrap();
+    let location = Location::Oci {
+        dir: store.layout().root().to_owned(),
+        name: Some("r".into()),
+    };
+    other
+        .pull(&location, &ocikit::store::PullOptions::new())
+        .unwrap();
+    let ours = store
+        .image("r")
+        .unwrap()
+        .snapshots
+        .last()
+        .unwrap()
+        .join("diff");
+    let pulled = other
+        .image("r")
+        .unwrap()
+        .snapshots
+        .last()
+        .unwrap()
+        .join("diff");
+    assert_eq!(tree(&ours), tree(&pulled));
+    assert_eq!(trusted_xattrs(&ours), trusted_xattrs(&pulled));
+    assert_eq!(
+        trusted_xattrs(&ours).get("swap"),
+        Some(&vec!["trusted.overlay.opaque".to_owned()])
+    );
+    assert!(store.check().unwrap().is_ok());
+
+    // On top of it.
+    assert_eq!(
+        c.run(&sh("echo more > /more"), &run_in()).unwrap().code(),
+        0
+    );
+    let second = c.commit(&CommitOptions::new().name("r2")).unwrap();
+    assert_eq!(
+        second.manifest.layers().len(),
+        committed.manifest.layers().len() + 1
+    );
+    let all = unpacked(store.layout().root(), "r2", &dir.path().join("u-r2"));
+    assert!(all.contains_key("more") && all.contains_key("swap/new"));
+    assert!(!all.contains_key("bin/ls") && !all.contains_key("swap/old"));
+    // The image it stood on is in use now.
+    assert!(matches!(
+        store.remove_image("r2"),
+        Err(ocikit::Error::Store(StoreError::InUse { .. }))
+    ));
+    c.remove().unwrap();
+    store.remove_image("r2").unwrap();
+    assert!(store.check().unwrap().is_ok());
+}
+
+/// The `work` recipe, subcommand by subcommand with buildah's flags: from, run, copy,
+/// config, commit, containers, push, rm; and its errors exit 125 with one line.
+#[test]
+fn the_work_recipe_builds_as_buildah_does() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let store = dir.path().join("store");
+    let work = |args: &[&str]| {
+        run(Command::new(example_binary("work"))
+            .arg("--store")
+            .arg(&store)
+            .args(args))
+        .trim()
+        .to_owned()
+    };
+    let c = work(&["from", "--name", "recipe", &base.to_string()]);
+    assert_eq!(c, "recipe");
+    work(&[
+        "run",
+        "--network",
+        "none",
+        "-e",
+        "X=1",
+        &c,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo $X > /x",
+    ]);
+    std::fs::write(dir.path().join("added"), "added\n").unwrap();
+    work(&[
+        "copy",
+        "--chown",
+        "5:6",
+        "--chmod",
+        "640",
+        &c,
+        dir.path().join("added").to_str().unwrap(),
+        "/srv/",
+    ]);
+    work(&[
+        "config",
+        "--entrypoint",
+        "[\"/bin/cat\",\"/x\",\"/srv/added\"]",
+        "--cmd",
+        "[]",
+        "--label",
+        "a=b",
+        &c,
+    ]);
+    assert!(work(&["containers"]).starts_with("recipe\t"));
+    let digest = work(&["commit", &c, "recipe:v1"]);
+    assert!(digest.starts_with("sha256:"));
+    let out = dir.path().join("out");
+    work(&[
+        "push",
+        "recipe:v1",
+        &format!("oci:{}:pushed", out.display()),
+    ]);
+    let tree = unpacked(&out, "pushed", &dir.path().join("u"));
+    assert_eq!(tree["x"], "file \"1\\n\" mode 644 owner 0:0");
+    assert_eq!(tree["srv/added"], "file \"added\\n\" mode 640 owner 5:6");
+    work(&["rm", &c]);
+    assert_eq!(work(&["containers"]), "");
+    let failed = Command::new(example_binary("work"))
+        .arg("--store")
+        .arg(&store)
+        .args(["run", "nobody", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("no container \"nobody\""), "{err}");
+}

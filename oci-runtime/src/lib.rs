@@ -172,7 +172,7 @@ pub use container::{
 pub use error::{Error, Result};
 pub use init::MAX_MESSAGE;
 pub use nix::sys::signal::Signal;
-pub use overlay::{MAX_OVERLAY_LOWERS, Overlay, unmount};
+pub use overlay::{MAX_OVERLAY_LOWERS, Overlay, unmount, unmount_unused};
 pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it

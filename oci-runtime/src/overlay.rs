@@ -157,6 +157,18 @@ pub fn unmount(target: impl AsRef<Path>) -> Result<()> {
     }
 }
 
+/// Unmounts the file system mounted on `target` only if nothing uses it: `Ok(false)`, and
+/// the mount left as it is, when a process still has a file or directory open there (where
+/// [`unmount`] would detach it). For a caller about to reuse what the mount wrote.
+pub fn unmount_unused(target: impl AsRef<Path>) -> Result<bool> {
+    let target = target.as_ref();
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(Errno::EBUSY) => Ok(false),
+        Err(e) => Err(Error::sys("unmounting", Some(target.to_owned()), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

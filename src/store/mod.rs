@@ -1158,6 +1158,104 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the upper directory of working container `id` the snapshot of the top layer of
+    /// the image `manifest`/`config` (a commit just wrote exactly that directory as that
+    /// layer, over the snapshots the container stacks), then mounts the container again over
+    /// the image's snapshots with an empty upper directory: the commit costs no unpack.
+    /// Returns false, having changed nothing, when the container does not stack exactly the
+    /// layers below, the snapshot exists already, or a process still uses the mount.
+    pub(crate) fn rebase_container(
+        &self,
+        id: &str,
+        image_name: &str,
+        manifest: &Manifest,
+        config: &Config,
+        layer_size: u64,
+    ) -> Result<bool, crate::Error> {
+        let dir = self.container_dir(id)?;
+        let _lock = self.lock(false)?;
+        let chain_ids = config.chain_ids();
+        let diff_ids = config.diff_ids();
+        let (Some(chain_id), Some(diff_id), Some(layer)) =
+            (chain_ids.last(), diff_ids.last(), manifest.layers().last())
+        else {
+            return Ok(false);
+        };
+        let mut meta = self.container_meta(id)?;
+        if meta.rootfs != RootfsKind::Overlay
+            || meta.chain_ids[..] != chain_ids[..chain_ids.len() - 1]
+        {
+            return Ok(false);
+        }
+        let lock_path = self
+            .root
+            .join(SNAPSHOTS_DIR)
+            .join(LOCKS_DIR)
+            .join(snapshot_key(chain_id));
+        let _chain = StoreLock::take(&lock_path, true)?;
+        let snapshot = self.snapshot_dir(chain_id);
+        if snapshot.join(SNAPSHOT_FILE).is_file() {
+            return Ok(false);
+        }
+        let merged = dir.join("merged");
+        match ocikit_runtime::unmount_unused(&merged) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // EINVAL: not mounted.
+            Err(ocikit_runtime::Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc_einval()) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let upper = dir.join("upper");
+        let moved = (|| -> Result<(), crate::Error> {
+            as_snapshot(&upper, self.overlay_xattrs()).map_err(io_err(&upper))?;
+            let tmp = self.snapshot_tempdir(chain_id)?;
+            let diff = tmp.path.join(DIFF_DIR);
+            fs::remove_dir(&diff).map_err(io_err(&diff))?;
+            fs::rename(&upper, &diff).map_err(io_err(&diff))?;
+            let snapshot_meta = SnapshotMeta {
+                chain_id: chain_id.clone(),
+                diff_id: diff_id.clone(),
+                parent: chain_ids.len().checked_sub(2).map(|i| chain_ids[i].clone()),
+                layer: layer.digest().clone(),
+                size: layer_size,
+                hides_lower_layers: false,
+            };
+            meta::write_json(&tmp.path.join(SNAPSHOT_FILE), &snapshot_meta)?;
+            fs::rename(&tmp.path, &snapshot).map_err(io_err(&snapshot))?;
+            tmp.keep();
+            Ok(())
+        })();
+        if upper.exists() {
+            // Not moved: the container goes on as it was.
+            moved?;
+            self.remount(&dir, &meta)?;
+            return Ok(false);
+        }
+        fs::create_dir(&upper).map_err(io_err(&upper))?;
+        meta.image = Some(manifest.digest().clone());
+        meta.image_name = image_name.to_owned();
+        meta.chain_ids = chain_ids;
+        meta::write_json(&dir.join(CONTAINER_FILE), &meta)?;
+        self.remount(&dir, &meta)?;
+        moved.map(|()| true)
+    }
+
+    /// Mounts container `dir` again (unmounted) over `meta`'s snapshots, with a clean work
+    /// directory.
+    fn remount(&self, dir: &Path, meta: &ContainerMeta) -> Result<(), crate::Error> {
+        let work = dir.join("work");
+        remove_tree(&work).map_err(io_err(&work))?;
+        fs::create_dir(&work).map_err(io_err(&work))?;
+        let lowers = self.container_lowers(dir, meta)?;
+        self.mount_overlay(dir, lowers, true)
+            .map_err(|source| StoreError::Overlay {
+                id: meta.id.clone(),
+                source,
+            })?;
+        Ok(())
+    }
+
     /// The containers that have a root filesystem from the store.
     pub fn containers(&self) -> Result<Vec<ContainerInfo>, crate::Error> {
         let _lock = self.lock(false)?;
@@ -1206,6 +1304,64 @@ impl Store {
         remove_tree(&dir).map_err(io_err(&dir))?;
         Ok(())
     }
+}
+
+/// Turns an overlay upper directory (unmounted) into a snapshot's `diff/`, as an unpack of
+/// the layer made of it would have written it: overlayfs' own bookkeeping attributes
+/// (`overlay.origin`, `overlay.impure`, `overlay.nlink`...) are removed, whiteouts and opaque
+/// markers kept; sockets, which layers do not hold, are removed; the root gets the mode and
+/// owner every snapshot's root has (0755, root).
+fn as_snapshot(upper: &Path, xattrs: OverlayXattrs) -> io::Result<()> {
+    fn walk(dir: &Path, prefix: &str) -> io::Result<()> {
+        clean_xattrs(dir, prefix)?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let ft = entry.file_type()?;
+            if std::os::unix::fs::FileTypeExt::is_socket(&ft) {
+                fs::remove_file(&path)?;
+            } else if ft.is_dir() {
+                walk(&path, prefix)?;
+            } else if !ft.is_symlink() {
+                clean_xattrs(&path, prefix)?;
+            }
+        }
+        Ok(())
+    }
+    fn clean_xattrs(path: &Path, prefix: &str) -> io::Result<()> {
+        let mut names = vec![0u8; 1024];
+        let n = loop {
+            match rustix::fs::llistxattr(path, &mut names[..]) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
+                Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue;
+            };
+            let Some(what) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            if what != "opaque" && what != "whiteout" {
+                rustix::fs::lremovexattr(path, name)?;
+            }
+        }
+        Ok(())
+    }
+    let prefix = match xattrs {
+        OverlayXattrs::User => "user.overlay.",
+        _ => "trusted.overlay.",
+    };
+    walk(upper, prefix)?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(upper, fs::Permissions::from_mode(0o755))?;
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::lchown(upper, Some(0), Some(0))?;
+    }
+    Ok(())
 }
 
 fn libc_einval() -> i32 {
