@@ -1094,6 +1094,19 @@ impl Store {
         if outer.dev() != inner.dev() {
             return Ok(merged); // a mount of its own
         }
+        let upper = dir.join("upper");
+        if !upper.is_dir() {
+            // A commit moves the upper directory into a snapshot and makes a new one: a process
+            // killed in between leaves none, and mounting an empty one would lose the changes
+            // without a word.
+            return Err(StoreError::Corrupt {
+                path: upper,
+                reason: "missing: a commit of this container was interrupted; the image it \
+                         committed may be incomplete: remove the container"
+                    .into(),
+            }
+            .into());
+        }
         let lowers = self.container_lowers(&dir, &meta)?;
         // The work directory may hold what an earlier mount left: overlayfs wants it empty.
         let work = dir.join("work");
