@@ -3,11 +3,14 @@
 #
 #   bash benches/layers.sh [RUNS]
 #
-# - corpus: a copy of /usr/share (tens of thousands of small files and some large ones, about
-#   650 MB here), made once under target/bench-corpus and reused;
-# - build: one gzip layer of the corpus with `examples/build` against `umoci repack` of the
+# - corpora, made once under target/bench-corpus and reused: a copy of /usr/share (tens of
+#   thousands of small files and some large ones, about 650 MB here), and a tree of large
+#   files (/usr/bin, /usr/lib/gcc and /usr/lib/python3.11: binaries, libraries and their data,
+#   about 520 MB in 2.3k files), where deflate, not the file system, bounds a build;
+# - build, on each corpus: one gzip layer with `examples/build` against `umoci repack` of the
 #   same tree (sizes compared too), and against `tar -c | pigz -6` (a bare tar.gz on both
-#   cores: no sorting, no digests, no image around it);
+#   cores: no sorting, no digests, no image around it); the layer's size against
+#   `tar -c | gzip -6` of the same tree;
 # - apply: the layer unpacked with `examples/unpack` against `tar -xzf` of the same blob and
 #   `umoci unpack` of the same image.
 #
@@ -35,6 +38,15 @@ if [[ ! -d $CORPUS ]]; then
     mv "$CORPUS.tmp" "$CORPUS"
 fi
 echo "corpus: $(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files" >&2
+LARGE=target/bench-corpus/large
+if [[ ! -d $LARGE ]]; then
+    echo "making the corpus of large files (/usr/bin, /usr/lib/gcc, /usr/lib/python3.11) ..." >&2
+    mkdir -p "$LARGE.tmp/usr/lib"
+    cp -a /usr/bin "$LARGE.tmp/usr/bin"
+    for d in gcc python3.11; do cp -a "/usr/lib/$d" "$LARGE.tmp/usr/lib/$d"; done
+    mv "$LARGE.tmp" "$LARGE"
+fi
+echo "large files: $(du -sh "$LARGE" | cut -f1), $(find "$LARGE" -type f | wc -l) files" >&2
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocikit-layers.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -67,6 +79,8 @@ col() { awk -v c="$2" '{print $c}' "$WORK/$1.times" | median; }
 # umoci's side: an empty image whose bundle gets the corpus, repacked each run.
 umoci init --layout "$WORK/umoci" >/dev/null
 umoci new --image "$WORK/umoci:base" >/dev/null
+umoci init --layout "$WORK/lumoci" >/dev/null
+umoci new --image "$WORK/lumoci:base" >/dev/null
 
 for i in $(seq "$RUNS"); do
     # Build.
@@ -77,6 +91,14 @@ for i in $(seq "$RUNS"); do
     cp -a "$CORPUS/." "$WORK/ub$i/rootfs/"
     warm=("$WORK/ub$i")
     time_it build_umoci umoci repack --image "$WORK/umoci:r$i" "$WORK/ub$i"
+    # Build, large files.
+    warm=("$LARGE")
+    time_it large_ours "$BIN/build" --from scratch --layer "$LARGE" "oci:$WORK/large:r$i"
+    time_it large_pigz sh -c "tar -C '$LARGE' -cf - . | pigz -6 >'$WORK/lpigz$i.tar.gz'"
+    umoci unpack --image "$WORK/lumoci:base" "$WORK/lb$i" >/dev/null
+    cp -a "$LARGE/." "$WORK/lb$i/rootfs/"
+    warm=("$WORK/lb$i")
+    time_it large_umoci umoci repack --image "$WORK/lumoci:r$i" "$WORK/lb$i"
     # Apply, each into a directory of its own.
     layer=$(find "$WORK/ours/blobs/sha256" -size +10M | head -n 1)
     warm=("$WORK/ours")
@@ -88,6 +110,11 @@ done
 
 ours_size=$(find "$WORK/ours/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
 umoci_size=$(find "$WORK/umoci/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
+large_size=$(find "$WORK/large/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
+lumoci_size=$(find "$WORK/lumoci/blobs/sha256" -size +10M -printf '%s\n' | head -n 1)
+# The reference size: gzip -6 of a tar of the same tree (untimed).
+gzip_size=$(tar -C "$CORPUS" -cf - . | gzip -6 | wc -c)
+lgzip_size=$(tar -C "$LARGE" -cf - . | gzip -6 | wc -c)
 
 row() { # name peer
     local o p
@@ -101,7 +128,13 @@ echo "median of $RUNS runs; ratio = ocikit time / peer time (lower is better)"
 printf '%-28s %9s %12s   %-14s %9s %12s   %7s\n' operation ocikit "peak RSS" peer time "peak RSS" ratio
 row build_ours build_umoci
 row build_ours build_pigz
+row large_ours large_umoci
+row large_ours large_pigz
 row apply_ours apply_tar
 row apply_ours apply_umoci
 printf 'layer size: ocikit %d bytes, umoci %d bytes (%.3fx)\n' "$ours_size" "$umoci_size" \
     "$(awk -v a="$ours_size" -v b="$umoci_size" 'BEGIN {print a / b}')"
+printf 'layer size against gzip -6: /usr/share %.3fx (%d against %d bytes), large files %.3fx (%d against %d; umoci %.3fx)\n' \
+    "$(awk -v a="$ours_size" -v b="$gzip_size" 'BEGIN {print a / b}')" "$ours_size" "$gzip_size" \
+    "$(awk -v a="$large_size" -v b="$lgzip_size" 'BEGIN {print a / b}')" "$large_size" "$lgzip_size" \
+    "$(awk -v a="$lumoci_size" -v b="$lgzip_size" 'BEGIN {print a / b}')"

@@ -161,12 +161,20 @@ fn deterministic_whatever_the_threads() {
     assert_eq!(blob_a, blob_b);
     assert_eq!(a.descriptor.digest(), c.descriptor.digest());
     assert_eq!(a.diff_id, b.diff_id);
-    // One gzip member that a plain single-member decoder reads whole.
+    // A series of gzip members, one per MiB of tar (RFC 1952 2.2: "A gzip file consists of a
+    // series of members"), read whole by a multistream decoder; a single-member decoder stops
+    // after the first MiB.
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&blob_b[..])
+    flate2::read::MultiGzDecoder::new(&blob_b[..])
         .read_to_end(&mut tar)
         .unwrap();
     assert_eq!(sha256(&tar), a.diff_id);
+    assert_eq!(tar.len() as u64, a.uncompressed_size);
+    let mut first = Vec::new();
+    flate2::read::GzDecoder::new(&blob_b[..])
+        .read_to_end(&mut first)
+        .unwrap();
+    assert_eq!(first.len(), 1 << 20);
 }
 
 #[test]
