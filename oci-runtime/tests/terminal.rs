@@ -144,6 +144,8 @@ fn run_on_a_pty(runtime: &str, b: &TestBundle) -> String {
         });
     }
     let mut child = cmd.spawn().unwrap();
+    // Our copies of the slave, so that the master reads EIO once the runtime has exited.
+    drop(cmd);
     drop(slave);
     let mut master = std::fs::File::from(pty.master);
     let mut out = Vec::new();
@@ -152,6 +154,14 @@ fn run_on_a_pty(runtime: &str, b: &TestBundle) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     // EIO once the last slave descriptor is closed.
     while std::time::Instant::now() < deadline {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16)).unwrap_or(0) == 0 {
+            continue;
+        }
         match master.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
