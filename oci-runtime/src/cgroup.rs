@@ -1082,4 +1082,60 @@ mod tests {
             ]
         );
     }
+
+    /// v2 pause/resume, update and OOM events on a fixture tree (this host has no v2
+    /// controllers to do it for real): the files the kernel would read are written, and
+    /// the kernel's answers (`cgroup.events`, `memory.events`) are played by the test.
+    #[test]
+    fn v2_freeze_update_and_oom_on_a_fixture_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        let mut cg = Cgroup::plan(root, Path::new("/box"), "0::/\n");
+        cg.write_files(root, None).unwrap();
+        let dir = root.join("box");
+        // The kernel says frozen once cgroup.freeze is 1.
+        std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert!(!cg.is_frozen());
+        cg.freeze(true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cgroup.freeze")).unwrap(),
+            "1"
+        );
+        assert!(cg.is_frozen());
+        std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        cg.freeze(false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cgroup.freeze")).unwrap(),
+            "0"
+        );
+        assert!(!cg.is_frozen());
+
+        let mut r = LinuxResources::default();
+        r.set_memory(Some(
+            serde_json::from_value(json!({"limit": 67108864})).unwrap(),
+        ));
+        r.set_pids(Some(serde_json::from_value(json!({"limit": 42})).unwrap()));
+        cg.update(&r).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("pids.max")).unwrap(), "42");
+        assert!(!dir.join("cpu.max").exists(), "only what was asked for");
+        let mut net = LinuxResources::default();
+        net.set_network(Some(serde_json::from_value(json!({"classID": 1})).unwrap()));
+        let e = cg.update(&net).unwrap_err().to_string();
+        assert!(e.contains("net_cls"), "{e}");
+
+        std::fs::write(dir.join("memory.events"), "low 0\noom 0\noom_kill 0\n").unwrap();
+        let mut w = cg.watch_oom().unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(0));
+        std::fs::write(dir.join("memory.events"), "low 0\noom 2\noom_kill 1\n").unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(2));
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(0));
+        std::fs::remove_file(dir.join("memory.events")).unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), None, "the cgroup is gone");
+    }
 }
