@@ -708,9 +708,7 @@ fn parse_bytes(v: &str) -> Option<i64> {
 fn update_resources(
     a: &Args,
 ) -> Result<ocikit_runtime::oci_spec::runtime::LinuxResources, Failure> {
-    use ocikit_runtime::oci_spec::runtime::{
-        LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
-    };
+    use ocikit_runtime::oci_spec::runtime::{LinuxPids, LinuxResources};
     let mut res: LinuxResources = match a.value(&["resources", "r"]) {
         Some(f) => {
             let bytes = if f == "-" {
@@ -747,7 +745,7 @@ fn update_resources(
         bytes("kernel-memory-tcp")?,
     );
     if limit.or(swap).or(reservation).or(tcp).is_some() {
-        let mut m = res.memory().clone().unwrap_or_else(LinuxMemory::default);
+        let mut m = res.memory().unwrap_or_default();
         if limit.is_some() {
             m.set_limit(limit);
         }
@@ -777,7 +775,7 @@ fn update_resources(
         || cpus.is_some()
         || mems.is_some()
     {
-        let mut c = res.cpu().clone().unwrap_or_else(LinuxCpu::default);
+        let mut c = res.cpu().clone().unwrap_or_default();
         if quota.is_some() {
             c.set_quota(quota);
         }
@@ -807,7 +805,7 @@ fn update_resources(
         res.set_pids(Some(p));
     }
     if let Some(w) = num::<u16>(a, "blkio-weight")? {
-        let mut b = res.block_io().clone().unwrap_or_else(LinuxBlockIo::default);
+        let mut b = res.block_io().clone().unwrap_or_default();
         b.set_weight(Some(w));
         res.set_block_io(Some(b));
     }

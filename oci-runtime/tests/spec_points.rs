@@ -353,3 +353,39 @@ fn poststart_runs_after_the_program_is_executed() {
     eprintln!("poststart saw the program in {sleeps} of {runs} runs");
     assert_eq!(sleeps, runs, "{text}");
 }
+
+/// `exec` into a container that shares the runtime's mount namespace runs in the
+/// container's root (its rootfs, reached through the container process), not the host's.
+#[test]
+fn exec_without_a_mount_namespace_runs_in_the_container_root() {
+    use std::io::Read;
+    let (_root, rt) = runtime();
+    let mut b = TestBundle::new("exec sleep 100");
+    b.config["linux"]["namespaces"] = json!([{"type": "pid"}]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    std::fs::write(b.rootfs().join("marker"), "inside\n").unwrap();
+    b.write();
+    let name = id("exec-nomnt");
+    let _guard = Guard(&rt, name.clone());
+    let quiet = || {
+        CreateOptions::new()
+            .stdin(std::fs::File::open("/dev/null").unwrap())
+            .stdout(std::fs::File::create("/dev/null").unwrap())
+    };
+    rt.create(&name, b.path(), quiet()).unwrap();
+    rt.start(&name).unwrap();
+    let mut p = rt.process_of(&name).unwrap();
+    p.set_args(Some(["cat", "/marker"].map(String::from).to_vec()));
+    let (r, w) = std::io::pipe().unwrap();
+    let pid = rt.exec(&name, &p, quiet().stdout(w)).unwrap();
+    let status = rt.wait_process(pid).unwrap();
+    let mut out = String::new();
+    { r }.read_to_string(&mut out).unwrap();
+    assert_eq!((status, out.as_str()), (ExitStatus::Exited(0), "inside\n"));
+    rt.delete(&name, true).unwrap();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(b.rootfs().to_str().unwrap()),
+        "delete undid the container's mounts"
+    );
+}
