@@ -21,6 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     docker-registry skopeo umoci oci-image-tool runc crun busybox-static buildah
     apache2-utils openssl curl ca-certificates
+    # `oci-runtime ps` prints ps(1)'s table for the container's processes (runtime tests).
+    procps
     # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
     pigz time
 )

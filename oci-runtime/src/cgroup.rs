@@ -147,6 +147,13 @@ impl Cgroup {
             Version::V1 => (v1_writes(res)?, Vec::new()),
             Version::V2 => (Vec::new(), v2_writes(res)?),
         };
+        // A limit for a controller the host does not mount is an error naming it, before
+        // anything is made.
+        if let Some((ctrl, file, _)) = v1.iter().find(|(c, _, _)| self.dir(c).is_none()) {
+            return Err(Error::Unsupported {
+                feature: format!("cgroup controller {ctrl} (for {file}): not mounted on this host"),
+            });
+        }
         if self.version == Version::V1 && self.dir("devices").is_none() {
             // As runc's fs driver: "The non-presence of the devices subsystem is considered
             // fatal for security reasons."
@@ -250,6 +257,172 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Freezes (`true`) or thaws every process of the cgroup and waits until the kernel says
+    /// it is done (v1 `freezer.state` reads `FROZEN`/`THAWED`; v2 `cgroup.events` has
+    /// `frozen 1`/`frozen 0` after a write to `cgroup.freeze`), as runc's pause and resume.
+    pub(crate) fn freeze(&self, frozen: bool) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match self.version {
+            Version::V1 => {
+                let dir = self.dir("freezer").ok_or_else(|| Error::Unsupported {
+                    feature: "cgroup controller freezer (for pause and resume): not mounted on \
+                              this host"
+                        .into(),
+                })?;
+                let file = dir.join("freezer.state");
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                loop {
+                    // Written again each time: a process forking while it freezes can make
+                    // the kernel go back to THAWED (runc retries too).
+                    write(&file, want)?;
+                    let now = std::fs::read_to_string(&file)
+                        .map_err(|e| Error::io("reading cgroup file", Some(file.clone()), e))?;
+                    if now.trim() == want {
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::io(
+                            "waiting for the freezer",
+                            Some(file),
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("still {} after 10 s", now.trim()),
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            Version::V2 => {
+                let dir = &self.dirs[0].1;
+                write(&dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+                let events = dir.join("cgroup.events");
+                let want = u64::from(frozen);
+                loop {
+                    let text = std::fs::read_to_string(&events)
+                        .map_err(|e| Error::io("reading cgroup file", Some(events.clone()), e))?;
+                    if keyed(&text, "frozen") == Some(want) {
+                        return Ok(());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::io(
+                            "waiting for the freezer",
+                            Some(events),
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "cgroup.events did not change within 10 s",
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+
+    /// Whether the cgroup is frozen (v1 `freezer.state` `FROZEN`, v2 `cgroup.freeze` `1`).
+    pub(crate) fn is_frozen(&self) -> bool {
+        let (dir, file, want) = match self.version {
+            Version::V1 => (self.dir("freezer"), "freezer.state", "FROZEN"),
+            Version::V2 => (
+                self.dirs.first().map(|d| d.1.as_path()),
+                "cgroup.freeze",
+                "1",
+            ),
+        };
+        dir.and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .is_some_and(|s| s.trim() == want)
+    }
+
+    /// Writes the limits `res` sets (only those) into the existing cgroup, as `runc update`:
+    /// every value is computed and every controller checked before anything is written.
+    /// Device rules are not updated (runc's update has none either).
+    pub(crate) fn update(&self, res: &LinuxResources) -> Result<()> {
+        let mut res = res.clone();
+        res.set_devices(None);
+        let writes: Vec<(PathBuf, String)> = match self.version {
+            Version::V1 => {
+                let w = v1_writes(&res)?;
+                if let Some((ctrl, file, _)) = w.iter().find(|(c, _, _)| self.dir(c).is_none()) {
+                    return Err(Error::Unsupported {
+                        feature: format!(
+                            "cgroup controller {ctrl} (for {file}): not mounted on this host"
+                        ),
+                    });
+                }
+                w.into_iter()
+                    .map(|(c, f, v)| (self.dir(c).expect("checked").join(f), v))
+                    .collect()
+            }
+            Version::V2 => {
+                let dir = &self.dirs[0].1;
+                let w = v2_writes(&res)?;
+                let needed: Vec<&str> = w.iter().filter_map(|(f, _)| f.split('.').next()).collect();
+                if let Some(root) = self.root_v2() {
+                    enable_controllers(&root, dir, &needed);
+                }
+                w.into_iter().map(|(f, v)| (dir.join(f), v)).collect()
+            }
+        };
+        // The kernel checks each value against the others already set (v1: the memory limit
+        // may not exceed memory+swap, v2 likewise for cpuset): a write refused now is tried
+        // again once the rest is in, as runc does for the memory pair.
+        let mut again = Vec::new();
+        for (path, value) in &writes {
+            if write(path, value).is_err() {
+                again.push((path, value));
+            }
+        }
+        for (path, value) in again {
+            write(path, value)?;
+        }
+        Ok(())
+    }
+
+    /// The v2 root: the deepest ancestor of the cgroup directory holding
+    /// `cgroup.controllers` with no parent that has one.
+    fn root_v2(&self) -> Option<PathBuf> {
+        let dir = &self.dirs.first()?.1;
+        dir.ancestors()
+            .filter(|a| a.join("cgroup.controllers").exists())
+            .last()
+            .map(Path::to_path_buf)
+    }
+
+    /// Starts watching for OOM events: v1 registers an eventfd for `memory.oom_control`
+    /// through `cgroup.event_control` (the kernel signals it on every OOM in the cgroup); v2
+    /// counts `oom` in `memory.events`, read on each [`OomWatch::poll`].
+    pub(crate) fn watch_oom(&self) -> Result<OomWatch> {
+        match self.version {
+            Version::V1 => {
+                let dir = self.dir("memory").ok_or_else(|| Error::Unsupported {
+                    feature: "cgroup controller memory (for OOM events): not mounted on this host"
+                        .into(),
+                })?;
+                let control = dir.join("memory.oom_control");
+                let oom = std::fs::File::open(&control)
+                    .map_err(|e| Error::io("opening cgroup file", Some(control.clone()), e))?;
+                let efd = crate::sys::eventfd()
+                    .map_err(|e| Error::sys("creating an eventfd", None, e))?;
+                use std::os::fd::AsRawFd;
+                write(
+                    &dir.join("cgroup.event_control"),
+                    &format!("{} {}", efd.as_raw_fd(), oom.as_raw_fd()),
+                )?;
+                Ok(OomWatch::V1 {
+                    efd,
+                    _oom: oom,
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Version::V2 => {
+                let events = self.dirs[0].1.join("memory.events");
+                let seen = oom_count(&events);
+                Ok(OomWatch::V2 { events, seen })
+            }
+        }
+    }
+
     /// The counters that matter to a caller, read now.
     pub(crate) fn stats(&self) -> Stats {
         let read = |ctrl: &str, file: &str| {
@@ -281,6 +454,69 @@ impl Cgroup {
                 cpu_throttled_ns: key("", "cpu.stat", "throttled_usec").map(|u| u * 1000),
                 pids: num("", "pids.current"),
             },
+        }
+    }
+}
+
+fn oom_count(events: &Path) -> u64 {
+    std::fs::read_to_string(events)
+        .ok()
+        .and_then(|t| keyed(&t, "oom"))
+        .unwrap_or(0)
+}
+
+/// A watch on a cgroup's OOM events ([`Cgroup::watch_oom`]).
+#[derive(Debug)]
+pub(crate) enum OomWatch {
+    /// The eventfd the kernel signals, and the `memory.oom_control` it is registered for
+    /// (kept open for the registration's life).
+    V1 {
+        efd: std::os::fd::OwnedFd,
+        _oom: std::fs::File,
+        dir: PathBuf,
+    },
+    /// `memory.events` and the `oom` count already reported.
+    V2 { events: PathBuf, seen: u64 },
+}
+
+impl OomWatch {
+    /// Waits up to `timeout` for OOM events; returns how many happened, or `None` once the
+    /// cgroup is gone.
+    pub(crate) fn poll(&mut self, timeout: Duration) -> Option<u64> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        match self {
+            OomWatch::V1 { efd, dir, .. } => {
+                let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+                let mut fds = [PollFd::new(efd.as_fd(), PollFlags::POLLIN)];
+                let ready = poll(
+                    &mut fds,
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+                )
+                .unwrap_or(0);
+                if ready == 0 {
+                    return dir.exists().then_some(0);
+                }
+                let mut b = [0u8; 8];
+                if nix::unistd::read(&*efd, &mut b) != Ok(8) {
+                    return None;
+                }
+                // The kernel also signals the eventfd when the cgroup is removed.
+                if !dir.exists() {
+                    return None;
+                }
+                Some(u64::from_ne_bytes(b))
+            }
+            OomWatch::V2 { events, seen } => {
+                std::thread::sleep(timeout.min(Duration::from_millis(100)));
+                if !events.exists() {
+                    return None;
+                }
+                let now = oom_count(events);
+                let new = now.saturating_sub(*seen);
+                *seen = now;
+                Some(new)
+            }
         }
     }
 }
@@ -480,6 +716,21 @@ pub(crate) fn v1_writes(res: &LinuxResources) -> Result<Vec<(&'static str, Strin
             limit(h.limit()),
         );
     }
+    if let Some(n) = res.network() {
+        // As runc's fs driver: the class id in net_cls, one "<interface> <priority>" line
+        // per interface in net_prio. A host without the controller makes it an error that
+        // names it, as for every other controller (hugetlb...): never a silent no-op.
+        if let Some(id) = n.class_id() {
+            put("net_cls", "net_cls.classid", id.to_string());
+        }
+        for p in n.priorities().iter().flatten() {
+            put(
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            );
+        }
+    }
     if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
         return Err(Error::config(
             "linux.resources.unified",
@@ -598,6 +849,16 @@ pub(crate) fn v2_writes(res: &LinuxResources) -> Result<Vec<(String, String)>> {
     }
     for h in res.hugepage_limits().iter().flatten() {
         put(&format!("hugetlb.{}.max", h.page_size()), max(h.limit()));
+    }
+    if let Some(n) = res.network()
+        && (n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()))
+    {
+        // cgroup v2 has no net_cls or net_prio controller.
+        return Err(Error::Unsupported {
+            feature: "cgroup controller net_cls/net_prio (for linux.resources.network) on a \
+                      cgroup v2 host"
+                .into(),
+        });
     }
     let mut unified: Vec<_> = res.unified().iter().flatten().collect();
     unified.sort();
@@ -820,5 +1081,61 @@ mod tests {
                 ("pids".to_string(), root.join("pids/p/box")),
             ]
         );
+    }
+
+    /// v2 pause/resume, update and OOM events on a fixture tree (this host has no v2
+    /// controllers to do it for real): the files the kernel would read are written, and
+    /// the kernel's answers (`cgroup.events`, `memory.events`) are played by the test.
+    #[test]
+    fn v2_freeze_update_and_oom_on_a_fixture_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        let mut cg = Cgroup::plan(root, Path::new("/box"), "0::/\n");
+        cg.write_files(root, None).unwrap();
+        let dir = root.join("box");
+        // The kernel says frozen once cgroup.freeze is 1.
+        std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert!(!cg.is_frozen());
+        cg.freeze(true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cgroup.freeze")).unwrap(),
+            "1"
+        );
+        assert!(cg.is_frozen());
+        std::fs::write(dir.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        cg.freeze(false).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cgroup.freeze")).unwrap(),
+            "0"
+        );
+        assert!(!cg.is_frozen());
+
+        let mut r = LinuxResources::default();
+        r.set_memory(Some(
+            serde_json::from_value(json!({"limit": 67108864})).unwrap(),
+        ));
+        r.set_pids(Some(serde_json::from_value(json!({"limit": 42})).unwrap()));
+        cg.update(&r).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(std::fs::read_to_string(dir.join("pids.max")).unwrap(), "42");
+        assert!(!dir.join("cpu.max").exists(), "only what was asked for");
+        let mut net = LinuxResources::default();
+        net.set_network(Some(serde_json::from_value(json!({"classID": 1})).unwrap()));
+        let e = cg.update(&net).unwrap_err().to_string();
+        assert!(e.contains("net_cls"), "{e}");
+
+        std::fs::write(dir.join("memory.events"), "low 0\noom 0\noom_kill 0\n").unwrap();
+        let mut w = cg.watch_oom().unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(0));
+        std::fs::write(dir.join("memory.events"), "low 0\noom 2\noom_kill 1\n").unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(2));
+        assert_eq!(w.poll(Duration::from_millis(1)), Some(0));
+        std::fs::remove_file(dir.join("memory.events")).unwrap();
+        assert_eq!(w.poll(Duration::from_millis(1)), None, "the cgroup is gone");
     }
 }

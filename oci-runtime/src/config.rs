@@ -45,9 +45,9 @@ impl Bundle {
                 limit_of: "the runtime's channel to the container init (ocikit_runtime::MAX_MESSAGE)",
             });
         }
-        let mut raw: serde_json::Value = serde_json::from_slice(&bytes)
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::config("config.json", e.to_string()))?;
-        crate::security::drop_unknown_capabilities(&mut raw);
+        crate::security::check_capability_names(&raw)?;
         let spec: Spec =
             serde_json::from_value(raw).map_err(|e| Error::config("config.json", e.to_string()))?;
         Self::from_spec(dir, spec)
@@ -274,10 +274,22 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .any(|n| n.typ() == t && n.path().is_none())
     };
     if !has(LinuxNamespaceType::Mount) {
-        return Err(Error::config(
-            "linux.namespaces",
-            "a mount namespace is required to set up the root filesystem",
-        ));
+        // Like runc, a container may share the runtime's mount namespace: its mounts are then
+        // made inside the rootfs in that namespace (and undone by delete), and it changes root
+        // with chroot. What would change the mount the rootfs lives on is refused instead.
+        if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            return Err(Error::config(
+                "root.readonly",
+                "needs a mount namespace of the container's own (it would make the host's \
+                 mount holding the rootfs read-only)",
+            ));
+        }
+        if linux.is_some_and(|l| l.rootfs_propagation().is_some()) {
+            return Err(Error::config(
+                "linux.rootfsPropagation",
+                "needs a mount namespace of the container's own",
+            ));
+        }
     }
     if let Some(l) = linux {
         let uids = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
@@ -366,16 +378,22 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "a new user namespace needs uid mappings",
         ));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+    // runtime-spec (config.md, Hostname): "On Linux, for example, this will change the
+    // hostname in the container UTS namespace. Depending on your namespace configuration,
+    // the container UTS namespace may be the runtime UTS namespace." Setting it there would
+    // rename the host, so that is refused; a UTS namespace joined by path is the container's
+    // own and accepted, as runc's validator does ("unable to set hostname without a private
+    // UTS namespace" only when no uts entry exists).
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(Error::config(
             "hostname",
-            "setting a hostname needs a new uts namespace",
+            "setting a hostname needs a uts namespace (new or joined by path)",
         ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(Error::config(
             "domainname",
-            "setting a domainname needs a new uts namespace",
+            "setting a domainname needs a uts namespace (new or joined by path)",
         ));
     }
     Ok(())
@@ -568,7 +586,8 @@ mod tests {
 
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
-        assert_eq!(field_of(check(v)), "linux.namespaces");
+        v["root"]["readonly"] = true.into();
+        assert_eq!(field_of(check(v)), "root.readonly");
 
         let mut v = base();
         v["ociVersion"] = "".into();

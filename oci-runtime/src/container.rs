@@ -123,6 +123,7 @@ pub struct Container {
     state: State,
     rootfs: PathBuf,
     created: String,
+    paused: bool,
 }
 
 impl Container {
@@ -156,17 +157,44 @@ impl Container {
         &self.created
     }
 
+    /// Whether it is paused ([`Runtime::pause`]): its status is then `running` in the
+    /// runtime-spec State, which has no paused status, and `paused` in [`to_json`](Self::to_json)
+    /// and the command line's `state` and `list`, as runc reports it.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The status as runc names it: `paused` for a paused container, else the State's.
+    pub fn status_name(&self) -> String {
+        if self.paused {
+            "paused".into()
+        } else {
+            self.status().to_string()
+        }
+    }
+
     /// The JSON `runc state` prints: the State fields plus `rootfs`, `created` and `owner`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(&self.state).expect("State serializes");
         if let Some(o) = v.as_object_mut() {
             o.insert("pid".into(), self.pid().into());
+            o.insert("status".into(), self.status_name().into());
             o.insert("rootfs".into(), self.rootfs.to_string_lossy().into());
             o.insert("created".into(), self.created.clone().into());
             o.insert("owner".into(), "".into());
         }
         v
     }
+}
+
+/// An event of a running container ([`Runtime::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Its cgroup's counters, read now.
+    Stats(Stats),
+    /// The kernel found its cgroup out of memory (the OOM killer may have run).
+    Oom,
 }
 
 /// How a container process ended.
@@ -344,6 +372,11 @@ impl Runtime {
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
         crate::security::check_lsm(bundle.spec())?;
+        if let Some(p) = bundle.spec().process() {
+            for w in crate::security::ambient_warnings(p) {
+                eprintln!("oci-runtime: warning: {w}");
+            }
+        }
         let terminal = bundle.spec().process().as_ref().and_then(|p| p.terminal());
         if terminal == Some(true) && opts.console_socket.is_none() {
             return Err(Error::config(
@@ -405,6 +438,9 @@ impl Runtime {
                 if let Some(cg) = &cgroup {
                     kill_all(cg);
                     let _ = cg.remove(Duration::from_secs(2));
+                }
+                if !crate::rootfs::has_mount_namespace(bundle.spec()) {
+                    crate::rootfs::undo_shared_mounts(bundle.rootfs(), bundle.spec());
                 }
                 let _ = std::fs::remove_dir_all(&dir);
                 Err(e)
@@ -472,7 +508,10 @@ impl Runtime {
                     // The stage that forked it exits right away; it is reaped below.
                     Some(Msg::Pid(pid)) => persisted.pid = pid,
                     Some(Msg::CreateHooks) => {
-                        let state = hook_state(persisted, ContainerState::Creating);
+                        // runtime-spec (runtime.md, State): "created: the runtime has
+                        // finished the create operation (after step 2 in the lifecycle)";
+                        // these hooks are steps 3 to 5, so they see `created`, as under crun.
+                        let state = hook_state(persisted, ContainerState::Created);
                         let spec = bundle.spec();
                         hooks::run(Point::Prestart, &hooks::of(spec, Point::Prestart), &state)?;
                         let create = hooks::of(spec, Point::CreateRuntime);
@@ -578,6 +617,9 @@ impl Runtime {
         spec.set_process(Some(process.clone()));
         crate::config::validate(&spec)?;
         crate::security::check_lsm(&spec)?;
+        for w in crate::security::ambient_warnings(process) {
+            eprintln!("oci-runtime: warning: {w}");
+        }
         let CreateOptions {
             stdin,
             stdout,
@@ -703,6 +745,12 @@ impl Runtime {
             }
         }
         let _ = std::fs::remove_file(&fifo_path);
+        // runtime-spec (runtime.md, Lifecycle): "9. The poststart hooks MUST be invoked by the
+        // runtime" after "8. The runtime MUST run the user-specified program". The init
+        // writes the byte just before execve and keeps its end of the fifo open, close-on-exec,
+        // until then: the end of the stream is the program running (or the init gone).
+        // Without this wait, poststart hooks raced the execve.
+        wait_for_hangup(&fifo);
         if let Some(h) = load_hooks(&dir)? {
             let state = hook_state(&p, ContainerState::Running);
             hooks::run_warn(
@@ -729,10 +777,14 @@ impl Runtime {
         });
         state.set_bundle(p.bundle.clone());
         state.set_annotations((!p.annotations.is_empty()).then(|| p.annotations.clone()));
+        // Paused is running with a frozen cgroup, as runc derives it.
+        let paused = status == ContainerState::Running
+            && load_cgroup(&dir)?.is_some_and(|cg| cg.is_frozen());
         Ok(Container {
             state,
             rootfs: p.rootfs,
             created: p.created,
+            paused,
         })
     }
 
@@ -820,6 +872,11 @@ impl Runtime {
             if p.pid > 0 {
                 let pid = Pid::from_raw(p.pid);
                 let _ = kill(pid, Signal::SIGKILL);
+                // A frozen process only dies once thawed.
+                if let Some(cg) = load_cgroup(&dir)?.filter(Cgroup::is_frozen) {
+                    kill_all(&cg);
+                    let _ = cg.freeze(false);
+                }
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while p.status(&dir) != ContainerState::Stopped && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(5));
@@ -834,6 +891,11 @@ impl Runtime {
             // Whatever is left in it (processes of a container without a pid namespace).
             kill_all(&cg);
             cg.remove(Duration::from_secs(5))?;
+        }
+        if let Ok(spec) = load_spec(&dir)
+            && !crate::rootfs::has_mount_namespace(&spec)
+        {
+            crate::rootfs::undo_shared_mounts(&p.rootfs, &spec);
         }
         let poststop = load_hooks(&dir)?
             .map(|h| hooks::for_point(&h, Point::Poststop))
@@ -851,6 +913,97 @@ impl Runtime {
         let dir = self.dir(id)?;
         Persisted::load(&dir, id)?;
         Ok(load_cgroup(&dir)?.map(|cg| cg.stats()).unwrap_or_default())
+    }
+
+    /// The cgroup of a created or running container, for `operation`.
+    fn live_cgroup(&self, id: &str, operation: &'static str) -> Result<Cgroup> {
+        let (dir, _) = self.live(id, operation)?;
+        load_cgroup(&dir)?.ok_or_else(|| Error::Unsupported {
+            feature: format!("{operation} of a container without a cgroup"),
+        })
+    }
+
+    /// Suspends every process of a created or running container (the cgroup freezer: v1
+    /// `freezer.state`, v2 `cgroup.freeze`), as `runc pause`; [`state`](Self::state) then
+    /// says [`Container::is_paused`].
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.live_cgroup(id, "pause")?.freeze(true)
+    }
+
+    /// Lets a paused container run again, as `runc resume`; a container that is not paused
+    /// is an [`Error::InvalidState`].
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let cg = self.live_cgroup(id, "resume")?;
+        if !cg.is_frozen() {
+            return Err(Error::InvalidState {
+                id: id.into(),
+                operation: "resume (it is not paused)",
+                status: self.state(id)?.status(),
+            });
+        }
+        cg.freeze(false)
+    }
+
+    /// Changes the cgroup limits of a created or running container to those `resources`
+    /// sets (only those; device rules excluded), as `runc update`. Every value is checked
+    /// before anything is written; the saved configuration is not changed.
+    pub fn update(&self, id: &str, resources: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        self.live_cgroup(id, "update")?.update(resources)
+    }
+
+    /// The pids (as the host sees them) of every process in the container's cgroup, sorted,
+    /// as `runc ps` lists them; just the container process when it has no cgroup.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let (dir, p) = self.live(id, "ps")?;
+        let mut pids = match load_cgroup(&dir)? {
+            Some(cg) => cg.pids(),
+            None => vec![p.pid],
+        };
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Streams the container's events, as `runc events`: [`Event::Stats`] every `interval`
+    /// (the first at once) and [`Event::Oom`] as soon as the kernel reports an out-of-memory
+    /// condition in its cgroup (v1: an eventfd registered on `memory.oom_control`; v2: the
+    /// `oom` count of `memory.events`). Returns when `on_event` returns `false` or the
+    /// container has stopped or is deleted.
+    pub fn events(
+        &self,
+        id: &str,
+        interval: Duration,
+        mut on_event: impl FnMut(Event) -> bool,
+    ) -> Result<()> {
+        let cg = self.live_cgroup(id, "events")?;
+        let mut oom = cg.watch_oom()?;
+        let interval = interval.max(Duration::from_millis(1));
+        let mut next = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next {
+                if !on_event(Event::Stats(cg.stats())) {
+                    return Ok(());
+                }
+                next = now + interval;
+            }
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200));
+            match oom.poll(wait) {
+                None => return Ok(()),
+                Some(n) => {
+                    for _ in 0..n {
+                        if !on_event(Event::Oom) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            match self.state(id) {
+                Ok(c) if c.status() != ContainerState::Stopped => {}
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// `create`, `start`, wait for the process, `delete`; returns how the process ended.
@@ -964,6 +1117,23 @@ fn hook_state(p: &Persisted, status: ContainerState) -> String {
     state.set_bundle(p.bundle.clone());
     state.set_annotations((!p.annotations.is_empty()).then(|| p.annotations.clone()));
     serde_json::to_string(&state).expect("State serializes")
+}
+
+/// Waits until no process holds the (non-blocking) fifo open for writing.
+fn wait_for_hangup(fifo: &OwnedFd) {
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => return,
+        }
+        let mut b = [0u8; 16];
+        match nix::unistd::read(fifo, &mut b) {
+            Ok(0) => return,
+            Ok(_) | Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
 }
 
 /// Sends `SIGKILL` to every process in the cgroup.

@@ -335,6 +335,15 @@ fn join_process(pid: i32) -> Result<bool> {
         ("mnt", CloneFlags::CLONE_NEWNS),
     ];
     let mut joins = Vec::new();
+    // A container without a mount namespace of its own runs chrooted in ours: its root is
+    // reached through /proc/<pid>/root, opened before any namespace changes.
+    let root = open(
+        format!("/proc/{pid}/root").as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::sys("opening the container's root", None, e))?;
+    let mut shares_mounts = false;
     for (name, flag) in kinds {
         let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
         let (Ok(a), Ok(b)) = (
@@ -344,6 +353,7 @@ fn join_process(pid: i32) -> Result<bool> {
             continue; // a kernel without this namespace kind
         };
         if a.ino() == b.ino() && a.dev() == b.dev() {
+            shares_mounts |= name == "mnt";
             continue;
         }
         let fd = open(
@@ -358,6 +368,11 @@ fn join_process(pid: i32) -> Result<bool> {
     for (flag, fd) in &joins {
         setns(fd.as_fd(), *flag).map_err(|e| Error::sys("joining namespace", None, e))?;
         in_userns |= *flag == CloneFlags::CLONE_NEWUSER;
+    }
+    if shares_mounts {
+        nix::unistd::fchdir(&root)
+            .map_err(|e| Error::sys("entering the container's root", None, e))?;
+        nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", None, e))?;
     }
     Ok(in_userns)
 }
@@ -577,6 +592,20 @@ fn stage2_inner(
             )
         })?;
     }
+    // The working directory, and its check, before any seccomp filter: a profile may deny
+    // getcwd (crun orders it so too). As root, like runc's first attempt.
+    let cwd = process.cwd();
+    chdir(cwd.as_path()).map_err(|e| Error::sys("changing to cwd", Some(cwd.clone()), e))?;
+    // CVE-2024-21626: the working directory must be inside the container's root.
+    match getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(Error::config(
+                "process.cwd",
+                "does not resolve inside the container root",
+            ));
+        }
+    }
     if let Some(p) = seccomp.as_ref().filter(|_| !nnp) {
         // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: now, while the
         // capabilities are still there (so the rest of the setup runs under it, as with runc).
@@ -636,18 +665,6 @@ fn stage2_inner(
 
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
-    let cwd = process.cwd();
-    chdir(cwd.as_path()).map_err(|e| Error::sys("changing to cwd", Some(cwd.clone()), e))?;
-    // CVE-2024-21626: the working directory must be inside the container's root.
-    match getcwd() {
-        Ok(p) if p.is_absolute() => {}
-        _ => {
-            return Err(Error::config(
-                "process.cwd",
-                "does not resolve inside the container root",
-            ));
-        }
-    }
     let program = lookup(&args[0], &env)?;
     let argv = cstrings(args.iter().map(|a| a.as_bytes()))?;
     let envp = cstrings(env.iter().map(|e| e.as_bytes()))?;
@@ -658,7 +675,9 @@ fn stage2_inner(
         .map_err(|e| Error::sys("closing descriptors", None, e))?;
     send(sock, &Msg::Ready).map_err(proto)?;
 
-    // `create` waits for `start`; `exec` goes straight on.
+    // `create` waits for `start`; `exec` goes straight on. The fifo's write end stays open
+    // (close-on-exec) until execve: `start` waits for it to close before poststart hooks.
+    let mut _until_exec = None;
     if let Some(fifo) = fifo {
         let reopen = format!("/proc/self/fd/{}", fifo.as_raw_fd());
         let w = open(
@@ -681,6 +700,7 @@ fn stage2_inner(
             }
         }
         nix::unistd::write(&w, b"0").map_err(|e| Error::sys("writing exec fifo", None, e))?;
+        _until_exec = Some(w);
     }
     if let Err(e) = sys::default_sigpipe() {
         let _ = writeln!(std::io::stderr(), "oci-runtime: restoring SIGPIPE: {e}");

@@ -29,7 +29,10 @@
 //!   devpts, cgroup (on a v1 host a tmpfs showing the container's own cgroup in each
 //!   hierarchy, as runc's; the cgroup2 hierarchy on a v2 host); rootfs propagation; `pivot_root` or
 //!   `MS_MOVE` + `chroot`; read-only root; default devices and `/dev` symlinks; spec devices;
-//!   masked and read-only paths; sysctls. A mount namespace is required.
+//!   masked and read-only paths; sysctls. Without a mount namespace (none listed, as runc
+//!   allows) the mounts are made inside the rootfs in the caller's namespace, the root is
+//!   changed with `chroot`, and [`Runtime::delete`] undoes them; a read-only root and
+//!   rootfs propagation then need a mount namespace and are refused.
 //! - Process: args (looked up in the container's `PATH`), env, cwd, uid/gid/additional gids,
 //!   umask; stdio inherited or supplied; exit status back to the caller ([`ExitStatus`]).
 //! - Cgroups (the file-system driver, v1 and v2): always created, as runc does
@@ -42,9 +45,19 @@
 //!   burst, realtime, idle, cpus, mems), pids, blkio/io weights and throttles, hugetlb,
 //!   device rules (v1 lists; on v2 an eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program), the v2
 //!   `unified` map; on v2 only the controllers the limits need are enabled.
+//!   Network limits (`net_cls` class id, `net_prio` priorities) on v1. A limit for a
+//!   controller the host does not mount is an [`Error::Unsupported`] naming it.
 //!   [`Runtime::stats`] reads memory, OOM-kill, CPU and pid counters.
+//! - Operations of runc's beyond the spec's: [`Runtime::pause`] and [`Runtime::resume`]
+//!   (the freezer: v1 `freezer.state`, v2 `cgroup.freeze`; [`Container::is_paused`], and
+//!   `paused` in the command line's `state`), [`Runtime::update`] (new limits on a live
+//!   container, as `runc update`), [`Runtime::pids`] (`ps`), [`Runtime::events`] (stats every
+//!   interval and OOM events as they happen: v1 an eventfd on `memory.oom_control`, v2
+//!   `memory.events`).
 //! - Security: `process.capabilities` (bounding, effective, permitted, inheritable, ambient;
-//!   an unknown name is skipped with a warning; none listed means none at all, as with runc),
+//!   an unknown name is an [`Error::InvalidConfig`] naming it, as with runc 1.1; an ambient
+//!   capability not both permitted and inheritable is not raised, with a warning, as runc and
+//!   crun do; none listed means none at all, as with runc),
 //!   `noNewPrivileges`, `rlimits`, `oomScoreAdj`, `scheduler` (`sched_setattr`),
 //!   `ioPriority`; `apparmorProfile` and `selinuxLabel` applied at `execve` where the host
 //!   has that LSM, a clear [`Error::Unsupported`] otherwise (`linux.mountLabel` always).
@@ -89,15 +102,18 @@
 //!
 //! - Hooks: `prestart` and `createRuntime` run by the caller once the container's mounts are
 //!   in place, `createContainer` in the container's namespaces right before the root
-//!   changes, `startContainer` in the container after `start`, `poststart` before `start`
-//!   returns, `poststop` on delete; each with the State JSON on stdin and its `timeout`. A
+//!   changes (these three see the status `created`, as under crun), `startContainer` in the
+//!   container after `start`, `poststart` once the user's program is executed and before
+//!   `start` returns, `poststop` on delete; each with the State JSON on stdin and its
+//!   `timeout`. A
 //!   failing early hook aborts creation (everything is cleaned up, [`Error::HookFailed`]);
 //!   a failing `poststart`/`poststop` hook is a warning.
 //! - Terminals: `process.terminal` opens a pty from the container's `/dev/ptmx`, makes it
 //!   the process's controlling terminal and stdio, sizes it from `consoleSize`, and sends
 //!   its master to [`CreateOptions::console_socket`] (`--console-socket`) with `SCM_RIGHTS`,
 //!   as runc does, so runc's receivers work unchanged ([`receive_pty`] is such a receiver);
-//!   `oci-runtime run` in the foreground without a console socket relays the terminal.
+//!   `oci-runtime run` in the foreground without a console socket relays the terminal, its
+//!   window size and each change of it ([`relay_window_size`]).
 //! - `exec` ([`Runtime::exec`], CLI `exec [--process FILE] ID -- CMD...`): a new process in
 //!   a created or running container, in its namespaces and cgroup, with the user,
 //!   capabilities, rlimits, environment and terminal of the given process (by default the
@@ -105,7 +121,7 @@
 //!
 //! # Non-goals (for now)
 //! `SCMP_ACT_NOTIFY` (refused), SELinux mount labels (refused), the systemd cgroup driver,
-//! rdma and net_cls/net_prio resources, seccomp rules for other architectures than x86_64.
+//! rdma resources, seccomp rules for other architectures than x86_64.
 //!
 //! # Security
 //! The bundle is trusted as a configuration but its rootfs is not:
@@ -137,7 +153,7 @@
 //! - The container process has exactly the capabilities `process.capabilities` lists (none
 //!   if it lists none), and runs under its seccomp filter and LSM profile when given. An
 //!   ambient capability is raised only if it is also permitted and inheritable (the kernel's
-//!   rule; runc skips the others silently, and so do we), and [`default_spec`] has no
+//!   rule; runc warns about the others and goes on, and so do we), and [`default_spec`] has no
 //!   inheritable or ambient capabilities: a non-root user gets none (CVE-2022-29162).
 //! - Hooks run with the caller's umask, as runc's do, not the 0 used while the root
 //!   filesystem is set up.
@@ -166,7 +182,7 @@ pub use oci_spec;
 pub use cgroup::Stats;
 pub use config::{Bundle, validate, validate_id};
 pub use container::{
-    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, ExitStatus, HELLO_TIMEOUT,
+    Container, CreateOptions, DEFAULT_CGROUP_ROOT, DEFAULT_ROOT, Event, ExitStatus, HELLO_TIMEOUT,
     Runtime, parse_signal,
 };
 pub use error::{Error, Result};
@@ -193,6 +209,21 @@ pub fn init_if_requested() {
 /// handlers: meant for command-line tools, not for libraries.
 pub fn forward_signals(pid: i32) {
     sys::forward_signals(pid)
+}
+
+/// Gives the terminal `master` (the master of a container's pseudo-terminal, as
+/// `oci-runtime run` relays it) the window size of this process's standard input now, and
+/// again on every `SIGWINCH` this process receives, as `runc run` does: the kernel then
+/// signals the container's foreground process group itself, so [`forward_signals`] no
+/// longer forwards `SIGWINCH`. Does nothing to the size while standard input is not a
+/// terminal. Installs a process-wide handler and keeps a duplicate of `master` open:
+/// meant for command-line tools.
+pub fn relay_window_size(master: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = master.as_fd().try_clone_to_owned()?;
+    sys::copy_window_size(0, fd.as_raw_fd());
+    sys::relay_window_size(fd);
+    Ok(())
 }
 
 /// The configuration `oci-runtime spec` writes, like `runc spec`: `sh` in `rootfs`, read-only

@@ -1,8 +1,9 @@
 //! `oci-runtime`: a runc-compatible command line over the `ocikit_runtime` library.
 //!
 //! `oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [OPTIONS] ARGS`
-//! with the commands `create`, `exec`, `start`, `state`, `kill`, `delete`, `run`, `list`, `spec` and
-//! `features`, taking the same arguments as runc's.
+//! with the commands `create`, `exec`, `start`, `state`, `kill`, `delete`, `run`, `list`,
+//! `pause`, `resume`, `update`, `ps`, `events`, `spec` and `features`, taking the same
+//! arguments as runc's.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,7 +17,14 @@ commands:
   exec [--process FILE] [--detach] [--pid-file F] [--tty] [--console-socket S] [--env K=V]
        [--cwd DIR] [--user UID[:GID]] [--preserve-fds N] ID [-- CMD [ARG...]]
   start ID
-  events --stats ID
+  events [--stats] [--interval DURATION (5s)] ID
+  pause ID
+  resume ID
+  update [--memory N] [--memory-swap N] [--memory-reservation N] [--cpu-quota N]
+         [--cpu-period N] [--cpu-shares N] [--cpu-rt-period N] [--cpu-rt-runtime N]
+         [--cpuset-cpus LIST] [--cpuset-mems LIST] [--pids-limit N] [--blkio-weight N]
+         [-r|--resources FILE|-] ID
+  ps [--format table|json] ID [PS-OPTIONS (-ef)]
   state ID
   kill [--all] ID [SIGNAL]
   delete [--force] ID
@@ -316,6 +324,11 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             };
             let c = created?;
             write_pid_file(&a, c.pid())?;
+            if let Some(master) = &relay {
+                // Our terminal's size now, and on every SIGWINCH, as runc does.
+                ocikit_runtime::relay_window_size(master)
+                    .map_err(|e| Failure::Other(format!("relaying the terminal size: {e}")))?;
+            }
             let relay = relay.map(start_relay);
             if let Err(e) = rt.start(id) {
                 let _ = rt.delete(id, true);
@@ -410,40 +423,71 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
             Ok(rt.wait_process(pid)?.code() as u8)
         }
         "events" => {
-            let a = Args::parse(rest, &[])?;
-            a.check_known(&["stats"])?;
-            if !a.has(&["stats"]) {
-                return Err(Failure::Usage(
-                    "only `events --stats ID` is supported".into(),
-                ));
-            }
+            let a = Args::parse(rest, &["interval"])?;
+            a.check_known(&["stats", "interval"])?;
             let id = a.id()?;
-            let s = rt.stats(id)?;
-            // runc's shape, plus the OOM kill count.
-            let v = serde_json::json!({
-                "type": "stats",
-                "id": id,
-                "data": {
-                    "cpu": {
-                        "usage": {"total": s.cpu_usage_ns},
-                        "throttling": {
-                            "periods": s.cpu_periods,
-                            "throttledPeriods": s.cpu_throttled_periods,
-                            "throttledTime": s.cpu_throttled_ns
-                        }
-                    },
-                    "memory": {
-                        "usage": {
-                            "usage": s.memory_usage,
-                            "max": s.memory_max_usage,
-                            "failcnt": s.memory_limit_hits
-                        },
-                        "oomKills": s.oom_kills
-                    },
-                    "pids": {"current": s.pids}
+            if a.has(&["stats"]) {
+                println!("{}", stats_event(id, &rt.stats(id)?));
+                return Ok(0);
+            }
+            let interval = match a.value(&["interval"]) {
+                Some(v) => parse_duration(v)
+                    .ok_or_else(|| Failure::Usage(format!("--interval {v}: not a duration")))?,
+                None => std::time::Duration::from_secs(5),
+            };
+            let mut out = std::io::stdout();
+            rt.events(id, interval, |e| {
+                let line = match e {
+                    ocikit_runtime::Event::Stats(s) => stats_event(id, &s),
+                    ocikit_runtime::Event::Oom => serde_json::json!({"type": "oom", "id": id}),
+                    _ => return true,
+                };
+                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+            })?;
+            Ok(0)
+        }
+        "pause" | "resume" => {
+            let a = Args::parse(rest, &[])?;
+            a.check_known(&[])?;
+            if command == "pause" {
+                rt.pause(a.id()?)?;
+            } else {
+                rt.resume(a.id()?)?;
+            }
+            Ok(0)
+        }
+        "update" => {
+            let a = Args::parse(rest, UPDATE_VALUED)?;
+            a.check_known(UPDATE_VALUED)?;
+            let id = a.id()?;
+            let res = update_resources(&a)?;
+            rt.update(id, &res)?;
+            Ok(0)
+        }
+        "ps" => {
+            // Everything after the id goes to ps(1), as with runc.
+            let mut i = 0;
+            while i < rest.len() && rest[i].starts_with('-') {
+                i += if matches!(rest[i].as_str(), "--format" | "-f" | "-format") {
+                    2
+                } else {
+                    1
+                };
+            }
+            let split = (i + 1).min(rest.len());
+            let (flags, ps_args) = rest.split_at(split);
+            let a = Args::parse(flags, &["format", "f"])?;
+            a.check_known(&["format", "f"])?;
+            let pids = rt.pids(a.id()?)?;
+            match a.value(&["format", "f"]).unwrap_or("table") {
+                "json" => println!("{}", serde_json::json!(pids)),
+                "table" => print!("{}", ps_table(&pids, ps_args)?),
+                other => {
+                    return Err(Failure::Usage(format!(
+                        "--format {other}: not table or json"
+                    )));
                 }
-            });
-            println!("{v}");
+            }
             Ok(0)
         }
         "start" => {
@@ -514,7 +558,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                     rows.push([
                         c.id().to_string(),
                         c.pid().to_string(),
-                        c.status().to_string(),
+                        c.status_name(),
                         c.state().bundle().display().to_string(),
                         c.created().to_string(),
                         "root".into(),
@@ -559,6 +603,253 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
         }
         other => Err(Failure::Usage(format!("unknown command {other:?}"))),
     }
+}
+
+/// runc's `events` JSON for a stats sample, plus the OOM kill count.
+fn stats_event(id: &str, s: &ocikit_runtime::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "type": "stats",
+        "id": id,
+        "data": {
+            "cpu": {
+                "usage": {"total": s.cpu_usage_ns},
+                "throttling": {
+                    "periods": s.cpu_periods,
+                    "throttledPeriods": s.cpu_throttled_periods,
+                    "throttledTime": s.cpu_throttled_ns
+                }
+            },
+            "memory": {
+                "usage": {
+                    "usage": s.memory_usage,
+                    "max": s.memory_max_usage,
+                    "failcnt": s.memory_limit_hits
+                },
+                "oomKills": s.oom_kills
+            },
+            "pids": {"current": s.pids}
+        }
+    })
+}
+
+/// A Go duration as runc's `--interval` takes it: `5s`, `100ms`, `1m30s`, `1.5s`.
+fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * scale;
+    }
+    (total > 0.0).then(|| std::time::Duration::from_secs_f64(total))
+}
+
+const UPDATE_VALUED: &[&str] = &[
+    "memory",
+    "memory-swap",
+    "memory-reservation",
+    "kernel-memory-tcp",
+    "cpu-quota",
+    "cpu-period",
+    "cpu-shares",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "pids-limit",
+    "blkio-weight",
+    "resources",
+    "r",
+];
+
+/// A size as runc's update takes it (`units.RAMInBytes`): bytes, or with a `k`, `m`, `g`,
+/// `t` suffix (powers of 1024, an optional `b`/`ib`); `-1` for no limit.
+fn parse_bytes(v: &str) -> Option<i64> {
+    let lower = v.trim().to_ascii_lowercase();
+    let t = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (num, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        't' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: i64 = num.parse().ok()?;
+    if n < 0 {
+        return (n == -1).then_some(-1);
+    }
+    n.checked_mul(1i64 << shift)
+}
+
+/// The resources of `update`: `-r FILE` (a runtime-spec `linux.resources` JSON, `-` for
+/// standard input) first, then each flag over it, as runc does.
+fn update_resources(
+    a: &Args,
+) -> Result<ocikit_runtime::oci_spec::runtime::LinuxResources, Failure> {
+    use ocikit_runtime::oci_spec::runtime::{LinuxPids, LinuxResources};
+    let mut res: LinuxResources = match a.value(&["resources", "r"]) {
+        Some(f) => {
+            let bytes = if f == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .map_err(|e| Failure::Other(format!("reading standard input: {e}")))?;
+                b
+            } else {
+                std::fs::read(f).map_err(|e| Failure::Other(format!("reading {f}: {e}")))?
+            };
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::Other(format!("parsing {f} as linux.resources: {e}")))?
+        }
+        None => LinuxResources::default(),
+    };
+    let bad = |flag: &str, v: &str| Failure::Usage(format!("--{flag} {v}: not a valid value"));
+    let bytes = |flag: &str| -> Result<Option<i64>, Failure> {
+        a.value(&[flag])
+            .map(|v| parse_bytes(v).ok_or_else(|| bad(flag, v)))
+            .transpose()
+    };
+    fn num<T: std::str::FromStr>(a: &Args, flag: &str) -> Result<Option<T>, Failure> {
+        a.value(&[flag])
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| Failure::Usage(format!("--{flag} {v}: not a number")))
+            })
+            .transpose()
+    }
+    let (limit, swap, reservation, tcp) = (
+        bytes("memory")?,
+        bytes("memory-swap")?,
+        bytes("memory-reservation")?,
+        bytes("kernel-memory-tcp")?,
+    );
+    if limit.or(swap).or(reservation).or(tcp).is_some() {
+        let mut m = res.memory().unwrap_or_default();
+        if limit.is_some() {
+            m.set_limit(limit);
+        }
+        if swap.is_some() {
+            m.set_swap(swap);
+        }
+        if reservation.is_some() {
+            m.set_reservation(reservation);
+        }
+        if tcp.is_some() {
+            m.set_kernel_tcp(tcp);
+        }
+        res.set_memory(Some(m));
+    }
+    let quota: Option<i64> = num(a, "cpu-quota")?;
+    let period: Option<u64> = num(a, "cpu-period")?;
+    let shares: Option<u64> = num(a, "cpu-shares")?;
+    let rt_period: Option<u64> = num(a, "cpu-rt-period")?;
+    let rt_runtime: Option<i64> = num(a, "cpu-rt-runtime")?;
+    let cpus = a.value(&["cpuset-cpus"]);
+    let mems = a.value(&["cpuset-mems"]);
+    if quota.is_some()
+        || period.is_some()
+        || shares.is_some()
+        || rt_period.is_some()
+        || rt_runtime.is_some()
+        || cpus.is_some()
+        || mems.is_some()
+    {
+        let mut c = res.cpu().clone().unwrap_or_default();
+        if quota.is_some() {
+            c.set_quota(quota);
+        }
+        if period.is_some() {
+            c.set_period(period);
+        }
+        if shares.is_some() {
+            c.set_shares(shares);
+        }
+        if rt_period.is_some() {
+            c.set_realtime_period(rt_period);
+        }
+        if rt_runtime.is_some() {
+            c.set_realtime_runtime(rt_runtime);
+        }
+        if let Some(v) = cpus {
+            c.set_cpus(Some(v.to_string()));
+        }
+        if let Some(v) = mems {
+            c.set_mems(Some(v.to_string()));
+        }
+        res.set_cpu(Some(c));
+    }
+    if let Some(n) = num::<i64>(a, "pids-limit")? {
+        let mut p = LinuxPids::default();
+        p.set_limit(n);
+        res.set_pids(Some(p));
+    }
+    if let Some(w) = num::<u16>(a, "blkio-weight")? {
+        let mut b = res.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(w));
+        res.set_block_io(Some(b));
+    }
+    Ok(res)
+}
+
+/// `ps` output (`ps ARGS`, `-ef` by default) restricted to `pids`, as `runc ps` prints it:
+/// the header, then the lines whose PID column is one of them.
+fn ps_table(pids: &[i32], args: &[String]) -> Result<String, Failure> {
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|e| Failure::Other(format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::Other(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| Failure::Other("ps printed no PID column".into()))?;
+    let mut table = format!("{header}\n");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            table.push_str(l);
+            table.push('\n');
+        }
+    }
+    Ok(table)
 }
 
 /// A private directory for a console socket under the state root.
@@ -634,6 +925,44 @@ mod tests {
 
         let a = args(&["--force=false", "x"], &[]);
         assert!(!a.has(&["force"]));
+        assert_eq!(
+            parse_duration("5s"),
+            Some(std::time::Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_duration("1m30s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
+        for bad in ["", "5", "5x", "-1s", "0s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(parse_bytes("1024"), Some(1024));
+        assert_eq!(parse_bytes("64m"), Some(64 << 20));
+        assert_eq!(parse_bytes("2G"), Some(2 << 30));
+        assert_eq!(parse_bytes("1KiB"), Some(1024));
+        assert_eq!(parse_bytes("-1"), Some(-1));
+        assert_eq!(parse_bytes("-2"), None);
+        assert_eq!(parse_bytes("lots"), None);
+        let a = args(
+            &[
+                "--memory",
+                "32m",
+                "--cpu-quota=20000",
+                "--pids-limit",
+                "9",
+                "x",
+            ],
+            UPDATE_VALUED,
+        );
+        let r = update_resources(&a).ok().unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(32 << 20));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(20000));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 9);
+        assert!(r.block_io().is_none());
         let v: Vec<String> = vec!["--bundle".into()];
         assert!(Args::parse(&v, CREATE_VALUED).is_err());
         assert!(args(&[], &[]).id().is_err());

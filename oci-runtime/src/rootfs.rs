@@ -287,16 +287,23 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     };
     let root = Path::new("/");
-    mount(None::<&str>, root, None::<&str>, before, None::<&str>)
-        .map_err(sys("making / private to the container", root))?;
-    mount(
-        Some(plan.rootfs),
-        plan.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(sys("bind-mounting the rootfs", plan.rootfs))?;
+    // Without a mount namespace of its own (none listed), the container shares the runtime's,
+    // as runc allows: its mounts are made inside the rootfs there (delete undoes them), the
+    // root is changed with chroot, and nothing touches `/` or the mount holding the rootfs
+    // (the configuration check refused a read-only root and rootfs propagation).
+    let own_mounts = has_mount_namespace(plan.spec);
+    if own_mounts {
+        mount(None::<&str>, root, None::<&str>, before, None::<&str>)
+            .map_err(sys("making / private to the container", root))?;
+        mount(
+            Some(plan.rootfs),
+            plan.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys("bind-mounting the rootfs", plan.rootfs))?;
+    }
     let root_fd = open(
         plan.rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -327,7 +334,9 @@ pub(crate) fn setup(plan: &RootfsPlan<'_>) -> Result<()> {
     (plan.before_pivot)()?;
 
     chdir(plan.rootfs).map_err(sys("entering the rootfs", plan.rootfs))?;
-    if plan.no_pivot {
+    if !own_mounts {
+        chroot(".").map_err(sys("chroot", plan.rootfs))?;
+    } else if plan.no_pivot {
         mount(
             Some(plan.rootfs),
             root,
@@ -520,6 +529,52 @@ struct Hierarchy {
     /// This process's own cgroup of it on the host; `None` when that is not below the
     /// mount's root.
     own: Option<PathBuf>,
+}
+
+/// Whether the configuration gives the container a mount namespace (new or joined).
+pub(crate) fn has_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
+/// The mount points a container without a mount namespace left in ours, deepest (latest)
+/// first: those strictly below `rootfs` at or under one of its `mounts`, masked or read-only
+/// paths, from the text of `/proc/self/mountinfo`.
+pub(crate) fn shared_mounts(mountinfo: &str, rootfs: &Path, spec: &Spec) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .map(|m| m.destination().clone())
+        .collect();
+    if let Some(l) = spec.linux() {
+        for p in l.masked_paths().iter().chain(l.readonly_paths()).flatten() {
+            roots.push(PathBuf::from(p));
+        }
+    }
+    let mut out: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(|p| PathBuf::from(unescape(p))))
+        .filter(|p| {
+            p.strip_prefix(rootfs).is_ok_and(|rel| {
+                let rel = Path::new("/").join(rel);
+                rel != Path::new("/") && roots.iter().any(|r| rel.starts_with(r))
+            })
+        })
+        .collect();
+    out.reverse();
+    out.dedup();
+    out
+}
+
+/// Detaches what [`shared_mounts`] finds (delete of a container without a mount namespace).
+pub(crate) fn undo_shared_mounts(rootfs: &Path, spec: &Spec) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for p in shared_mounts(&info, rootfs, spec) {
+        let _ = umount2(&p, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+    }
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).

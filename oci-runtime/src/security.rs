@@ -94,35 +94,53 @@ impl CapSets {
     }
 }
 
-/// Drops, with a warning on standard error, the capability names of `process.capabilities`
-/// in a raw `config.json` that this runtime does not know: the runtime-spec asks for a
-/// warning, not a failure. Returns the warnings.
-pub(crate) fn drop_unknown_capabilities(config: &mut serde_json::Value) -> Vec<String> {
-    let mut warnings = Vec::new();
-    let Some(caps) = config
-        .get_mut("process")
-        .and_then(|p| p.get_mut("capabilities"))
-        .and_then(|c| c.as_object_mut())
-    else {
-        return warnings;
+/// The warnings for ambient capabilities of `process` that the kernel will not raise
+/// because they are not both permitted and inheritable (capabilities(7): "The ambient
+/// capability set obeys the invariant that no capability can ever be ambient if it is not
+/// both permitted and inheritable"). runc warns about each and goes on ("can't raise
+/// ambient capability"), crun too: the configuration `runc spec` writes lists ambient
+/// capabilities without inheritable ones.
+pub(crate) fn ambient_warnings(process: &oci_spec::runtime::Process) -> Vec<String> {
+    let Some(caps) = process.capabilities() else {
+        return Vec::new();
     };
-    for (set, names) in caps.iter_mut() {
-        if let Some(list) = names.as_array_mut() {
-            list.retain(|name| {
-                let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
-                if !known {
-                    warnings.push(format!(
-                        "unknown capability {name} in process.capabilities.{set}: ignored"
-                    ));
-                }
-                known
-            });
+    let sets = CapSets::from_spec(caps);
+    let lost = sets.ambient & !(sets.permitted & sets.inheritable);
+    CAPS.iter()
+        .filter(|(_, n)| lost & (1u64 << n) != 0)
+        .map(|(name, _)| {
+            format!(
+                "ambient capability {name} is not raised: it is not in both the permitted and \
+                 the inheritable sets"
+            )
+        })
+        .collect()
+}
+
+/// Refuses a capability name of `process.capabilities` in a raw `config.json` that this
+/// runtime does not know, naming the set and position: runtime-spec 1.0.2 (config.md,
+/// POSIX process, `capabilities`): "Any value which cannot be mapped to a relevant kernel
+/// interface MUST cause an error." (runc 1.1 and crun refuse it too: "unknown capability".)
+/// Checked on the raw JSON, before the typed parse, so the error names the field.
+pub(crate) fn check_capability_names(config: &serde_json::Value) -> Result<()> {
+    let Some(caps) = config
+        .get("process")
+        .and_then(|p| p.get("capabilities"))
+        .and_then(|c| c.as_object())
+    else {
+        return Ok(());
+    };
+    for (set, names) in caps {
+        for (i, name) in names.as_array().into_iter().flatten().enumerate() {
+            if serde_json::from_value::<Capability>(name.clone()).is_err() {
+                return Err(Error::config(
+                    format!("process.capabilities.{set}[{i}]"),
+                    format!("unknown capability {name}"),
+                ));
+            }
         }
     }
-    for w in &warnings {
-        eprintln!("oci-runtime: warning: {w}");
-    }
-    warnings
+    Ok(())
 }
 
 /// One rlimit: the `RLIMIT_*` resource number, soft and hard values.
@@ -301,18 +319,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_capabilities_are_warnings() {
-        let mut v = json!({"process": {"capabilities": {
+    fn unknown_capabilities_are_errors() {
+        let v = json!({"process": {"capabilities": {
             "bounding": ["CAP_KILL", "CAP_NOT_A_THING"],
             "effective": ["CAP_KILL"]
         }}});
-        let w = drop_unknown_capabilities(&mut v);
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("CAP_NOT_A_THING"), "{w:?}");
-        assert_eq!(
-            v["process"]["capabilities"]["bounding"],
-            json!(["CAP_KILL"])
-        );
+        match check_capability_names(&v) {
+            Err(Error::InvalidConfig { field, reason }) => {
+                assert_eq!(field, "process.capabilities.bounding[1]");
+                assert!(reason.contains("CAP_NOT_A_THING"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let ok = json!({"process": {"capabilities": {"bounding": ["CAP_KILL"]}}});
+        check_capability_names(&ok).unwrap();
     }
 
     #[test]

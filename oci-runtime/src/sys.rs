@@ -116,12 +116,70 @@ pub(crate) fn set_domainname(name: &str) -> Result<(), Errno> {
 
 static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
+/// The master of the terminal `oci-runtime run` relays, or -1: on `SIGWINCH` our terminal's
+/// size is copied to it instead of forwarding the signal.
+static WINCH_MASTER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 extern "C" fn forward(sig: libc::c_int) {
+    let master = WINCH_MASTER.load(std::sync::atomic::Ordering::Relaxed);
+    if sig == libc::SIGWINCH && master >= 0 {
+        copy_window_size(0, master);
+        return;
+    }
     let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe and takes plain integers.
         unsafe { libc::kill(pid, sig) };
     }
+}
+
+/// Copies the window size of terminal `from` to terminal `to` (`TIOCGWINSZ` then
+/// `TIOCSWINSZ`); the kernel then sends `SIGWINCH` to the foreground process group of `to`.
+/// Does nothing if `from` is not a terminal. Async-signal-safe (two ioctls).
+pub(crate) fn copy_window_size(from: RawFd, to: RawFd) -> bool {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid, writable winsize alive for the call; bad descriptors only
+    // make the ioctl fail.
+    let r = unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    if r < 0 {
+        return false;
+    }
+    // SAFETY: as above; the kernel only reads `ws`.
+    let r = unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    r == 0
+}
+
+/// From now on, `SIGWINCH` copies our standard input's window size to the terminal `master`
+/// (kept open for the rest of the process) rather than being forwarded; takes effect with
+/// [`forward_signals`].
+pub(crate) fn relay_window_size(master: OwnedFd) {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use std::os::fd::IntoRawFd;
+    let old = WINCH_MASTER.swap(master.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    if old >= 0 {
+        // SAFETY: `old` came from `into_raw_fd` above in an earlier call; nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(old) });
+    }
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only loads atomics and makes ioctl/kill calls, all
+    // async-signal-safe.
+    let _ = unsafe { sigaction(Signal::SIGWINCH, &action) };
+}
+
+/// A new eventfd (close-on-exec), counter at 0.
+pub(crate) fn eventfd() -> Result<OwnedFd, Errno> {
+    // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
+    let r = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    new_fd(r as libc::c_long)
 }
 
 /// Installs process-wide handlers that forward the usual termination and user signals to

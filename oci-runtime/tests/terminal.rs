@@ -108,3 +108,106 @@ fn run_in_the_foreground_relays_the_terminal() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "/dev/pts/0\r\n");
 }
+
+/// Runs `runtime run` of `b` on a new pseudo-terminal of 30x100 as its controlling terminal;
+/// once the container printed `ready`, resizes that terminal to 40x120 (the kernel sends
+/// `SIGWINCH` to the runtime, its foreground process). Returns everything printed.
+fn run_on_a_pty(runtime: &str, b: &TestBundle) -> String {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let state = tempfile::tempdir().unwrap();
+    let size = nix::pty::Winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut cmd = std::process::Command::new(runtime);
+    cmd.arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &id("winch")])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid and an ioctl that
+    // makes standard input (the pty slave) the controlling terminal.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Our copies of the slave, so that the master reads EIO once the runtime has exited.
+    drop(cmd);
+    drop(slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut out = Vec::new();
+    let mut resized = false;
+    let mut chunk = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // EIO once the last slave descriptor is closed.
+    while std::time::Instant::now() < deadline {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            master.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(500u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+        if !resized && String::from_utf8_lossy(&out).contains("ready") {
+            let big = libc::winsize {
+                ws_row: 40,
+                ws_col: 120,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: a valid winsize for the call; the kernel only reads it.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &big) };
+            assert_eq!(r, 0);
+            resized = true;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Under a pseudo-terminal of 30x100, `run` of `stty size` prints `30 100`, and a resize to
+/// 40x120 while it runs reaches the container (its terminal's size and a `SIGWINCH`), as
+/// under runc.
+#[test]
+fn run_relays_the_window_size_and_its_changes() {
+    let mut b = TestBundle::new(
+        "stty size; trap 'stty size; exit 0' WINCH; echo ready; \
+         i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo timeout",
+    );
+    b.config["process"]["terminal"] = true.into();
+    b.write();
+    let ours = run_on_a_pty(env!("CARGO_BIN_EXE_oci-runtime"), &b);
+    let theirs = run_on_a_pty("runc", &b);
+    let sizes = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| l.split(' ').count() == 2 && l.split(' ').all(|n| n.parse::<u32>().is_ok()))
+            .collect()
+    };
+    assert_eq!(sizes(&ours), ["30 100", "40 120"], "{ours:?}");
+    assert_eq!(
+        sizes(&ours),
+        sizes(&theirs),
+        "oci-runtime (left) and runc (right): {theirs:?}"
+    );
+}

@@ -158,7 +158,7 @@ impl Drop for Guard<'_> {
 /// `oci-runtime` binary): its exit code, stdout and stderr.
 pub fn run_with(runtime: &str, bundle: &TestBundle) -> (Option<i32>, String, String) {
     let state = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(runtime)
+    let out = peer(runtime)
         .arg("--root")
         .arg(state.path())
         .args(["run", "--bundle"])
@@ -172,4 +172,25 @@ pub fn run_with(runtime: &str, bundle: &TestBundle) -> (Option<i32>, String, Str
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A command running `runtime`. crun 1.8 refuses a hybrid host whose cgroup2 mount has a
+/// controller ("cgroups in hybrid mode not supported", this host's has hugetlb): it runs in
+/// a private mount namespace without that mount, so it sees the v1 hierarchies only. The
+/// host's own mounts are not changed.
+pub fn peer(runtime: &str) -> std::process::Command {
+    if runtime != "crun" {
+        return std::process::Command::new(runtime);
+    }
+    let mut c = std::process::Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun \"$@\"",
+        "crun",
+    ]);
+    c
 }
