@@ -16,6 +16,7 @@
 
 pub mod artifact;
 pub mod build;
+mod context;
 pub mod convert;
 pub mod copy;
 mod error;
@@ -25,6 +26,7 @@ pub mod run;
 pub mod store;
 pub mod unpack;
 
+pub use context::SystemContext;
 pub use error::Error;
 pub use oci_spec;
 pub use ocikit_distribution as distribution;

@@ -46,7 +46,8 @@ use ocikit_image::{
 };
 use ocikit_layout::{Layout, RefName};
 
-use crate::copy::{Location, open_source};
+use crate::SystemContext;
+use crate::copy::{Location, open_source_with};
 use crate::fsutil::remove_tree;
 pub use meta::{ContainerInfo, ImageInfo, RootfsKind};
 use meta::{ContainerMeta, SnapshotMeta};
@@ -147,6 +148,7 @@ pub struct PullOptions {
     platform: Platform,
     name: Option<RefName>,
     jobs: usize,
+    context: SystemContext,
 }
 
 impl Default for PullOptions {
@@ -155,6 +157,7 @@ impl Default for PullOptions {
             platform: host_platform(),
             name: None,
             jobs: 4,
+            context: SystemContext::new(),
         }
     }
 }
@@ -182,6 +185,13 @@ impl PullOptions {
     /// How many layers are fetched and unpacked at once (default 4, at least 1).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
+        self
+    }
+
+    /// How a `docker://` location is reached: registries.conf, TLS, credentials. Default:
+    /// [`SystemContext::new`], the system's files.
+    pub fn context(mut self, context: SystemContext) -> Self {
+        self.context = context;
         self
     }
 }
@@ -400,7 +410,7 @@ impl Store {
         location: &Location,
         options: &PullOptions,
     ) -> Result<PulledImage, crate::Error> {
-        let opened = open_source(location, &options.platform)?;
+        let opened = open_source_with(location, &options.platform, &options.context)?;
         let source = opened.source();
         let image = source.fetch_image(&opened.reference(), &options.platform)?;
         let name = match &options.name {
