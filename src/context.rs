@@ -31,7 +31,7 @@ use ocikit_distribution::{
     Client, ClientBuilder, Credentials, Endpoint, Reference, RegistriesConf, Repository,
 };
 use ocikit_image::oci_spec::image::{Descriptor, Digest};
-use ocikit_image::{AnyManifest, BlobReader, ImageSource, TagOrDigest};
+use ocikit_image::{AnyManifest, BlobReader, Config, ImageSource, Manifest, TagOrDigest};
 
 use crate::Error;
 
@@ -326,6 +326,12 @@ impl ImageSource for MirroredSource {
         Ok(self
             .first(self.chosen, |r| r.resolve_manifest(reference))?
             .1)
+    }
+
+    /// A configuration is read whole and verified at one place, the next on any failure
+    /// (a corrupt one included).
+    fn fetch_config(&self, manifest: &Manifest) -> ocikit_image::Result<Config> {
+        Ok(self.first(self.chosen, |r| r.fetch_config(manifest))?.1)
     }
 
     fn referrers(&self, subject: &Descriptor) -> ocikit_image::Result<Vec<Descriptor>> {

@@ -788,6 +788,14 @@ impl OpenedSource {
         }
     }
 
+    /// How many places the source has: a registry's mirrors and location, else 1.
+    pub(crate) fn places(&self) -> usize {
+        match &self.source {
+            Source::Registry(r) => r.places(),
+            _ => 1,
+        }
+    }
+
     /// The top as a reference for [`ImageSource`] calls (by digest, which every source
     /// resolves).
     pub fn reference(&self) -> TagOrDigest {

@@ -49,6 +49,9 @@ fn image(root: &Path, seed: u64, size: usize) -> (Layout, String) {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
     h.set_cksum();
     b.append_data(&mut h, "data", &data[..]).unwrap();
     let layer = b.into_inner().unwrap();
@@ -446,4 +449,50 @@ fn a_registries_conf_that_does_not_parse_names_file_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("short name"), "{e}");
+}
+
+/// The image store reads through the same context: a mirror serving corrupt blobs (config
+/// and layer) is passed over for the location, and the stored layer is the real one.
+#[test]
+fn the_store_pulls_past_a_corrupt_mirror() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, digest) = image(&dir.path().join("src"), 13, 150_000);
+    let name = format!("store-mirrored-{}", std::process::id());
+    push(
+        &format!("oci:{}:v1", src.root().display()).parse().unwrap(),
+        &format!("{registry}/ocikit-context/{name}:v1"),
+        &CopyOptions::new().destination_context(hermetic()),
+    )
+    .unwrap();
+    let (corrupt, connections) = corrupting_mirror(registry.clone());
+    let conf = RegistriesConf::parse(
+        &format!(
+            "[[registry]]\nprefix = \"example.invalid/team\"\nlocation = \"{registry}/ocikit-context\"\n\
+             [[registry.mirror]]\nlocation = \"{corrupt}/ocikit-context\"\n"
+        ),
+        "test.conf",
+    )
+    .unwrap();
+    let store = ocikit::store::Store::open(dir.path().join("store")).unwrap();
+    let pulled = store
+        .pull(
+            &format!("docker://example.invalid/team/{name}:v1")
+                .parse()
+                .unwrap(),
+            &ocikit::store::PullOptions::new().context(hermetic().registries_conf(conf)),
+        )
+        .unwrap();
+    assert!(connections.load(Ordering::SeqCst) >= 2);
+    assert_eq!(pulled.layers.len(), 1);
+    assert!(pulled.layers[0].fetched && pulled.layers[0].unpacked);
+    assert_eq!(
+        pulled.name.as_ref().map(|n| n.as_str().to_owned()),
+        Some(format!("example.invalid/team/{name}:v1"))
+    );
+    let images = store.images().unwrap();
+    assert!(
+        images.iter().any(|i| i.digest.to_string() == digest),
+        "{images:?}"
+    );
 }

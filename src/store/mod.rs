@@ -411,6 +411,9 @@ impl Store {
         options: &PullOptions,
     ) -> Result<PulledImage, crate::Error> {
         let opened = open_source_with(location, &options.platform, &options.context)?;
+        // A layer that fails verification is fetched again from the source's next place (a
+        // registry's mirrors, then its location); a failed layer leaves nothing behind.
+        let tries = opened.places();
         let source = opened.source();
         let image = source.fetch_image(&opened.reference(), &options.platform)?;
         let name = match &options.name {
@@ -442,7 +445,16 @@ impl Store {
                             diff_id: &diff_ids[i],
                             chain_ids: &chain_ids[..=i],
                         };
-                        let r = self.store_layer(source, &layer, &ladder);
+                        let mut left = tries;
+                        let r = loop {
+                            left -= 1;
+                            match self.store_layer(source, &layer, &ladder) {
+                                Err(crate::Error::Image(e)) if left > 0 && e.is_verification() => {
+                                    continue;
+                                }
+                                other => break other,
+                            }
+                        };
                         ladder.done(i, r.is_ok());
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
