@@ -276,10 +276,11 @@ fn relay_once(client: TcpStream, upstream: &str) -> std::io::Result<()> {
     server.write_all(request.as_bytes())?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
-    if blob && response.starts_with(b"HTTP/1.1 200") {
-        if let Some(last) = response.last_mut() {
-            *last ^= 0xff;
-        }
+    if blob
+        && response.starts_with(b"HTTP/1.1 200")
+        && let Some(last) = response.last_mut()
+    {
+        *last ^= 0xff;
     }
     let mut client = client;
     client.write_all(&response)?;

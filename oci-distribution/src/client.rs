@@ -749,6 +749,29 @@ impl Client {
     }
 }
 
+/// An agent with the client's settings and `tls`.
+fn make_agent(
+    config: &ClientBuilder,
+    proxy: Option<ureq::Proxy>,
+    tls: ureq::tls::TlsConfig,
+) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .proxy(proxy)
+        .user_agent(config.user_agent.as_str())
+        // Blobs are served as stored; no transparent decompression, so byte offsets for
+        // `Range` stay true.
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_per_read(Some(config.read_timeout))
+        .timeout_recv_response(Some(config.read_timeout))
+        .max_redirects(10)
+        .max_idle_connections_per_host(8)
+        .build()
+        .into()
+}
+
 /// The target of `rel="next"` in a `Link` header.
 pub(crate) fn next_link(link: &str) -> Option<String> {
     for part in link.split(',') {
@@ -836,27 +859,4 @@ mod tests {
         assert_eq!(c.base_url("reg.lan"), "https://reg.lan");
         assert_eq!(c.base_url("quay.io"), "https://quay.io");
     }
-}
-
-/// An agent with the client's settings and `tls`.
-fn make_agent(
-    config: &ClientBuilder,
-    proxy: Option<ureq::Proxy>,
-    tls: ureq::tls::TlsConfig,
-) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .tls_config(tls)
-        .proxy(proxy)
-        .user_agent(config.user_agent.as_str())
-        // Blobs are served as stored; no transparent decompression, so byte offsets for
-        // `Range` stay true.
-        .accept_encoding(ureq::config::AutoHeaderValue::None)
-        .timeout_connect(Some(config.connect_timeout))
-        .timeout_per_read(Some(config.read_timeout))
-        .timeout_recv_response(Some(config.read_timeout))
-        .max_redirects(10)
-        .max_idle_connections_per_host(8)
-        .build()
-        .into()
 }

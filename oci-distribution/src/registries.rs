@@ -749,7 +749,7 @@ location = "m.lan/busybox"
         )
         .unwrap();
         std::fs::write(&drop_in, "[[registry]]\nlocation = \"bad.lan\"\n").unwrap();
-        let conf = RegistriesConf::load(&[main.clone()]).unwrap();
+        let conf = RegistriesConf::load(std::slice::from_ref(&main)).unwrap();
         assert_eq!(
             conf.find(&"reg.lan/a:1".parse().unwrap())
                 .unwrap()
