@@ -497,3 +497,28 @@ fn the_store_pulls_past_a_corrupt_mirror() {
         "{images:?}"
     );
 }
+
+/// registries.conf's `insecure = true`: "unencrypted HTTP as well as TLS connections with
+/// untrusted certificates are allowed": the TLS registry whose CA nothing trusts is reached
+/// over TLS without verification, and the plain one over HTTP.
+#[test]
+fn insecure_allows_an_untrusted_certificate_and_plain_http() {
+    for registry in [env("OCIKIT_TEST_TLS_REGISTRY"), registry()] {
+        let conf = RegistriesConf::parse(
+            &format!("[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n"),
+            "insecure.conf",
+        )
+        .unwrap();
+        push_and_pull(
+            hermetic().registries_conf(conf),
+            &registry,
+            &format!("insecure-{}", std::process::id()),
+        );
+    }
+    // skopeo's --tls-verify=false does the same for every registry.
+    push_and_pull(
+        hermetic().tls_verify(false),
+        &env("OCIKIT_TEST_TLS_REGISTRY"),
+        "tls-verify-false",
+    );
+}
