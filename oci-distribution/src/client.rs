@@ -257,7 +257,7 @@ impl Client {
         let agent = make_agent(
             &config,
             proxy.clone(),
-            tls_config(&roots, &[], &HostTls::default(), verify),
+            tls_config(&roots, &HostTls::default(), verify),
         );
         let sources = CredentialSources {
             explicit: config.credentials.clone(),
@@ -308,7 +308,7 @@ impl Client {
             make_agent(
                 config,
                 self.inner.proxy.clone(),
-                tls_config(&self.inner.roots, &[], &host, !insecure),
+                tls_config(&self.inner.roots, &host, !insecure),
             )
         } else {
             self.inner.agent.clone()

@@ -132,24 +132,22 @@ pub(crate) fn read_cert_dir(dir: &Path) -> Result<HostTls> {
     Ok(host)
 }
 
-/// The TLS configuration of a set of hosts: the system's roots, the builder's extra ones,
-/// and the host's own; its client certificate; verification off when `verify` is false.
+/// The TLS configuration of a host: `roots` (the system's and the builder's) and the host's
+/// own; its client certificate; verification off when `verify` is false.
 pub(crate) fn tls_config(
-    system: &[Certificate<'static>],
-    extra: &[Certificate<'static>],
+    roots: &[Certificate<'static>],
     host: &HostTls,
     verify: bool,
 ) -> TlsConfig {
     let mut tls = TlsConfig::builder().disable_verification(!verify);
-    if system.is_empty() && extra.is_empty() && host.roots.is_empty() {
+    if roots.is_empty() && host.roots.is_empty() {
         // No system store at all: the Mozilla roots compiled in.
         tls = tls.root_certs(RootCerts::WebPki);
     } else {
-        let mut roots = Vec::with_capacity(system.len() + extra.len() + host.roots.len());
-        roots.extend_from_slice(system);
-        roots.extend_from_slice(extra);
-        roots.extend_from_slice(&host.roots);
-        tls = tls.root_certs(RootCerts::new_with_certs(&roots));
+        let mut all = Vec::with_capacity(roots.len() + host.roots.len());
+        all.extend_from_slice(roots);
+        all.extend_from_slice(&host.roots);
+        tls = tls.root_certs(RootCerts::new_with_certs(&all));
     }
     if let Some(client) = &host.client {
         tls = tls.client_cert(Some(client.clone()));
