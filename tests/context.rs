@@ -1,7 +1,7 @@
 //! Registries as operators configure them (`SystemContext`): TLS trusted through a
 //! `certs.d` directory, through the system's store (`SSL_CERT_FILE`), or refused; a client
 //! certificate from `certs.d`; registries.conf mirrors (one down, one serving a corrupt
-//! blob), `blocked`, and a file that does not parse.
+//! blob), `blocked`, `insecure`, a file that does not parse, and credentials given per call.
 //!
 //! Needs the registries of `scripts/test.sh`: `OCIKIT_TEST_REGISTRY` (plain HTTP),
 //! `OCIKIT_TEST_TLS_REGISTRY`, `OCIKIT_TEST_MTLS_REGISTRY` (client certificate required) and
@@ -521,4 +521,118 @@ fn insecure_allows_an_untrusted_certificate_and_plain_http() {
         &env("OCIKIT_TEST_TLS_REGISTRY"),
         "tls-verify-false",
     );
+}
+
+/// A docker-registry of this test's own, killed on drop.
+struct OwnRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn own_registry(extra_yaml: &str) -> OwnRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {addr}\n  secret: test-not-a-secret\n{extra_yaml}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry (installed by scripts/test.sh)");
+    let registry = OwnRegistry {
+        child,
+        addr,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if TcpStream::connect(&registry.addr).is_ok() {
+            return registry;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on {}", registry.addr);
+}
+
+/// skopeo's `--dest-creds`/`--src-creds` on the copy recipe, against a registry with
+/// htpasswd: they work, and without them the registry refuses.
+#[test]
+fn credentials_given_per_call_by_the_copy_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    common::run(
+        Command::new("htpasswd")
+            .arg("-Bbc")
+            .arg(&htpasswd)
+            .args(["alice", "s3cret"]),
+    );
+    let reg = own_registry(&format!(
+        "auth:\n  htpasswd:\n    realm: ocikit\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let (src, digest) = image(&dir.path().join("src"), 17, 20_000);
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(&conf, "").unwrap();
+    let copy = |args: &[&str]| {
+        Command::new(example_binary("copy"))
+            .args(args)
+            .args(["--registries-conf", conf.to_str().unwrap()])
+            .env("HOME", dir.path())
+            .env("REGISTRY_AUTH_FILE", dir.path().join("auth.json"))
+            .output()
+            .unwrap()
+    };
+    let reference = format!("docker://{}/team/app:v1", reg.addr);
+    let src_loc = format!("oci:{}:v1", src.root().display());
+    let out = copy(&[&src_loc, &reference]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("authentication"), "{stderr}");
+    let out = copy(&[&src_loc, &reference, "--dest-creds", "alice:s3cret"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dst_loc = format!("oci:{}:got", dir.path().join("pulled").display());
+    let out = copy(&[&reference, &dst_loc, "--src-creds=alice:s3cret"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = Layout::open(dir.path().join("pulled")).unwrap();
+    assert_eq!(
+        pulled
+            .resolve(&"got".parse().unwrap())
+            .unwrap()
+            .digest()
+            .to_string(),
+        digest
+    );
+    let out = copy(&[&reference, &dst_loc, "--src-creds", "alice:wrong"]);
+    assert!(!out.status.success());
 }
