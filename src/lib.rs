@@ -11,6 +11,8 @@
 //!
 //! [`copy`] composes them: one copy routine for every pair of places an image can live;
 //! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
+//! [`SystemContext`] says how registries are reached (registries.conf, `certs.d`, the system's
+//! CA store, credentials), as skopeo's options do.
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
