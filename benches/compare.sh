@@ -92,6 +92,8 @@ dist_row() { # label key
 }
 dist_row "pull a 107 MiB image into a layout" "pull into a layout"
 dist_row "push it to an empty registry" "push to an empty registry"
+dist_row "pull it into a layout over TLS" "TLS pull into a layout"
+dist_row "push it to an empty registry over TLS" "TLS push to an empty registry"
 
 step "serving pulls (our registry vs docker-registry)"
 cargo bench -q -p ocikit-distribution --bench server_vs_docker_registry >"$LOGS/srv" 2>"$LOGS/srv.err"

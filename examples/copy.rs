@@ -2,28 +2,95 @@
 //!
 //! ```text
 //! cargo run --release --example copy -- SRC DST [--platform OS/ARCH[/VARIANT] | --all]
+//!     [--src-creds USER[:PASSWORD]] [--src-tls-verify[=BOOL]] [--src-cert-dir DIR]
+//!     [--src-authfile FILE] [--dest-creds ...] [--dest-tls-verify[=BOOL]]
+//!     [--dest-cert-dir DIR] [--dest-authfile FILE] [--registries-conf FILE]
 //! ```
 //!
 //! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
-//! `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/NAME[:TAG|@DIGEST]` (loopback registries
-//! over plain HTTP). Digests are kept whenever the format allows (a docker archive stores no
-//! manifest; Docker manifests written to `oci:`/`oci-archive:` become OCI ones); only the
-//! blobs the destination lacks are copied.
+//! `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/NAME[:TAG|@DIGEST]`. Registries are
+//! reached as skopeo reaches them: registries.conf (mirrors, `insecure`, `blocked`),
+//! `certs.d`, the auth files and the system's CA store, loopback registries over plain HTTP
+//! unless TLS is asked for; the options are skopeo's. Digests are kept whenever the format
+//! allows (a docker archive stores no manifest; Docker manifests written to
+//! `oci:`/`oci-archive:` become OCI ones); only the blobs the destination lacks are copied.
 
 use std::process::ExitCode;
 
+use ocikit::SystemContext;
 use ocikit::copy::{CopyOptions, Location, copy};
+use ocikit::distribution::Credentials;
 use ocikit::image::parse_platform;
 
 const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
   SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]
-            | docker://HOST/NAME[:TAG|@DIGEST]";
+            | docker://HOST/NAME[:TAG|@DIGEST]
+  --src-creds, --dest-creds USER[:PASSWORD]   credentials for the registry
+  --src-tls-verify, --dest-tls-verify[=BOOL]  require HTTPS and verified certificates (true),
+                                              or allow plain HTTP and any certificate (false)
+  --src-cert-dir, --dest-cert-dir DIR         *.crt, *.cert and *.key to use for TLS
+  --src-authfile, --dest-authfile FILE        the auth file to read credentials from
+  --registries-conf FILE                      registries.conf to read instead of the system's";
+
+/// Applies `--src-X`/`--dest-X` option `name` with `value` to `context`.
+fn context_option(
+    context: SystemContext,
+    name: &str,
+    value: Option<String>,
+    args: &mut impl Iterator<Item = String>,
+) -> Result<SystemContext, Box<dyn std::error::Error>> {
+    let given = value.clone();
+    let mut value = || {
+        given
+            .clone()
+            .or_else(|| args.next())
+            .ok_or_else(|| format!("--{name} needs a value"))
+    };
+    Ok(match name.split_once('-').map(|(_, n)| n) {
+        Some("creds") => {
+            let v = value()?;
+            let (user, password) = v.split_once(':').unwrap_or((&v, ""));
+            context.credentials(Credentials::new(user, password))
+        }
+        // A boolean flag, as skopeo's: `--src-tls-verify` or `--src-tls-verify=false`.
+        Some("tls-verify") => match given.as_deref() {
+            None | Some("true") => context.tls_verify(true),
+            Some("false") => context.tls_verify(false),
+            Some(other) => return Err(format!("--{name}={other}: expected true or false").into()),
+        },
+        Some("cert-dir") => context.cert_dir(value()?),
+        Some("authfile") => context.auth_files(vec![value()?.into()]),
+        _ => return Err(format!("unknown option --{name}").into()),
+    })
+}
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let mut options = CopyOptions::new();
+    let mut src_context = SystemContext::new();
+    let mut dest_context = SystemContext::new();
+    let mut registries_conf = None;
     while let Some(arg) = args.next() {
+        let (name, value) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if let Some(n) = name.strip_prefix("--src-") {
+            src_context = context_option(src_context, &format!("src-{n}"), value, &mut args)?;
+            continue;
+        }
+        if let Some(n) = name.strip_prefix("--dest-") {
+            dest_context = context_option(dest_context, &format!("dest-{n}"), value, &mut args)?;
+            continue;
+        }
+        if name == "--registries-conf" {
+            let file = value
+                .or_else(|| args.next())
+                .ok_or("--registries-conf needs a value")?;
+            registries_conf = Some(std::path::PathBuf::from(file));
+            continue;
+        }
         match arg.as_str() {
             "--platform" => {
                 let p = args.next().ok_or("--platform needs a value")?;
@@ -41,6 +108,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let [src, dst] = positional.as_slice() else {
         return Err(USAGE.into());
     };
+    if let Some(file) = registries_conf {
+        src_context = src_context.registries_conf_files(vec![file.clone()]);
+        dest_context = dest_context.registries_conf_files(vec![file]);
+    }
+    options = options
+        .source_context(src_context)
+        .destination_context(dest_context);
     let src: Location = src.parse()?;
     let dst: Location = dst.parse()?;
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

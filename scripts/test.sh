@@ -3,9 +3,14 @@
 #
 # 1. Installs (apt-get, Debian 12) the peers the tests talk to, when they are missing.
 # 2. Starts a private docker-registry on 127.0.0.1:<free port> with its own config and a
-#    temporary data directory; it is stopped and its directory removed on exit, also on failure.
-# 3. Exports OCIKIT_TEST_REGISTRY=127.0.0.1:<port> and runs every test of the workspace
-#    (unit, integration, examples, benches built in test mode, then doctests).
+#    temporary data directory, and two more over TLS with a CA and certificates made by
+#    `openssl` at start (the second requires a client certificate); they are stopped and
+#    their directory removed on exit, also on failure.
+# 3. Exports OCIKIT_TEST_REGISTRY=127.0.0.1:<port> (plain HTTP),
+#    OCIKIT_TEST_TLS_REGISTRY and OCIKIT_TEST_MTLS_REGISTRY (TLS; client certificate), and
+#    OCIKIT_TEST_TLS_DIR, a directory of ca.crt (the CA) and client.cert/client.key (a client
+#    certificate the CA signed), then runs every test of the workspace (unit, integration,
+#    examples, benches built in test mode, then doctests).
 #
 # Arguments, if any, replace `--workspace` in both `cargo test` invocations (the registry is
 # still started): package selection only, e.g. `bash scripts/test.sh -p ocikit-distribution`.
@@ -81,9 +86,14 @@ done
 # Debian's docker-registry package may run its own service on :5000; we never use it.
 REGISTRY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ocikit-registry.XXXXXX")
 REGISTRY_PID=
+TLS_PIDS=()
 
 cleanup() {
-    local status=$? alive=false
+    local status=$? alive=false pid
+    for pid in "${TLS_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [[ -n $REGISTRY_PID ]] && kill -0 "$REGISTRY_PID" 2>/dev/null; then
         alive=true
         kill "$REGISTRY_PID" 2>/dev/null || true
@@ -177,6 +187,94 @@ if [[ -z $REGISTRY_PORT ]]; then
 fi
 export OCIKIT_TEST_REGISTRY=127.0.0.1:$REGISTRY_PORT
 log "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $NF}') serving on $OCIKIT_TEST_REGISTRY (pid $REGISTRY_PID)"
+
+# --- 2b. Two registries over TLS ---------------------------------------------------------
+# A CA made now (valid two days), a server certificate for 127.0.0.1 and a client one, both
+# signed by it. The directory uses the names of containers-certs.d(5): ca.crt, client.cert,
+# client.key; the server's own files are under server/.
+TLS_DIR=$REGISTRY_DIR/tls
+make_tls() {
+    local d=$TLS_DIR name usage
+    mkdir -p "$d/server"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ocikit-test-ca \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$d/server/ca.key" -out "$d/ca.crt" 2>/dev/null
+    for name in server client; do
+        usage=serverAuth
+        [[ $name == client ]] && usage=clientAuth
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=ocikit-test-$name" \
+            -keyout "$d/server/$name.key" -out "$d/server/$name.csr" 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=%s\n' \
+            "$usage" >"$d/server/$name.ext"
+        openssl x509 -req -in "$d/server/$name.csr" -CA "$d/ca.crt" -CAkey "$d/server/ca.key" \
+            -CAcreateserial -CAserial "$d/server/ca.srl" -days 2 -extfile "$d/server/$name.ext" -out "$d/server/$name.crt" 2>/dev/null
+    done
+    mv "$d/server/client.crt" "$d/client.cert"
+    mv "$d/server/client.key" "$d/client.key"
+}
+make_tls
+
+# start_tls_registry NAME [CLIENT_CA]: a registry over TLS on a free port (requiring a client
+# certificate signed by CLIENT_CA when given); sets TLS_PORT.
+start_tls_registry() {
+    local name=$1 client_ca=${2:-} port dir=$REGISTRY_DIR/registry-$1 i attempt pid
+    mkdir -p "$dir/data"
+    for ((attempt = 0; attempt < 20; attempt++)); do
+        port=$((20000 + RANDOM % 30000))
+        port_is_free "$port" || continue
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: ocikit-test-registry-not-a-secret
+  tls:
+    certificate: $TLS_DIR/server/server.crt
+    key: $TLS_DIR/server/server.key
+EOF
+        if [[ -n $client_ca ]]; then
+            printf '    clientcas:\n      - %s\n' "$client_ca" >>"$dir/config.yml"
+        fi
+        docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+        pid=$!
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            # 200 over TLS, trusting the CA (with the client certificate, which only the
+            # second registry asks for).
+            if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$TLS_DIR/ca.crt" \
+                --cert "$TLS_DIR/client.cert" --key "$TLS_DIR/client.key" \
+                "https://127.0.0.1:$port/v2/" 2>/dev/null) == 200 ]]; then
+                TLS_PIDS+=("$pid")
+                TLS_PORT=$port
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    echo "error: could not start the $name registry over TLS; its log:" >&2
+    tail -n 20 "$dir/registry.log" >&2 || true
+    return 1
+}
+TLS_PORT=
+start_tls_registry tls
+export OCIKIT_TEST_TLS_REGISTRY=127.0.0.1:$TLS_PORT
+start_tls_registry mtls "$TLS_DIR/ca.crt"
+export OCIKIT_TEST_MTLS_REGISTRY=127.0.0.1:$TLS_PORT
+export OCIKIT_TEST_TLS_DIR=$TLS_DIR
+log "over TLS: $OCIKIT_TEST_TLS_REGISTRY, and $OCIKIT_TEST_MTLS_REGISTRY requiring a client certificate (CA and client certificate in $TLS_DIR)"
 
 # --- 3. The tests ------------------------------------------------------------------------
 if [[ ${1:-} == -- ]]; then

@@ -32,7 +32,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use crate::Error;
-use ocikit_distribution::{Client, Reference, Repository};
+use crate::context::{MirroredSource, SystemContext};
+use ocikit_distribution::Repository;
 use ocikit_image::oci_spec::image::{Descriptor, Platform};
 use ocikit_image::{
     AnyManifest, BlobReader, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH,
@@ -54,6 +55,11 @@ pub struct CopyOptions {
     progress: Option<ProgressFn>,
     mount_from: Option<String>,
     referrers: bool,
+    source_context: Option<SystemContext>,
+    destination_context: Option<SystemContext>,
+    /// How many times a blob that fails verification is fetched (from the source's next
+    /// place): the source's places, set by [`copy`].
+    blob_tries: usize,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -139,6 +145,20 @@ impl CopyOptions {
     /// (default false). Referrers are copied as they are, never rewritten.
     pub fn referrers(mut self, referrers: bool) -> Self {
         self.referrers = referrers;
+        self
+    }
+
+    /// How a `docker://` source is reached: registries.conf, TLS, credentials (skopeo's
+    /// `--src-*` options). Default: [`SystemContext::new`], the system's files.
+    pub fn source_context(mut self, context: SystemContext) -> Self {
+        self.source_context = Some(context);
+        self
+    }
+
+    /// How a `docker://` destination is reached (skopeo's `--dest-*` options). Default:
+    /// [`SystemContext::new`], the system's files.
+    pub fn destination_context(mut self, context: SystemContext) -> Self {
+        self.destination_context = Some(context);
         self
     }
 
@@ -420,7 +440,16 @@ fn copy_blobs(
         let copied = if mounted {
             Ok(true)
         } else {
-            destination.copy_blob_from(source, d)
+            // A blob that fails verification is fetched again, from the source's next place
+            // (a registry's mirrors and location), as often as it has places.
+            let mut tries = options.blob_tries.max(1);
+            loop {
+                tries -= 1;
+                match destination.copy_blob_from(source, d) {
+                    Err(e) if tries > 0 && e.is_verification() => continue,
+                    other => break other,
+                }
+            }
         };
         let action = match copied {
             Ok(true) if mounted => BlobAction::Mounted,
@@ -714,7 +743,7 @@ enum Source {
     Oci(Layout),
     OciArchive(Box<OciArchive>),
     DockerArchive(DockerArchive),
-    Registry(Box<Repository>),
+    Registry(Box<MirroredSource>),
 }
 
 /// A source [`Location`], opened, with the manifest or index it names.
@@ -754,8 +783,16 @@ impl OpenedSource {
     /// tags, referrers, deletion).
     pub fn repository(&self) -> Option<&Repository> {
         match &self.source {
-            Source::Registry(r) => Some(r),
+            Source::Registry(r) => Some(r.repository()),
             _ => None,
+        }
+    }
+
+    /// How many places the source has: a registry's mirrors and location, else 1.
+    pub(crate) fn places(&self) -> usize {
+        match &self.source {
+            Source::Registry(r) => r.places(),
+            _ => 1,
         }
     }
 
@@ -767,8 +804,19 @@ impl OpenedSource {
 }
 
 /// Opens `location` to read from, resolving the name it gives (for a layout name listed once
-/// per platform, the entry for `platform`).
+/// per platform, the entry for `platform`); a `docker://` location is reached as the
+/// system's files say ([`SystemContext::new`]).
 pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSource, Error> {
+    open_source_with(location, platform, &SystemContext::new())
+}
+
+/// [`open_source`], reaching a `docker://` location as `context` says (registries.conf's
+/// mirrors and location, then TLS and credentials).
+pub fn open_source_with(
+    location: &Location,
+    platform: &Platform,
+    context: &SystemContext,
+) -> Result<OpenedSource, Error> {
     let mut fetched = None;
     let (source, top) = match location {
         Location::Oci { dir, name } => {
@@ -787,10 +835,11 @@ pub fn open_source(location: &Location, platform: &Platform) -> Result<OpenedSou
             (Source::DockerArchive(archive), top)
         }
         Location::Docker { reference } => {
-            let (repo, reference) = registry(reference)?;
-            let (top, doc) = repo.resolve_manifest(reference.target())?;
+            let target = crate::context::qualified(reference)?.target().clone();
+            let repos = context.pull_repositories(reference)?;
+            let (source, top, doc) = MirroredSource::open(repos, &target)?;
             fetched = Some(doc);
-            (Source::Registry(Box::new(repo)), top)
+            (Source::Registry(Box::new(source)), top)
         }
     };
     Ok(OpenedSource {
@@ -883,8 +932,17 @@ impl OpenedDestination {
 }
 
 /// Opens `location` to write to (a layout is created when missing; an archive is written
-/// anew).
+/// anew); a `docker://` location is reached as the system's files say
+/// ([`SystemContext::new`]).
 pub fn open_destination(location: &Location) -> Result<OpenedDestination, Error> {
+    open_destination_with(location, &SystemContext::new())
+}
+
+/// [`open_destination`], reaching a `docker://` location as `context` says.
+pub fn open_destination_with(
+    location: &Location,
+    context: &SystemContext,
+) -> Result<OpenedDestination, Error> {
     let inner = match location {
         Location::Oci { dir, name } => Destination::Oci(Layout::create(dir)?, ref_name(name)?),
         Location::OciArchive { file, name } => {
@@ -898,19 +956,12 @@ pub fn open_destination(location: &Location) -> Result<OpenedDestination, Error>
             Destination::DockerArchive(Box::new(DockerArchiveWriter::create(file, repo)?), tag)
         }
         Location::Docker { reference } => {
-            let (repo, reference) = registry(reference)?;
+            let (repo, reference) = context.push_repository(reference)?;
             let tag = reference.tag().map(str::parse::<Tag>).transpose()?;
             Destination::Registry(Box::new(repo), tag)
         }
     };
     Ok(OpenedDestination { inner })
-}
-
-/// The repository and its reference of a `docker://` location.
-fn registry(reference: &str) -> Result<(Repository, Reference), Error> {
-    let reference: Reference = reference.parse()?;
-    let client = Client::new()?;
-    Ok((client.repository(&reference), reference))
 }
 
 fn ref_name(name: &Option<String>) -> Result<Option<RefName>, Error> {
@@ -925,12 +976,23 @@ pub fn copy(
     options: &CopyOptions,
 ) -> Result<CopyReport, Error> {
     let platform = options.platform.clone().unwrap_or_else(host_platform);
-    let src = open_source(source, &platform)?;
-    let dst = open_destination(destination)?;
+    let default = SystemContext::new();
+    let src = open_source_with(
+        source,
+        &platform,
+        options.source_context.as_ref().unwrap_or(&default),
+    )?;
+    let dst = open_destination_with(
+        destination,
+        options.destination_context.as_ref().unwrap_or(&default),
+    )?;
     let mut options = match (options.format, dst.preferred_format()) {
         (None, Some(format)) => options.clone().format(Some(format)),
         _ => options.clone(),
     };
+    if let Source::Registry(r) = &src.source {
+        options.blob_tries = r.places();
+    }
     if let (Some(from), Destination::Registry(to, _)) = (src.repository(), &dst.inner)
         && options.mount_from.is_none()
         && from.registry() == to.registry()

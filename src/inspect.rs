@@ -7,7 +7,8 @@ use ocikit_image::{AnyManifest, Config, Manifest, select_manifest};
 use serde::Serialize;
 
 use crate::Error;
-use crate::copy::{Location, open_source};
+use crate::SystemContext;
+use crate::copy::{Location, open_source_with};
 
 /// An image as `skopeo inspect` describes it (its JSON field names, with `serde`).
 #[derive(Clone, Debug, Serialize)]
@@ -70,9 +71,19 @@ pub struct Inspected {
 }
 
 /// Inspects the image `location` names, choosing `platform` from an index; reads manifests
-/// and the config (verified), never layers.
+/// and the config (verified), never layers. A `docker://` location is reached as the
+/// system's files say ([`SystemContext::new`]).
 pub fn inspect(location: &Location, platform: &Platform) -> Result<Inspected, Error> {
-    let opened = open_source(location, platform)?;
+    inspect_with(location, platform, &SystemContext::new())
+}
+
+/// [`inspect`], reaching a `docker://` location as `context` says.
+pub fn inspect_with(
+    location: &Location,
+    platform: &Platform,
+    context: &SystemContext,
+) -> Result<Inspected, Error> {
+    let opened = open_source_with(location, platform, context)?;
     let source = opened.source();
     let top = opened.top_manifest()?;
     let mut current = top.clone();

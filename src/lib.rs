@@ -11,11 +11,14 @@
 //!
 //! [`copy`] composes them: one copy routine for every pair of places an image can live;
 //! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
+//! [`SystemContext`] says how registries are reached (registries.conf, `certs.d`, the system's
+//! CA store, credentials), as skopeo's options do.
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
 pub mod artifact;
 pub mod build;
+mod context;
 pub mod convert;
 pub mod copy;
 mod error;
@@ -26,6 +29,7 @@ pub mod store;
 pub mod unpack;
 pub mod working;
 
+pub use context::SystemContext;
 pub use error::Error;
 pub use oci_spec;
 pub use ocikit_distribution as distribution;

@@ -1,12 +1,15 @@
 //! Side-by-side with skopeo against one local docker-registry: pull of a multi-layer image
 //! (over 100 MB compressed) into an OCI layout, and push of it from a layout to an empty
-//! registry; peak RSS of our side.
+//! registry; peak RSS of our side. Both over plain HTTP, then both again over TLS (the
+//! registry given a certificate from a CA made by `openssl` here; skopeo trusts it through
+//! `--src-cert-dir`/`--dest-cert-dir`, ours through the same directory as
+//! `ClientBuilder::cert_dir`), so the cost of TLS shows.
 //!
 //! ```text
 //! cargo bench -p ocikit-distribution --bench vs_skopeo
 //! ```
 //!
-//! Needs docker-registry, skopeo and gzip on PATH. Each side runs in its own process (ours is
+//! Needs docker-registry, skopeo, openssl and gzip on PATH. Each side runs in its own process (ours is
 //! this binary re-executed), timed by wall clock; the fastest of `ROUNDS` runs is kept. Before
 //! every timed run dirty pages are flushed and, as root, the page cache is dropped
 //! ([`common::settle`]): otherwise whichever run comes when memory is full pays for reclaim. Built
@@ -29,21 +32,28 @@ use ocikit_layout::Layout;
 use support::{Registry, run};
 
 const ROUNDS: usize = 5;
-fn client() -> Client {
-    Client::builder().auth_files(Vec::new()).build().unwrap()
+fn client(cert_dir: Option<&String>) -> Client {
+    let mut b = Client::builder().auth_files(Vec::new());
+    if let Some(dir) = cert_dir {
+        b = b.cert_dir(dir);
+    }
+    b.build().unwrap()
 }
 
-/// Ours, in this process: `pull ADDR REPO DIR` or `push DIR ADDR REPO`; prints peak RSS.
+/// Ours, in this process: `pull ADDR REPO DIR [CERT_DIR]` or `push DIR ADDR REPO
+/// [CERT_DIR]`; prints peak RSS.
 fn child(args: &[String]) {
+    let cert_dir = args.get(4);
+    let args = &args[..args.len().min(4)];
     match args {
         [mode, a, b, c] if mode == "pull" => {
-            let repo = client().repository_at(a, b).unwrap();
+            let repo = client(cert_dir).repository_at(a, b).unwrap();
             let layout = Layout::create(c).unwrap();
             pull(&repo, &layout, &"bench".parse().unwrap());
         }
         [mode, a, b, c] if mode == "push" => {
             let layout = Layout::open(a).unwrap();
-            let repo: Repository = client().repository_at(b, c).unwrap();
+            let repo: Repository = client(cert_dir).repository_at(b, c).unwrap();
             let tag: Tag = "bench".parse().unwrap();
             let top = layout.resolve(&TagOrDigest::Tag(tag.clone())).unwrap();
             let AnyManifest::Manifest(m) = layout.fetch_manifest(&top).unwrap() else {
@@ -114,68 +124,165 @@ fn main() {
         total as f64 / 1048576.0
     );
 
+    compare(work.path(), &src, &me, None);
+    let tls = Tls::make(work.path());
+    compare(work.path(), &src, &me, Some(&tls));
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, made by `openssl`: `dir` holds the CA as
+/// `ca.crt` (a certs.d directory for the clients), `server/` the registry's pair.
+struct Tls {
+    dir: PathBuf,
+    yaml: String,
+}
+
+impl Tls {
+    fn make(work: &Path) -> Tls {
+        let dir = work.join("certs");
+        let server = dir.join("server");
+        std::fs::create_dir_all(&server).unwrap();
+        run(Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=ocikit-bench-ca"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .arg("-keyout")
+            .arg(server.join("ca.key"))
+            .arg("-out")
+            .arg(dir.join("ca.crt")));
+        run(Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(server.join("key.pem"))
+            .arg("-out")
+            .arg(server.join("csr.pem")));
+        std::fs::write(
+            server.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+        )
+        .unwrap();
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "1", "-CAcreateserial"])
+            .arg("-in")
+            .arg(server.join("csr.pem"))
+            .arg("-CA")
+            .arg(dir.join("ca.crt"))
+            .arg("-CAkey")
+            .arg(server.join("ca.key"))
+            .arg("-CAserial")
+            .arg(server.join("ca.srl"))
+            .arg("-extfile")
+            .arg(server.join("ext"))
+            .arg("-out")
+            .arg(server.join("cert.pem")));
+        let yaml = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            server.join("cert.pem").display(),
+            server.join("key.pem").display()
+        );
+        Tls { dir, yaml }
+    }
+}
+
+/// Times both sides' pushes and pulls, over plain HTTP or over `tls`, and prints a line for
+/// each (prefixed `TLS ` over TLS).
+fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
+    let yaml = tls.map_or("", |t| t.yaml.as_str());
+    let (src_flags, dest_flags, prefix) = match tls {
+        None => (
+            vec!["--src-tls-verify=false".to_owned()],
+            vec!["--dest-tls-verify=false".to_owned()],
+            "",
+        ),
+        Some(t) => (
+            vec!["--src-cert-dir".to_owned(), t.dir.display().to_string()],
+            vec!["--dest-cert-dir".to_owned(), t.dir.display().to_string()],
+            "TLS ",
+        ),
+    };
+    let ours = |cmd: &mut Command| {
+        if let Some(t) = tls {
+            cmd.arg(&t.dir);
+        }
+        timed(cmd)
+    };
     // Push to an empty registry: a fresh one for every run of either side.
     let mut push_skopeo = Vec::new();
     let mut push_ours = Vec::new();
     for _ in 0..ROUNDS {
-        let reg = Registry::start_in(work.path(), "", |_| {});
+        let reg = Registry::start_in(work, yaml, |_| {});
         push_skopeo.push(timed(
             Command::new("skopeo")
-                .args(["copy", "--quiet", "--dest-tls-verify=false"])
+                .args(["copy", "--quiet"])
+                .args(&dest_flags)
                 .arg(format!("oci:{}:bench", src.display()))
                 .arg(format!("docker://{}/bench/img:bench", reg.addr)),
         ));
         drop(reg);
-        let reg = Registry::start_in(work.path(), "", |_| {});
-        push_ours.push(timed(
-            Command::new(&me)
+        let reg = Registry::start_in(work, yaml, |_| {});
+        push_ours.push(ours(
+            Command::new(me)
                 .arg("--child")
                 .arg("push")
-                .arg(&src)
+                .arg(src)
                 .arg(&reg.addr)
                 .arg("bench/img"),
         ));
     }
     // Pull from one registry holding the image into fresh layouts.
-    let reg = Registry::start_in(work.path(), "", |_| {});
+    let reg = Registry::start_in(work, yaml, |_| {});
     run(Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .args(["copy", "--quiet"])
+        .args(&dest_flags)
         .arg(format!("oci:{}:bench", src.display()))
         .arg(format!("docker://{}/bench/img:bench", reg.addr)));
     let mut pull_skopeo = Vec::new();
     let mut pull_ours = Vec::new();
     for round in 0..ROUNDS {
-        let theirs: PathBuf = work.path().join(format!("theirs{round}"));
+        let theirs: PathBuf = work.join(format!("theirs{round}"));
         pull_skopeo.push(timed(
             Command::new("skopeo")
-                .args(["copy", "--quiet", "--src-tls-verify=false"])
+                .args(["copy", "--quiet"])
+                .args(&src_flags)
                 .arg(format!("docker://{}/bench/img:bench", reg.addr))
                 .arg(format!("oci:{}:bench", theirs.display())),
         ));
-        let ours = work.path().join(format!("ours{round}"));
-        pull_ours.push(timed(
-            Command::new(&me)
+        let ours_dir = work.join(format!("ours{round}"));
+        pull_ours.push(ours(
+            Command::new(me)
                 .arg("--child")
                 .arg("pull")
                 .arg(&reg.addr)
                 .arg("bench/img")
-                .arg(&ours),
+                .arg(&ours_dir),
         ));
         let _ = std::fs::remove_dir_all(&theirs);
-        let _ = std::fs::remove_dir_all(&ours);
+        let _ = std::fs::remove_dir_all(&ours_dir);
     }
     // skopeo's peak RSS, from one more run of each under /usr/bin/time (untimed: the wrapper
     // would add its own start-up to skopeo's time).
+    let rss_dir = work.join("rss");
     let pull_rss = peak_rss(
         Command::new("skopeo")
-            .args(["copy", "--quiet", "--src-tls-verify=false"])
+            .args(["copy", "--quiet"])
+            .args(&src_flags)
             .arg(format!("docker://{}/bench/img:bench", reg.addr))
-            .arg(format!("oci:{}:bench", work.path().join("rss").display())),
+            .arg(format!("oci:{}:bench", rss_dir.display())),
     );
-    let reg = Registry::start_in(work.path(), "", |_| {});
+    let _ = std::fs::remove_dir_all(&rss_dir);
+    let reg = Registry::start_in(work, yaml, |_| {});
     let push_rss = peak_rss(
         Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .args(["copy", "--quiet"])
+            .args(&dest_flags)
             .arg(format!("oci:{}:bench", src.display()))
             .arg(format!("docker://{}/bench/img:bench", reg.addr)),
     );
@@ -184,17 +291,18 @@ fn main() {
     let (ls, _) = best(pull_skopeo.into_iter());
     let (lo, lo_out) = best(pull_ours.into_iter());
     println!(
-        "pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB, skopeo peak RSS {pull_rss} KiB",
+        "{prefix}pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB, skopeo peak RSS {pull_rss} KiB",
         ls.as_secs_f64(),
         lo.as_secs_f64(),
         lo.as_secs_f64() / ls.as_secs_f64(),
         kib(&lo_out)
     );
     println!(
-        "push to an empty registry: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.75), our peak RSS {} KiB, skopeo peak RSS {push_rss} KiB",
+        "{prefix}push to an empty registry: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= {}), our peak RSS {} KiB, skopeo peak RSS {push_rss} KiB",
         ps.as_secs_f64(),
         po.as_secs_f64(),
         po.as_secs_f64() / ps.as_secs_f64(),
+        if tls.is_some() { "0.60" } else { "0.75" },
         kib(&po_out)
     );
 }

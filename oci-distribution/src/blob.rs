@@ -5,8 +5,7 @@ use std::io::{self, Read};
 use oci_spec::image::{Descriptor, Digest};
 use ureq::http::Method;
 
-use crate::client::{Body, Request, ResponseBody, header, read_body, status_error};
-use crate::plain::PlainBody;
+use crate::client::{Body, Request, header, read_body, status_error};
 use crate::{Error, Repository, Result};
 
 /// A blob download: the bytes the registry sends, as they come, resuming with `Range` from
@@ -71,30 +70,15 @@ impl BlobStream {
             }
             req
         };
-        let client = self.repo.client();
-        if client.plain_get(&url) {
-            let resp = client.execute_plain_get(request())?;
-            // A redirect (to blob storage): ureq follows those, dropping `Authorization`.
-            if !resp.status().is_redirection() {
-                let body = self.start(&url, resp, Download::Plain)?;
-                self.body = Some(body);
-                return Ok(());
-            }
-        }
-        let resp = client.execute(request())?;
-        let body = self.start(&url, resp, |b| Download::Ureq(b.into_reader()))?;
+        let resp = self.repo.client().execute(request())?;
+        let body = self.start(&url, resp)?;
         self.body = Some(body);
         Ok(())
     }
 
     /// Checks the answer to a `GET` from `self.offset` and returns its body, positioned at
     /// that offset.
-    fn start<B: ResponseBody>(
-        &self,
-        url: &str,
-        resp: ureq::http::Response<B>,
-        download: impl FnOnce(B) -> Download,
-    ) -> Result<Download> {
+    fn start(&self, url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Download> {
         let status = resp.status().as_u16();
         let mut skip = 0;
         match status {
@@ -121,7 +105,7 @@ impl BlobStream {
             }
             _ => return Err(status_error(&Method::GET, url, resp)),
         }
-        let mut body = download(resp.into_body());
+        let mut body = resp.into_body().into_reader();
         if skip > 0 {
             // The server ignored `Range`: drop what was already delivered.
             let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink())?;
@@ -181,19 +165,7 @@ impl Read for BlobStream {
 }
 
 /// The body of a blob download.
-enum Download {
-    Ureq(ureq::BodyReader<'static>),
-    Plain(PlainBody),
-}
-
-impl Read for Download {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Download::Ureq(body) => body.read(buf),
-            Download::Plain(body) => body.read(buf),
-        }
-    }
-}
+type Download = ureq::BodyReader<'static>;
 
 /// Resolves a `Location` header against the registry's base URL.
 fn absolute(base: &str, location: &str) -> String {

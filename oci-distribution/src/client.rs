@@ -11,7 +11,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 use crate::auth::{Challenge, CredentialSources, Token, parse_challenges, parse_token_response};
 use crate::config::is_loopback;
 use crate::error::{AuthErrorKind, decode_errors};
-use crate::plain::{Plain, PlainBody};
+use crate::tls::{HostTls, cert_dir_of, extra_roots, read_cert_dir, system_roots, tls_config};
 use crate::{ClientBuilder, Credentials, Error, Reference, Repository, Result};
 
 /// A blocking registry client. Cheap to clone (clones share connections and tokens) and
@@ -39,12 +39,15 @@ impl std::fmt::Debug for Client {
 }
 
 struct Inner {
+    /// The agent of registries without TLS settings of their own.
     agent: ureq::Agent,
-    /// Blob downloads from plain-HTTP registries.
-    plain: Arc<Plain>,
-    /// The proxy ureq goes through, if any: only hosts it bypasses (`NO_PROXY`) get the
-    /// plain-HTTP downloads.
+    /// The proxy every agent goes through, if any.
     proxy: Option<ureq::Proxy>,
+    /// The roots every agent trusts: the system's and those given in code.
+    roots: Vec<ureq::tls::Certificate<'static>>,
+    /// Each registry's connection: its scheme and agent (its own when it has a certificate
+    /// directory or is insecure), decided on first use.
+    endpoints: Mutex<HashMap<String, Endpoint>>,
     config: ClientBuilder,
     sources: CredentialSources,
     state: Mutex<AuthState>,
@@ -114,21 +117,12 @@ impl<'a> Request<'a> {
     }
 }
 
-/// A response body the request loop can read: ureq's, or a plain-HTTP download's.
-pub(crate) trait ResponseBody {
-    fn reader(&mut self) -> impl Read + '_;
-}
-
-impl ResponseBody for ureq::Body {
-    fn reader(&mut self) -> impl Read + '_ {
-        self.as_reader()
-    }
-}
-
-impl ResponseBody for PlainBody {
-    fn reader(&mut self) -> impl Read + '_ {
-        self
-    }
+/// How a registry is reached.
+#[derive(Clone)]
+struct Endpoint {
+    /// `http` or `https`.
+    https: bool,
+    agent: ureq::Agent,
 }
 
 /// The value of a response header, if present and text.
@@ -140,18 +134,17 @@ pub(crate) fn header<B>(resp: &Response<B>, name: &str) -> Option<String> {
 }
 
 /// Reads at most `limit` bytes of a response body.
-pub(crate) fn read_body<B: ResponseBody>(resp: &mut Response<B>, limit: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_body(resp: &mut Response<ureq::Body>, limit: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    resp.body_mut().reader().take(limit).read_to_end(&mut out)?;
+    resp.body_mut()
+        .as_reader()
+        .take(limit)
+        .read_to_end(&mut out)?;
     Ok(out)
 }
 
 /// Turns an error answer into [`Error::Registry`], reading (a capped part of) its body.
-pub(crate) fn status_error<B: ResponseBody>(
-    method: &Method,
-    url: &str,
-    mut resp: Response<B>,
-) -> Error {
+pub(crate) fn status_error(method: &Method, url: &str, mut resp: Response<ureq::Body>) -> Error {
     let status = resp.status().as_u16();
     let body = if *method == Method::HEAD {
         Vec::new()
@@ -173,16 +166,6 @@ pub(crate) fn status_error<B: ResponseBody>(
         errors,
         body: text,
     }
-}
-
-/// Whether `url` is plain HTTP that ureq would not send through `proxy` (none, or the host
-/// is on its `NO_PROXY` list).
-fn direct_plain(proxy: Option<&ureq::Proxy>, url: &str) -> bool {
-    url.starts_with("http://")
-        && match proxy {
-            None => true,
-            Some(proxy) => http::Uri::try_from(url).is_ok_and(|uri| proxy.is_no_proxy(&uri)),
-        }
 }
 
 fn retryable_status(status: StatusCode) -> bool {
@@ -260,51 +243,6 @@ impl Client {
     }
 
     pub(crate) fn from_builder(config: ClientBuilder) -> Result<Self> {
-        let mut tls = ureq::tls::TlsConfig::builder();
-        if !config.ca_roots_pem.is_empty() {
-            let mut certs = Vec::new();
-            let system = std::env::var_os("SSL_CERT_FILE")
-                .map(std::path::PathBuf::from)
-                .into_iter()
-                .chain(
-                    [
-                        "/etc/ssl/certs/ca-certificates.crt",
-                        "/etc/pki/tls/certs/ca-bundle.crt",
-                        "/etc/ssl/cert.pem",
-                    ]
-                    .map(std::path::PathBuf::from),
-                )
-                .find_map(|p| std::fs::read(p).ok());
-            // The system bundle as far as it parses; the roots given must parse whole.
-            if let Some(system) = &system {
-                certs.extend(ureq::tls::parse_pem(system).filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                    _ => None,
-                }));
-            }
-            for pem in &config.ca_roots_pem {
-                let before = certs.len();
-                for item in ureq::tls::parse_pem(pem) {
-                    match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-                        Ok(_) => {}
-                        Err(e) => {
-                            return Err(Error::Protocol {
-                                url: String::new(),
-                                message: format!("invalid CA certificate PEM: {e}"),
-                            });
-                        }
-                    }
-                }
-                if certs.len() == before {
-                    return Err(Error::Protocol {
-                        url: String::new(),
-                        message: "a CA root PEM without a certificate".into(),
-                    });
-                }
-            }
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
         let proxy = match &config.proxy {
             Some(url) => Some(ureq::Proxy::new(url).map_err(|e| Error::Protocol {
                 url: url.clone(),
@@ -313,22 +251,14 @@ impl Client {
             None if config.proxy_from_env => ureq::Proxy::try_from_env(),
             None => None,
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls.build())
-            .proxy(proxy.clone())
-            .user_agent(config.user_agent.as_str())
-            // Blobs are served as stored; no transparent decompression, so byte offsets for
-            // `Range` stay true.
-            .accept_encoding(ureq::config::AutoHeaderValue::None)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_per_read(Some(config.read_timeout))
-            .timeout_recv_response(Some(config.read_timeout))
-            .max_redirects(10)
-            .max_idle_connections_per_host(8)
-            .build()
-            .into();
-        let plain = Plain::new(&config);
+        let mut roots = system_roots();
+        roots.extend(extra_roots(&config)?);
+        let verify = config.tls_verify != Some(false);
+        let agent = make_agent(
+            &config,
+            proxy.clone(),
+            tls_config(&roots, &HostTls::default(), verify),
+        );
         let sources = CredentialSources {
             explicit: config.credentials.clone(),
             auth_files: config.auth_files.clone(),
@@ -336,13 +266,71 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
-                plain,
                 proxy,
+                roots,
+                endpoints: Mutex::new(HashMap::new()),
                 config,
                 sources,
                 state: Mutex::new(AuthState::default()),
             }),
         })
+    }
+
+    /// How `registry` is reached, decided on its first use:
+    /// - HTTPS when [`ClientBuilder::https`] names it or `tls_verify(true)` was set;
+    /// - plain HTTP when [`ClientBuilder::plain_http`] names it;
+    /// - HTTPS with its own CAs and client certificate when it has a certificate directory
+    ///   (`certs.d/HOST[:PORT]` or the builder's `cert_dir`), loopback hosts included;
+    /// - when insecure (listed, or `tls_verify(false)`): HTTPS without verifying the
+    ///   certificate if `GET /v2/` gets an HTTP answer over it, else plain HTTP
+    ///   (containers-registries.conf(5): "unencrypted HTTP as well as TLS connections with
+    ///   untrusted certificates are allowed");
+    /// - plain HTTP for loopback hosts, as crane does; HTTPS for every other host.
+    fn endpoint(&self, registry: &str) -> Result<Endpoint> {
+        if let Some(e) = self
+            .inner
+            .endpoints
+            .lock()
+            .expect("endpoints")
+            .get(registry)
+        {
+            return Ok(e.clone());
+        }
+        let config = &self.inner.config;
+        let listed = |list: &[String]| list.iter().any(|h| h == registry);
+        let dir = cert_dir_of(config, registry);
+        let host = match &dir {
+            Some(dir) => read_cert_dir(dir)?,
+            None => HostTls::default(),
+        };
+        let insecure = config.tls_verify == Some(false) || listed(&config.insecure);
+        let agent = if dir.is_some() || insecure {
+            make_agent(
+                config,
+                self.inner.proxy.clone(),
+                tls_config(&self.inner.roots, &host, !insecure),
+            )
+        } else {
+            self.inner.agent.clone()
+        };
+        let https = if listed(&config.force_https) || config.tls_verify == Some(true) {
+            true
+        } else if listed(&config.plain_http) {
+            false
+        } else if dir.is_some() {
+            true
+        } else if insecure {
+            agent.get(format!("https://{registry}/v2/")).call().is_ok()
+        } else {
+            !is_loopback(registry)
+        };
+        let endpoint = Endpoint { https, agent };
+        self.inner
+            .endpoints
+            .lock()
+            .expect("endpoints")
+            .insert(registry.to_owned(), endpoint.clone());
+        Ok(endpoint)
     }
 
     pub(crate) fn config(&self) -> &ClientBuilder {
@@ -364,12 +352,11 @@ impl Client {
         Ok(self.repository(&r))
     }
 
-    /// `http://host` or `https://host`.
+    /// `http://host` or `https://host` (see [`endpoint`](Self::endpoint)). A certificate
+    /// directory that cannot be read gives HTTPS here, and its error on the first request.
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let config = &self.inner.config;
-        let plain = !config.force_https.iter().any(|h| h == registry)
-            && (is_loopback(registry) || config.plain_http.iter().any(|h| h == registry));
-        format!("{}://{registry}", if plain { "http" } else { "https" })
+        let https = self.endpoint(registry).map(|e| e.https).unwrap_or(true);
+        format!("{}://{registry}", if https { "https" } else { "http" })
     }
 
     /// Checks that `registry` speaks the distribution API (`GET /v2/`), authenticating if it
@@ -445,50 +432,15 @@ impl Client {
 
     /// Sends a request, authenticating and retrying as configured. Returns the response
     /// whatever its status, except refusals after authentication ([`Error::Auth`]).
-    pub(crate) fn execute(&self, req: Request<'_>) -> Result<Response<ureq::Body>> {
-        self.execute_with(req, Client::send_once)
-    }
-
-    /// Whether a `GET` of `url` (a blob) goes on our own plain-HTTP connections
-    /// ([`execute_plain_get`](Client::execute_plain_get)) rather than through ureq: an
-    /// `http://` URL that ureq would not send through a proxy either.
-    pub(crate) fn plain_get(&self, url: &str) -> bool {
-        direct_plain(self.inner.proxy.as_ref(), url)
-    }
-
-    /// [`execute`](Client::execute) for a `GET` without body of an `http://` URL, on our
-    /// own connections (see [`plain_get`](Client::plain_get)). Redirects are returned, not
-    /// followed.
-    pub(crate) fn execute_plain_get(&self, req: Request<'_>) -> Result<Response<PlainBody>> {
-        debug_assert!(req.method == Method::GET && matches!(req.body, Body::Empty));
-        let plain = Arc::clone(&self.inner.plain);
-        self.execute_with(req, move |_, req, auth| {
-            let mut headers: Vec<(&str, &str)> =
-                req.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            if let Some(a) = auth {
-                headers.push(("authorization", a));
-            }
-            plain.get(&req.url, &headers).map_err(ureq::Error::Io)
-        })
-    }
-
-    /// The request loop: authentication, retries and their waits, over `send`.
-    fn execute_with<B: ResponseBody>(
-        &self,
-        mut req: Request<'_>,
-        send: impl Fn(
-            &Client,
-            &mut Request<'_>,
-            Option<&str>,
-        ) -> std::result::Result<Response<B>, ureq::Error>,
-    ) -> Result<Response<B>> {
+    pub(crate) fn execute(&self, mut req: Request<'_>) -> Result<Response<ureq::Body>> {
+        let agent = self.endpoint(req.registry)?.agent;
         let policy = self.inner.config.retry.clone();
         let mut attempt = 0u32;
         let mut auth_retried = false;
         loop {
             let auth = self.authorization(req.registry, &req.scopes)?;
             let replayable = req.body.replayable();
-            let result = send(self, &mut req, auth.as_deref());
+            let result = send_once(&agent, &mut req, auth.as_deref());
             match result {
                 Err(ureq::Error::Io(io))
                     if io
@@ -559,40 +511,41 @@ impl Client {
             }
         }
     }
+}
 
-    fn send_once(
-        &self,
-        req: &mut Request<'_>,
-        auth: Option<&str>,
-    ) -> std::result::Result<Response<ureq::Body>, ureq::Error> {
-        let mut builder = http::Request::builder()
-            .method(req.method.clone())
-            .uri(req.url.as_str());
-        for (k, v) in &req.headers {
-            builder = builder.header(*k, v.as_str());
+fn send_once(
+    agent: &ureq::Agent,
+    req: &mut Request<'_>,
+    auth: Option<&str>,
+) -> std::result::Result<Response<ureq::Body>, ureq::Error> {
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(req.url.as_str());
+    for (k, v) in &req.headers {
+        builder = builder.header(*k, v.as_str());
+    }
+    if let Some(a) = auth {
+        builder = builder.header("authorization", a);
+    }
+    match &mut req.body {
+        Body::Empty => {
+            if matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {
+                builder = builder.header("content-length", "0");
+            }
+            agent.run(builder.body(())?)
         }
-        if let Some(a) = auth {
-            builder = builder.header("authorization", a);
+        Body::Bytes(b) => {
+            builder = builder.header("content-length", b.len().to_string());
+            agent.run(builder.body(*b)?)
         }
-        let agent = &self.inner.agent;
-        match &mut req.body {
-            Body::Empty => {
-                if matches!(req.method, Method::PUT | Method::POST | Method::PATCH) {
-                    builder = builder.header("content-length", "0");
-                }
-                agent.run(builder.body(())?)
-            }
-            Body::Bytes(b) => {
-                builder = builder.header("content-length", b.len().to_string());
-                agent.run(builder.body(*b)?)
-            }
-            Body::Stream(r, len) => {
-                builder = builder.header("content-length", len.to_string());
-                agent.run(builder.body(ureq::SendBody::from_reader(*r))?)
-            }
+        Body::Stream(r, len) => {
+            builder = builder.header("content-length", len.to_string());
+            agent.run(builder.body(ureq::SendBody::from_reader(*r))?)
         }
     }
+}
 
+impl Client {
     /// Records what a 401 asked for.
     fn learn(
         &self,
@@ -713,6 +666,7 @@ impl Client {
                 message: format!("refusing to send credentials to the plain-HTTP realm {realm}"),
             });
         }
+        let agent = self.endpoint(registry)?.agent;
         let send = || {
             if let Some(token) = creds.as_ref().and_then(Credentials::token) {
                 // OAuth2: exchange the identity (refresh) token for an access token.
@@ -730,13 +684,12 @@ impl Client {
                     .map(|(k, v)| format!("{k}={}", crate::blob::encode_query(v)))
                     .collect::<Vec<_>>()
                     .join("&");
-                self.inner
-                    .agent
+                agent
                     .post(realm)
                     .header("content-type", "application/x-www-form-urlencoded")
                     .send(body.as_bytes())
             } else {
-                let mut req = self.inner.agent.get(realm);
+                let mut req = agent.get(realm);
                 if let Some(s) = service {
                     req = req.query("service", s);
                 }
@@ -794,6 +747,29 @@ impl Client {
         }
         parse_token_response(&body, registry)
     }
+}
+
+/// An agent with the client's settings and `tls`.
+fn make_agent(
+    config: &ClientBuilder,
+    proxy: Option<ureq::Proxy>,
+    tls: ureq::tls::TlsConfig,
+) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .proxy(proxy)
+        .user_agent(config.user_agent.as_str())
+        // Blobs are served as stored; no transparent decompression, so byte offsets for
+        // `Range` stay true.
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_per_read(Some(config.read_timeout))
+        .timeout_recv_response(Some(config.read_timeout))
+        .max_redirects(10)
+        .max_idle_connections_per_host(8)
+        .build()
+        .into()
 }
 
 /// The target of `rel="next"` in a `Link` header.
@@ -869,25 +845,6 @@ mod tests {
         assert!(!retryable_error(&io(std::io::ErrorKind::InvalidInput)));
         assert!(retryable_error(&ureq::Error::ConnectionFailed));
         assert!(!retryable_error(&ureq::Error::BadUri("x".into())));
-    }
-
-    #[test]
-    fn plain_downloads_go_direct_only_where_ureq_would() {
-        let url = "http://127.0.0.1:5000/v2/a/blobs/sha256:ab";
-        assert!(direct_plain(None, url));
-        assert!(!direct_plain(None, "https://127.0.0.1:5000/v2/"));
-        let proxy = ureq::Proxy::builder(ureq::ProxyProtocol::Http)
-            .host("proxy.lan")
-            .port(3128)
-            .no_proxy("127.0.0.1")
-            .no_proxy("localhost")
-            .build()
-            .unwrap();
-        assert!(direct_plain(Some(&proxy), url));
-        assert!(direct_plain(Some(&proxy), "http://localhost:5000/v2/"));
-        assert!(!direct_plain(Some(&proxy), "http://reg.lan:5000/v2/"));
-        let everything = ureq::Proxy::new("http://proxy.lan:3128").unwrap();
-        assert!(!direct_plain(Some(&everything), url));
     }
 
     #[test]

@@ -113,6 +113,10 @@ pub struct ClientBuilder {
     pub(crate) max_document_size: u64,
     pub(crate) resume_attempts: u32,
     pub(crate) single_post: bool,
+    pub(crate) insecure: Vec<String>,
+    pub(crate) tls_verify: Option<bool>,
+    pub(crate) cert_dir: Option<PathBuf>,
+    pub(crate) certs_d: Vec<PathBuf>,
 }
 
 impl Default for ClientBuilder {
@@ -133,6 +137,10 @@ impl Default for ClientBuilder {
             max_document_size: ocikit_image::DEFAULT_MAX_DOCUMENT_SIZE,
             resume_attempts: 5,
             single_post: false,
+            insecure: Vec::new(),
+            tls_verify: None,
+            cert_dir: None,
+            certs_d: default_certs_d(),
         }
     }
 }
@@ -202,12 +210,51 @@ impl ClientBuilder {
         self
     }
 
+    /// Allows `registry` (`host[:port]`, matched exactly) to be insecure, as registries.conf's
+    /// `insecure = true` does ("unencrypted HTTP as well as TLS connections with untrusted
+    /// certificates are allowed", containers-registries.conf(5)): HTTPS is tried first,
+    /// without verifying the certificate, and plain HTTP when the registry does not speak
+    /// TLS. Default: none.
+    pub fn insecure(mut self, registry: impl Into<String>) -> Self {
+        self.insecure.push(registry.into());
+        self
+    }
+
+    /// TLS verification for every registry, as skopeo's `--tls-verify`: `true` requires
+    /// HTTPS with a verified certificate, loopback hosts included; `false` makes every
+    /// registry [`insecure`](Self::insecure). Default: unset (HTTPS with verification, plain
+    /// HTTP for loopback hosts and those given to [`plain_http`](Self::plain_http) or
+    /// [`insecure`](Self::insecure)).
+    pub fn tls_verify(mut self, verify: bool) -> Self {
+        self.tls_verify = Some(verify);
+        self
+    }
+
+    /// A directory of `*.crt` (CA), `*.cert` and `*.key` (client certificate and key) files
+    /// used for every registry in place of the `certs.d` directories, as skopeo's
+    /// `--cert-dir`; registries are then reached over HTTPS, loopback ones included.
+    /// Default: none.
+    pub fn cert_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cert_dir = Some(dir.into());
+        self
+    }
+
+    /// The `certs.d` directories searched, in order, for a `HOST[:PORT]` directory of the
+    /// registry's own CAs and client certificate (containers-certs.d(5): `*.crt` are CA
+    /// certificates, `*.cert`/`*.key` pairs of the same name client certificates and keys).
+    /// The first that has one is used, and the registry is reached over HTTPS, loopback
+    /// ones included. Default: [`default_certs_d`]. An empty list disables them.
+    pub fn certs_d(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.certs_d = dirs;
+        self
+    }
+
     /// Also trusts the CA certificates in `pem` (one or more PEM certificates) for HTTPS, as
-    /// for a private registry with its own CA; call again to add more. Default: none, and the
-    /// client trusts the Mozilla roots bundled with the TLS stack. With extra roots it trusts
-    /// them plus the system's CA bundle (`$SSL_CERT_FILE`, else
-    /// `/etc/ssl/certs/ca-certificates.crt`, `/etc/pki/tls/certs/ca-bundle.crt` or
-    /// `/etc/ssl/cert.pem`, the first that exists).
+    /// for a private registry with its own CA; call again to add more. Default: none. The
+    /// client always trusts the system's CA store (rustls-native-certs: `$SSL_CERT_FILE` and
+    /// `$SSL_CERT_DIR` when set, else the distribution's bundle, such as
+    /// `/etc/ssl/certs/ca-certificates.crt`), or the Mozilla roots bundled with the TLS stack
+    /// when the system has none.
     pub fn ca_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_roots_pem.push(pem.into());
         self
@@ -257,6 +304,23 @@ impl ClientBuilder {
     pub fn build(self) -> crate::Result<crate::Client> {
         crate::Client::from_builder(self)
     }
+}
+
+/// The `certs.d` directories searched by default, in order (containers-certs.d(5)):
+/// `$XDG_CONFIG_HOME/containers/certs.d` (or `$HOME/.config/containers/certs.d`),
+/// `/etc/containers/certs.d`, and docker's `/etc/docker/certs.d`.
+pub fn default_certs_d() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(home) = config_home {
+        dirs.push(home.join("containers/certs.d"));
+    }
+    dirs.push(PathBuf::from("/etc/containers/certs.d"));
+    dirs.push(PathBuf::from("/etc/docker/certs.d"));
+    dirs
 }
 
 /// True when `registry` is loopback: `localhost`, `127.0.0.0/8` or `[::1]`, with any port.

@@ -143,6 +143,14 @@ pub(crate) fn decode_errors(body: &[u8]) -> Vec<RegistryError> {
         .unwrap_or_default()
 }
 
+fn place(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        (Some(l), None) => format!("{}:{l}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 fn list(errors: &[RegistryError], body: &str) -> String {
     if errors.is_empty() {
         if body.is_empty() {
@@ -251,6 +259,32 @@ pub enum Error {
     /// An I/O error of a local stream.
     #[error(transparent)]
     Io(io::Error),
+
+    /// A configuration file (registries.conf, a certificate directory) that could not be
+    /// read or is invalid: the file, and the line and column (1-based) where that is known.
+    #[error("{}: {message}", place(path, *line, *column))]
+    Config {
+        /// The file (or directory).
+        path: std::path::PathBuf,
+        /// The line of the error, when known.
+        line: Option<usize>,
+        /// Its column, when known.
+        column: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// registries.conf blocks the image ("If `true`, pulling images with matching names is
+    /// forbidden", containers-registries.conf(5)): refused before any connection.
+    #[error("{reference} is blocked by the [[registry]] of prefix {prefix:?} in {}", file.display())]
+    Blocked {
+        /// The reference refused.
+        reference: String,
+        /// The prefix of the table that blocks it.
+        prefix: String,
+        /// The file of that table.
+        file: std::path::PathBuf,
+    },
 
     /// The embedded registry (feature `server`) could not start: its storage, its address,
     /// or its htpasswd file.

@@ -1,5 +1,5 @@
-//! What both ends of our HTTP/1.1 connections share (the registry server's and the client's
-//! plain-HTTP blob downloads): a head read in bounded memory, and bounds on chunked bodies.
+//! The embedded registry's HTTP/1.1 framing: a head read in bounded memory, and bounds on
+//! chunked bodies. (The client speaks HTTP through ureq only.)
 
 use std::io::{self, BufRead, Read};
 

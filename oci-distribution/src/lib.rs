@@ -24,13 +24,19 @@
 //! # Features
 //! - [`Reference`]: references with docker's normalisation (`docker.io`, `library/`,
 //!   `latest`), ports, digests, `localhost`.
-//! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), timeouts, [`RetryPolicy`]
-//!   (exponential backoff with jitter, `Retry-After`), chunk size, user agent, proxies from
-//!   the environment or given, extra CA roots. One HTTP agent per client: connections are
-//!   reused. Blob downloads from plain-HTTP registries that no proxy is used for go on the
-//!   client's own HTTP/1.1 connections, reused too, reading the socket straight into the
-//!   caller's buffer; ureq carries everything else (TLS, proxies, uploads, manifests,
-//!   tokens).
+//! - [`ClientBuilder`]: plain HTTP hosts (loopback by default), insecure hosts and TLS
+//!   verification (as registries.conf's `insecure` and skopeo's `--tls-verify`), timeouts,
+//!   [`RetryPolicy`] (exponential backoff with jitter, `Retry-After`), chunk size, user
+//!   agent, proxies from the environment or given. One HTTP stack, ureq (rustls), for every
+//!   request; connections are reused.
+//! - Trust: the system's CA store (rustls-native-certs: `$SSL_CERT_FILE`, the distribution's
+//!   bundle), CAs given in code, and each registry's `certs.d/HOST[:PORT]/` directory
+//!   (`*.crt` CAs, `*.cert`/`*.key` client certificates, containers-certs.d(5)) or a
+//!   certificate directory given ([`ClientBuilder::cert_dir`], skopeo's `--cert-dir`).
+//! - [`RegistriesConf`]: containers-registries.conf(5) — the `[[registry]]` table of an image
+//!   (longest prefix, `*.domain` wildcards), its mirrors in order then its location
+//!   (`pull-from-mirror`, `mirror-by-digest-only`), `insecure`, `blocked`; parse errors name
+//!   the file, line and column.
 //! - Authentication: `WWW-Authenticate` challenges ([`parse_challenges`]), anonymous and
 //!   credentialed bearer tokens cached per registry and scope until they expire, basic auth;
 //!   credentials given directly or found in docker `config.json` / containers `auth.json`
@@ -62,25 +68,25 @@
 //! must not use bytes before that. Manifests are capped (4 MiB by default) and verified
 //! before they are parsed. Uploads are verified on our side before the final `PUT` of a
 //! chunked upload, and by the registry on every final `PUT`. Plain HTTP is used only for
-//! loopback hosts and hosts explicitly listed. Credentials are sent only to the registry they
+//! loopback hosts (without a certificate directory) and hosts explicitly listed or
+//! insecure. Credentials are sent only to the registry they
 //! belong to and to the token realm it names, never to a plain-HTTP realm of a TLS registry;
 //! `Authorization` is dropped on redirects (blob storage). `Debug` of [`Credentials`] does
-//! not show the password. The plain-HTTP downloads bound what they buffer (a response head to
-//! 64 KiB and 100 fields, a chunk-size line to 4 KiB), refuse a response with both
-//! `Transfer-Encoding` and `Content-Length`, and refuse to send a header value with a
-//! control character in it.
+//! not show the password.
 
 mod auth;
 mod blob;
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "server")]
 mod http1;
-mod plain;
 mod reference;
+mod registries;
 mod repository;
 #[cfg(feature = "server")]
 mod server;
+mod tls;
 
 pub use auth::{
     Challenge, Credentials, credential_helper, default_auth_files, lookup_auth_file,
@@ -88,13 +94,12 @@ pub use auth::{
 };
 pub use blob::{BlobCopy, BlobStream};
 pub use client::Client;
-pub use config::{ClientBuilder, RetryPolicy};
+pub use config::{ClientBuilder, RetryPolicy, default_certs_d};
 pub use error::{AuthErrorKind, Error, ErrorCode, RegistryError, Result};
 pub use oci_spec;
 pub use ocikit_image;
-#[doc(hidden)]
-pub use plain::fuzz_response;
 pub use reference::Reference;
+pub use registries::{Endpoint, Mirror, PullFromMirror, RegistriesConf, RegistryEntry};
 pub use repository::{MANIFEST_ACCEPT, RawManifest, Repository};
 /// Serves bytes as one client's connection to a stand-in handler (for the fuzz target).
 #[cfg(feature = "server")]

@@ -46,7 +46,8 @@ use ocikit_image::{
 };
 use ocikit_layout::{Layout, RefName};
 
-use crate::copy::{Location, open_source};
+use crate::SystemContext;
+use crate::copy::{Location, open_source_with};
 use crate::fsutil::remove_tree;
 use meta::SnapshotMeta;
 pub use meta::{ContainerInfo, ImageInfo, RootfsKind};
@@ -163,6 +164,7 @@ pub struct PullOptions {
     platform: Platform,
     name: Option<RefName>,
     jobs: usize,
+    context: SystemContext,
 }
 
 impl Default for PullOptions {
@@ -171,6 +173,7 @@ impl Default for PullOptions {
             platform: host_platform(),
             name: None,
             jobs: 4,
+            context: SystemContext::new(),
         }
     }
 }
@@ -198,6 +201,13 @@ impl PullOptions {
     /// How many layers are fetched and unpacked at once (default 4, at least 1).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
+        self
+    }
+
+    /// How a `docker://` location is reached: registries.conf, TLS, credentials. Default:
+    /// [`SystemContext::new`], the system's files.
+    pub fn context(mut self, context: SystemContext) -> Self {
+        self.context = context;
         self
     }
 }
@@ -416,7 +426,10 @@ impl Store {
         location: &Location,
         options: &PullOptions,
     ) -> Result<PulledImage, crate::Error> {
-        let opened = open_source(location, &options.platform)?;
+        let opened = open_source_with(location, &options.platform, &options.context)?;
+        // A layer that fails verification is fetched again from the source's next place (a
+        // registry's mirrors, then its location); a failed layer leaves nothing behind.
+        let tries = opened.places();
         let source = opened.source();
         let image = source.fetch_image(&opened.reference(), &options.platform)?;
         let name = match &options.name {
@@ -448,7 +461,16 @@ impl Store {
                             diff_id: &diff_ids[i],
                             chain_ids: &chain_ids[..=i],
                         };
-                        let r = self.store_layer(source, &layer, &ladder);
+                        let mut left = tries;
+                        let r = loop {
+                            left -= 1;
+                            match self.store_layer(source, &layer, &ladder) {
+                                Err(crate::Error::Image(e)) if left > 0 && e.is_verification() => {
+                                    continue;
+                                }
+                                other => break other,
+                            }
+                        };
                         ladder.done(i, r.is_ok());
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
