@@ -190,6 +190,8 @@ fn update_changes_the_limits_the_container_reads() {
                 "100000",
                 "--pids-limit",
                 "42",
+                "--cpuset-cpus",
+                "0",
                 &name,
             ],
         );
@@ -206,13 +208,14 @@ fn update_changes_the_limits_the_container_reads() {
             read("cpu/cpu.cfs_quota_us"),
             read("pids/pids.max"),
             read("cpu/cpu.shares"),
+            read("cpuset/cpuset.cpus"),
         ];
         ok_with(runtime, &root, &["delete", "--force", &name]);
         out.push(after);
     }
     assert_eq!(
         out[0],
-        ["268435456", "67108864", "20000", "42", "512"],
+        ["268435456", "67108864", "20000", "42", "512", "0"],
         "ours"
     );
     assert_eq!(out[0], out[1], "oci-runtime (left) and runc (right) differ");
