@@ -205,9 +205,12 @@ fn run_relays_the_window_size_and_its_changes() {
             .collect()
     };
     assert_eq!(sizes(&ours), ["30 100", "40 120"], "{ours:?}");
-    assert_eq!(
-        sizes(&ours),
-        sizes(&theirs),
-        "oci-runtime (left) and runc (right): {theirs:?}"
+    // runc sizes the terminal only once the process has started, so on a busy machine its
+    // first `stty size` may run before that ("stty: standard input", seen here under load);
+    // what it does print is the same.
+    let runc = sizes(&theirs);
+    assert!(
+        runc == ["30 100", "40 120"] || runc == ["40 120"],
+        "runc: {theirs:?}"
     );
 }
