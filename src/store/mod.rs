@@ -410,6 +410,16 @@ impl Store {
         StoreLock::take(&self.root.join(STORE_LOCK), exclusive)
     }
 
+    /// The lock of one chain's snapshot: one process unpacks (or commits) it at a time.
+    fn lock_chain(&self, chain_id: &Digest) -> Result<StoreLock, StoreError> {
+        let path = self
+            .root
+            .join(SNAPSHOTS_DIR)
+            .join(LOCKS_DIR)
+            .join(snapshot_key(chain_id));
+        StoreLock::take(&path, true)
+    }
+
     fn snapshot_dir(&self, chain_id: &Digest) -> PathBuf {
         self.root.join(SNAPSHOTS_DIR).join(snapshot_key(chain_id))
     }
@@ -529,12 +539,7 @@ impl Store {
             unpacked: false,
         };
         // One process unpacks a chain; the others wait for it and find it done.
-        let lock_path = self
-            .root
-            .join(SNAPSHOTS_DIR)
-            .join(LOCKS_DIR)
-            .join(snapshot_key(chain_id));
-        let _chain = StoreLock::take(&lock_path, true)?;
+        let _chain = self.lock_chain(chain_id)?;
 
         let snapshot = self.snapshot_dir(chain_id);
         let mut have_blob = self.layout.has_blob(layer.digest())?;
@@ -1160,12 +1165,7 @@ impl Store {
                 chain_ids: &chain_ids[..=index],
             };
             let chain_id = &chain_ids[index];
-            let lock_path = self
-                .root
-                .join(SNAPSHOTS_DIR)
-                .join(LOCKS_DIR)
-                .join(snapshot_key(chain_id));
-            let _chain = StoreLock::take(&lock_path, true)?;
+            let _chain = self.lock_chain(chain_id)?;
             let snapshot = self.snapshot_dir(chain_id);
             if snapshot.join(SNAPSHOT_FILE).is_file() {
                 continue;
@@ -1222,12 +1222,7 @@ impl Store {
         {
             return Ok(false);
         }
-        let lock_path = self
-            .root
-            .join(SNAPSHOTS_DIR)
-            .join(LOCKS_DIR)
-            .join(snapshot_key(chain_id));
-        let _chain = StoreLock::take(&lock_path, true)?;
+        let _chain = self.lock_chain(chain_id)?;
         let snapshot = self.snapshot_dir(chain_id);
         if snapshot.join(SNAPSHOT_FILE).is_file() {
             return Ok(false);

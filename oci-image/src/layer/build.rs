@@ -210,6 +210,16 @@ pub fn compress_layer<R: Read, W: Write>(
     let (compressor, media_type) = compressor(out, options)?;
     let mut stack = DigestingWriter::sha256(compressor);
     io::copy(&mut tar, &mut stack)?;
+    finish_stack(stack, media_type, 0)
+}
+
+/// Ends the compression of a layer's tar (`stack`: the digest of the tar over the compressor
+/// over the digest of the blob) and says what was written.
+fn finish_stack<W: Write>(
+    stack: DigestingWriter<Compressor<DigestingWriter<W>>>,
+    media_type: MediaType,
+    entries: u64,
+) -> Result<BuiltLayer> {
     let (compressor, diff_id, uncompressed_size) = stack.into_parts();
     let compressed = compressor.finish()?;
     let (mut out, digest, size) = compressed.into_parts();
@@ -218,7 +228,7 @@ pub fn compress_layer<R: Read, W: Write>(
         descriptor: Descriptor::new(media_type, size, digest),
         diff_id,
         uncompressed_size,
-        entries: 0,
+        entries,
     })
 }
 
@@ -381,19 +391,8 @@ impl<'o, W: Write> LayerWriter<'o, W> {
     }
 
     fn finish(self) -> Result<BuiltLayer> {
-        let entries = self.entries;
-        let media_type = self.media_type;
-        let uncompressed = self.tar.into_inner()?;
-        let (compressor, diff_id, uncompressed_size) = uncompressed.into_parts();
-        let compressed = compressor.finish()?;
-        let (mut out, digest, size) = compressed.into_parts();
-        out.flush()?;
-        Ok(BuiltLayer {
-            descriptor: Descriptor::new(media_type, size, digest),
-            diff_id,
-            uncompressed_size,
-            entries,
-        })
+        let (entries, media_type) = (self.entries, self.media_type);
+        finish_stack(self.tar.into_inner()?, media_type, entries)
     }
 
     /// Every entry under `dir`, `rel` being its path in the layer.
