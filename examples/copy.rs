@@ -2,7 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example copy -- SRC DST [--platform OS/ARCH[/VARIANT] | --all]
+//!     [--policy FILE] [--registries.d DIR] [--remove-signatures]
+//!     [--sign-by KEY.asc] [--sign-by-sigstore-private-key KEY]
 //! ```
+//!
+//! `--policy` and `--registries.d` have skopeo's meaning (the source image must satisfy the
+//! policy; simple signatures are read and written where registries.d says). `--sign-by`
+//! takes an exported OpenPGP secret key file, `--sign-by-sigstore-private-key` a cosign key;
+//! their password comes from `OCIKIT_PASSWORD`.
 //!
 //! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
 //! `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/NAME[:TAG|@DIGEST]` (loopback registries
@@ -15,7 +22,8 @@ use std::process::ExitCode;
 use ocikit::copy::{CopyOptions, Location, copy};
 use ocikit::image::parse_platform;
 
-const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
+const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all] [--policy FILE]
+  [--registries.d DIR] [--remove-signatures] [--sign-by KEY] [--sign-by-sigstore-private-key KEY]
   SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]
             | docker://HOST/NAME[:TAG|@DIGEST]";
 
@@ -23,12 +31,29 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut positional = Vec::new();
     let mut options = CopyOptions::new();
+    let mut trust = ocikit::trust::TrustOptions::new();
+    let password = || std::env::var("OCIKIT_PASSWORD").unwrap_or_default();
     while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--platform" => {
-                let p = args.next().ok_or("--platform needs a value")?;
-                options = options.platform(parse_platform(&p)?);
+            "--policy" => trust = trust.policy_path(value()?),
+            "--registries.d" => trust = trust.registries_d(value()?),
+            "--remove-signatures" => trust = trust.remove_signatures(true),
+            "--sign-by" => {
+                let key = std::fs::read(value()?)?;
+                trust = trust.sign_by(ocikit::trust::SimpleSigner::from_armored_or_binary(
+                    &key,
+                    &password(),
+                )?);
             }
+            "--sign-by-sigstore-private-key" => {
+                let key = std::fs::read(value()?)?;
+                trust = trust.sign_by_sigstore(ocikit::trust::CosignPrivateKey::from_encrypted_pem(
+                    &key,
+                    password().as_bytes(),
+                )?);
+            }
+            "--platform" => options = options.platform(parse_platform(&value()?)?),
             "--all" => options = options.all(true),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -43,6 +68,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let src: Location = src.parse()?;
     let dst: Location = dst.parse()?;
+    options = options.trust(trust);
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         // One line per blob, redrawn in place: digest, bar, bytes.
         options = options.progress(|p| {

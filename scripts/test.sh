@@ -21,6 +21,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     docker-registry skopeo umoci oci-image-tool runc crun busybox-static
     apache2-utils openssl curl ca-certificates
+    # tests/trust.rs: OpenPGP keys (skopeo --sign-by), the cosign helper's Python crypto.
+    gpg gpg-agent python3-cryptography python3-nacl
     # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
     pigz time
 )
@@ -71,7 +73,7 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox openssl curl; do
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox openssl curl gpg; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
 

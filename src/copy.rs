@@ -54,6 +54,7 @@ pub struct CopyOptions {
     progress: Option<ProgressFn>,
     mount_from: Option<String>,
     referrers: bool,
+    trust: crate::trust::TrustOptions,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -139,6 +140,15 @@ impl CopyOptions {
     /// (default false). Referrers are copied as they are, never rewritten.
     pub fn referrers(mut self, referrers: bool) -> Self {
         self.referrers = referrers;
+        self
+    }
+
+    /// The signature policy [`copy`] enforces before it reads any blob, the signatures it
+    /// carries along and those it makes (default: [`TrustOptions::new`](crate::trust::TrustOptions::new),
+    /// the policy at the usual locations, none accepting everything). [`copy_image`] checks
+    /// nothing: its caller decides.
+    pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
+        self.trust = trust;
         self
     }
 
@@ -870,6 +880,16 @@ impl OpenedDestination {
         Ok(())
     }
 
+    /// The destination as a source, where it can be read back (layouts, registries), to
+    /// find what it holds already (signatures).
+    pub fn as_source(&self) -> Option<&dyn ImageSource> {
+        match &self.inner {
+            Destination::Oci(l, _) => Some(l),
+            Destination::Registry(r, _) => Some(r.as_ref()),
+            Destination::OciArchive(..) | Destination::DockerArchive(..) => None,
+        }
+    }
+
     /// Completes the destination: archives are written out (to a temporary file renamed into
     /// place); layouts and registries have nothing left to do.
     pub fn finish(self) -> Result<(), Error> {
@@ -926,6 +946,8 @@ pub fn copy(
 ) -> Result<CopyReport, Error> {
     let platform = options.platform.clone().unwrap_or_else(host_platform);
     let src = open_source(source, &platform)?;
+    // The policy decides before anything is read but the top document, or written.
+    crate::trust::check_opened(source, &src, &options.trust)?;
     let dst = open_destination(destination)?;
     let mut options = match (options.format, dst.preferred_format()) {
         (None, Some(format)) => options.clone().format(Some(format)),
@@ -946,6 +968,7 @@ pub fn copy(
         None,
         &options,
     )?;
+    crate::trust::after_copy(&options.trust, source, &src, destination, &dst, &report.top)?;
     dst.name(&report.top)?;
     dst.finish()?;
     Ok(report)

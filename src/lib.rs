@@ -11,6 +11,7 @@
 //!
 //! [`copy`] composes them: one copy routine for every pair of places an image can live;
 //! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
+//! [`trust`] signs and verifies images and enforces `policy.json` on copy and pull.
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
@@ -23,6 +24,7 @@ mod fsutil;
 pub mod inspect;
 pub mod run;
 pub mod store;
+pub mod trust;
 pub mod unpack;
 
 pub use error::Error;

@@ -147,6 +147,7 @@ pub struct PullOptions {
     platform: Platform,
     name: Option<RefName>,
     jobs: usize,
+    trust: crate::trust::TrustOptions,
 }
 
 impl Default for PullOptions {
@@ -155,6 +156,7 @@ impl Default for PullOptions {
             platform: host_platform(),
             name: None,
             jobs: 4,
+            trust: crate::trust::TrustOptions::new(),
         }
     }
 }
@@ -182,6 +184,13 @@ impl PullOptions {
     /// How many layers are fetched and unpacked at once (default 4, at least 1).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
+        self
+    }
+
+    /// The signature policy checked before anything is fetched but the top document
+    /// (default: the policy at the usual locations; none accepts every image).
+    pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
+        self.trust = trust;
         self
     }
 }
@@ -401,6 +410,8 @@ impl Store {
         options: &PullOptions,
     ) -> Result<PulledImage, crate::Error> {
         let opened = open_source(location, &options.platform)?;
+        // The policy decides before any layer is fetched or anything is stored.
+        crate::trust::check_opened(location, &opened, &options.trust)?;
         let source = opened.source();
         let image = source.fetch_image(&opened.reference(), &options.platform)?;
         let name = match &options.name {
