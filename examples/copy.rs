@@ -48,10 +48,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--sign-by-sigstore-private-key" => {
                 let key = std::fs::read(value()?)?;
-                trust = trust.sign_by_sigstore(ocikit::trust::CosignPrivateKey::from_encrypted_pem(
-                    &key,
-                    password().as_bytes(),
-                )?);
+                trust =
+                    trust.sign_by_sigstore(ocikit::trust::CosignPrivateKey::from_encrypted_pem(
+                        &key,
+                        password().as_bytes(),
+                    )?);
             }
             "--platform" => options = options.platform(parse_platform(&value()?)?),
             "--all" => options = options.all(true),

@@ -29,7 +29,9 @@ const USAGE: &str = "usage: trust generate-key PREFIX
        trust verify IMAGE [--policy FILE] [--registries.d DIR]";
 
 fn password() -> Vec<u8> {
-    std::env::var("OCIKIT_PASSWORD").unwrap_or_default().into_bytes()
+    std::env::var("OCIKIT_PASSWORD")
+        .unwrap_or_default()
+        .into_bytes()
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,10 +78,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                         &String::from_utf8(password())?,
                     )?;
                     let url = sign_simple(&trust, &signer, &identity, &digest)?;
-                    println!("signed {identity} ({digest}) by {}: {url}", signer.fingerprint());
+                    println!(
+                        "signed {identity} ({digest}) by {}: {url}",
+                        signer.fingerprint()
+                    );
                 }
                 (None, Some(key)) => {
-                    let key = CosignPrivateKey::from_encrypted_pem(&std::fs::read(key)?, &password())?;
+                    let key =
+                        CosignPrivateKey::from_encrypted_pem(&std::fs::read(key)?, &password())?;
                     let destination = open_destination(&location)?;
                     let sig = sign_cosign(
                         &key,

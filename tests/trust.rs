@@ -41,7 +41,9 @@ fn small_image(dir: &Path, seed: &str) -> String {
 }
 
 fn accept_all() -> TrustOptions {
-    TrustOptions::new().policy(Policy::from_slice(br#"{"default":[{"type":"insecureAcceptAnything"}]}"#, None).unwrap())
+    TrustOptions::new().policy(
+        Policy::from_slice(br#"{"default":[{"type":"insecureAcceptAnything"}]}"#, None).unwrap(),
+    )
 }
 
 /// Pushes `src` to `docker://REGISTRY/repo:v1` (no policy in the way); returns the location
@@ -68,7 +70,10 @@ struct GpgKey {
 
 impl GpgKey {
     fn new(name: &str) -> GpgKey {
-        let home = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
         let params = home.path().join("params");
         std::fs::write(
             &params,
@@ -94,7 +99,11 @@ impl GpgKey {
         let public = home.path().join("public.asc");
         let secret = home.path().join("secret.asc");
         std::fs::write(&public, gpg(&["--armor", "--export", &fingerprint])).unwrap();
-        std::fs::write(&secret, gpg(&["--armor", "--export-secret-keys", &fingerprint])).unwrap();
+        std::fs::write(
+            &secret,
+            gpg(&["--armor", "--export-secret-keys", &fingerprint]),
+        )
+        .unwrap();
         GpgKey {
             home,
             fingerprint,
@@ -162,7 +171,10 @@ fn check(image: &str, trust: &TrustOptions) -> Result<(), ocikit::Error> {
 fn rejection(r: Result<(), ocikit::Error>) -> Rejection {
     match r {
         Err(ocikit::Error::Trust(TrustError::Rejected { image, reason, .. })) => {
-            assert!(image.contains("/trust/"), "the error names the image: {image}");
+            assert!(
+                image.contains("/trust/"),
+                "the error names the image: {image}"
+            );
             reason
         }
         other => panic!("expected a rejection, got {other:?}"),
@@ -190,13 +202,85 @@ fn skopeo_signs_and_ocikit_verifies_then_ocikit_signs_and_skopeo_verifies() {
         .env("GNUPGHOME", key.home.path())
         .args(["--insecure-policy", "--registries.d"])
         .arg(&regd)
-        .args(["copy", "--dest-tls-verify=false", "--sign-by", &key.fingerprint, &src, &image]));
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--sign-by",
+            &key.fingerprint,
+            &src,
+            &image,
+        ]));
     let written: Vec<_> = walk(&tmp.path().join("sigstore"));
     assert_eq!(written.len(), 1, "skopeo wrote one signature: {written:?}");
+    // Where: the repository path without the registry host, `@sha256=HEX/signature-1`.
+    let rel = written[0]
+        .strip_prefix(tmp.path().join("sigstore"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        rel.starts_with(&format!("{repo}@sha256=")) && rel.ends_with("/signature-1"),
+        "{rel}"
+    );
 
     let good = policy_file(tmp.path(), "good.json", &signed_by(&key.public));
     let trust = TrustOptions::new().policy_path(&good).registries_d(&regd);
     check(&image, &trust).expect("ocikit accepts skopeo's signature");
+    // The same storage served over HTTP (python3's http.server) is read through ureq.
+    let mut server = Command::new("/usr/bin/python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(tmp.path().join("sigstore"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .expect(&line)
+        .to_owned();
+    let http_regd = tmp.path().join("http.d");
+    std::fs::create_dir_all(&http_regd).unwrap();
+    std::fs::write(
+        http_regd.join("h.yaml"),
+        format!(
+            "docker:\n  {}:\n    lookaside: http://127.0.0.1:{port}\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let over_http = check(
+        &image,
+        &TrustOptions::new()
+            .policy_path(&good)
+            .registries_d(&http_regd),
+    );
+    let unknown = check(
+        &format!("docker://{}/{}:v1", registry(), unique("trust/nowhere")),
+        &TrustOptions::new()
+            .policy_path(&good)
+            .registries_d(&http_regd),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    over_http.expect("the signature read over HTTP is accepted");
+    // (An image that is not in the registry fails before any signature is looked for.)
+    assert!(unknown.is_err());
     // And a copy under that policy goes through.
     let out = tmp.path().join("pulled");
     copy(
@@ -227,7 +311,8 @@ fn skopeo_signs_and_ocikit_verifies_then_ocikit_signs_and_skopeo_verifies() {
     // ocikit signs (the exported secret key), skopeo verifies under a signedBy policy.
     let repo2 = unique("trust/ocikit-signed");
     let image2 = format!("docker://{}/{repo2}:v1", registry());
-    let signer = SimpleSigner::from_armored_or_binary(&std::fs::read(&key.secret).unwrap(), "").unwrap();
+    let signer =
+        SimpleSigner::from_armored_or_binary(&std::fs::read(&key.secret).unwrap(), "").unwrap();
     assert_eq!(signer.fingerprint().to_uppercase(), key.fingerprint);
     let report = copy(
         &src.parse().unwrap(),
@@ -248,7 +333,11 @@ fn skopeo_signs_and_ocikit_verifies_then_ocikit_signs_and_skopeo_verifies() {
             .unwrap()
     };
     let out = skopeo_copy(&good, &tmp.path().join("skopeo-good"));
-    assert!(out.status.success(), "skopeo accepts ocikit's signature: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo accepts ocikit's signature: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = skopeo_copy(&bad, &tmp.path().join("skopeo-bad"));
     assert!(!out.status.success(), "skopeo refuses it under another key");
 
@@ -263,15 +352,27 @@ fn skopeo_signs_and_ocikit_verifies_then_ocikit_signs_and_skopeo_verifies() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::fs::write(
         elsewhere.join("e.yaml"),
-        format!("default-docker:\n  lookaside: file://{}\n", elsewhere.join("s").display()),
+        format!(
+            "default-docker:\n  lookaside: file://{}\n",
+            elsewhere.join("s").display()
+        ),
     )
     .unwrap();
     let other_digest = ocikit::image::sha256(b"another manifest");
-    ocikit::trust::sign_simple(&TrustOptions::new().registries_d(&elsewhere), &signer, &identity, &other_digest).unwrap();
+    ocikit::trust::sign_simple(
+        &TrustOptions::new().registries_d(&elsewhere),
+        &signer,
+        &identity,
+        &other_digest,
+    )
+    .unwrap();
     let forged = walk(&elsewhere.join("s")).pop().unwrap();
     std::fs::copy(&forged, &sig_path).unwrap();
     let out = skopeo_copy(&good, &tmp.path().join("skopeo-forged"));
-    assert!(!out.status.success(), "skopeo refuses a signature of another digest");
+    assert!(
+        !out.status.success(),
+        "skopeo refuses a signature of another digest"
+    );
     let r = rejection(check(&image2, &trust));
     assert!(
         matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::DigestMismatch { .. }])),
@@ -332,7 +433,8 @@ fn cosign_signatures_both_ways_with_an_independent_implementation() {
         .arg(prefix.with_extension("key"))
         .args([&registry(), &repo, &digest, &reference]));
     let by_repo = sigstore_policy(tmp.path(), "repo.json", &public, Some("matchRepository"));
-    check(&image, &TrustOptions::new().policy_path(&by_repo)).expect("ocikit verifies the helper's signature");
+    check(&image, &TrustOptions::new().policy_path(&by_repo))
+        .expect("ocikit verifies the helper's signature");
     // The default identity rule wants the tag cosign does not write.
     let exact = sigstore_policy(tmp.path(), "exact.json", &public, None);
     let r = rejection(check(&image, &TrustOptions::new().policy_path(&exact)));
@@ -343,7 +445,12 @@ fn cosign_signatures_both_ways_with_an_independent_implementation() {
     // A key of ocikit's making is not the helper's.
     let ours = CosignPrivateKey::generate().unwrap();
     std::fs::write(tmp.path().join("ours.pub"), ours.public_key().to_pem()).unwrap();
-    let wrong = sigstore_policy(tmp.path(), "wrong.json", &tmp.path().join("ours.pub"), Some("matchRepository"));
+    let wrong = sigstore_policy(
+        tmp.path(),
+        "wrong.json",
+        &tmp.path().join("ours.pub"),
+        Some("matchRepository"),
+    );
     let r = rejection(check(&image, &TrustOptions::new().policy_path(&wrong)));
     assert!(
         matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::UnknownKey(_)])),
@@ -370,7 +477,8 @@ fn cosign_signatures_both_ways_with_an_independent_implementation() {
         .arg(&public)
         .args([&registry(), &repo2, &digest2]));
     assert_eq!(verified.trim(), image2.trim_start_matches("docker://"));
-    check(&image2, &TrustOptions::new().policy_path(&exact)).expect("ocikit verifies its own signature");
+    check(&image2, &TrustOptions::new().policy_path(&exact))
+        .expect("ocikit verifies its own signature");
 
     // A key ocikit generates and encrypts is read by the helper.
     let key_file = tmp.path().join("ocikit.key");
@@ -384,7 +492,8 @@ fn rejections_are_typed_name_the_image_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let key = GpgKey::new("rejections");
     let regd = registries_d(tmp.path());
-    let signer = SimpleSigner::from_armored_or_binary(&std::fs::read(&key.secret).unwrap(), "").unwrap();
+    let signer =
+        SimpleSigner::from_armored_or_binary(&std::fs::read(&key.secret).unwrap(), "").unwrap();
     let good = policy_file(tmp.path(), "good.json", &signed_by(&key.public));
     let trust = TrustOptions::new().policy_path(&good).registries_d(&regd);
     let store = Store::open(tmp.path().join("store")).unwrap();
@@ -399,67 +508,139 @@ fn rejections_are_typed_name_the_image_and_write_nothing() {
             &format!("oci:{}:v1", dest.display()).parse().unwrap(),
             &CopyOptions::new().trust(trust.clone()),
         );
-        let pulled = store.pull(&image.parse().unwrap(), &PullOptions::new().trust(trust.clone()));
+        let pulled = store.pull(
+            &image.parse().unwrap(),
+            &PullOptions::new().trust(trust.clone()),
+        );
         assert_eq!(check_result.is_ok(), copied.is_ok(), "{copied:?}");
         assert_eq!(check_result.is_ok(), pulled.is_ok(), "{pulled:?}");
         if check_result.is_err() {
             assert!(!dest.exists(), "a refused copy writes nothing");
-            assert!(store.images().unwrap().is_empty(), "a refused pull stores no image");
+            assert!(
+                store.images().unwrap().is_empty(),
+                "a refused pull stores no image"
+            );
             let blobs = walk(&tmp.path().join("store/layout/blobs"));
             assert!(blobs.is_empty(), "a refused pull stores no blob: {blobs:?}");
         }
         check_result
     };
-    let image_of = |seed: &str| push(&small_image(tmp.path(), seed), &unique(&format!("trust/{seed}")));
+    let image_of = |seed: &str| {
+        push(
+            &small_image(tmp.path(), seed),
+            &unique(&format!("trust/{seed}")),
+        )
+    };
 
     // No signature.
     let (unsigned, _) = image_of("unsigned");
-    assert_eq!(rejection(attempt(&unsigned)), Rejection::NoSignature { kind: "simple signing" });
+    assert_eq!(
+        rejection(attempt(&unsigned)),
+        Rejection::NoSignature {
+            kind: "simple signing"
+        }
+    );
 
     // A valid signature over another digest.
     let (img, _) = image_of("otherdigest");
     let id = DockerIdentity::parse(img.trim_start_matches("docker://")).unwrap();
     let sign_as = |identity: &DockerIdentity, digest: &ocikit::oci_spec::image::Digest| {
-        ocikit::trust::sign_simple(&TrustOptions::new().registries_d(&regd), &signer, identity, digest).unwrap()
+        ocikit::trust::sign_simple(
+            &TrustOptions::new().registries_d(&regd),
+            &signer,
+            identity,
+            digest,
+        )
+        .unwrap()
     };
-    let real = open_source(&img.parse().unwrap(), &host_platform()).unwrap().top().digest().clone();
+    let real = open_source(&img.parse().unwrap(), &host_platform())
+        .unwrap()
+        .top()
+        .digest()
+        .clone();
     // Written at the real digest's place: another digest signed, the file moved there.
     let url = sign_as(&id, &ocikit::image::sha256(b"not this image"));
-    let placed = url.replace(ocikit::image::sha256(b"not this image").digest(), real.digest());
-    std::fs::create_dir_all(Path::new(placed.trim_start_matches("file://")).parent().unwrap()).unwrap();
-    std::fs::rename(url.trim_start_matches("file://"), placed.trim_start_matches("file://")).unwrap();
+    let placed = url.replace(
+        ocikit::image::sha256(b"not this image").digest(),
+        real.digest(),
+    );
+    std::fs::create_dir_all(
+        Path::new(placed.trim_start_matches("file://"))
+            .parent()
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(
+        url.trim_start_matches("file://"),
+        placed.trim_start_matches("file://"),
+    )
+    .unwrap();
     let r = rejection(attempt(&img));
-    assert!(matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::DigestMismatch { .. }])), "{r:?}");
+    assert!(
+        matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::DigestMismatch { .. }])),
+        "{r:?}"
+    );
 
     // An identity that matchRepoDigestOrExact does not accept (another tag).
     let (img, _) = image_of("identity");
-    let real = open_source(&img.parse().unwrap(), &host_platform()).unwrap().top().digest().clone();
-    let v2 = DockerIdentity::parse(&img.trim_start_matches("docker://").replace(":v1", ":v2")).unwrap();
+    let real = open_source(&img.parse().unwrap(), &host_platform())
+        .unwrap()
+        .top()
+        .digest()
+        .clone();
+    let v2 =
+        DockerIdentity::parse(&img.trim_start_matches("docker://").replace(":v1", ":v2")).unwrap();
     sign_as(&v2, &real);
     let r = rejection(attempt(&img));
-    assert!(matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::IdentityMismatch { .. }])), "{r:?}");
+    assert!(
+        matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::IdentityMismatch { .. }])),
+        "{r:?}"
+    );
     assert!(r.to_string().contains(":v2"), "{r}");
 
     // A malformed signature.
     let (img, _) = image_of("malformed");
-    let real = open_source(&img.parse().unwrap(), &host_platform()).unwrap().top().digest().clone();
+    let real = open_source(&img.parse().unwrap(), &host_platform())
+        .unwrap()
+        .top()
+        .digest()
+        .clone();
     let id = DockerIdentity::parse(img.trim_start_matches("docker://")).unwrap();
     let url = sign_as(&id, &real);
-    std::fs::write(url.trim_start_matches("file://"), b"\x89not an OpenPGP message").unwrap();
+    std::fs::write(
+        url.trim_start_matches("file://"),
+        b"\x89not an OpenPGP message",
+    )
+    .unwrap();
     let r = rejection(attempt(&img));
-    assert!(matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::Invalid(_)])), "{r:?}");
+    assert!(
+        matches!(&r, Rejection::NoAcceptedSignature(f) if matches!(f[..], [SignatureFailure::Invalid(_)])),
+        "{r:?}"
+    );
 
     // Signed properly: accepted by all three (and then stored).
     let (img, _) = image_of("good");
-    let real = open_source(&img.parse().unwrap(), &host_platform()).unwrap().top().digest().clone();
-    sign_as(&DockerIdentity::parse(img.trim_start_matches("docker://")).unwrap(), &real);
+    let real = open_source(&img.parse().unwrap(), &host_platform())
+        .unwrap()
+        .top()
+        .digest()
+        .clone();
+    sign_as(
+        &DockerIdentity::parse(img.trim_start_matches("docker://")).unwrap(),
+        &real,
+    );
     attempt(&img).expect("a good signature is accepted");
     assert_eq!(store.images().unwrap().len(), 1);
 
     // A policy that says reject, for an image outside the signed namespace.
     let dest = tmp.path().join("rejected");
     let outside = format!("docker://{}/{}:v1", registry(), unique("elsewhere/app"));
-    copy(&small_image(tmp.path(), "outside").parse().unwrap(), &outside.parse().unwrap(), &CopyOptions::new().trust(accept_all())).unwrap();
+    copy(
+        &small_image(tmp.path(), "outside").parse().unwrap(),
+        &outside.parse().unwrap(),
+        &CopyOptions::new().trust(accept_all()),
+    )
+    .unwrap();
     let e = copy(
         &outside.parse().unwrap(),
         &format!("oci:{}:v1", dest.display()).parse().unwrap(),
@@ -467,7 +648,11 @@ fn rejections_are_typed_name_the_image_and_write_nothing() {
     )
     .unwrap_err();
     match e {
-        ocikit::Error::Trust(TrustError::Rejected { image, reason: Rejection::PolicyRejects, .. }) => {
+        ocikit::Error::Trust(TrustError::Rejected {
+            image,
+            reason: Rejection::PolicyRejects,
+            ..
+        }) => {
             assert!(image.contains("elsewhere/app"), "{image}")
         }
         other => panic!("{other:?}"),
@@ -476,9 +661,18 @@ fn rejections_are_typed_name_the_image_and_write_nothing() {
 
     // A policy file that does not parse: line and column.
     let broken = tmp.path().join("broken.json");
-    std::fs::write(&broken, "{\"default\": [\n  {\"type\": \"reject\", \"extra\": true}\n]}").unwrap();
+    std::fs::write(
+        &broken,
+        "{\"default\": [\n  {\"type\": \"reject\", \"extra\": true}\n]}",
+    )
+    .unwrap();
     match check(&outside, &TrustOptions::new().policy_path(&broken)) {
-        Err(ocikit::Error::Trust(TrustError::Policy { line: 2, column, path: Some(p), .. })) => {
+        Err(ocikit::Error::Trust(TrustError::Policy {
+            line: 2,
+            column,
+            path: Some(p),
+            ..
+        })) => {
             assert!(column > 1);
             assert_eq!(p, broken);
         }
@@ -506,7 +700,10 @@ fn trust_copy_and_run_recipes() {
     let copy_bin = example_binary("copy");
     let regd = registries_d(tmp.path());
     let key = GpgKey::new("recipes");
-    let (image, _) = push(&small_image(tmp.path(), "recipes"), &unique("trust/recipes"));
+    let (image, _) = push(
+        &small_image(tmp.path(), "recipes"),
+        &unique("trust/recipes"),
+    );
 
     // sign with the exported key, verify under a signedBy policy.
     let out = run(Command::new(&trust)
@@ -525,13 +722,23 @@ fn trust_copy_and_run_recipes() {
 
     // cosign: generate-key, sign, verify.
     let prefix = tmp.path().join("cosign");
-    run(Command::new(&trust).env("OCIKIT_PASSWORD", "pw").arg("generate-key").arg(&prefix));
+    run(Command::new(&trust)
+        .env("OCIKIT_PASSWORD", "pw")
+        .arg("generate-key")
+        .arg(&prefix));
     run(Command::new(&trust)
         .env("OCIKIT_PASSWORD", "pw")
         .args(["sign", &image, "--sigstore-key"])
         .arg(prefix.with_extension("key")));
-    let cosign_policy = sigstore_policy(tmp.path(), "cosign.json", &prefix.with_extension("pub"), None);
-    run(Command::new(&trust).args(["verify", &image, "--policy"]).arg(&cosign_policy));
+    let cosign_policy = sigstore_policy(
+        tmp.path(),
+        "cosign.json",
+        &prefix.with_extension("pub"),
+        None,
+    );
+    run(Command::new(&trust)
+        .args(["verify", &image, "--policy"])
+        .arg(&cosign_policy));
 
     // copy: --policy with another key refuses, and the destination is not created.
     let other = GpgKey::new("recipes-other");
@@ -545,7 +752,11 @@ fn trust_copy_and_run_recipes() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rejected"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rejected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!dest.exists());
     run(Command::new(&copy_bin)
         .args([&image, &format!("oci:{}:v1", dest.display()), "--policy"])
@@ -561,6 +772,88 @@ fn trust_copy_and_run_recipes() {
         .arg(&regd)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected"));
+}
+
+#[test]
+fn copy_signs_both_ways_carries_signatures_along_and_drops_them_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = GpgKey::new("carry");
+    let regd = tmp.path().join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("test.yaml"),
+        format!(
+            "docker:\n  {}:\n    lookaside: file://{}\n    use-sigstore-attachments: true\n",
+            registry(),
+            tmp.path().join("sigstore").display()
+        ),
+    )
+    .unwrap();
+    let signer =
+        SimpleSigner::from_armored_or_binary(&std::fs::read(&key.secret).unwrap(), "").unwrap();
+    let cosign_key = CosignPrivateKey::generate().unwrap();
+    let cosign_pub = tmp.path().join("cosign.pub");
+    std::fs::write(&cosign_pub, cosign_key.public_key().to_pem()).unwrap();
+
+    // Signed both ways while pushed.
+    let a = format!("docker://{}/{}:v1", registry(), unique("trust/carry-a"));
+    copy(
+        &small_image(tmp.path(), "carry").parse().unwrap(),
+        &a.parse().unwrap(),
+        &CopyOptions::new().trust(
+            accept_all()
+                .registries_d(&regd)
+                .sign_by(signer)
+                .sign_by_sigstore(cosign_key),
+        ),
+    )
+    .unwrap();
+    // Both requirements at once, each on the identity the signatures claim (A's).
+    let claimed = a.trim_start_matches("docker://");
+    let both = policy_file(
+        tmp.path(),
+        "both.json",
+        &format!(
+            r#"{{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "{}",
+                "signedIdentity": {{"type": "exactReference", "dockerReference": "{claimed}"}}}},
+               {{"type": "sigstoreSigned", "keyPath": "{}",
+                "signedIdentity": {{"type": "exactReference", "dockerReference": "{claimed}"}}}}"#,
+            key.public.display(),
+            cosign_pub.display()
+        ),
+    );
+    let trust = TrustOptions::new().policy_path(&both).registries_d(&regd);
+    check(&a, &trust).expect("both signatures of A");
+
+    // Copied to B: both signatures come along.
+    let b = format!("docker://{}/{}:v1", registry(), unique("trust/carry-b"));
+    copy(
+        &a.parse().unwrap(),
+        &b.parse().unwrap(),
+        &CopyOptions::new().trust(trust.clone()),
+    )
+    .unwrap();
+    check(&b, &trust).expect("B has A's signatures");
+
+    // Copied to C without them: C is refused.
+    let c = format!("docker://{}/{}:v1", registry(), unique("trust/carry-c"));
+    copy(
+        &a.parse().unwrap(),
+        &c.parse().unwrap(),
+        &CopyOptions::new().trust(trust.clone().remove_signatures(true)),
+    )
+    .unwrap();
+    assert_eq!(
+        rejection(check(&c, &trust)),
+        Rejection::NoSignature {
+            kind: "simple signing"
+        }
+    );
 }

@@ -267,7 +267,8 @@ impl CosignPublicKey {
 /// password `""`, or a public key.
 #[doc(hidden)]
 pub fn fuzz_keys(bytes: &[u8]) -> bool {
-    CosignPrivateKey::from_encrypted_pem(bytes, b"").is_ok() | CosignPublicKey::from_pem(bytes).is_ok()
+    CosignPrivateKey::from_encrypted_pem(bytes, b"").is_ok()
+        | CosignPublicKey::from_pem(bytes).is_ok()
 }
 
 /// One cosign signature as stored: the payload bytes and the signature over them.
@@ -291,7 +292,12 @@ const MAX_PAYLOAD: u64 = 4 << 20;
 
 /// The cosign signatures of `digest` in `source`: the `.sig` tag's layers, and the
 /// referrers whose layers are signatures.
-pub fn find(source: &dyn ImageSource, digest: &Digest, size: u64, media_type: &MediaType) -> Result<Vec<CosignSignature>, TrustError> {
+pub fn find(
+    source: &dyn ImageSource,
+    digest: &Digest,
+    size: u64,
+    media_type: &MediaType,
+) -> Result<Vec<CosignSignature>, TrustError> {
     let mut manifests = Vec::new();
     match source.resolve(&TagOrDigest::Tag(signature_tag(digest))) {
         Ok(d) => manifests.push(d),

@@ -487,7 +487,11 @@ pub fn check(
         match r {
             Requirement::InsecureAcceptAnything => {}
             Requirement::Reject => return Err(reject(Rejection::PolicyRejects)),
-            Requirement::SignedBy { keys, identity: rule, .. } => {
+            Requirement::SignedBy {
+                keys,
+                identity: rule,
+                ..
+            } => {
                 if simple_sigs.is_none() {
                     simple_sigs = Some(match identity.docker() {
                         Some(d) => options
@@ -524,7 +528,11 @@ pub fn check(
                     None => return Err(reject(Rejection::NoAcceptedSignature(failures))),
                 }
             }
-            Requirement::SigstoreSigned { keys, identity: rule, .. } => {
+            Requirement::SigstoreSigned {
+                keys,
+                identity: rule,
+                ..
+            } => {
                 if cosign_sigs.is_none() {
                     cosign_sigs = Some(cosign::find(
                         source,
@@ -707,7 +715,10 @@ pub(crate) fn after_copy(
         };
         if carry_cosign {
             let tag = cosign::signature_tag(top.digest());
-            match source.source().resolve(&ocikit_image::TagOrDigest::Tag(tag.clone())) {
+            match source
+                .source()
+                .resolve(&ocikit_image::TagOrDigest::Tag(tag.clone()))
+            {
                 Ok(d) => {
                     crate::copy::copy_image(
                         source.source(),

@@ -117,8 +117,9 @@ impl Payload {
                 raw.critical.kind
             )));
         }
-        let manifest_digest = ocikit_image::parse_digest(&raw.critical.image.docker_manifest_digest)
-            .map_err(|e| bad(format!("critical.image.docker-manifest-digest: {e}")))?;
+        let manifest_digest =
+            ocikit_image::parse_digest(&raw.critical.image.docker_manifest_digest)
+                .map_err(|e| bad(format!("critical.image.docker-manifest-digest: {e}")))?;
         let optional = match raw.optional {
             Some(o) => o,
             None if expected == COSIGN_TYPE => serde_json::Map::new(),

@@ -9,8 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::TrustError;
 
@@ -114,13 +114,12 @@ impl DockerIdentity {
     /// Parses `text` with docker's normalisation (`busybox` is `docker.io/library/busybox`),
     /// keeping "no tag" apart from `:latest`.
     pub fn parse(text: &str) -> Result<Self, TrustError> {
-        let reference: ocikit_distribution::Reference =
-            text.parse().map_err(|e: ocikit_distribution::Error| {
-                TrustError::InvalidIdentity {
-                    value: text.to_owned(),
-                    reason: e.to_string(),
-                }
-            })?;
+        let reference: ocikit_distribution::Reference = text.parse().map_err(
+            |e: ocikit_distribution::Error| TrustError::InvalidIdentity {
+                value: text.to_owned(),
+                reason: e.to_string(),
+            },
+        )?;
         let last = text.rsplit('/').next().unwrap_or(text);
         let digest = reference.digest().map(|d| d.to_string());
         let tagged = last.split('@').next().unwrap_or(last).contains(':');
@@ -465,7 +464,7 @@ impl RawRequirement {
                     (None, None, Some(d)) => vec![KeySource::Data(b64(&d)?)],
                     _ => {
                         return Err(
-                            "signedBy needs exactly one of keyPath, keyPaths and keyData".into()
+                            "signedBy needs exactly one of keyPath, keyPaths and keyData".into(),
                         );
                     }
                 };
@@ -490,7 +489,12 @@ impl RawRequirement {
                 }
                 let mut keys: Vec<KeySource> = Vec::new();
                 keys.extend(self.key_path.map(KeySource::Path));
-                keys.extend(self.key_paths.unwrap_or_default().into_iter().map(KeySource::Path));
+                keys.extend(
+                    self.key_paths
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(KeySource::Path),
+                );
                 if let Some(d) = &self.key_data {
                     keys.push(KeySource::Data(b64(d)?));
                 }
@@ -511,9 +515,11 @@ impl RawRequirement {
                     }
                 }
                 if keys.is_empty() && wanted.is_empty() {
-                    return Err("sigstoreSigned needs keyPath, keyPaths, keyData or keyDatas \
+                    return Err(
+                        "sigstoreSigned needs keyPath, keyPaths, keyData or keyDatas \
                                 (or fulcio)"
-                        .into());
+                            .into(),
+                    );
                 }
                 Ok(Requirement::SigstoreSigned {
                     keys,
@@ -619,7 +625,10 @@ mod tests {
             Some("*.internal")
         );
         let id = DockerIdentity::parse("other.org/x:1").unwrap();
-        assert_eq!(p.requirements_for("docker", &docker_scopes(&id)).0, Some(""));
+        assert_eq!(
+            p.requirements_for("docker", &docker_scopes(&id)).0,
+            Some("")
+        );
         assert_eq!(p.requirements_for("oci", &[]).0, None);
     }
 
@@ -629,8 +638,14 @@ mod tests {
             ("{\"default\": [\n  {\"type\": \"reject\",}\n]}", 2),
             ("{\"default\": [{\"type\": \"reject\"}],\n \"bogus\": 1}", 2),
             ("{\"default\": [{\"type\": \"nope\"}]}", 1),
-            ("{\"default\": [],\n\"transports\": {\"docker\": {\"a\": [], \"a\": []}}}", 2),
-            ("{\"default\": [{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\"}]}", 1),
+            (
+                "{\"default\": [],\n\"transports\": {\"docker\": {\"a\": [], \"a\": []}}}",
+                2,
+            ),
+            (
+                "{\"default\": [{\"type\":\"signedBy\",\"keyType\":\"GPGKeys\"}]}",
+                1,
+            ),
         ] {
             match Policy::from_slice(text.as_bytes(), None) {
                 Err(TrustError::Policy { line: l, .. }) => assert_eq!(l, line, "{text}"),
@@ -658,8 +673,14 @@ mod tests {
             prefix: "mirror.local/vendor".into(),
             signed_prefix: "vendor.example".into(),
         };
-        assert!(remap.matches(Some(&id("mirror.local/vendor/p/i:1")), &id("vendor.example/p/i:1")));
-        assert!(!remap.matches(Some(&id("mirror.local/vendorx/i:1")), &id("vendor.example/i:1")));
+        assert!(remap.matches(
+            Some(&id("mirror.local/vendor/p/i:1")),
+            &id("vendor.example/p/i:1")
+        ));
+        assert!(!remap.matches(
+            Some(&id("mirror.local/vendorx/i:1")),
+            &id("vendor.example/i:1")
+        ));
         assert_eq!(id("busybox").name(), "docker.io/library/busybox");
         assert_eq!(id("busybox").tag(), None);
     }

@@ -119,7 +119,11 @@ impl RegistriesD {
     /// The section for `image`: "only the configuration for the most-precisely matching
     /// scope is used", else `default-docker`; one without the wanted URL falls through, as
     /// containers/image's lookup does.
-    fn lookup<T>(&self, image: &DockerIdentity, get: impl Fn(&Namespace) -> Option<T>) -> Option<T> {
+    fn lookup<T>(
+        &self,
+        image: &DockerIdentity,
+        get: impl Fn(&Namespace) -> Option<T>,
+    ) -> Option<T> {
         for scope in docker_scopes(image) {
             if scope.starts_with("*.") {
                 continue; // registries.d has no wildcard scopes
@@ -303,7 +307,9 @@ fn read_capped(reader: impl Read) -> Result<Vec<u8>, String> {
         .read_to_end(&mut buf)
         .map_err(|e| e.to_string())?;
     if buf.len() as u64 > MAX_SIGNATURE_SIZE {
-        return Err(format!("a signature larger than {MAX_SIGNATURE_SIZE} bytes"));
+        return Err(format!(
+            "a signature larger than {MAX_SIGNATURE_SIZE} bytes"
+        ));
     }
     Ok(buf)
 }
@@ -330,13 +336,20 @@ mod tests {
         std::fs::write(dir.path().join("ignored.yml"), "not: [valid").unwrap();
         let config = RegistriesD::load(dir.path()).unwrap();
         let id = DockerIdentity::parse("example.com/ns/app:v1").unwrap();
-        assert_eq!(config.lookaside(&id, false).base(), "https://sigs.example/x/ns/app");
+        assert_eq!(
+            config.lookaside(&id, false).base(),
+            "https://sigs.example/x/ns/app"
+        );
         assert_eq!(config.lookaside(&id, true).base(), "file:///staging/ns/app");
         let other = DockerIdentity::parse("example.com/other:v1").unwrap();
         assert_eq!(config.lookaside(&other, true).base(), "file:///host/other");
         let elsewhere = DockerIdentity::parse("registry.org/x/y:1").unwrap();
-        assert_eq!(config.lookaside(&elsewhere, false).base(), "file:///default/x/y");
-        let digest: oci_spec::image::Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!(
+            config.lookaside(&elsewhere, false).base(),
+            "file:///default/x/y"
+        );
+        let digest: oci_spec::image::Digest =
+            format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
         assert_eq!(
             config.lookaside(&elsewhere, false).url(&digest, 1),
             format!("file:///default/x/y@sha256={}/signature-1", "ab".repeat(32))
@@ -351,7 +364,11 @@ mod tests {
             RegistriesD::load(dir.path()),
             Err(TrustError::RegistriesD { .. })
         ));
-        std::fs::write(dir.path().join("c.yaml"), "docker:\n  x.io:\n    bogus: 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            "docker:\n  x.io:\n    bogus: 1\n",
+        )
+        .unwrap();
         assert!(matches!(
             RegistriesD::load(dir.path()),
             Err(TrustError::RegistriesD { .. })
@@ -364,11 +381,15 @@ mod tests {
         let l = Lookaside {
             base: format!("file://{}/ns/app", dir.path().display()),
         };
-        let digest: oci_spec::image::Digest = format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
+        let digest: oci_spec::image::Digest =
+            format!("sha256:{}", "cd".repeat(32)).parse().unwrap();
         assert!(l.read(&digest).unwrap().is_empty());
         l.add(&digest, b"one").unwrap();
         let url = l.add(&digest, b"two").unwrap();
         assert!(url.ends_with("/signature-2"), "{url}");
-        assert_eq!(l.read(&digest).unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            l.read(&digest).unwrap(),
+            vec![b"one".to_vec(), b"two".to_vec()]
+        );
     }
 }

@@ -150,7 +150,10 @@ impl std::fmt::Debug for SimpleSigner {
 impl SimpleSigner {
     /// Reads an exported secret key (`gpg --export-secret-keys`, armored or binary) whose
     /// secret is protected by `passphrase` (empty: none); the primary key signs.
-    pub fn from_armored_or_binary(bytes: &[u8], passphrase: &str) -> Result<SimpleSigner, TrustError> {
+    pub fn from_armored_or_binary(
+        bytes: &[u8],
+        passphrase: &str,
+    ) -> Result<SimpleSigner, TrustError> {
         let bad = |e: pgp::errors::Error| TrustError::InvalidKey {
             reason: format!("OpenPGP secret key: {e}"),
         };
@@ -207,7 +210,11 @@ mod tests {
     #[test]
     fn garbage_is_an_invalid_signature_not_a_panic() {
         let keyring = Keyring { keys: Vec::new() };
-        for blob in [&b""[..], b"\x89junk", b"-----BEGIN PGP MESSAGE-----\n\n-----END"] {
+        for blob in [
+            &b""[..],
+            b"\x89junk",
+            b"-----BEGIN PGP MESSAGE-----\n\n-----END",
+        ] {
             assert!(matches!(
                 keyring.verify(blob),
                 Err(SignatureFailure::Invalid(_))
