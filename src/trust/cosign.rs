@@ -129,6 +129,42 @@ fn random<const N: usize>() -> Result<[u8; N], TrustError> {
     Ok(b)
 }
 
+/// The PEM and JSON envelope of an encrypted key, checked, not yet decrypted.
+fn parse_envelope(pem_text: &[u8]) -> Result<Envelope, TrustError> {
+    let (label, json) =
+        pem::decode_vec(pem_text).map_err(|e| key_error(format!("not a PEM file: {e}")))?;
+    if label != PRIVATE_KEY_LABEL && label != OLD_PRIVATE_KEY_LABEL {
+        return Err(key_error(format!(
+            "PEM label {label:?}, not {PRIVATE_KEY_LABEL:?}"
+        )));
+    }
+    let env: Envelope = serde_json::from_slice(&json)
+        .map_err(|e| key_error(format!("the encrypted key's JSON: {e}")))?;
+    if env.kdf.name != "scrypt" || env.cipher.name != "nacl/secretbox" {
+        return Err(key_error(format!(
+            "kdf {:?} and cipher {:?}, not scrypt and nacl/secretbox",
+            env.kdf.name, env.cipher.name
+        )));
+    }
+    let p = &env.kdf.params;
+    if (p.n, p.r, p.p) != (1 << SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P) {
+        return Err(key_error(format!(
+            "scrypt parameters N={} r={} p={}, not N=32768 r=8 p=1",
+            p.n, p.r, p.p
+        )));
+    }
+    if env.cipher.nonce.len() != NONCE_LEN {
+        return Err(key_error("the secretbox nonce is not 24 bytes"));
+    }
+    Ok(env)
+}
+
+fn from_pkcs8(der: &[u8]) -> Result<CosignPrivateKey, TrustError> {
+    SigningKey::from_pkcs8_der(der)
+        .map(CosignPrivateKey)
+        .map_err(|e| key_error(format!("not a PKCS#8 ECDSA P-256 key: {e}")))
+}
+
 impl CosignPrivateKey {
     /// A new random key.
     pub fn generate() -> Result<CosignPrivateKey, TrustError> {
@@ -146,31 +182,7 @@ impl CosignPrivateKey {
         pem_text: &[u8],
         password: &[u8],
     ) -> Result<CosignPrivateKey, TrustError> {
-        let (label, json) =
-            pem::decode_vec(pem_text).map_err(|e| key_error(format!("not a PEM file: {e}")))?;
-        if label != PRIVATE_KEY_LABEL && label != OLD_PRIVATE_KEY_LABEL {
-            return Err(key_error(format!(
-                "PEM label {label:?}, not {PRIVATE_KEY_LABEL:?}"
-            )));
-        }
-        let env: Envelope = serde_json::from_slice(&json)
-            .map_err(|e| key_error(format!("the encrypted key's JSON: {e}")))?;
-        if env.kdf.name != "scrypt" || env.cipher.name != "nacl/secretbox" {
-            return Err(key_error(format!(
-                "kdf {:?} and cipher {:?}, not scrypt and nacl/secretbox",
-                env.kdf.name, env.cipher.name
-            )));
-        }
-        let p = &env.kdf.params;
-        if (p.n, p.r, p.p) != (1 << SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P) {
-            return Err(key_error(format!(
-                "scrypt parameters N={} r={} p={}, not N=32768 r=8 p=1",
-                p.n, p.r, p.p
-            )));
-        }
-        if env.cipher.nonce.len() != NONCE_LEN {
-            return Err(key_error("the secretbox nonce is not 24 bytes"));
-        }
+        let env = parse_envelope(pem_text)?;
         let key = secretbox_key(password, &env.kdf.salt)?;
         use crypto_secretbox::aead::{Aead, KeyInit};
         let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
@@ -180,9 +192,7 @@ impl CosignPrivateKey {
                 env.ciphertext.as_slice(),
             )
             .map_err(|_| key_error("decryption failed: a wrong password, or a damaged key"))?;
-        let key = SigningKey::from_pkcs8_der(&der)
-            .map_err(|e| key_error(format!("not a PKCS#8 ECDSA P-256 key: {e}")))?;
-        Ok(CosignPrivateKey(key))
+        from_pkcs8(&der)
     }
 
     /// cosign's encrypted PEM of this key, under `password`.
@@ -263,8 +273,8 @@ impl CosignPublicKey {
     }
 }
 
-/// Parses a key of either kind (for the fuzz target): an encrypted private key with the
-/// password `""`, or a public key.
+/// Parses a key of either kind (for the fuzz target): an encrypted private key's envelope,
+/// a PKCS#8 private key, or a public key.
 #[doc(hidden)]
 pub fn fuzz_keys(bytes: &[u8]) -> bool {
     CosignPrivateKey::from_encrypted_pem(bytes, b"").is_ok()

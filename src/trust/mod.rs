@@ -699,11 +699,14 @@ pub(crate) fn after_copy(
             let config = registries()?;
             let read = config.lookaside(from, false);
             let write = config.lookaside(to, true);
-            if read != write || from.name() != to.name() {
-                let existing = write.read(top.digest()).unwrap_or_default();
-                for sig in read.read(top.digest())? {
-                    if !existing.contains(&sig) {
-                        write.add(top.digest(), &sig)?;
+            if read != write {
+                let signatures = read.read(top.digest())?;
+                if !signatures.is_empty() {
+                    let existing = write.read(top.digest())?;
+                    for sig in signatures {
+                        if !existing.contains(&sig) {
+                            write.add(top.digest(), &sig)?;
+                        }
                     }
                 }
             }
