@@ -396,6 +396,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn helper() -> Command {
     let mut c = Command::new("/usr/bin/python3");
     c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cosign_helper.py"))
@@ -479,6 +484,52 @@ fn cosign_signatures_both_ways_with_an_independent_implementation() {
     assert_eq!(verified.trim(), image2.trim_start_matches("docker://"));
     check(&image2, &TrustOptions::new().policy_path(&exact))
         .expect("ocikit verifies its own signature");
+
+    // A signature stored as an OCI 1.1 referrer (no `.sig` tag) is found too.
+    let repo3 = unique("trust/cosign-referrer");
+    let (image3, digest3) = push(&small_image(tmp.path(), "c3"), &repo3);
+    let location: Location = image3.parse().unwrap();
+    let opened = open_source(&location, &host_platform()).unwrap();
+    let subject = opened.top().clone();
+    let payload = ocikit::trust::Payload::new(
+        ocikit::trust::payload::COSIGN_TYPE,
+        subject.digest(),
+        image3.trim_start_matches("docker://"),
+    )
+    .to_json();
+    let signature = ours.sign(&payload);
+    let dest = ocikit::copy::open_destination(&location).unwrap();
+    let layer = serde_json::json!({
+        "mediaType": ocikit::trust::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+        "digest": ocikit::image::sha256(&payload).to_string(),
+        "size": payload.len(),
+        "annotations": {
+            ocikit::trust::cosign::SIGNATURE_ANNOTATION: base64_encode(&signature)
+        }
+    });
+    let (empty, empty_bytes) = ocikit::artifact::empty_config();
+    let d: ocikit::oci_spec::image::Descriptor = serde_json::from_value(layer.clone()).unwrap();
+    dest.destination()
+        .put_blob(&d, &mut payload.as_slice())
+        .unwrap();
+    dest.destination()
+        .put_blob(&empty, &mut &empty_bytes[..])
+        .unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": ocikit::trust::cosign::SIGNATURE_ARTIFACT_TYPE,
+        "config": empty,
+        "layers": [layer],
+        "subject": subject,
+    });
+    let doc = ocikit::image::AnyManifest::from_bytes(serde_json::to_vec(&manifest).unwrap(), None)
+        .unwrap();
+    dest.destination().put_manifest(&doc).unwrap();
+    let ours_policy = sigstore_policy(tmp.path(), "ours.json", &tmp.path().join("ours.pub"), None);
+    check(&image3, &TrustOptions::new().policy_path(&ours_policy))
+        .expect("the referrer's signature is found");
+    assert!(digest3.starts_with("sha256:"));
 
     // A key ocikit generates and encrypts is read by the helper.
     let key_file = tmp.path().join("ocikit.key");
