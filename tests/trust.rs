@@ -70,6 +70,15 @@ struct GpgKey {
 
 impl GpgKey {
     fn new(name: &str) -> GpgKey {
+        GpgKey::with_type(name, "Key-Type: RSA\nKey-Length: 2048")
+    }
+
+    /// gpg's default kind of key today: EdDSA on ed25519.
+    fn ed25519(name: &str) -> GpgKey {
+        GpgKey::with_type(name, "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign")
+    }
+
+    fn with_type(name: &str, key_type: &str) -> GpgKey {
         let home = tempfile::Builder::new()
             .prefix("gpg")
             .tempdir_in("/tmp")
@@ -78,7 +87,7 @@ impl GpgKey {
         std::fs::write(
             &params,
             format!(
-                "Key-Type: RSA\nKey-Length: 2048\nName-Real: {name}\nName-Email: {name}@ocikit.test\n\
+                "{key_type}\nName-Real: {name}\nName-Email: {name}@ocikit.test\n\
                  Expire-Date: 0\n%no-protection\n%commit\n"
             ),
         )
@@ -750,7 +759,7 @@ fn trust_copy_and_run_recipes() {
     let trust = example_binary("trust");
     let copy_bin = example_binary("copy");
     let regd = registries_d(tmp.path());
-    let key = GpgKey::new("recipes");
+    let key = GpgKey::ed25519("recipes");
     let (image, _) = push(
         &small_image(tmp.path(), "recipes"),
         &unique("trust/recipes"),
@@ -770,6 +779,45 @@ fn trust_copy_and_run_recipes() {
         .arg("--registries.d")
         .arg(&regd));
     assert!(out.contains("accepted"), "{out}");
+    // An ed25519 signature made by rPGP, verified by skopeo (gpgme) ...
+    let out = skopeo()
+        .arg("--policy")
+        .arg(&good)
+        .arg("--registries.d")
+        .arg(&regd)
+        .args(["copy", "--src-tls-verify=false", &image])
+        .arg(format!("dir:{}", tmp.path().join("by-skopeo").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ... and one made by skopeo, verified by the recipe.
+    let (second, _) = push(
+        &small_image(tmp.path(), "recipes2"),
+        &unique("trust/recipes2"),
+    );
+    run(skopeo()
+        .env("GNUPGHOME", key.home.path())
+        .args(["--insecure-policy", "--registries.d"])
+        .arg(&regd)
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--sign-by",
+            &key.fingerprint,
+            &second,
+            &second,
+        ]));
+    let out = run(Command::new(&trust)
+        .args(["verify", &second, "--policy"])
+        .arg(&good)
+        .arg("--registries.d")
+        .arg(&regd));
+    assert!(out.contains("signed as"), "{out}");
 
     // cosign: generate-key, sign, verify.
     let prefix = tmp.path().join("cosign");
