@@ -6,12 +6,13 @@
 # A 2-layer image (8 MiB of random bytes, and a small text layer) in a private docker-registry
 # on 127.0.0.1 started here, signed with an RSA 2048 gpg key by `skopeo copy --sign-by` into a
 # lookaside directory, and with a cosign key by ocikit. Each side pulls it into a fresh
-# layout (`oci:DIR:v1`), with hyperfine (median of RUNS, the destination removed before each
-# run):
+# layout (`oci:DIR:v1`), the commands taking turns (median of RUNS rounds, the destination
+# removed before each run):
 #   unsigned policy: {"default":[{"type":"insecureAcceptAnything"}]}
 #   signedBy:        the image's scope needs a simple signature by the gpg key
 #   sigstoreSigned:  (ocikit only; Debian's skopeo has sigstore disabled) a cosign signature
-# and the cost of verification is the difference of medians. gpg, skopeo and the registry
+# (skopeo with --remove-signatures: it refuses to copy signatures to oci:, after its policy
+# check) and the cost of verification is the difference of medians. gpg, skopeo and the registry
 # get private paths (GNUPGHOME, --policy, --registries.d): nothing of the machine changes.
 # Prints `table|...` lines for benches/compare.sh, and the medians.
 set -euo pipefail
@@ -19,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS=${1:-15}
 
 log() { printf '==> %s\n' "$*" >&2; }
-for bin in hyperfine skopeo gpg docker-registry curl; do
+for bin in skopeo gpg docker-registry curl; do
     command -v "$bin" >/dev/null || { echo "error: $bin is needed (see benches/compare.sh)" >&2; exit 1; }
 done
 
@@ -92,25 +93,35 @@ printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/bench":[{"typ
 # Both sides accept what they are about to be timed on.
 "$BIN/trust" verify "docker://$REF" --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" >&2
 "$BIN/trust" verify "docker://$REF" --policy "$WORK/sigstore.json" >&2
-skopeo --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" copy -q \
+skopeo --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" copy -q --remove-signatures \
     --src-tls-verify=false "docker://$REF" "oci:$WORK/check:v1"
 
 # --- the timings ----------------------------------------------------------------------------
+# Round-robin (each round runs every command once, in turn), so that what else the machine does
+# weighs on every command alike; the destination is removed before each run, untimed.
 ours() { echo "$BIN/copy docker://$REF oci:$WORK/dst:v1 --policy $WORK/$1.json --registries.d $WORK/registries.d"; }
-theirs() { echo "skopeo --policy $WORK/$1.json --registries.d $WORK/registries.d copy -q --src-tls-verify=false docker://$REF oci:$WORK/dst:v1"; }
-hyperfine -N --style none --runs "$RUNS" --warmup 2 --prepare "rm -rf $WORK/dst" \
-    --export-json "$WORK/times.json" \
-    -n ours-unsigned "$(ours unsigned)" -n ours-signedby "$(ours signedby)" \
-    -n ours-sigstore "$(ours sigstore)" \
-    -n skopeo-unsigned "$(theirs unsigned)" -n skopeo-signedby "$(theirs signedby)" >&2
-
-median() { # name -> milliseconds
-    /usr/bin/python3 -c "import json,sys; r={x['command']:x for x in json.load(open(sys.argv[1]))['results']}; print('%.1f' % (r[sys.argv[2]]['median']*1000))" \
-        "$WORK/times.json" "$1"
-}
+theirs() { echo "skopeo --policy $WORK/$1.json --registries.d $WORK/registries.d copy -q --remove-signatures --src-tls-verify=false docker://$REF oci:$WORK/dst:v1"; }
+/usr/bin/python3 - "$RUNS" "$WORK/dst" \
+    "ours-unsigned=$(ours unsigned)" "ours-signedby=$(ours signedby)" "ours-sigstore=$(ours sigstore)" \
+    "skopeo-unsigned=$(theirs unsigned)" "skopeo-signedby=$(theirs signedby)" >"$WORK/medians" <<'PY'
+import shlex, shutil, statistics, subprocess, sys, time
+runs, dst = int(sys.argv[1]), sys.argv[2]
+cmds = [a.split("=", 1) for a in sys.argv[3:]]
+times = {name: [] for name, _ in cmds}
+for i in range(runs + 2):  # two warm-up rounds
+    for name, cmd in cmds:
+        shutil.rmtree(dst, ignore_errors=True)
+        t = time.perf_counter()
+        subprocess.run(shlex.split(cmd), check=True, stdout=subprocess.DEVNULL)
+        if i >= 2:
+            times[name].append((time.perf_counter() - t) * 1000)
+for name, ts in times.items():
+    print(name, "%.1f" % statistics.median(ts))
+PY
+median() { awk -v n="$1" '$1 == n {print $2}' "$WORK/medians"; }
 ou=$(median ours-unsigned) os=$(median ours-signedby) oc=$(median ours-sigstore)
 su=$(median skopeo-unsigned) ss=$(median skopeo-signedby)
 d() { /usr/bin/python3 -c "print('%+.1f' % ($1 - $2))"; }
-echo "medians (ms): ours unsigned $ou, signedBy $os, sigstoreSigned $oc; skopeo unsigned $su, signedBy $ss"
+echo "medians of $RUNS rounds (ms): ours unsigned $ou, signedBy $os, sigstoreSigned $oc; skopeo unsigned $su, signedBy $ss"
 echo "table|verification added to a pull of a signed 8 MiB image (signedBy, OpenPGP)|$(d "$os" "$ou") ms ($ou → $os ms)|skopeo copy --policy|$(d "$ss" "$su") ms ($su → $ss ms)|ours $(d "$os" "$ou") ms against ≤ 5 ms"
 echo "table|the same with sigstoreSigned (cosign key)|$(d "$oc" "$ou") ms ($ou → $oc ms)|(skopeo: sigstore disabled in Debian)|-|ours $(d "$oc" "$ou") ms against ≤ 5 ms"

@@ -300,34 +300,40 @@ pub fn signature_tag(digest: &Digest) -> Tag {
 /// The largest payload read.
 const MAX_PAYLOAD: u64 = 4 << 20;
 
-/// The cosign signatures of `digest` in `source`: the `.sig` tag's layers, and the
-/// referrers whose layers are signatures.
+/// The cosign signatures of `digest` in `source`: the `.sig` tag's layers, or, when there is
+/// no such tag, the referrers whose layers are signatures (cosign writes one or the other).
 pub fn find(
     source: &dyn ImageSource,
     digest: &Digest,
     size: u64,
     media_type: &MediaType,
 ) -> Result<Vec<CosignSignature>, TrustError> {
+    // One request for the tag and its manifest where the source can (a registry's GET).
     let mut manifests = Vec::new();
-    match source.resolve(&TagOrDigest::Tag(signature_tag(digest))) {
-        Ok(d) => manifests.push(d),
-        Err(ocikit_image::Error::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let subject = Descriptor::new(media_type.clone(), size, digest.clone());
-    match source.referrers(&subject) {
-        Ok(list) => manifests.extend(list.into_iter().filter(|d| {
-            d.artifact_type()
-                .as_ref()
-                .is_none_or(|t| t.to_string() == SIGNATURE_ARTIFACT_TYPE)
-        })),
-        // A source without referrers has none.
-        Err(ocikit_image::Error::NotFound(_)) => {}
+    match source.resolve_manifest(&TagOrDigest::Tag(signature_tag(digest))) {
+        Ok((_, doc)) => manifests.push(doc),
+        Err(ocikit_image::Error::NotFound(_)) => {
+            let subject = Descriptor::new(media_type.clone(), size, digest.clone());
+            match source.referrers(&subject) {
+                Ok(list) => {
+                    for d in list.into_iter().filter(|d| {
+                        d.artifact_type()
+                            .as_ref()
+                            .is_none_or(|t| t.to_string() == SIGNATURE_ARTIFACT_TYPE)
+                    }) {
+                        manifests.push(source.fetch_manifest(&d)?);
+                    }
+                }
+                // A source without referrers has none.
+                Err(ocikit_image::Error::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Err(e) => return Err(e.into()),
     }
     let mut out = Vec::new();
-    for d in manifests {
-        let AnyManifest::Manifest(m) = source.fetch_manifest(&d)? else {
+    for doc in manifests {
+        let AnyManifest::Manifest(m) = doc else {
             continue;
         };
         for layer in m.layers() {
