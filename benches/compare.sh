@@ -5,7 +5,8 @@
 #
 # Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
-# (vs `skopeo copy`), serving pulls and the CPU it costs (our registry vs docker-registry),
+# (vs `skopeo copy`), what signature verification adds to a pull (vs `skopeo copy --policy`,
+# benches/trust.sh), serving pulls and the CPU it costs (our registry vs docker-registry),
 # run of /bin/true (vs runc and crun), the image store: start, pull, ten containers (vs
 # podman 4.3, benches/store.sh), working containers: from/run/commit and a big commit (vs
 # buildah 1.28, benches/working.sh). Each row comes from the benchmark that owns it (see the
@@ -94,6 +95,12 @@ dist_row "pull a 107 MiB image into a layout" "pull into a layout"
 dist_row "push it to an empty registry" "push to an empty registry"
 dist_row "pull it into a layout over TLS" "TLS pull into a layout"
 dist_row "push it to an empty registry over TLS" "TLS push to an empty registry"
+
+step "signature verification on a pull (benches/trust.sh)"
+bash benches/trust.sh >"$LOGS/trust" 2>"$LOGS/trust.err"
+while IFS='|' read -r _ op ours peer theirs ratio; do
+    row "$op" "$ours" "$peer" "$theirs" "$ratio"
+done < <(grep '^table|' "$LOGS/trust")
 
 step "serving pulls (our registry vs docker-registry)"
 cargo bench -q -p ocikit-distribution --bench server_vs_docker_registry >"$LOGS/srv" 2>"$LOGS/srv.err"

@@ -5,7 +5,14 @@
 //!     [--src-creds USER[:PASSWORD]] [--src-tls-verify[=BOOL]] [--src-cert-dir DIR]
 //!     [--src-authfile FILE] [--dest-creds ...] [--dest-tls-verify[=BOOL]]
 //!     [--dest-cert-dir DIR] [--dest-authfile FILE] [--registries-conf FILE]
+//!     [--policy FILE] [--registries.d DIR] [--remove-signatures]
+//!     [--sign-by KEY.asc] [--sign-by-sigstore-private-key KEY]
 //! ```
+//!
+//! `--policy` and `--registries.d` have skopeo's meaning (the source image must satisfy the
+//! policy; simple signatures are read and written where registries.d says). `--sign-by`
+//! takes an exported OpenPGP secret key file, `--sign-by-sigstore-private-key` a cosign key;
+//! their password comes from `OCIKIT_PASSWORD`.
 //!
 //! SRC and DST are `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
 //! `docker-archive:FILE[:REPO:TAG]` or `docker://HOST/NAME[:TAG|@DIGEST]`. Registries are
@@ -30,7 +37,11 @@ const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
                                               or allow plain HTTP and any certificate (false)
   --src-cert-dir, --dest-cert-dir DIR         *.crt, *.cert and *.key to use for TLS
   --src-authfile, --dest-authfile FILE        the auth file to read credentials from
-  --registries-conf FILE                      registries.conf to read instead of the system's";
+  --registries-conf FILE                      registries.conf to read instead of the system's
+  --policy FILE, --registries.d DIR           signature policy and lookaside configuration
+  --remove-signatures                         do not copy signatures
+  --sign-by KEY, --sign-by-sigstore-private-key KEY
+                                              sign (OpenPGP secret key file, cosign key)";
 
 /// Applies `--src-X`/`--dest-X` option `name` with `value` to `context`.
 fn context_option(
@@ -71,6 +82,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut src_context = SystemContext::new();
     let mut dest_context = SystemContext::new();
     let mut registries_conf = None;
+    let mut trust = ocikit::trust::TrustOptions::new();
+    let password = || std::env::var("OCIKIT_PASSWORD").unwrap_or_default();
     while let Some(arg) = args.next() {
         let (name, value) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
@@ -91,10 +104,28 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             registries_conf = Some(std::path::PathBuf::from(file));
             continue;
         }
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--policy" => trust = trust.policy_path(value()?),
+            "--registries.d" => trust = trust.registries_d(value()?),
+            "--remove-signatures" => trust = trust.remove_signatures(true),
+            "--sign-by" => {
+                let key = std::fs::read(value()?)?;
+                trust = trust.sign_by(ocikit::trust::SimpleSigner::from_armored_or_binary(
+                    &key,
+                    &password(),
+                )?);
+            }
+            "--sign-by-sigstore-private-key" => {
+                let key = std::fs::read(value()?)?;
+                trust =
+                    trust.sign_by_sigstore(ocikit::trust::CosignPrivateKey::from_encrypted_pem(
+                        &key,
+                        password().as_bytes(),
+                    )?);
+            }
             "--platform" => {
-                let p = args.next().ok_or("--platform needs a value")?;
-                options = options.platform(parse_platform(&p)?);
+                options = options.platform(parse_platform(&value()?)?);
             }
             "--all" => options = options.all(true),
             "-h" | "--help" => {
@@ -114,7 +145,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     options = options
         .source_context(src_context)
-        .destination_context(dest_context);
+        .destination_context(dest_context)
+        .trust(trust);
     let src: Location = src.parse()?;
     let dst: Location = dst.parse()?;
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! cargo run --release --example run -- SRC [--store DIR | --bundle DIR] [--memory 512M]
-//!     [--cpus 0.5] [--pids N] [--platform P] [-- CMD...]
+//!     [--cpus 0.5] [--pids N] [--platform P] [--policy FILE] [--registries.d DIR] [-- CMD...]
 //! ```
+//!
+//! `--policy` and `--registries.d` have skopeo's meaning: the image must satisfy the policy
+//! before anything of it is unpacked or stored.
 //!
 //! Needs root (namespaces, mounts). With `--store`, the image is run from the image store
 //! (pulled into it first when missing): the container gets an overlay root filesystem over
@@ -21,10 +24,11 @@ use ocikit::copy::{Location, open_source};
 use ocikit::image::{ApplyOptions, host_platform, parse_platform};
 use ocikit::run::{RunOptions, run_bundle};
 use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError, default_name};
+use ocikit::trust::{TrustOptions, check_opened};
 use ocikit::unpack::unpack_bundle;
 
 const USAGE: &str = "usage: run SRC [--store DIR | --bundle DIR] [--memory SIZE] [--cpus N] \
-[--pids N] [--platform P] [-- CMD...]";
+[--pids N] [--platform P] [--policy FILE] [--registries.d DIR] [-- CMD...]";
 
 /// `512M`, `1G`, `1048576`.
 fn parse_size(s: &str) -> Result<i64, String> {
@@ -52,6 +56,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut platform = host_platform();
     let mut convert = ConvertOptions::new();
     let mut cmd = Vec::new();
+    let mut trust = TrustOptions::new();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -64,6 +69,8 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
             "--pids" => convert = convert.pids_limit(value()?.parse()?),
             "--platform" => platform = parse_platform(&value()?)?,
+            "--policy" => trust = trust.policy_path(value()?),
+            "--registries.d" => trust = trust.registries_d(value()?),
             "--" => {
                 cmd.extend(args.by_ref());
                 break;
@@ -85,7 +92,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         if bundle.is_some() {
             return Err("--store and --bundle exclude each other".into());
         }
-        return run_from_store(&Store::open(store)?, &src, &platform, &convert);
+        return run_from_store(&Store::open(store)?, &src, &platform, &convert, trust);
     }
     let src: Location = src.parse()?;
     let temp;
@@ -97,6 +104,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     };
     let source = open_source(&src, &platform)?;
+    check_opened(&src, &source, &trust)?;
     let made = unpack_bundle(
         source.source(),
         &source.reference(),
@@ -122,6 +130,7 @@ fn run_from_store(
     src: &str,
     platform: &ocikit::oci_spec::image::Platform,
     convert: &ConvertOptions,
+    trust: TrustOptions,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // A name the store has, or a location whose name it has: no pull ("missing" policy).
     let location: Option<Location> = src.parse().ok();
@@ -133,7 +142,8 @@ fn run_from_store(
     let image = match (found, location) {
         (Ok(image), _) => image,
         (Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })), Some(location)) => {
-            let pulled = store.pull(&location, &PullOptions::new().platform(platform.clone()))?;
+            let options = PullOptions::new().platform(platform.clone()).trust(trust);
+            let pulled = store.pull(&location, &options)?;
             eprintln!(
                 "run: pulled {} into {}",
                 pulled.manifest.digest(),

@@ -28,6 +28,8 @@ PACKAGES=(
     apache2-utils openssl curl ca-certificates
     # `oci-runtime ps` prints ps(1)'s table for the container's processes (runtime tests).
     procps
+    # tests/trust.rs: OpenPGP keys (skopeo --sign-by), the cosign helper's Python crypto.
+    gpg gpg-agent python3-cryptography python3-nacl
     # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
     pigz time
 )
@@ -78,7 +80,7 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah openssl curl; do
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah openssl curl gpg; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
 

@@ -60,6 +60,7 @@ pub struct CopyOptions {
     /// How many times a blob that fails verification is fetched (from the source's next
     /// place): the source's places, set by [`copy`].
     blob_tries: usize,
+    trust: crate::trust::TrustOptions,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -159,6 +160,15 @@ impl CopyOptions {
     /// [`SystemContext::new`], the system's files.
     pub fn destination_context(mut self, context: SystemContext) -> Self {
         self.destination_context = Some(context);
+        self
+    }
+
+    /// The signature policy [`copy`] enforces before it reads any blob, the signatures it
+    /// carries along and those it makes (default: [`TrustOptions::new`](crate::trust::TrustOptions::new),
+    /// the policy at the usual locations, none accepting everything). [`copy_image`] checks
+    /// nothing: its caller decides.
+    pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
+        self.trust = trust;
         self
     }
 
@@ -919,6 +929,16 @@ impl OpenedDestination {
         Ok(())
     }
 
+    /// The destination as a source, where it can be read back (layouts, registries), to
+    /// find what it holds already (signatures).
+    pub fn as_source(&self) -> Option<&dyn ImageSource> {
+        match &self.inner {
+            Destination::Oci(l, _) => Some(l),
+            Destination::Registry(r, _) => Some(r.as_ref()),
+            Destination::OciArchive(..) | Destination::DockerArchive(..) => None,
+        }
+    }
+
     /// Completes the destination: archives are written out (to a temporary file renamed into
     /// place); layouts and registries have nothing left to do.
     pub fn finish(self) -> Result<(), Error> {
@@ -982,6 +1002,8 @@ pub fn copy(
         &platform,
         options.source_context.as_ref().unwrap_or(&default),
     )?;
+    // The policy decides before anything is read but the top document, or written.
+    crate::trust::check_opened(source, &src, &options.trust)?;
     let dst = open_destination_with(
         destination,
         options.destination_context.as_ref().unwrap_or(&default),
@@ -1008,6 +1030,7 @@ pub fn copy(
         None,
         &options,
     )?;
+    crate::trust::after_copy(&options.trust, source, &src, destination, &dst, &report.top)?;
     dst.name(&report.top)?;
     dst.finish()?;
     Ok(report)

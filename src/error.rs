@@ -27,6 +27,9 @@ pub enum Error {
     /// An error of the image store of its own (the crates' errors keep their variants).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A signature policy refused an image, or signing or verifying failed.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// An error of the container runtime.
     #[error(transparent)]
     Runtime(#[from] ocikit_runtime::Error),

@@ -13,6 +13,7 @@
 //! [`unpack`] makes a root filesystem of an image and [`build`] makes images of directories.
 //! [`SystemContext`] says how registries are reached (registries.conf, `certs.d`, the system's
 //! CA store, credentials), as skopeo's options do.
+//! [`trust`] signs and verifies images and enforces `policy.json` on copy and pull.
 //!
 //! [`oci_spec`] is re-exported so that every crate and every user shares one set of spec types.
 
@@ -26,6 +27,7 @@ mod fsutil;
 pub mod inspect;
 pub mod run;
 pub mod store;
+pub mod trust;
 pub mod unpack;
 pub mod working;
 

@@ -165,6 +165,7 @@ pub struct PullOptions {
     name: Option<RefName>,
     jobs: usize,
     context: SystemContext,
+    trust: crate::trust::TrustOptions,
 }
 
 impl Default for PullOptions {
@@ -174,6 +175,7 @@ impl Default for PullOptions {
             name: None,
             jobs: 4,
             context: SystemContext::new(),
+            trust: crate::trust::TrustOptions::new(),
         }
     }
 }
@@ -208,6 +210,13 @@ impl PullOptions {
     /// [`SystemContext::new`], the system's files.
     pub fn context(mut self, context: SystemContext) -> Self {
         self.context = context;
+        self
+    }
+
+    /// The signature policy checked before anything is fetched but the top document
+    /// (default: the policy at the usual locations; none accepts every image).
+    pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
+        self.trust = trust;
         self
     }
 }
@@ -437,6 +446,8 @@ impl Store {
         options: &PullOptions,
     ) -> Result<PulledImage, crate::Error> {
         let opened = open_source_with(location, &options.platform, &options.context)?;
+        // The policy decides before any layer is fetched or anything is stored.
+        crate::trust::check_opened(location, &opened, &options.trust)?;
         // A layer that fails verification is fetched again from the source's next place (a
         // registry's mirrors, then its location); a failed layer leaves nothing behind.
         let tries = opened.places();
