@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ocikit side by side with the tools it replaces, on the same data, in one run:
 #
-#   bash benches/compare.sh [OUT.md]      (as root; about 5 minutes on 2 cores)
+#   bash benches/compare.sh [OUT.md]      (as root; about 10 minutes on 2 cores)
 #
 # Rows: sha256 (vs `openssl dgst`), layer build (vs `umoci repack` and `tar -c | pigz`),
 # layer apply (vs `tar -xzf` and `umoci unpack`), pull into a layout and push to a registry
