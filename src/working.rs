@@ -727,15 +727,16 @@ impl WorkingContainer {
             .components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
             .collect();
+        let dest_kind = kind_in_root(&rootfs, &rel.to_string_lossy());
         let dest_is_dir = dest.ends_with('/')
             || sources.len() > 1
             || metas.iter().any(|m| m.is_dir())
-            || kind_in_root(&rootfs, &rel.to_string_lossy()) == Some(EntryKind::Dir);
+            || dest_kind == Some(EntryKind::Dir);
         let (mut reader, writer) = io::pipe().map_err(|e| StoreError::Io {
             path: rootfs.clone(),
             source: e,
         })?;
-        let dest_exists = kind_in_root(&rootfs, &rel.to_string_lossy()).is_some();
+        let dest_exists = dest_kind.is_some();
         std::thread::scope(|scope| {
             let producer = scope.spawn(|| {
                 let mut tar = tar::Builder::new(io::BufWriter::new(writer));
