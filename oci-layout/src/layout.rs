@@ -221,21 +221,13 @@ impl Layout {
         }
         let mut writer = self.blob_writer(expected, expected_size)?;
         let mut buf = vec![0u8; COPY_BUFFER];
-        // The buffer is filled before each write: a TLS stream yields one record (16 KiB) per
-        // read, and writing each one cost a pull of 107 MiB 6,890 write calls.
         loop {
-            let mut n = 0;
-            while n < buf.len() {
-                match data.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(&writer.target)(e)),
-                }
-            }
-            if n == 0 {
-                break;
-            }
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io(&writer.target)(e)),
+            };
             writer.push(&buf[..n])?;
         }
         writer.commit()
