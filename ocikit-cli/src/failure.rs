@@ -33,6 +33,11 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// A failure with a message and no cause (exit 1).
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
+        Failure::Other(message.into(), None)
+    }
+
     /// `what` failed because of `cause`.
     pub(crate) fn io(what: impl Into<String>, cause: std::io::Error) -> Self {
         Failure::Other(what.into(), Some(Box::new(cause)))
@@ -94,6 +99,12 @@ impl From<ocikit::Error> for Failure {
 
 impl From<DistError> for Failure {
     fn from(e: DistError) -> Self {
+        Failure::Lib(e.into())
+    }
+}
+
+impl From<ocikit::trust::TrustError> for Failure {
+    fn from(e: ocikit::trust::TrustError) -> Self {
         Failure::Lib(e.into())
     }
 }

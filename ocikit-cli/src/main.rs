@@ -3,14 +3,19 @@
 //! Each subcommand lives in the module of the peer whose job it does: [`registry`] (skopeo's
 //! `copy`, `inspect`, `list-tags`, `delete`, `login`, `logout`), [`layout`] (umoci's `unpack`,
 //! `gc`, and a layout `fsck`), [`store`] (podman's `pull`, `images`, `rmi`, `prune`, `run`)
-//! and [`serve`]. Errors print as one line with their causes and map to the exit codes in
+//! [`serve`], [`build`], [`artifact`], [`sync`] and [`trust`] (`sign`, `verify`,
+//! `generate-key`). Errors print as one line with their causes and map to the exit codes in
 //! [`failure`].
 
+mod artifact;
+mod build;
 mod failure;
 mod layout;
 mod registry;
 mod serve;
 mod store;
+mod sync;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -45,6 +50,7 @@ enum Command {
     Delete(registry::DeleteArgs),
     Login(registry::LoginArgs),
     Logout(registry::LogoutArgs),
+    Sync(sync::SyncArgs),
     Unpack(layout::UnpackArgs),
     Gc(layout::GcArgs),
     Fsck(layout::FsckArgs),
@@ -54,6 +60,11 @@ enum Command {
     Prune(store::PruneArgs),
     Run(store::RunArgs),
     Serve(serve::ServeArgs),
+    Build(build::BuildArgs),
+    Artifact(artifact::ArtifactArgs),
+    Sign(trust::SignArgs),
+    Verify(trust::VerifyArgs),
+    GenerateKey(trust::GenerateKeyArgs),
     /// Print a completion script: `ocikit completion bash > /etc/bash_completion.d/ocikit`.
     #[command(after_help = "Example:\n  ocikit completion zsh > \"${fpath[1]}/_ocikit\"")]
     Completion {
@@ -71,6 +82,12 @@ impl Command {
             Command::Delete(_) => "delete",
             Command::Login(_) => "login",
             Command::Logout(_) => "logout",
+            Command::Sync(_) => "sync",
+            Command::Build(_) => "build",
+            Command::Artifact(_) => "artifact",
+            Command::Sign(_) => "sign",
+            Command::Verify(_) => "verify",
+            Command::GenerateKey(_) => "generate-key",
             Command::Unpack(_) => "unpack",
             Command::Gc(_) => "gc",
             Command::Fsck(_) => "fsck",
@@ -111,6 +128,12 @@ fn dispatch(command: Command, globals: &Globals) -> Result<ExitCode, Failure> {
         Command::Delete(a) => registry::delete(a),
         Command::Login(a) => registry::login(a),
         Command::Logout(a) => registry::logout(a),
+        Command::Sync(a) => sync::sync(a, globals),
+        Command::Build(a) => build::build(a, globals),
+        Command::Artifact(a) => artifact::artifact(a),
+        Command::Sign(a) => trust::sign(a),
+        Command::Verify(a) => trust::verify(a),
+        Command::GenerateKey(a) => trust::generate_key(a),
         Command::Unpack(a) => layout::unpack(a, globals),
         Command::Gc(a) => layout::gc(a),
         Command::Fsck(a) => layout::fsck(a),

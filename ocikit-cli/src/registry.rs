@@ -296,16 +296,14 @@ pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> 
         let signer = SimpleSigner::from_armored_or_binary(
             &read_key(key)?,
             &passphrase(&a.sign_passphrase_file)?,
-        )
-        .map_err(|e| Failure::Lib(e.into()))?;
+        )?;
         trust = trust.sign_by(signer);
     }
     if let Some(key) = &a.sign_by_sigstore_private_key {
         let key = CosignPrivateKey::from_encrypted_pem(
             &read_key(key)?,
             passphrase(&a.sign_passphrase_file)?.as_bytes(),
-        )
-        .map_err(|e| Failure::Lib(e.into()))?;
+        )?;
         trust = trust.sign_by_sigstore(key);
     }
     let mut options = CopyOptions::new()

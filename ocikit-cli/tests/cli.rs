@@ -676,3 +676,235 @@ fn completions_for_three_shells() {
         }
     }
 }
+
+/// `generate-key`, `sign` with the cosign key, `verify` against a policy that requires it:
+/// accepted when signed, refused (exit 6) for an unsigned image; `copy --policy` refuses the
+/// unsigned one too, and writes nothing.
+#[test]
+fn sign_and_verify_with_a_cosign_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = busybox_image(dir.path());
+    let prefix = dir.path().join("release");
+    ok(ocikit()
+        .env("COSIGN_PASSWORD", "pw")
+        .args(["generate-key", "--output-key-prefix"])
+        .arg(&prefix));
+    let key = prefix.with_extension("key");
+    let public = prefix.with_extension("pub");
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .contains("PUBLIC KEY")
+    );
+    let again = output(
+        ocikit()
+            .args(["generate-key", "--output-key-prefix"])
+            .arg(&prefix),
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing key is never replaced"
+    );
+
+    let namespace = repo("trust");
+    let signed = format!("docker://{}/{namespace}/signed:1", registry());
+    let unsigned = format!("docker://{}/{namespace}/unsigned:1", registry());
+    ok(ocikit().args(["copy", "-q", &src, &signed]));
+    ok(ocikit().args(["copy", "-q", &src, &unsigned]));
+    let regd = dir.path().join("registries.d");
+    std::fs::create_dir_all(&regd).unwrap();
+    std::fs::write(
+        regd.join("r.yaml"),
+        format!(
+            "docker:\n  {}:\n    use-sigstore-attachments: true\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"{{"default": [{{"type": "reject"}}],
+  "transports": {{"docker": {{"{}/{namespace}": [{{"type": "sigstoreSigned", "keyPath": "{}",
+    "signedIdentity": {{"type": "matchRepository"}}}}]}}}}}}"#,
+            registry(),
+            public.display()
+        ),
+    )
+    .unwrap();
+    let trust = [
+        "--policy".to_owned(),
+        policy.display().to_string(),
+        "--registries.d".to_owned(),
+        regd.display().to_string(),
+    ];
+    ok(ocikit()
+        .env("COSIGN_PASSWORD", "pw")
+        .args(["sign", "--sign-by-sigstore-private-key"])
+        .arg(&key)
+        .args(&trust)
+        .arg(&signed));
+    let accepted = ok(ocikit().arg("verify").args(&trust).arg(&signed));
+    assert!(accepted.starts_with("Accepted"), "{accepted}");
+    let refused = output(ocikit().arg("verify").args(&trust).arg(&unsigned));
+    assert_eq!(refused.status.code(), Some(6), "{refused:?}");
+    assert_eq!(String::from_utf8_lossy(&refused.stderr).lines().count(), 1);
+    let out = dir.path().join("never");
+    let copied = output(
+        ocikit()
+            .arg("copy")
+            .args(&trust)
+            .arg(&unsigned)
+            .arg(format!("oci:{}:x", out.display())),
+    );
+    assert_eq!(copied.status.code(), Some(6), "{copied:?}");
+    assert!(
+        !out.join("index.json").exists(),
+        "a refused image is never written"
+    );
+}
+
+/// `sync` of a repository's tags to directories and back to another repository; the same
+/// from skopeo's YAML list with a tag regex.
+#[test]
+fn sync_repository_and_yaml_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = busybox_image(dir.path());
+    let name = repo("sync");
+    let source = format!("{}/team/{name}", registry());
+    for tag in ["1.0", "1.1", "2.0"] {
+        ok(ocikit().args(["copy", "-q", &src, &format!("docker://{source}:{tag}")]));
+    }
+    let usb = dir.path().join("usb");
+    ok(ocikit()
+        .args(["sync", "-q", "--src", "docker", "--dest", "oci", &source])
+        .arg(&usb));
+    let layout = usb.join(&name);
+    for tag in ["1.0", "1.1", "2.0"] {
+        ok(Command::new("umoci")
+            .args(["stat", "--image"])
+            .arg(format!("{}:{tag}", layout.display())));
+    }
+    let mirror = format!("{}/{}", registry(), repo("mirror"));
+    ok(ocikit()
+        .args(["sync", "-q", "--src", "oci", "--dest", "docker"])
+        .arg(&layout)
+        .arg(&mirror));
+    let tags = ok(Command::new("skopeo").args([
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{mirror}/{name}"),
+    ]));
+    assert_eq!(sorted_tags(&tags), ["1.0", "1.1", "2.0"], "{tags}");
+
+    let yaml = dir.path().join("images.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "{}:\n  tls-verify: false\n  images-by-tag-regex:\n    team/{name}: ^1\\.\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let second = format!("{}/{}", registry(), repo("yaml"));
+    ok(ocikit()
+        .args(["sync", "-q", "--src", "yaml", "--dest", "docker"])
+        .arg(&yaml)
+        .arg(&second));
+    let tags = ok(Command::new("skopeo").args([
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{second}/{name}"),
+    ]));
+    assert_eq!(sorted_tags(&tags), ["1.0", "1.1"], "{tags}");
+    std::fs::write(&yaml, "r:\n  imagez: {}\n").unwrap();
+    let bad = output(
+        ocikit()
+            .args(["sync", "--src", "yaml", "--dest", "oci"])
+            .arg(&yaml)
+            .arg(dir.path()),
+    );
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+}
+
+/// The tags of skopeo's `list-tags` JSON, sorted (registries list them in any order).
+fn sorted_tags(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    tags.sort();
+    tags
+}
+
+/// `build` from scratch and on a base; umoci reads the result and its config has what was
+/// asked; `artifact push`, `attach`, `list`, `fetch` round-trip a file.
+#[test]
+fn build_and_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = busybox_image(dir.path());
+    let extra = dir.path().join("extra");
+    std::fs::create_dir_all(extra.join("etc")).unwrap();
+    std::fs::write(extra.join("etc/app.conf"), "mode=test\n").unwrap();
+    let out = dir.path().join("built");
+    let built = format!("oci:{}:app", out.display());
+    let digest = ok(ocikit()
+        .args(["build", "-q", "--from", &src, "--layer"])
+        .arg(&extra)
+        .args(["--env", "MODE=test", "--workdir", "/etc", "--label", "a=b"])
+        .args(["--entrypoint", "/bin/cat", "--cmd", "app.conf", &built]));
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let config: serde_json::Value =
+        serde_json::from_str(&ok(ocikit().args(["inspect", "--config", &built]))).unwrap();
+    assert_eq!(config["config"]["WorkingDir"], "/etc", "{config}");
+    assert_eq!(config["config"]["Labels"]["a"], "b", "{config}");
+    assert_eq!(
+        config["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        2,
+        "{config}"
+    );
+    let bundle = dir.path().join("bundle");
+    ok(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:app", out.display()))
+        .arg(&bundle));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/etc/app.conf")).unwrap(),
+        "mode=test\n"
+    );
+    let missing = output(
+        ocikit()
+            .args(["build", "--from", "scratch", "--layer"])
+            .arg(dir.path().join("nope"))
+            .arg(format!("oci:{}:x", dir.path().join("o2").display())),
+    );
+    assert_eq!(missing.status.code(), Some(3), "{missing:?}");
+
+    let image = format!("docker://{}/{}:1", registry(), repo("artifact"));
+    ok(ocikit().args(["copy", "-q", &built, &image]));
+    let sbom = dir.path().join("sbom.json");
+    std::fs::write(&sbom, br#"{"packages": []}"#).unwrap();
+    let t = "application/vnd.example.sbom";
+    let attached = ok(ocikit()
+        .args(["artifact", "attach", "--type", t, &image])
+        .arg(&sbom));
+    let listed = ok(ocikit().args(["artifact", "list", &image]));
+    assert!(
+        listed.contains(attached.trim()) && listed.contains(t),
+        "{listed}"
+    );
+    let fetched = dir.path().join("fetched");
+    let name = image.rsplit_once(':').unwrap().0;
+    ok(ocikit()
+        .args(["artifact", "fetch", &format!("{name}@{}", attached.trim())])
+        .arg(&fetched));
+    assert_eq!(
+        std::fs::read(fetched.join("sbom.json")).unwrap(),
+        std::fs::read(&sbom).unwrap()
+    );
+}
