@@ -908,3 +908,52 @@ fn build_and_artifacts() {
         std::fs::read(&sbom).unwrap()
     );
 }
+
+/// Every subcommand that reads a registry, given refused credentials: exit 4 (`run`: 125),
+/// one line naming the registry.
+#[test]
+fn bad_credentials_are_one_line_and_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = htpasswd_registry(dir.path());
+    let src = busybox_image(dir.path());
+    let image = format!("docker://{}/team/app:1", reg.addr);
+    ok(ocikit().args(["copy", "-q", "--dest-creds", "alice:s3cret", &src, &image]));
+    let store = dir.path().join("store");
+    let root = store.to_str().unwrap();
+    let bare = image.strip_prefix("docker://").unwrap();
+    let out_layout = format!("oci:{}:x", dir.path().join("out").display());
+    let bundle = dir.path().join("bundle").display().to_string();
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "copy",
+            vec!["--src-creds", "alice:wrong", &image, &out_layout],
+        ),
+        ("inspect", vec!["--creds", "alice:wrong", &image]),
+        (
+            "list-tags",
+            vec!["--creds", "alice:wrong", image.rsplit_once(':').unwrap().0],
+        ),
+        ("delete", vec!["--creds", "alice:wrong", &image]),
+        ("unpack", vec!["--creds", "alice:wrong", &image, &bundle]),
+        ("pull", vec!["--root", root, "--creds", "alice:wrong", bare]),
+        (
+            "run",
+            vec!["--root", root, "--creds", "alice:wrong", bare, "true"],
+        ),
+        ("verify", vec!["--creds", "alice:wrong", &image]),
+        ("artifact", vec!["list", "--creds", "alice:wrong", &image]),
+    ];
+    for (sub, args) in cases {
+        let out = output(
+            ocikit()
+                .arg(sub)
+                .args(&args)
+                .env("REGISTRY_AUTH_FILE", "/nonexistent"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let code = if sub == "run" { 125 } else { 4 };
+        assert_eq!(out.status.code(), Some(code), "{sub}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{sub}: {stderr}");
+        assert!(stderr.contains(&reg.addr), "{sub}: {stderr}");
+    }
+}
