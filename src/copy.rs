@@ -61,6 +61,7 @@ pub struct CopyOptions {
     /// place): the source's places, set by [`copy`].
     blob_tries: usize,
     trust: crate::trust::TrustOptions,
+    compress_layers: Option<ocikit_image::Compression>,
 }
 
 /// How far one blob's copy has come, as given to [`CopyOptions::progress`].
@@ -170,6 +171,25 @@ impl CopyOptions {
     pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
         self.trust = trust;
         self
+    }
+
+    /// Stores the image's layers with `compression` (skopeo's `--dest-compress-format`): each
+    /// layer in another compression is decompressed, its `diff_id` checked against the
+    /// config, compressed again and stored under its new digest; the manifest is rewritten
+    /// with the new descriptors (so its digest changes). zstd layers exist only in the OCI
+    /// family: documents are then written as OCI ones unless [`format`](Self::format) says
+    /// otherwise. Default: `None`, layers are copied as they are.
+    pub fn compress_layers(mut self, compression: Option<ocikit_image::Compression>) -> Self {
+        self.compress_layers = compression;
+        self
+    }
+
+    /// The format documents are written in: [`format`](Self::format)'s, else OCI when layers
+    /// are recompressed to zstd.
+    fn effective_format(&self) -> Option<Format> {
+        self.format.or(
+            (self.compress_layers == Some(ocikit_image::Compression::Zstd)).then_some(Format::Oci),
+        )
     }
 
     /// How many blobs are copied at once (default 4; at least 1).
@@ -556,9 +576,26 @@ fn copy_tree(
     match &mut doc {
         AnyManifest::Manifest(m) => {
             let mut blobs = vec![m.config().clone()];
-            blobs.extend(m.layers().iter().cloned());
-            copy_blobs(source, &blobs, destination, report, options)?;
-            if let Some(format) = options.format
+            match options.compress_layers {
+                Some(compression) => {
+                    let (layers, copies) =
+                        crate::recompress::recompress_layers(source, m, destination, compression)?;
+                    // The layers left as they are, with the config, are copied as usual.
+                    blobs.extend(layers.iter().filter(|l| m.layers().contains(l)).cloned());
+                    copy_blobs(source, &blobs, destination, report, options)?;
+                    report.blobs.extend(copies);
+                    if &layers != m.layers() {
+                        m.edit(|v| {
+                            v.set_layers(layers);
+                        })?;
+                    }
+                }
+                None => {
+                    blobs.extend(m.layers().iter().cloned());
+                    copy_blobs(source, &blobs, destination, report, options)?;
+                }
+            }
+            if let Some(format) = options.effective_format()
                 && let Some(to) = convert_type(m.media_type(), format)
             {
                 m.edit(|v| {
@@ -618,7 +655,7 @@ fn copy_tree(
                 }
             }
             let to = options
-                .format
+                .effective_format()
                 .and_then(|f| convert_type(index.media_type(), f));
             if to.is_some() || &children != index.manifests() {
                 index.edit(|v| {

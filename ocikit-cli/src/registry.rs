@@ -11,7 +11,7 @@ use ocikit::SystemContext;
 use ocikit::copy::{BlobAction, CopyOptions, Location, copy as copy_image};
 use ocikit::distribution::{ClientBuilder, Credentials, RetryPolicy};
 use ocikit::image::oci_spec::image::Platform;
-use ocikit::image::{Format, TagOrDigest, host_platform, parse_platform};
+use ocikit::image::{Compression, Format, TagOrDigest, host_platform, parse_platform};
 use ocikit::trust::{CosignPrivateKey, SimpleSigner, TrustOptions};
 
 use crate::Globals;
@@ -224,6 +224,9 @@ pub(crate) struct CopyArgs {
     /// registries.conf to read instead of the system's.
     #[arg(long, value_name = "FILE")]
     registries_conf: Option<PathBuf>,
+    /// Store the layers with this compression (gzip or zstd), recompressing those in another.
+    #[arg(long, value_name = "FORMAT", value_parser = ["gzip", "zstd"])]
+    dest_compress_format: Option<String>,
     /// Retry a failed request this many times (default 4).
     #[arg(long, value_name = "N")]
     retry_times: Option<u32>,
@@ -314,6 +317,11 @@ pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> 
     match (a.all, a.multi_arch.as_deref()) {
         (true, _) | (_, Some("all")) => options = options.all(true),
         (_, Some("index-only")) => options = options.index_only(true),
+        _ => {}
+    }
+    match a.dest_compress_format.as_deref() {
+        Some("gzip") => options = options.compress_layers(Some(Compression::Gzip)),
+        Some("zstd") => options = options.compress_layers(Some(Compression::Zstd)),
         _ => {}
     }
     match a.format.as_deref() {
