@@ -227,7 +227,11 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
         .filter(|p| p.exists())
         .expect("target/release/ocikit: build it first (cargo build --release -p ocikit-cli)");
     let policy = work.join("policy.json");
-    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
+    std::fs::write(
+        &policy,
+        r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
     let ocikit_copy = |flags: &[String], from: String, to: String| {
         let mut c = Command::new(&cli);
         c.args(["copy", "-q", "--policy"])
