@@ -7,6 +7,10 @@
 //! `generate-key`). Errors print as one line with their causes and map to the exit codes in
 //! [`failure`].
 
+// The doc comments of the argument types are clap's help texts, written as users read them
+// (`USER[:PASSWORD]`, `[SOURCE] BUNDLE`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod artifact;
 mod build;
 mod failure;
