@@ -68,6 +68,8 @@ pub struct ConvertOptions {
     cpu: Option<(i64, u64)>,
     pids: Option<i64>,
     hostname: Option<String>,
+    user: Option<String>,
+    mounts: Vec<Mount>,
 }
 
 impl ConvertOptions {
@@ -154,6 +156,21 @@ impl ConvertOptions {
         self.hostname = Some(hostname.into());
         self
     }
+
+    /// Runs the process as `user` instead of the image's `Config.User`, in the same forms
+    /// (`name`, `uid`, `name:group`, `uid:gid`), resolved against the rootfs the same way
+    /// (default: the image's).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Adds a mount after the default ones and the volumes (none by default), e.g. a bind
+    /// mount of a host directory.
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
 }
 
 /// The `PATH` added when the image sets none (the value `runc spec` and Docker use).
@@ -236,7 +253,11 @@ pub fn runtime_config(
     process.set_cwd(cwd.into());
     process.set_terminal(Some(options.terminal));
     process.set_user(resolve_user(
-        config.user().as_deref().unwrap_or(""),
+        options
+            .user
+            .as_deref()
+            .or(config.user().as_deref())
+            .unwrap_or(""),
         rootfs,
     )?);
     spec.set_process(Some(process));
@@ -264,6 +285,11 @@ pub fn runtime_config(
             ]));
             mounts.push(m);
         }
+        spec.set_mounts(Some(mounts));
+    }
+    if !options.mounts.is_empty() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(options.mounts.iter().cloned());
         spec.set_mounts(Some(mounts));
     }
     apply_resources(&mut spec, options);
