@@ -127,7 +127,7 @@ impl BuildSpec {
     }
 
     /// Reports the blobs written to the destination to `observer` (default none): see
-    /// [`progress`](crate::progress) and [`build_image`].
+    /// [`progress`] and [`build_image`].
     pub fn progress(mut self, observer: impl Progress + 'static) -> Self {
         self.progress = Some(Observer::new(observer));
         self
