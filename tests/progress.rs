@@ -3,7 +3,7 @@
 //! totals equal to what the registry stores (its `HEAD` answers), events from several copying
 //! threads and none lost.
 //!
-//! Needs the registry (scripts/test.sh); fails without it.
+//! Needs the registry (scripts/test.sh) and root (unpacking, the store); fails without them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -228,4 +228,71 @@ fn build_and_push_report_every_blob_once() {
         .filter(|(s, _)| matches!(s, Seen::Skipped(_)))
         .count();
     assert_eq!(skipped, layers + 1);
+}
+
+/// Unpacking and the store's pull report through the same observer: the layers' total, each
+/// layer done once; a second pull finds every layer stored and says so once per layer.
+#[test]
+fn unpack_and_store_pull_report_every_layer_once() {
+    use ocikit::copy::open_source;
+    use ocikit::store::{PullOptions, Store};
+    use ocikit::unpack::{UnpackOptions, unpack_image};
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "unpacking owners and the store's overlay attributes need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = 3;
+    let mut spec = BuildSpec::new();
+    for i in 0..layers {
+        let dir = tmp.path().join(format!("layer{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        noise(
+            &dir.join(format!("f{i}")),
+            (1 << 20) + i * 512,
+            i as u64 + 3,
+        );
+        spec = spec.layer(dir);
+    }
+    let layout = Layout::create(tmp.path().join("layout")).unwrap();
+    let built = build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    let expected: BTreeMap<String, u64> = built
+        .manifest
+        .layers()
+        .iter()
+        .map(|l| (l.digest().to_string(), l.size()))
+        .collect();
+    let location: Location = format!("oci:{}:t", tmp.path().join("layout").display())
+        .parse()
+        .unwrap();
+
+    let (log, observer) = recorder();
+    let opened = open_source(&location, &ocikit::image::host_platform()).unwrap();
+    unpack_image(
+        opened.source(),
+        &opened.image().unwrap(),
+        &tmp.path().join("rootfs"),
+        &UnpackOptions::new().progress(observer),
+    )
+    .unwrap();
+    assert_eq!(check(&log, layers).0, expected);
+
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let (log, observer) = recorder();
+    store
+        .pull(&location, &PullOptions::new().progress(observer))
+        .unwrap();
+    assert_eq!(check(&log, layers).0, expected);
+    let (again, observer) = recorder();
+    store
+        .pull(&location, &PullOptions::new().progress(observer))
+        .unwrap();
+    let again = again.lock().unwrap();
+    assert!(matches!(again[0].0, Seen::Total { blobs, .. } if blobs == layers));
+    assert_eq!(again.len(), layers + 1, "{again:?}");
+    assert!(
+        again[1..]
+            .iter()
+            .all(|(s, _)| matches!(s, Seen::Skipped(_)))
+    );
 }
