@@ -210,15 +210,26 @@ fn one_options_value_limits_memory_and_captures_output() {
     let tmp = tempfile::tempdir().unwrap();
     let opened = open_source(&layout_image(tmp.path()), &host_platform()).unwrap();
     let state = tmp.path().join("state");
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("greeting"), "from the host\n").unwrap();
+    let mut bind = ocikit::oci_spec::runtime::Mount::default();
+    bind.set_destination("/share".into());
+    bind.set_typ(Some("bind".into()));
+    bind.set_source(Some(share.clone()));
+    bind.set_options(Some(vec!["rbind".into(), "ro".into()]));
     let options = RunOptions::new()
         .helper(workspace_binary("oci-runtime"))
         .state_root(&state)
         .memory_limit(64 << 20)
         .env("ANSWER=42")
+        .mount(bind)
         .command(vec![
             "/bin/sh".into(),
             "-c".into(),
-            format!("{SHOW_LIMIT}; echo answer $ANSWER; echo to stderr >&2; exit 5"),
+            format!(
+                "{SHOW_LIMIT}; echo answer $ANSWER; cat /share/greeting; echo to stderr >&2; exit 5"
+            ),
         ])
         .stdin(Stdio::Null)
         .stdout(Stdio::Piped)
@@ -233,7 +244,7 @@ fn one_options_value_limits_memory_and_captures_output() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout, format!("{}\nanswer 42\n", 64 << 20));
+    assert_eq!(stdout, format!("{}\nanswer 42\nfrom the host\n", 64 << 20));
     assert_eq!(out.stderr, b"to stderr\n");
     let memory = made
         .spec
@@ -270,7 +281,7 @@ fn one_options_value_runs_from_the_store() {
         .state_root(&state)
         .id(format!("ocikit-run-options-{}", std::process::id()))
         .memory_limit(96 << 20)
-        .user("0:0")
+        .user("1000:1000")
         .command(vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -287,7 +298,7 @@ fn one_options_value_runs_from_the_store() {
         .unwrap();
     let status = running.wait().unwrap();
     assert_eq!(status.code(), 0, "{stdout}");
-    assert_eq!(stdout, format!("{}\n0\n", 96 << 20));
+    assert_eq!(stdout, format!("{}\n1000\n", 96 << 20));
     assert!(store.containers().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
 }
