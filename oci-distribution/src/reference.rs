@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use oci_spec::distribution::Reference as SpecReference;
 use oci_spec::image::Digest;
-use ocikit_image::TagOrDigest;
+use ocikit_image::{Tag, TagOrDigest};
 
 use crate::{Error, Result};
 
@@ -35,6 +35,7 @@ use crate::{Error, Result};
 pub struct Reference {
     inner: SpecReference,
     target: TagOrDigest,
+    tag: Option<Tag>,
 }
 
 impl Reference {
@@ -144,7 +145,15 @@ impl Reference {
             ),
             (None, None) => TagOrDigest::Tag("latest".parse().expect("valid tag")),
         };
-        Ok(Reference { inner, target })
+        let tag = match (&target, inner.tag()) {
+            (TagOrDigest::Tag(t), _) => Some(t.clone()),
+            (TagOrDigest::Digest(_), Some(t)) => Some(
+                t.parse()
+                    .map_err(|e: ocikit_image::Error| err(e.to_string()))?,
+            ),
+            (TagOrDigest::Digest(_), None) => None,
+        };
+        Ok(Reference { inner, target, tag })
     }
 
     /// A reference to `target` in `registry`/`repository`.
@@ -180,8 +189,8 @@ impl Reference {
     }
 
     /// The tag, if one was given (or `latest` when neither tag nor digest was).
-    pub fn tag(&self) -> Option<&str> {
-        self.inner.tag()
+    pub fn tag(&self) -> Option<&Tag> {
+        self.tag.as_ref()
     }
 
     /// The digest, if one was given.
@@ -315,7 +324,12 @@ mod tests {
     fn docker_normalisation() {
         let r = Reference::parse("busybox").unwrap();
         assert_eq!(
-            (r.registry(), r.registry_host(), r.repository(), r.tag()),
+            (
+                r.registry(),
+                r.registry_host(),
+                r.repository(),
+                r.tag().map(Tag::as_str)
+            ),
             (
                 "docker.io",
                 "registry-1.docker.io",
@@ -336,7 +350,7 @@ mod tests {
         assert_eq!(r.registry(), "[::1]:5000");
         assert_eq!(r.digest().unwrap().to_string(), D);
         let r = Reference::parse(&format!("quay.io/a/b:t@{D}")).unwrap();
-        assert_eq!(r.tag(), Some("t"));
+        assert_eq!(r.tag().map(Tag::as_str), Some("t"));
         assert!(matches!(r.target(), TagOrDigest::Digest(_)));
     }
 
@@ -375,7 +389,7 @@ mod tests {
                 (
                     r.registry().to_owned(),
                     r.repository().to_owned(),
-                    r.tag().map(str::to_owned),
+                    r.tag().map(ToString::to_string),
                     r.digest().map(ToString::to_string),
                 )
             });
@@ -386,7 +400,7 @@ mod tests {
                     (
                         r.registry().to_owned(),
                         r.repository().to_owned(),
-                        r.tag().map(str::to_owned),
+                        r.tag().map(ToString::to_string),
                         r.digest().map(ToString::to_string),
                     )
                 });

@@ -189,7 +189,7 @@ pub enum Error {
     },
 
     /// A filesystem operation failed while applying or building a layer.
-    #[error("{op} {path:?}: {source}")]
+    #[error("{op} {path:?}")]
     Apply {
         /// The entry's path, relative to the root.
         path: String,

@@ -110,6 +110,11 @@ pub(crate) fn build(a: BuildArgs, globals: &Globals) -> Result<ExitCode, Failure
         let (k, v) = key_value("annotation", kv)?;
         spec = spec.annotation(k, v);
     }
+    let display = crate::progress::Display::new("building", globals.quiet);
+    if let Some(d) = &display {
+        let d = d.clone();
+        spec = spec.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
+    }
     let context = a.registry.context();
     let destination = open_destination_with(&location(&a.destination)?, &context)?;
     let base = match a.from.as_str() {
@@ -127,6 +132,9 @@ pub(crate) fn build(a: BuildArgs, globals: &Globals) -> Result<ExitCode, Failure
     )?;
     destination.name(&AnyManifest::Manifest(report.manifest.clone()))?;
     destination.finish()?;
+    if let Some(d) = &display {
+        d.finish_all("built");
+    }
     if !globals.quiet {
         eprintln!(
             "Built {} layers ({} new)",

@@ -10,7 +10,7 @@ use ocikit::convert::ConvertOptions;
 use ocikit::copy::open_source_with;
 use ocikit::image::{ApplyOptions, host_platform, parse_platform};
 use ocikit::layout::Layout;
-use ocikit::unpack::unpack_bundle;
+use ocikit::unpack::{UnpackOptions, unpack_bundle};
 
 use crate::Globals;
 use crate::failure::Failure;
@@ -69,17 +69,21 @@ pub(crate) fn unpack(a: UnpackArgs, globals: &Globals) -> Result<ExitCode, Failu
     };
     let source = open_source_with(&location, &platform, &a.registry.context())?;
     ocikit::trust::check_opened(&location, &source, &a.trust.options())?;
-    let made = unpack_bundle(
-        source.source(),
-        &source.reference(),
-        &platform,
-        &bundle,
-        &ApplyOptions::new(),
-        &ConvertOptions::new()
+    let mut options = UnpackOptions::new().apply(ApplyOptions::new()).convert(
+        ConvertOptions::new()
             .rootless(a.rootless)
             .terminal(!a.no_terminal)
             .default_args(vec!["sh".into()]),
-    )?;
+    );
+    let display = crate::progress::Display::new("unpacking", globals.quiet);
+    if let Some(d) = &display {
+        let d = d.clone();
+        options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
+    }
+    let made = unpack_bundle(source.source(), &source.image()?, &bundle, &options)?;
+    if let Some(d) = &display {
+        d.finish_all("unpacked");
+    }
     if !globals.quiet {
         eprintln!(
             "Unpacked {} ({} layers) into {}",

@@ -15,6 +15,7 @@ mod artifact;
 mod build;
 mod failure;
 mod layout;
+mod progress;
 mod registry;
 mod serve;
 mod store;

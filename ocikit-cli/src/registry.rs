@@ -329,17 +329,26 @@ pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> 
         Some("v2s2") => options = options.format(Some(Format::Docker)),
         _ => {}
     }
+    let display = crate::progress::Display::new("copying", globals.quiet);
+    if let Some(d) = &display {
+        let d = d.clone();
+        options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
+    }
     let report = copy_image(&src, &dst, &options)?;
+    let copied = |action| report.blobs.iter().filter(|b| b.action == action).count();
+    let summary = format!(
+        "Copied {} blobs ({} bytes), {} already present, {} mounted; {} manifests written",
+        copied(BlobAction::Copied),
+        report.bytes_copied(),
+        copied(BlobAction::Skipped),
+        copied(BlobAction::Mounted),
+        report.manifests.len()
+    );
+    if let Some(d) = &display {
+        d.finish_all("copied");
+    }
     if !globals.quiet {
-        let copied = |action| report.blobs.iter().filter(|b| b.action == action).count();
-        eprintln!(
-            "Copied {} blobs ({} bytes), {} already present, {} mounted; {} manifests written",
-            copied(BlobAction::Copied),
-            report.bytes_copied(),
-            copied(BlobAction::Skipped),
-            copied(BlobAction::Mounted),
-            report.manifests.len()
-        );
+        eprintln!("{summary}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -473,7 +482,7 @@ pub(crate) fn delete(a: DeleteArgs) -> Result<ExitCode, Failure> {
     let (repo, r) = a.registry.context().push_repository(&reference)?;
     let target: TagOrDigest = match (r.digest(), r.tag()) {
         (Some(d), _) => TagOrDigest::Digest(d.clone()),
-        (None, Some(t)) => TagOrDigest::Tag(t.parse()?),
+        (None, Some(t)) => TagOrDigest::Tag(t.clone()),
         (None, None) => TagOrDigest::Tag("latest".parse()?),
     };
     let descriptor = repo.head_manifest(&target)?;

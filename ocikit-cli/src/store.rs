@@ -76,10 +76,16 @@ fn pull_options(
 pub(crate) fn pull(a: PullArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     let location = pull_location(&a.image)?;
     let store = a.store.open()?;
-    let pulled = store.pull(
-        &location,
-        &pull_options(&a.platform, &a.registry, &a.trust)?,
-    )?;
+    let mut options = pull_options(&a.platform, &a.registry, &a.trust)?;
+    let display = crate::progress::Display::new("pulling", globals.quiet);
+    if let Some(d) = &display {
+        let d = d.clone();
+        options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
+    }
+    let pulled = store.pull(&location, &options)?;
+    if let Some(d) = &display {
+        d.finish_all("pulled");
+    }
     if !globals.quiet {
         let fetched = pulled.layers.iter().filter(|l| l.fetched).count();
         eprintln!(
@@ -283,7 +289,16 @@ pub(crate) struct RunArgs {
     /// The container's host name.
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
-    /// Keep standard input open.
+    /// The user the command runs as: NAME, UID, NAME:GROUP or UID:GID.
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
+    /// The working directory of the command.
+    #[arg(short, long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// A bind mount, HOST-DIR:CONTAINER-DIR[:ro|rw].
+    #[arg(short, long, value_name = "HOST:CONTAINER[:ro]")]
+    volume: Vec<String>,
+    /// Keep standard input open (else the container reads /dev/null).
     #[arg(short, long)]
     interactive: bool,
     /// Give the container a terminal.
@@ -319,7 +334,40 @@ pub(crate) fn parse_size(s: &str) -> Result<i64, Failure> {
     Ok((n * (1u64 << shift) as f64) as i64)
 }
 
+/// `-v HOST:CONTAINER[:ro|rw]` as a bind mount (the host path made absolute).
+fn volume(spec: &str) -> Result<ocikit::oci_spec::runtime::Mount, Failure> {
+    let usage = || {
+        Failure::Usage(format!(
+            "-v {spec:?}: expected HOST-DIR:CONTAINER-DIR[:ro|rw]"
+        ))
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, "rw"),
+        [h, c, m] if matches!(*m, "ro" | "rw") => (*h, *c, *m),
+        _ => return Err(usage()),
+    };
+    if !container.starts_with('/') || host.is_empty() {
+        return Err(usage());
+    }
+    if !host.starts_with('/') && !host.starts_with('.') {
+        return Err(Failure::Usage(format!(
+            "-v {spec:?}: named volumes are not supported; give a host directory"
+        )));
+    }
+    let source =
+        std::fs::canonicalize(host).map_err(|e| Failure::io(format!("-v {spec:?}: {host}"), e))?;
+    ocikit::oci_spec::runtime::MountBuilder::default()
+        .destination(container)
+        .typ("bind")
+        .source(source)
+        .options(vec!["rbind".to_owned(), mode.to_owned()])
+        .build()
+        .map_err(|e| Failure::Usage(format!("-v {spec:?}: {e}")))
+}
+
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
+    use ocikit::run::{RunOptions, Stdio, run_stored};
     let mut convert = ocikit::convert::ConvertOptions::new().terminal(a.tty);
     if let Some(m) = &a.memory {
         convert = convert.memory_limit(parse_size(m)?);
@@ -339,6 +387,15 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
     if let Some(h) = &a.hostname {
         convert = convert.hostname(h.clone());
     }
+    if let Some(u) = &a.user {
+        convert = convert.user(u.clone());
+    }
+    if let Some(w) = &a.workdir {
+        convert = convert.workdir(w.clone());
+    }
+    for v in &a.volume {
+        convert = convert.mount(volume(v)?);
+    }
     match (&a.entrypoint, a.command.is_empty()) {
         (Some(e), _) => {
             convert = convert.entrypoint(vec![e.clone()]).cmd(a.command.clone());
@@ -348,25 +405,28 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
     }
     let store = a.store.open()?;
     let name = stored_name(&store, &a.image)?;
-    let image = match store.image(&name) {
-        Ok(image) => image,
+    let digest = match store.image(&name) {
+        Ok(image) => image.manifest.digest().to_string(),
         Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })) => {
             let location = pull_location(&a.image)?;
             let pulled = store.pull(
                 &location,
                 &pull_options(&a.platform, &a.registry, &a.trust)?,
             )?;
-            store.image(pulled.manifest.digest().as_ref())?
+            pulled.manifest.digest().to_string()
         }
         Err(e) => return Err(e.into()),
     };
-    let id = format!("ocikit-run-{}", std::process::id());
-    let digest = image.manifest.digest().to_string();
-    let bundle =
-        store.create_bundle(&digest, &id, &convert, &ocikit::store::RootfsOptions::new())?;
-    let status = ocikit::run::run_bundle(&bundle, &ocikit::run::RunOptions::new().id(&id));
-    let removed = store.remove_container(&id);
-    let status = status?;
-    removed?;
-    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+    // podman attaches standard input only with -i.
+    let stdin = if a.interactive || a.tty {
+        Stdio::Inherit
+    } else {
+        Stdio::Null
+    };
+    let options = RunOptions::new()
+        .id(format!("ocikit-run-{}", std::process::id()))
+        .convert(convert)
+        .stdin(stdin);
+    let output = run_stored(&store, &digest, &options)?;
+    Ok(ExitCode::from(output.status.code().clamp(0, 255) as u8))
 }

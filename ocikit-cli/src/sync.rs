@@ -149,7 +149,7 @@ fn registry_items(
     let (repo, r) = context.push_repository(reference)?;
     let full = format!("{}/{}", repo.registry(), repo.name());
     let tags = match (r.tag(), r.digest()) {
-        (Some(t), _) if reference_has_tag(reference) => vec![t.to_owned()],
+        (Some(t), _) if reference_has_tag(reference) => vec![t.to_string()],
         (_, Some(d)) => {
             return Ok(vec![Item {
                 source: Location::Docker {
@@ -161,7 +161,12 @@ fn registry_items(
                 tag: d.digest().to_owned(),
             }]);
         }
-        _ => repo.tags(None)?.into_iter().filter(|t| filter(t)).collect(),
+        _ => repo
+            .tags(None)?
+            .into_iter()
+            .map(|t| t.to_string())
+            .filter(|t| filter(t))
+            .collect(),
     };
     Ok(tags
         .into_iter()

@@ -474,10 +474,23 @@ fn run_output_equals_podmans() {
     ok(ocikit().args(["copy", "-q", &src, &format!("docker://{name}")]));
     let store = dir.path().join("store");
     let podman = Podman::new();
-    let cases: [&[&str]; 3] = [
+    let host_dir = dir.path().join("shared");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::write(host_dir.join("from-host"), "mounted\n").unwrap();
+    let volume = format!("{}:/mnt:ro", host_dir.display());
+    let cases: [&[&str]; 6] = [
         &["sh", "-c", "echo $GREETING; id -u; cat /home/user/note"],
         &["-e", "MODE=test", "sh", "-c", "echo $MODE $GREETING"],
         &["--entrypoint", "/bin/echo", "a", "b"],
+        &["-u", "user", "sh", "-c", "id -u; id -g; id -un"],
+        &["-w", "/home/user", "sh", "-c", "pwd; cat note"],
+        &[
+            "-v",
+            &volume,
+            "sh",
+            "-c",
+            "cat /mnt/from-host; touch /mnt/x || echo read-only",
+        ],
     ];
     for args in cases {
         let (flags, rest): (Vec<&str>, Vec<&str>) = split_flags(args);
@@ -1017,4 +1030,72 @@ fn copy_recompresses_layers_readably_for_skopeo_and_umoci() {
         .arg(format!("{}:g", gz.display()))
         .arg(&bundle));
     assert!(bundle.join("rootfs/bin/busybox").exists());
+}
+
+/// Under a pseudo-terminal (`script` gives `copy` one), a 4-layer copy draws a line per
+/// blob (its short digest, `done`) and ends with the summary; piped, it prints no control
+/// characters.
+#[test]
+fn progress_on_a_terminal_and_none_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    for i in 0..4 {
+        let d = dir.path().join(format!("layer{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        // Incompressible bytes, so each layer takes a moment to move.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ i;
+        let data: Vec<u8> = (0..(2 << 20))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(d.join(format!("data{i}")), data).unwrap();
+        layers.push(d);
+    }
+    let src = format!("oci:{}:four", dir.path().join("img").display());
+    let mut build = ocikit();
+    build.args(["build", "-q", "--from", "scratch"]);
+    for l in &layers {
+        build.arg("--layer").arg(l);
+    }
+    ok(build.arg(&src));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&ok(ocikit().args(["inspect", "--raw", &src]))).unwrap();
+    let layer_digests: Vec<String> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap()[..19].to_owned())
+        .collect();
+    assert_eq!(layer_digests.len(), 4);
+
+    let dest = format!("docker://{}/{}:1", registry(), repo("progress"));
+    let command = format!("{OCIKIT} copy {src} {dest}");
+    let out = ok(Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("TERM", "xterm"));
+    for d in &layer_digests {
+        assert!(out.contains(d.as_str()), "no line for {d}: {out:?}");
+    }
+    assert!(out.contains("done"), "{out:?}");
+    assert!(
+        out.contains('\u{1b}'),
+        "a terminal gets a drawn display: {out:?}"
+    );
+    assert!(out.contains("Copied 5 blobs"), "the summary: {out:?}");
+
+    // Piped: the summary only, no control characters.
+    let dest2 = format!("docker://{}/{}:1", registry(), repo("progress"));
+    let piped = output(ocikit().args(["copy", &src, &dest2]));
+    assert!(piped.status.success(), "{piped:?}");
+    let all = [piped.stdout.as_slice(), piped.stderr.as_slice()].concat();
+    assert!(
+        !all.iter().any(|&b| b == 0x1b || b == b'\r'),
+        "control characters when piped: {:?}",
+        String::from_utf8_lossy(&all)
+    );
+    assert!(String::from_utf8_lossy(&all).contains("Copied 5 blobs"));
 }
