@@ -25,6 +25,7 @@ pub mod copy;
 mod error;
 mod fsutil;
 pub mod inspect;
+pub mod inspect_fs;
 pub mod run;
 pub mod store;
 pub mod trust;
