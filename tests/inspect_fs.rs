@@ -6,7 +6,6 @@
 //! umoci (scripts/test.sh installs it); fails without them.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
