@@ -30,6 +30,7 @@ pub mod copy;
 mod error;
 mod fsutil;
 pub mod inspect;
+pub mod inspect_fs;
 pub mod progress;
 mod recompress;
 pub mod run;
