@@ -1,54 +1,19 @@
 //! Layers recompressed on the way (skopeo's `copy --dest-compress-format`): each layer the
 //! destination should hold in another compression is read from the source (its digest
-//! verified), decompressed (the compression sniffed from its first bytes, and checked against
-//! its media type), its `diff_id` checked against the image's config, and compressed again
+//! verified), decompressed ([`Decompressed`]: the compression sniffed from its first bytes,
+//! and checked against its media type, by the layer reader's rules), its `diff_id` checked against the image's config, and compressed again
 //! into a temporary file, whose digest and size the new descriptor takes before the blob is
 //! stored. Memory stays bounded: the layer streams through, the file holds it.
 
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::io::{self, Seek};
 
 use ocikit_image::oci_spec::image::Descriptor;
 use ocikit_image::{
-    BuildOptions, Compression, ContentKind, ImageDestination, ImageSource, Manifest, MediaTypeExt,
-    compress_layer,
+    BuildOptions, Compression, ContentKind, Decompressed, ImageDestination, ImageSource, Manifest,
+    MediaTypeExt, compress_layer,
 };
 
 use crate::copy::{BlobAction, BlobCopy};
-
-/// The decompressed stream of a layer blob whose compression is sniffed from its first
-/// bytes: gzip (`1f 8b`), zstd (`28 b5 2f fd`), else a plain tar. A blob whose bytes say
-/// another compression than its media type is an error naming both.
-fn decompressed<'a>(
-    blob: impl Read + 'a,
-    descriptor: &Descriptor,
-) -> ocikit_image::Result<Box<dyn Read + 'a>> {
-    let mut buffered = BufReader::with_capacity(1 << 20, blob);
-    let head = buffered.fill_buf()?;
-    let found = if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    };
-    let said = descriptor.media_type().compression();
-    if said.is_some_and(|s| s != found) {
-        return Err(ocikit_image::Error::Invalid {
-            kind: ocikit_image::DocumentKind::Descriptor,
-            field: "mediaType".into(),
-            reason: format!(
-                "layer {} is {found:?} but its media type {} says {said:?}",
-                descriptor.digest(),
-                descriptor.media_type()
-            ),
-        });
-    }
-    Ok(match found {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
-        _ => Box::new(buffered),
-    })
-}
 
 /// The manifest's layers stored in `destination` with `compression` (the others as they
 /// are, by the caller); returns the manifest with the new descriptors, and what was done for
@@ -86,7 +51,7 @@ pub(crate) fn recompress_layers(
         let mut tmp = tempfile::tempfile()?;
         let built = {
             let mut blob = source.open_blob(layer)?;
-            let tar = decompressed(&mut blob, layer)?;
+            let (tar, _) = Decompressed::new(&mut blob, layer.media_type())?;
             let built = compress_layer(
                 tar,
                 io::BufWriter::new(&mut tmp),

@@ -77,7 +77,8 @@ pub use layer::{
     build_overlay_layer, compress_layer, read_in_root,
 };
 pub use layer::{
-    EntryKind, EntryMeta, FsEntry, ImageFs, LayerEntries, LayerEntry, LayerReader, LayerSummary,
+    Decompressed, EntryKind, EntryMeta, FsEntry, ImageFs, LayerEntries, LayerEntry, LayerReader,
+    LayerSummary,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;

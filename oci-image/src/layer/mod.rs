@@ -22,7 +22,8 @@ pub use build::{
 };
 pub use merge::{FsEntry, ImageFs};
 pub use read::{
-    EntryKind, EntryMeta, LayerEntries, LayerEntry, LayerReader, LayerSummary, MAX_PATH_DEPTH,
+    Decompressed, EntryKind, EntryMeta, LayerEntries, LayerEntry, LayerReader, LayerSummary,
+    MAX_PATH_DEPTH,
 };
 
 use std::io::Read;

@@ -612,6 +612,41 @@ impl<R: Read> Read for Decoder<R> {
     }
 }
 
+/// A layer's uncompressed tar stream, for a caller that wants the bytes rather than the
+/// entries (recompressing a layer): the compression is sniffed from the first bytes and
+/// checked against the media type by the same rules as [`LayerReader`]'s.
+///
+/// ```
+/// use std::io::Read;
+/// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// std::io::Write::write_all(&mut gz, b"tar bytes")?;
+/// let blob = gz.finish()?;
+/// let (mut tar, found) = ocikit_image::Decompressed::new(
+///     &blob[..],
+///     &ocikit_image::oci_spec::image::MediaType::ImageLayerGzip,
+/// )?;
+/// let mut out = Vec::new();
+/// tar.read_to_end(&mut out)?;
+/// assert_eq!((out.as_slice(), found), (&b"tar bytes"[..], ocikit_image::Compression::Gzip));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub struct Decompressed<R: Read>(Decoder<R>);
+
+impl<R: Read> Decompressed<R> {
+    /// Sniffs `layer`'s compression; a compressed stream that contradicts `media_type` is
+    /// [`Error::CompressionMismatch`].
+    pub fn new(layer: R, media_type: &MediaType) -> Result<(Self, Compression)> {
+        let (decoder, found) = Decoder::new(layer, media_type)?;
+        Ok((Decompressed(decoder), found))
+    }
+}
+
+impl<R: Read> Read for Decompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
 /// Fails once more than `limit` bytes come through.
 pub(crate) struct Limit<R> {
     pub(crate) inner: R,
