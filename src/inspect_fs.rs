@@ -2,7 +2,7 @@
 //! searching an image's files needs, from any location [`copy`](crate::copy) reads.
 //!
 //! [`image_fs`] merges the layers (every whiteout and opaque directory honoured) into an
-//! [`ImageFs`](ocikit_image::ImageFs), in memory, bounded by the number of paths, nothing
+//! [`ImageFs`], in memory, bounded by the number of paths, nothing
 //! written to disk; [`Filesystem::read_contents`] streams the files' contents. A single
 //! layer's entries are read with [`LayerReader`](ocikit_image::LayerReader).
 //!
