@@ -24,8 +24,8 @@ for bin in skopeo gpg docker-registry curl; do
     command -v "$bin" >/dev/null || { echo "error: $bin is needed (see benches/compare.sh)" >&2; exit 1; }
 done
 
-cargo build --release --quiet -p ocikit --example build --example copy --example trust
-BIN=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/examples}
+cargo build --release --quiet -p ocikit-cli
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocikit-trust.XXXXXX")
 REGISTRY_PID=
 cleanup() {
@@ -48,7 +48,7 @@ REF=$REG/bench/signed:v1
 mkdir -p "$WORK/l1" "$WORK/l2/etc"
 head -c 8M /dev/urandom >"$WORK/l1/blob"
 echo signed >"$WORK/l2/etc/hello"
-"$BIN/build" --from scratch --layer "$WORK/l1" --layer "$WORK/l2" "oci:$WORK/src:v1" >/dev/null
+"$OCIKIT" build -q --from scratch --layer "$WORK/l1" --layer "$WORK/l2" "oci:$WORK/src:v1" >/dev/null
 
 mkdir -p "$WORK/gpg" && chmod 700 "$WORK/gpg"
 export GNUPGHOME=$WORK/gpg
@@ -62,8 +62,8 @@ mkdir -p "$WORK/registries.d"
 printf 'docker:\n  %s:\n    lookaside: file://%s/sigstore\n' "$REG" "$WORK" >"$WORK/registries.d/bench.yaml"
 skopeo --insecure-policy --registries.d "$WORK/registries.d" copy -q --dest-tls-verify=false \
     --sign-by "$FPR" "oci:$WORK/src:v1" "docker://$REF"
-OCIKIT_PASSWORD=bench "$BIN/trust" generate-key "$WORK/cosign" >/dev/null
-OCIKIT_PASSWORD=bench "$BIN/trust" sign "docker://$REF" --sigstore-key "$WORK/cosign.key" >/dev/null
+OCIKIT_PASSWORD=bench "$OCIKIT" generate-key --output-key-prefix "$WORK/cosign" >/dev/null
+OCIKIT_PASSWORD=bench "$OCIKIT" sign --sign-by-sigstore-private-key "$WORK/cosign.key" "docker://$REF" >/dev/null
 
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$WORK/unsigned.json"
 printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/bench":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"%s/key.asc"}]}}}\n' \
@@ -71,15 +71,15 @@ printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/bench":[{"typ
 printf '{"default":[{"type":"reject"}],"transports":{"docker":{"%s/bench":[{"type":"sigstoreSigned","keyPath":"%s/cosign.pub"}]}}}\n' \
     "$REG" "$WORK" >"$WORK/sigstore.json"
 # Both sides accept what they are about to be timed on.
-"$BIN/trust" verify "docker://$REF" --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" >&2
-"$BIN/trust" verify "docker://$REF" --policy "$WORK/sigstore.json" >&2
+"$OCIKIT" verify --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" "docker://$REF" >&2
+"$OCIKIT" verify --policy "$WORK/sigstore.json" "docker://$REF" >&2
 skopeo --policy "$WORK/signedby.json" --registries.d "$WORK/registries.d" copy -q --remove-signatures \
     --src-tls-verify=false "docker://$REF" "oci:$WORK/check:v1"
 
 # --- the timings ----------------------------------------------------------------------------
 # Round-robin (each round runs every command once, in turn), so that what else the machine does
 # weighs on every command alike; the destination is removed before each run, untimed.
-ours() { echo "$BIN/copy docker://$REF oci:$WORK/dst:v1 --policy $WORK/$1.json --registries.d $WORK/registries.d"; }
+ours() { echo "$OCIKIT copy -q --policy $WORK/$1.json --registries.d $WORK/registries.d docker://$REF oci:$WORK/dst:v1"; }
 theirs() { echo "skopeo --policy $WORK/$1.json --registries.d $WORK/registries.d copy -q --remove-signatures --src-tls-verify=false docker://$REF oci:$WORK/dst:v1"; }
 /usr/bin/python3 - "$RUNS" "$WORK/dst" \
     "ours-unsigned=$(ours unsigned)" "ours-signedby=$(ours signedby)" "ours-sigstore=$(ours sigstore)" \

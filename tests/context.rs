@@ -6,7 +6,7 @@
 //! Needs the registries of `scripts/test.sh`: `OCIKIT_TEST_REGISTRY` (plain HTTP),
 //! `OCIKIT_TEST_TLS_REGISTRY`, `OCIKIT_TEST_MTLS_REGISTRY` (client certificate required) and
 //! `OCIKIT_TEST_TLS_DIR` (`ca.crt`, `client.cert`, `client.key`); fails without them. The
-//! recipe test needs `cargo build --examples` first.
+//! tests of the `ocikit` command need the workspace built (`scripts/test.sh` does).
 
 mod common;
 
@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{example_binary, registry};
+use common::registry;
 use ocikit::SystemContext;
 use ocikit::copy::{CopyOptions, pull, push};
 use ocikit::distribution::RegistriesConf;
@@ -178,10 +178,10 @@ fn a_client_certificate_from_certs_d() {
     assert!(e.contains(&registry), "{e}");
 }
 
-/// The copy recipe, trusting the registry through the system's store: a private copy of
+/// `ocikit copy`, trusting the registry through the system's store: a private copy of
 /// the bundle with the test CA added, given as `SSL_CERT_FILE`; skopeo's options.
 #[test]
-fn tls_trusted_through_the_system_store_by_the_copy_recipe() {
+fn tls_trusted_through_the_system_store_by_the_ocikit_command() {
     let registry = env("OCIKIT_TEST_TLS_REGISTRY");
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle.pem");
@@ -193,7 +193,8 @@ fn tls_trusted_through_the_system_store_by_the_copy_recipe() {
     let (src, digest) = image(&dir.path().join("src"), 9, 50_000);
     let reference = format!("docker://{registry}/ocikit-context/system-store:v1");
     let copy = |args: &[&str], bundle: &Path| {
-        Command::new(example_binary("copy"))
+        Command::new(common::workspace_binary("ocikit"))
+            .arg("copy")
             .args(args)
             .args(["--registries-conf", conf.to_str().unwrap()])
             .env("SSL_CERT_FILE", bundle)
@@ -433,8 +434,9 @@ fn a_registries_conf_that_does_not_parse_names_file_line_and_column() {
     .unwrap_err();
     let e = ocikit::ErrorChain(&e).to_string();
     assert!(e.starts_with(&format!("{}:5:20: ", conf.display())), "{e}");
-    // The recipe says it the same way.
-    let out = Command::new(example_binary("copy"))
+    // The command says it the same way.
+    let out = Command::new(common::workspace_binary("ocikit"))
+        .arg("copy")
         .args(["docker://reg.lan/app:v1", "oci:/nonexistent/x"])
         .args(["--registries-conf", conf.to_str().unwrap()])
         .output()
@@ -576,10 +578,10 @@ fn own_registry(extra_yaml: &str) -> OwnRegistry {
     panic!("docker-registry did not start on {}", registry.addr);
 }
 
-/// skopeo's `--dest-creds`/`--src-creds` on the copy recipe, against a registry with
+/// skopeo's `--dest-creds`/`--src-creds` on `ocikit copy`, against a registry with
 /// htpasswd: they work, and without them the registry refuses.
 #[test]
-fn credentials_given_per_call_by_the_copy_recipe() {
+fn credentials_given_per_call_to_ocikit_copy() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     common::run(
@@ -596,7 +598,8 @@ fn credentials_given_per_call_by_the_copy_recipe() {
     let conf = dir.path().join("registries.conf");
     std::fs::write(&conf, "").unwrap();
     let copy = |args: &[&str]| {
-        Command::new(example_binary("copy"))
+        Command::new(common::workspace_binary("ocikit"))
+            .arg("copy")
             .args(args)
             .args(["--registries-conf", conf.to_str().unwrap()])
             .env("HOME", dir.path())

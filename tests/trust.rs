@@ -753,11 +753,12 @@ fn rejections_are_typed_name_the_image_and_write_nothing() {
     }
 }
 
+/// The `ocikit` command's trust: `sign`, `verify`, `generate-key`, and `copy`/`run`
+/// with `--policy`.
 #[test]
-fn trust_copy_and_run_recipes() {
+fn trust_through_the_ocikit_command() {
     let tmp = tempfile::tempdir().unwrap();
-    let trust = example_binary("trust");
-    let copy_bin = example_binary("copy");
+    let ocikit = || Command::new(common::workspace_binary("ocikit"));
     let regd = registries_d(tmp.path());
     let key = GpgKey::ed25519("recipes");
     let (image, _) = push(
@@ -766,19 +767,21 @@ fn trust_copy_and_run_recipes() {
     );
 
     // sign with the exported key, verify under a signedBy policy.
-    let out = run(Command::new(&trust)
-        .args(["sign", &image, "--sign-by"])
+    let out = run(ocikit()
+        .args(["sign", "--sign-by"])
         .arg(&key.secret)
         .arg("--registries.d")
-        .arg(&regd));
-    assert!(out.contains("signed "), "{out}");
+        .arg(&regd)
+        .arg(&image));
+    assert!(out.starts_with("file://"), "the signature's place: {out}");
     let good = policy_file(tmp.path(), "good.json", &signed_by(&key.public));
-    let out = run(Command::new(&trust)
-        .args(["verify", &image, "--policy"])
+    let out = run(ocikit()
+        .args(["verify", "--policy"])
         .arg(&good)
         .arg("--registries.d")
-        .arg(&regd));
-    assert!(out.contains("accepted"), "{out}");
+        .arg(&regd)
+        .arg(&image));
+    assert!(out.contains("Accepted"), "{out}");
     // An ed25519 signature made by rPGP, verified by skopeo (gpgme) ...
     let out = skopeo()
         .arg("--policy")
@@ -794,7 +797,7 @@ fn trust_copy_and_run_recipes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // ... and one made by skopeo, verified by the recipe.
+    // ... and one made by skopeo, verified by the command.
     let (second, _) = push(
         &small_image(tmp.path(), "recipes2"),
         &unique("trust/recipes2"),
@@ -812,63 +815,73 @@ fn trust_copy_and_run_recipes() {
             &second,
             &second,
         ]));
-    let out = run(Command::new(&trust)
-        .args(["verify", &second, "--policy"])
+    let out = run(ocikit()
+        .args(["verify", "--policy"])
         .arg(&good)
         .arg("--registries.d")
-        .arg(&regd));
+        .arg(&regd)
+        .arg(&second));
     assert!(out.contains("signed as"), "{out}");
 
     // cosign: generate-key, sign, verify.
     let prefix = tmp.path().join("cosign");
-    run(Command::new(&trust)
+    run(ocikit()
         .env("OCIKIT_PASSWORD", "pw")
-        .arg("generate-key")
+        .args(["generate-key", "--output-key-prefix"])
         .arg(&prefix));
-    run(Command::new(&trust)
+    run(ocikit()
         .env("OCIKIT_PASSWORD", "pw")
-        .args(["sign", &image, "--sigstore-key"])
-        .arg(prefix.with_extension("key")));
+        .args(["sign", "--sign-by-sigstore-private-key"])
+        .arg(prefix.with_extension("key"))
+        .arg(&image));
     let cosign_policy = sigstore_policy(
         tmp.path(),
         "cosign.json",
         &prefix.with_extension("pub"),
         None,
     );
-    run(Command::new(&trust)
-        .args(["verify", &image, "--policy"])
-        .arg(&cosign_policy));
+    run(ocikit()
+        .args(["verify", "--policy"])
+        .arg(&cosign_policy)
+        .arg(&image));
 
-    // copy: --policy with another key refuses, and the destination is not created.
+    // copy: --policy with another key refuses (exit 6), and the destination is not created.
     let other = GpgKey::new("recipes-other");
     let bad = policy_file(tmp.path(), "bad.json", &signed_by(&other.public));
     let dest = tmp.path().join("copied");
-    let out = Command::new(&copy_bin)
-        .args([&image, &format!("oci:{}:v1", dest.display()), "--policy"])
+    let out = ocikit()
+        .args(["copy", "--policy"])
         .arg(&bad)
         .arg("--registries.d")
         .arg(&regd)
+        .args([&image, &format!("oci:{}:v1", dest.display())])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("rejected"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!dest.exists());
-    run(Command::new(&copy_bin)
-        .args([&image, &format!("oci:{}:v1", dest.display()), "--policy"])
+    run(ocikit()
+        .args(["copy", "--policy"])
         .arg(&good)
         .arg("--registries.d")
-        .arg(&regd));
+        .arg(&regd)
+        .args([&image, &format!("oci:{}:v1", dest.display())]));
 
-    // run: the policy refuses before anything is unpacked (exit 125, the recipe's error).
-    let out = Command::new(example_binary("run"))
-        .args([&image, "--policy"])
+    // run: the policy refuses before anything is pulled (exit 125, ocikit's own failure).
+    let store = tmp.path().join("store");
+    let bare = image.strip_prefix("docker://").unwrap();
+    let out = ocikit()
+        .args(["run", "--root"])
+        .arg(&store)
+        .arg("--policy")
         .arg(&bad)
         .arg("--registries.d")
         .arg(&regd)
+        .args([bare, "true"])
         .output()
         .unwrap();
     assert_eq!(
@@ -878,6 +891,21 @@ fn trust_copy_and_run_recipes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejected"));
+    let images = run(ocikit().args(["images", "-q", "--root"]).arg(&store));
+    assert_eq!(images, "", "a refused image is never stored");
+}
+
+/// The trust recipe: a cosign key made, an image signed with it and verified.
+#[test]
+fn trust_recipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (image, _) = push(&small_image(tmp.path(), "recipe"), &unique("trust/recipe"));
+    let out = run(Command::new(example_binary("trust"))
+        .env("OCIKIT_PASSWORD", "pw")
+        .arg(&image)
+        .arg(tmp.path().join("key")));
+    assert!(out.contains("verified"), "{out}");
+    assert!(tmp.path().join("key.pub").exists());
 }
 
 #[test]

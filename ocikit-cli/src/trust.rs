@@ -137,7 +137,7 @@ pub(crate) fn verify(a: VerifyArgs) -> Result<ExitCode, Failure> {
     let identity = ImageIdentity::of_location(&location)?;
     let by = verdict
         .scope
-        .map(|s| format!(" by the policy's {s:?} scope"))
+        .map(|s| format!(" by the policy's scope {s}"))
         .unwrap_or_else(|| " (no policy)".into());
     let signed = if verdict.signed_identities.is_empty() {
         String::new()
