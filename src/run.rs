@@ -29,7 +29,8 @@ impl RunOptions {
         self
     }
 
-    /// Where container state lives (default [`ocikit_runtime::DEFAULT_ROOT`], `/run/ocikit`).
+    /// Where container state lives (default [`ocikit_runtime::default_root`]: `/run/ocikit`,
+    /// or `$XDG_RUNTIME_DIR/ocikit` for any user but root).
     pub fn state_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.state_root = Some(root.into());
         self
@@ -55,10 +56,11 @@ pub fn run_bundle(bundle: &Path, options: &RunOptions) -> Result<ExitStatus, cra
             N.fetch_add(1, Ordering::Relaxed)
         )
     });
-    let root = options
-        .state_root
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(ocikit_runtime::DEFAULT_ROOT));
+    // /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit for anyone else (as runc).
+    let root = match options.state_root.clone() {
+        Some(root) => root,
+        None => ocikit_runtime::default_root()?,
+    };
     let mut runtime = Runtime::new(root);
     if let Some(helper) = &options.helper {
         runtime = runtime.with_helper(helper);
