@@ -174,7 +174,7 @@ impl Home {
         .unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
         std::fs::write(rootfs.join("home/app/file"), "app's\n").unwrap();
-        std::fs::set_permissions(&rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
             .unwrap();
         for entry in walk(&b) {
             self.give(&entry);
