@@ -43,6 +43,9 @@ BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocrr.XXXXXX")
 UD=$(mktemp -d /tmp/ocrl.XXXXXX)
 REGISTRY_PID=
+SHM_LOCK=/dev/shm/libpod_rootless_lock_$(id -u "$RL_USER")
+HAD_SHM_LOCK=false
+[[ -e $SHM_LOCK ]] && HAD_SHM_LOCK=true
 
 as_user() {
     runuser -u "$RL_USER" -- env -i HOME="$UD/home" XDG_RUNTIME_DIR="$UD/run" \
@@ -64,6 +67,8 @@ cleanup() {
     for pid in $(find "$UD/run" -name pause.pid -exec cat {} + 2>/dev/null); do
         kill "$pid" 2>/dev/null || true
     done
+    # podman's per-user lock in /dev/shm, unless the user had one before.
+    $HAD_SHM_LOCK || rm -f "$SHM_LOCK"
     rm -rf "$WORK"
     if [[ -n ${OCIKIT_BENCH_KEEP:-} ]]; then
         echo "kept $UD (OCIKIT_BENCH_KEEP): remove it once no timed run follows" >&2

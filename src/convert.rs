@@ -115,7 +115,8 @@ impl ConvertOptions {
 
     /// Makes the configuration runnable without root, like `runc spec --rootless`: a user
     /// namespace, no network namespace, `/sys` bound read-only, no `uid=`/`gid=` mount
-    /// options, no limits; its mappings give the caller's own ids to root and its
+    /// options, no limits but those set here (which a runtime that cannot write cgroups
+    /// refuses, naming them, rather than ignoring them); its mappings give the caller's own ids to root and its
     /// subordinate ranges (`/etc/subuid`, `/etc/subgid`) to ids 1 and up, as an unpack in
     /// [`ocikit_runtime::enter_user_namespace`] wrote the owners (default false).
     pub fn rootless(mut self, rootless: bool) -> Self {
@@ -265,10 +266,12 @@ pub fn runtime_config(
         }
         spec.set_mounts(Some(mounts));
     }
-    apply_resources(&mut spec, options);
     if options.rootless {
         make_rootless(&mut spec);
     }
+    // After: a rootless configuration drops the default resources (runc's device rules),
+    // never the limits asked for here, which a runtime that cannot apply them refuses.
+    apply_resources(&mut spec, options);
     Ok(spec)
 }
 
@@ -646,6 +649,17 @@ mod tests {
         );
         assert_eq!(uids, ocikit_runtime::rootless_mappings().0);
         assert!(linux.resources().is_none());
+        // Limits asked for stay: the runtime refuses them where it cannot apply them.
+        let limited = ConvertOptions::new().rootless(true).memory_limit(64 << 20);
+        let spec_limited = runtime_config(&img, r.path(), &limited).unwrap();
+        let res = spec_limited
+            .linux()
+            .clone()
+            .unwrap()
+            .resources()
+            .clone()
+            .unwrap();
+        assert_eq!(res.memory().unwrap().limit(), Some(64 << 20));
         let sys = spec.mounts().clone().unwrap();
         let sys = sys
             .iter()

@@ -236,6 +236,22 @@ fn run_from_the_store_as_a_user_then_again_without_fetching_or_unpacking() {
         show(&second)
     );
     assert_eq!(snapshots(&store), before, "a layer was unpacked again");
+    // A limit this user's cgroups cannot enforce is an error naming it, not ignored.
+    let limited = home.run(&[
+        &home.bin("run"),
+        &src,
+        "--store",
+        store.to_str().unwrap(),
+        "--memory",
+        "64M",
+    ]);
+    assert_eq!(limited.status.code(), Some(125), "{}", show(&limited));
+    assert_eq!(String::from_utf8_lossy(&limited.stdout), "");
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(
+        stderr.contains("linux.resources.memory.limit") && stderr.contains("67108864"),
+        "{stderr}"
+    );
     // No container, mount or state left behind.
     assert_eq!(
         std::fs::read_dir(store.join("containers")).unwrap().count(),
