@@ -86,11 +86,12 @@ layer_row "apply it" "umoci unpack" apply_ours apply_umoci
 size=$(grep '^layer size:' "$LOGS/layers" | sed -E 's/.*\(([0-9.]+x)\).*/\1/')
 gzsize=$(grep '^layer size against gzip' "$LOGS/layers" | sed -E 's/^layer size against gzip -6: //')
 
-step "pull and push (ocikit-distribution vs_skopeo)"
+step "pull and push (ocikit-distribution vs_skopeo; also through the ocikit command)"
+cargo build -q --release -p ocikit-cli >&2
 cargo bench -q -p ocikit-distribution --bench vs_skopeo >"$LOGS/dist" 2>"$LOGS/dist.err"
 dist_row() { # label key
     local l s o r rss prss
-    l=$(grep "^$2" "$LOGS/dist")
+    l=$(grep "^$2: " "$LOGS/dist")
     s=$(sed -E 's/.*skopeo ([0-9.]+s).*/\1/' <<<"$l")
     o=$(sed -E 's/.*ours ([0-9.]+s).*/\1/' <<<"$l")
     r=$(sed -E 's/.*ratio ([0-9.]+).*/\1/' <<<"$l")
@@ -102,6 +103,10 @@ dist_row "pull a 107 MiB image into a layout" "pull into a layout"
 dist_row "push it to an empty registry" "push to an empty registry"
 dist_row "pull it into a layout over TLS" "TLS pull into a layout"
 dist_row "push it to an empty registry over TLS" "TLS push to an empty registry"
+dist_row "\`ocikit copy\` of it into a layout (the command)" "pull into a layout with the ocikit command"
+dist_row "\`ocikit copy\` of it to an empty registry" "push to an empty registry with the ocikit command"
+dist_row "\`ocikit copy\` into a layout over TLS" "TLS pull into a layout with the ocikit command"
+dist_row "\`ocikit copy\` to an empty registry over TLS" "TLS push to an empty registry with the ocikit command"
 
 step "signature verification on a pull (benches/trust.sh)"
 bash benches/trust.sh >"$LOGS/trust" 2>"$LOGS/trust.err"

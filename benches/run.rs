@@ -9,7 +9,7 @@
 //! [`ocikit::convert::runtime_config`] gives an image without configuration (namespaces,
 //! mounts, masked paths as `runc spec`) with `/bin/true` as its command. Container state lives
 //! in a temporary directory. The runtime re-executes this binary as each container's init, so
-//! `main` calls [`ocikit::runtime::init_if_requested`] before anything else (hence no
+//! `main` calls [`ocikit::init_if_requested`] before anything else (hence no
 //! `criterion_main!`). `sh oci-runtime/benches/run.sh` compares the same run with runc and
 //! crun. Under `cargo test` (no `--bench` argument) criterion runs it once.
 //!
@@ -56,7 +56,9 @@ fn bench(c: &mut Criterion) {
     .unwrap()
     .save(failing.join("config.json"))
     .unwrap();
-    let status = run_bundle(&failing, &options).expect("run `sh -c 'exit 3'`");
+    let status = run_bundle(&failing, &options)
+        .expect("run `sh -c 'exit 3'`")
+        .status;
     assert_eq!(status.code(), 3, "the container's exit code is lost");
 
     let mut group = c.benchmark_group("run");
@@ -67,7 +69,7 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8));
     group.bench_function("true", |b| {
         b.iter(|| {
-            let status = run_bundle(&bundle, &options).expect("run_bundle");
+            let status = run_bundle(&bundle, &options).expect("run_bundle").status;
             assert_eq!(status.code(), 0, "/bin/true exited with {}", status.code());
         })
     });
@@ -78,7 +80,7 @@ criterion_group!(benches, bench);
 
 fn main() {
     // The runtime re-executes this binary as each container's init.
-    ocikit::runtime::init_if_requested();
+    ocikit::init_if_requested();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("artifact: {e}");
+            eprintln!("artifact: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("build: {e}");
+            eprintln!("build: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

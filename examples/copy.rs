@@ -28,6 +28,7 @@ use ocikit::SystemContext;
 use ocikit::copy::{CopyOptions, Location, copy};
 use ocikit::distribution::Credentials;
 use ocikit::image::parse_platform;
+use ocikit::progress::Event;
 
 const USAGE: &str = "usage: copy SRC DST [--platform OS/ARCH[/VARIANT] | --all]
   SRC, DST: oci:DIR[:NAME] | oci-archive:FILE[:NAME] | docker-archive:FILE[:REPO:TAG]
@@ -150,21 +151,34 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let src: Location = src.parse()?;
     let dst: Location = dst.parse()?;
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        // One line per blob, redrawn in place: digest, bar, bytes.
-        options = options.progress(|p| {
-            let width = 30;
-            let filled = (p.done * width).checked_div(p.total).unwrap_or(width) as usize;
-            let digest = p.descriptor.digest().digest();
-            eprint!(
-                "\r{} [{}{}] {:>12}/{:<12}",
-                &digest[..12.min(digest.len())],
-                "#".repeat(filled),
-                " ".repeat(width as usize - filled),
-                p.done,
-                p.total
-            );
-            if p.done == p.total {
-                eprintln!();
+        // One line per event: what each blob did, and the image's total. (A command would
+        // draw bars from these events, one per blob id.)
+        options = options.progress(|event: &Event<'_>| {
+            let short = |d: &ocikit::oci_spec::image::Descriptor| {
+                let digest = d.digest().digest();
+                digest[..12.min(digest.len())].to_owned()
+            };
+            match event {
+                Event::Total { blobs, bytes } => eprintln!("{blobs} blobs, {bytes} bytes"),
+                Event::Started { id, descriptor } => {
+                    eprintln!(
+                        "{id} {} started ({} bytes)",
+                        short(descriptor),
+                        descriptor.size()
+                    )
+                }
+                Event::Done { id, descriptor } => eprintln!("{id} {} done", short(descriptor)),
+                Event::Skipped { id, descriptor } => {
+                    eprintln!("{id} {} already there", short(descriptor))
+                }
+                Event::Mounted {
+                    id,
+                    descriptor,
+                    from,
+                } => {
+                    eprintln!("{id} {} mounted from {from}", short(descriptor))
+                }
+                _ => {}
             }
         });
     }
@@ -203,7 +217,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("copy: {e}");
+            eprintln!("copy: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("images: {e}");
+            eprintln!("images: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

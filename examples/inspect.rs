@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("inspect: {e}");
+            eprintln!("inspect: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("load: {e}");
+            eprintln!("load: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

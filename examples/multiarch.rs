@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("multiarch: {e}");
+            eprintln!("multiarch: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

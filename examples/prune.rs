@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("prune: {e}");
+            eprintln!("prune: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

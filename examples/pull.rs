@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pull: {e}");
+            eprintln!("pull: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -158,7 +158,8 @@ fn run(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
     let status = run_bundle(
         &bundle,
         &RunOptions::new().id(&id).state_root(work.join("state")),
-    );
+    )
+    .map(|out| out.status);
     std::fs::copy(bundle.join("config.json"), work.join("config.json"))?;
     let removed = store.remove_container(&id);
     let status = status?;
@@ -170,7 +171,7 @@ fn run(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     // The runtime re-executes this program as the container's init.
-    ocikit::runtime::init_if_requested();
+    ocikit::init_if_requested();
     let (work, temporary) = match std::env::args().nth(1) {
         Some(dir) => (PathBuf::from(dir), false),
         None => (
@@ -188,7 +189,7 @@ fn main() -> ExitCode {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code.clamp(1, 255) as u8),
         Err(e) => {
-            eprintln!("quickstart: {e}");
+            eprintln!("quickstart: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

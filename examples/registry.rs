@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("registry: {e}");
+            eprintln!("registry: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rmi: {e}");
+            eprintln!("rmi: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

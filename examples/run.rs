@@ -21,13 +21,11 @@
 
 use std::process::ExitCode;
 
-use ocikit::convert::ConvertOptions;
 use ocikit::copy::{Location, open_source};
-use ocikit::image::{ApplyOptions, host_platform, parse_platform};
-use ocikit::run::{RunOptions, run_bundle};
-use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError, default_name};
+use ocikit::image::{host_platform, parse_platform};
+use ocikit::run::{RunOptions, run_image, run_stored};
+use ocikit::store::{PullOptions, Store, StoreError, default_name};
 use ocikit::trust::{TrustOptions, check_opened};
-use ocikit::unpack::unpack_bundle;
 
 const USAGE: &str = "usage: run SRC [--store DIR | --bundle DIR] [--memory SIZE] [--cpus N] \
 [--pids N] [--platform P] [--policy FILE] [--registries.d DIR] [-- CMD...]";
@@ -56,8 +54,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut bundle = None;
     let mut store = None;
     let mut platform = host_platform();
-    // Unprivileged (or root only in a user namespace): a configuration a user can run.
-    let mut convert = ConvertOptions::new().rootless(ocikit::runtime::is_rootless());
+    // One set of options: limits, command, and where the container runs; unprivileged (or
+    // root only in a user namespace), a configuration a user can run.
+    let mut options = RunOptions::new().rootless(ocikit::runtime::is_rootless());
     let mut cmd = Vec::new();
     let mut trust = TrustOptions::new();
     while let Some(arg) = args.next() {
@@ -65,12 +64,12 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--bundle" => bundle = Some(std::path::PathBuf::from(value()?)),
             "--store" => store = Some(std::path::PathBuf::from(value()?)),
-            "--memory" => convert = convert.memory_limit(parse_size(&value()?)?),
+            "--memory" => options = options.memory_limit(parse_size(&value()?)?),
             "--cpus" => {
                 let cpus: f64 = value()?.parse().map_err(|_| "--cpus takes a number")?;
-                convert = convert.cpu_quota((cpus * 100_000.0) as i64, 100_000);
+                options = options.cpu_quota((cpus * 100_000.0) as i64, 100_000);
             }
-            "--pids" => convert = convert.pids_limit(value()?.parse()?),
+            "--pids" => options = options.pids_limit(value()?.parse()?),
             "--platform" => platform = parse_platform(&value()?)?,
             "--policy" => trust = trust.policy_path(value()?),
             "--registries.d" => trust = trust.registries_d(value()?),
@@ -89,13 +88,13 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let src = src.ok_or(USAGE)?;
     if !cmd.is_empty() {
-        convert = convert.entrypoint(cmd);
+        options = options.command(cmd);
     }
     if let Some(store) = store {
         if bundle.is_some() {
             return Err("--store and --bundle exclude each other".into());
         }
-        return run_from_store(&Store::open(store)?, &src, &platform, &convert, trust);
+        return run_from_store(&Store::open(store)?, &src, &platform, &options, trust);
     }
     let src: Location = src.parse()?;
     let temp;
@@ -108,23 +107,15 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let source = open_source(&src, &platform)?;
     check_opened(&src, &source, &trust)?;
-    let made = unpack_bundle(
-        source.source(),
-        &source.reference(),
-        &platform,
-        &bundle,
-        &ApplyOptions::new(),
-        &convert,
-    )?;
+    let (made, out) = run_image(source.source(), &source.image()?, &bundle, &options)?;
     eprintln!(
         "run: {} unpacked ({} layers) into {}",
         made.unpacked.manifest.digest(),
         made.unpacked.layers.len(),
         bundle.display()
     );
-    let status = run_bundle(&bundle, &RunOptions::new())?;
-    eprintln!("run: container exited with {}", status.code());
-    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+    eprintln!("run: container exited with {}", out.status.code());
+    Ok(ExitCode::from(out.status.code().clamp(0, 255) as u8))
 }
 
 /// Runs `src` (a name or digest the store has, else a location to pull) from the store.
@@ -132,7 +123,7 @@ fn run_from_store(
     store: &Store,
     src: &str,
     platform: &ocikit::oci_spec::image::Platform,
-    convert: &ConvertOptions,
+    options: &RunOptions,
     trust: TrustOptions,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // A name the store has, or a location whose name it has: no pull ("missing" policy).
@@ -158,13 +149,10 @@ fn run_from_store(
     };
     let id = format!("ocikit-run-{}", std::process::id());
     let digest = image.manifest.digest().to_string();
-    let bundle = store.create_bundle(&digest, &id, convert, &RootfsOptions::new())?;
-    let status = run_bundle(&bundle, &RunOptions::new().id(&id));
-    let removed = store.remove_container(&id);
-    let status = status?;
-    removed?;
-    eprintln!("run: container exited with {}", status.code());
-    Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
+    // The container's root filesystem is removed with it.
+    let out = run_stored(store, &digest, &options.clone().id(id))?;
+    eprintln!("run: container exited with {}", out.status.code());
+    Ok(ExitCode::from(out.status.code().clamp(0, 255) as u8))
 }
 
 /// A directory removed on drop.
@@ -193,7 +181,7 @@ impl Drop for TempDir {
 
 fn main() -> ExitCode {
     // The runtime re-executes this program as each container's init.
-    ocikit::runtime::init_if_requested();
+    ocikit::init_if_requested();
     // Unprivileged: root in a user namespace of this user's ids (itself, then its
     // /etc/subuid and /etc/subgid ranges), as podman does, so that layers keep their owners
     // and overlay mounts can be made. Before any thread starts.
@@ -204,7 +192,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("run: {e}");
+            eprintln!("run: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::from(125)
         }
     }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("save: {e}");
+            eprintln!("save: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

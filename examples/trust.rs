@@ -127,7 +127,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trust: {e}");
+            eprintln!("trust: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

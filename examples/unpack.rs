@@ -22,8 +22,8 @@ use std::process::ExitCode;
 
 use ocikit::convert::ConvertOptions;
 use ocikit::copy::{Location, open_source};
-use ocikit::image::{ApplyOptions, host_platform, parse_platform, platform_to_string};
-use ocikit::unpack::unpack_bundle;
+use ocikit::image::{host_platform, parse_platform, platform_to_string};
+use ocikit::unpack::{UnpackOptions, unpack_bundle};
 
 const USAGE: &str =
     "usage: unpack SRC BUNDLE [--rootless] [--no-terminal] [--platform OS/ARCH[/VARIANT]]";
@@ -58,14 +58,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let made = unpack_bundle(
         source.source(),
-        &source.reference(),
-        &platform,
+        &source.image()?,
         bundle,
-        &ApplyOptions::new(),
-        &ConvertOptions::new()
-            .rootless(rootless)
-            .terminal(terminal)
-            .default_args(vec!["sh".into()]),
+        &UnpackOptions::new().convert(
+            ConvertOptions::new()
+                .rootless(rootless)
+                .terminal(terminal)
+                .default_args(vec!["sh".into()]),
+        ),
     )?;
     let report = &made.unpacked;
     for (layer, applied) in &report.layers {
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("unpack: {e}");
+            eprintln!("unpack: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

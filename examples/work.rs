@@ -198,11 +198,11 @@ fn work() -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     // The runtime re-executes this program as each container's init.
-    ocikit::runtime::init_if_requested();
+    ocikit::init_if_requested();
     match work() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("work: {e}");
+            eprintln!("work: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::from(125)
         }
     }

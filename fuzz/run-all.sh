@@ -12,7 +12,7 @@ SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
 if ((${#TARGETS[@]} == 0)); then
-    TARGETS=(strings documents registry_text docker_archive runtime_config layer_apply http_connection
+    TARGETS=(strings documents registry_text docker_archive runtime_config layer_apply layer_read http_connection
         trust_payload trust_policy trust_keys)
 fi
 export RUSTC_BOOTSTRAP=1

@@ -26,6 +26,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
     docker-registry skopeo umoci oci-image-tool runc crun busybox-static buildah
     apache2-utils openssl curl ca-certificates
+    # ocikit-cli/tests/cli.rs: `ocikit run` against `podman run` (private configuration).
+    podman
     # `oci-runtime ps` prints ps(1)'s table for the container's processes (runtime tests).
     procps
     # tests/trust.rs: OpenPGP keys (skopeo --sign-by), the cosign helper's Python crypto.
@@ -82,7 +84,7 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah openssl curl gpg; do
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah podman openssl curl gpg; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
 

@@ -2,14 +2,16 @@
 //! configuration edited to match. The recipe behind `examples/build.rs`.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom};
+use std::io::{BufWriter, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ocikit_image::oci_spec::image::{
-    Config as ExecConfig, History, ImageConfiguration, ImageManifestBuilder, MediaType, Platform,
-    RootFs,
+    Config as ExecConfig, Descriptor, History, ImageConfiguration, ImageManifestBuilder, MediaType,
+    Platform, RootFs,
 };
+
+use crate::progress::{self, BlobId, Event, Observer, Progress, Reporting};
 use ocikit_image::{
     AnyManifest, BuiltLayer, Config, Error, ImageDestination, ImageSource, Manifest, MediaTypeExt,
     Tag, TagOrDigest, build_diff_layer, build_layer, descriptor_of, host_platform,
@@ -38,6 +40,7 @@ pub struct BuildSpec {
     platform: Option<Platform>,
     created: Option<String>,
     layer_options: ocikit_image::BuildOptions,
+    progress: Option<Observer>,
 }
 
 impl BuildSpec {
@@ -122,6 +125,13 @@ impl BuildSpec {
         self.layer_options = options;
         self
     }
+
+    /// Reports the blobs written to the destination to `observer` (default none): see
+    /// [`progress`] and [`build_image`].
+    pub fn progress(mut self, observer: impl Progress + 'static) -> Self {
+        self.progress = Some(Observer::new(observer));
+        self
+    }
 }
 
 /// What [`build_image`] wrote.
@@ -143,25 +153,48 @@ pub struct BuildReport {
 /// each directory of the spec becomes a layer with a history entry; the config's diff_ids,
 /// `created` and the spec's settings are written. The manifest is an OCI one whatever the
 /// base's family: layer and config bytes are never changed, only their media types.
+///
+/// Every layer is built (into temporary files) before anything is written to `destination`:
+/// a directory that is missing or unreadable ([`Error::BuildDirectory`](crate::Error::BuildDirectory))
+/// or a failed build leaves it as it was. The [`progress`](BuildSpec::progress) observer then
+/// gets the image's total (base layers, new layers, config) and each blob's events as the
+/// destination takes it.
 pub fn build_image(
     base: Option<(&dyn ImageSource, &TagOrDigest)>,
     destination: &dyn ImageDestination,
     tag: Option<&Tag>,
     spec: &BuildSpec,
-) -> Result<BuildReport, Error> {
+) -> Result<BuildReport, crate::Error> {
+    for source in &spec.layers {
+        let dirs = match source {
+            LayerSource::Dir(dir) => vec![dir],
+            LayerSource::Diff(base, changed) => vec![base, changed],
+        };
+        for dir in dirs {
+            let checked = std::fs::metadata(dir).and_then(|m| {
+                if m.is_dir() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "not a directory",
+                    ))
+                }
+            });
+            if let Err(source) = checked {
+                return Err(crate::Error::BuildDirectory {
+                    path: dir.clone(),
+                    source,
+                });
+            }
+        }
+    }
     let platform = spec.platform.clone().unwrap_or_else(host_platform);
     let created = spec.created.clone().unwrap_or_else(now_rfc3339);
-    let (mut config, mut layers) = match base {
+    let (mut config, base_layers) = match base {
         Some((source, reference)) => {
             let image = source.fetch_image(reference, &platform)?;
-            let mut layers = Vec::new();
-            for layer in image.manifest.layers() {
-                destination.copy_blob_from(source, layer)?;
-                let mut layer = layer.clone();
-                layer.set_media_type(layer.media_type().to_oci());
-                layers.push(layer);
-            }
-            (image.config.into_value(), layers)
+            (image.config.into_value(), image.manifest.layers().clone())
         }
         None => {
             let mut c = ImageConfiguration::default();
@@ -174,10 +207,11 @@ pub fn build_image(
         }
     };
 
-    let mut built = Vec::new();
+    // Every layer built first, each into a temporary file removed when `built` is dropped.
+    let mut built: Vec<(BuiltLayer, TempLayer)> = Vec::new();
     let mut history = config.history().clone().unwrap_or_default();
     for source in &spec.layers {
-        let layer = put_built_layer(source, destination, &spec.layer_options)?;
+        let (layer, file) = build_to_temp(source, &spec.layer_options)?;
         config
             .rootfs_mut()
             .diff_ids_mut()
@@ -193,8 +227,7 @@ pub fn build_image(
             ),
         }));
         history.push(h);
-        layers.push(layer.descriptor.clone());
-        built.push(layer);
+        built.push((layer, file));
     }
     config.set_history(Some(history));
     config.set_created(Some(created));
@@ -226,16 +259,47 @@ pub fn build_image(
         exec.set_labels(Some(labels));
     }
     config.set_config(Some(exec));
-
     let config = Config::new(config)?;
-    destination.put_blob(
-        &descriptor_of(MediaType::ImageConfig, config.raw()),
-        &mut config.raw(),
-    )?;
+    let config_descriptor = descriptor_of(MediaType::ImageConfig, config.raw());
+
+    // Now the destination: base layers, new layers, config, manifest.
+    let observer = spec.progress.as_ref();
+    if let Some(o) = observer {
+        let mut all = base_layers.clone();
+        all.extend(built.iter().map(|(l, _)| l.descriptor.clone()));
+        all.push(config_descriptor.clone());
+        o.total(&all);
+    }
+    let mut layers = Vec::new();
+    if let Some((source, _)) = base {
+        for layer in &base_layers {
+            let id = BlobId::next();
+            let copied = match observer {
+                Some(observer) => destination.copy_blob_from(
+                    &Reporting {
+                        inner: source,
+                        id,
+                        observer,
+                    },
+                    layer,
+                )?,
+                None => destination.copy_blob_from(source, layer)?,
+            };
+            progress::send(observer, end_event(copied, id, layer));
+            let mut layer = layer.clone();
+            layer.set_media_type(layer.media_type().to_oci());
+            layers.push(layer);
+        }
+    }
+    for (layer, file) in &mut built {
+        put_blob(destination, &layer.descriptor, &mut file.file, observer)?;
+        layers.push(layer.descriptor.clone());
+    }
+    put_blob(destination, &config_descriptor, &mut config.raw(), observer)?;
     let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(descriptor_of(MediaType::ImageConfig, config.raw()))
+        .config(config_descriptor)
         .layers(layers);
     if !spec.annotations.is_empty() {
         manifest = manifest.annotations(
@@ -249,30 +313,69 @@ pub fn build_image(
     Ok(BuildReport {
         manifest,
         config,
-        layers: built,
+        layers: built.into_iter().map(|(l, _)| l).collect(),
     })
 }
 
-/// Builds a layer into a temporary file, then stores it through the destination (which
-/// verifies it again on the way in).
-fn put_built_layer(
-    source: &LayerSource,
+/// The event that ends a blob's progress: done when bytes were stored, skipped otherwise.
+fn end_event(copied: bool, id: BlobId, descriptor: &Descriptor) -> Event<'_> {
+    if copied {
+        Event::Done { id, descriptor }
+    } else {
+        Event::Skipped { id, descriptor }
+    }
+}
+
+/// Stores one blob read from `data` unless the destination has it, with its progress.
+fn put_blob(
     destination: &dyn ImageDestination,
+    descriptor: &Descriptor,
+    data: &mut dyn Read,
+    observer: Option<&Observer>,
+) -> Result<(), Error> {
+    let id = BlobId::next();
+    if destination.has_blob(descriptor)? {
+        progress::send(observer, Event::Skipped { id, descriptor });
+        return Ok(());
+    }
+    match observer {
+        Some(observer) => destination.put_blob(
+            descriptor,
+            &mut progress::Counting::start(data, id, descriptor, observer),
+        )?,
+        None => destination.put_blob(descriptor, data)?,
+    }
+    progress::send(observer, Event::Done { id, descriptor });
+    Ok(())
+}
+
+/// A built layer's temporary file, removed on drop.
+struct TempLayer {
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for TempLayer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Builds a layer into a temporary file, rewound to its start for the destination (which
+/// verifies it again on the way in).
+fn build_to_temp(
+    source: &LayerSource,
     options: &ocikit_image::BuildOptions,
-) -> Result<BuiltLayer, Error> {
-    let (mut file, path) = temp_file()?;
-    let result = (|| {
-        let out = BufWriter::new(&file);
-        let layer = match source {
-            LayerSource::Dir(dir) => build_layer(dir, out, options)?,
-            LayerSource::Diff(base, changed) => build_diff_layer(base, changed, out, options)?,
-        };
-        file.seek(SeekFrom::Start(0))?;
-        destination.put_blob(&layer.descriptor, &mut file)?;
-        Ok(layer)
-    })();
-    let _ = std::fs::remove_file(&path);
-    result
+) -> Result<(BuiltLayer, TempLayer), Error> {
+    let (file, path) = temp_file()?;
+    let mut temp = TempLayer { file, path };
+    let out = BufWriter::new(&temp.file);
+    let layer = match source {
+        LayerSource::Dir(dir) => build_layer(dir, out, options)?,
+        LayerSource::Diff(base, changed) => build_diff_layer(base, changed, out, options)?,
+    };
+    temp.file.seek(SeekFrom::Start(0))?;
+    Ok((layer, temp))
 }
 
 fn temp_file() -> Result<(File, PathBuf), Error> {

@@ -65,6 +65,9 @@ pub struct ConvertOptions {
     cpu: Option<(i64, u64)>,
     pids: Option<i64>,
     hostname: Option<String>,
+    user: Option<String>,
+    mounts: Vec<Mount>,
+    workdir: Option<String>,
 }
 
 impl ConvertOptions {
@@ -154,6 +157,28 @@ impl ConvertOptions {
         self.hostname = Some(hostname.into());
         self
     }
+
+    /// Runs the process as `user` instead of the image's `Config.User`, in the same forms
+    /// (`name`, `uid`, `name:group`, `uid:gid`), resolved against the rootfs the same way
+    /// (default: the image's).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Adds a mount after the default ones and the volumes (none by default), e.g. a bind
+    /// mount of a host directory.
+    pub fn mount(mut self, mount: Mount) -> Self {
+        self.mounts.push(mount);
+        self
+    }
+
+    /// The process's working directory instead of the image's `WorkingDir` (`podman run
+    /// -w`; a relative one is taken from `/`; default: the image's).
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
 }
 
 /// The `PATH` added when the image sets none (the value `runc spec` and Docker use).
@@ -225,7 +250,11 @@ pub fn runtime_config(
     }
     process.set_env(Some(env));
 
-    let cwd = config.working_dir().clone().unwrap_or_default();
+    let cwd = options
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir().clone())
+        .unwrap_or_default();
     let cwd = if cwd.is_empty() {
         "/".to_owned()
     } else if cwd.starts_with('/') {
@@ -236,7 +265,11 @@ pub fn runtime_config(
     process.set_cwd(cwd.into());
     process.set_terminal(Some(options.terminal));
     process.set_user(resolve_user(
-        config.user().as_deref().unwrap_or(""),
+        options
+            .user
+            .as_deref()
+            .or(config.user().as_deref())
+            .unwrap_or(""),
         rootfs,
     )?);
     spec.set_process(Some(process));
@@ -264,6 +297,11 @@ pub fn runtime_config(
             ]));
             mounts.push(m);
         }
+        spec.set_mounts(Some(mounts));
+    }
+    if !options.mounts.is_empty() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(options.mounts.iter().cloned());
         spec.set_mounts(Some(mounts));
     }
     if options.rootless {

@@ -9,8 +9,8 @@
 //! into OCI ones for `oci:` and `oci-archive:` (see [`CopyOptions::format`]).
 //!
 //! [`Location`] parses the `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
-//! `docker-archive:FILE[:REPO:TAG]` and `docker://REFERENCE` forms skopeo uses, and [`copy`]
-//! opens both ends and copies.
+//! `docker-archive:FILE[:REPO:TAG]` and `docker://REFERENCE` forms skopeo uses (and a bare
+//! `HOST/NAME[:TAG]`, as [`pull`] and [`push`] take), and [`copy`] opens both ends and copies.
 //!
 //! ```
 //! use ocikit::copy::{CopyOptions, Location, copy};
@@ -25,19 +25,19 @@
 //! ```
 
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 pub use crate::Error;
 use crate::context::{MirroredSource, SystemContext};
+use crate::progress::{BlobId, Event, Observer, Progress, Reporting};
 use ocikit_distribution::Repository;
 use ocikit_image::oci_spec::image::{Descriptor, Platform};
 use ocikit_image::{
-    AnyManifest, BlobReader, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH,
-    MediaTypeExt, Tag, TagOrDigest, host_platform, select_manifest,
+    AnyManifest, ContentKind, Format, ImageDestination, ImageSource, MAX_INDEX_DEPTH, MediaTypeExt,
+    ResolvedImage, Tag, TagOrDigest, host_platform, select_manifest,
 };
 use ocikit_layout::{
     DockerArchive, DockerArchiveWriter, Layout, OciArchive, OciArchiveWriter, RefName,
@@ -52,7 +52,7 @@ pub struct CopyOptions {
     all: bool,
     format: Option<Format>,
     jobs: Option<usize>,
-    progress: Option<ProgressFn>,
+    progress: Option<Observer>,
     mount_from: Option<String>,
     referrers: bool,
     source_context: Option<SystemContext>,
@@ -61,28 +61,7 @@ pub struct CopyOptions {
     /// place): the source's places, set by [`copy`].
     blob_tries: usize,
     trust: crate::trust::TrustOptions,
-}
-
-/// How far one blob's copy has come, as given to [`CopyOptions::progress`].
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Progress<'a> {
-    /// The blob.
-    pub descriptor: &'a Descriptor,
-    /// Bytes read from the source so far.
-    pub done: u64,
-    /// The blob's size.
-    pub total: u64,
-}
-
-/// A progress callback, shared by the copying threads.
-#[derive(Clone)]
-pub struct ProgressFn(Arc<dyn Fn(&Progress<'_>) + Send + Sync>);
-
-impl fmt::Debug for ProgressFn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ProgressFn(..)")
-    }
+    compress_layers: Option<ocikit_image::Compression>,
 }
 
 impl CopyOptions {
@@ -172,75 +151,38 @@ impl CopyOptions {
         self
     }
 
+    /// Stores the image's layers with `compression` (skopeo's `--dest-compress-format`): each
+    /// layer in another compression is decompressed, its `diff_id` checked against the
+    /// config, compressed again and stored under its new digest; the manifest is rewritten
+    /// with the new descriptors (so its digest changes). zstd layers exist only in the OCI
+    /// family: documents are then written as OCI ones unless [`format`](Self::format) says
+    /// otherwise. Default: `None`, layers are copied as they are.
+    pub fn compress_layers(mut self, compression: Option<ocikit_image::Compression>) -> Self {
+        self.compress_layers = compression;
+        self
+    }
+
+    /// The format documents are written in: [`format`](Self::format)'s, else OCI when layers
+    /// are recompressed to zstd.
+    fn effective_format(&self) -> Option<Format> {
+        self.format.or(
+            (self.compress_layers == Some(ocikit_image::Compression::Zstd)).then_some(Format::Oci),
+        )
+    }
+
     /// How many blobs are copied at once (default 4; at least 1).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = Some(jobs.max(1));
         self
     }
 
-    /// Calls `f` as each blob's bytes are read from the source (from the copying threads,
-    /// so it must be `Send + Sync`), and once when a blob is complete or skipped
-    /// (`done == total`). Default: none.
-    pub fn progress(mut self, f: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Self {
-        self.progress = Some(ProgressFn(Arc::new(f)));
+    /// Reports the copy to `observer` (default none): the total of each image copied, and
+    /// each blob started, its bytes as the destination takes them, and once its end (done,
+    /// skipped, mounted): see [`progress`](crate::progress). Blobs are copied on up to
+    /// [`jobs`](Self::jobs) threads, and the observer is called from each of them.
+    pub fn progress(mut self, observer: impl Progress + 'static) -> Self {
+        self.progress = Some(Observer::new(observer));
         self
-    }
-}
-
-/// Wraps a source so that the bytes read from each blob are reported.
-struct Reporting<'a> {
-    inner: &'a (dyn ImageSource + Sync),
-    progress: &'a ProgressFn,
-}
-
-impl ImageSource for Reporting<'_> {
-    fn resolve(&self, reference: &TagOrDigest) -> ocikit_image::Result<Descriptor> {
-        self.inner.resolve(reference)
-    }
-
-    fn open_blob_unverified(&self, d: &Descriptor) -> ocikit_image::Result<BlobReader<'_>> {
-        let inner = self.inner.open_blob_unverified(d)?;
-        Ok(Box::new(Counting {
-            inner,
-            descriptor: d.clone(),
-            done: 0,
-            progress: self.progress.clone(),
-        }))
-    }
-
-    fn open_manifest_unverified(&self, d: &Descriptor) -> ocikit_image::Result<BlobReader<'_>> {
-        self.inner.open_manifest_unverified(d)
-    }
-
-    fn resolve_manifest(
-        &self,
-        reference: &TagOrDigest,
-    ) -> ocikit_image::Result<(Descriptor, AnyManifest)> {
-        self.inner.resolve_manifest(reference)
-    }
-
-    fn max_document_size(&self) -> u64 {
-        self.inner.max_document_size()
-    }
-}
-
-struct Counting<R> {
-    inner: R,
-    descriptor: Descriptor,
-    done: u64,
-    progress: ProgressFn,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.done += n as u64;
-        (self.progress.0)(&Progress {
-            descriptor: &self.descriptor,
-            done: self.done,
-            total: self.descriptor.size(),
-        });
-        Ok(n)
     }
 }
 
@@ -431,18 +373,24 @@ fn copy_blobs(
     report: &mut Report,
     options: &CopyOptions,
 ) -> ocikit_image::Result<()> {
-    let reporting;
-    let source: &(dyn ImageSource + Sync) = match &options.progress {
-        Some(progress) => {
-            reporting = Reporting {
-                inner: source,
-                progress,
-            };
-            &reporting
-        }
-        None => source,
-    };
+    let observer = options.progress.as_ref();
+    if let Some(o) = observer {
+        o.total(blobs);
+    }
     let copy_one = |d: &Descriptor| -> ocikit_image::Result<BlobCopy> {
+        let id = BlobId::next();
+        let reporting;
+        let source: &dyn ImageSource = match observer {
+            Some(observer) => {
+                reporting = Reporting {
+                    inner: source,
+                    id,
+                    observer,
+                };
+                &reporting
+            }
+            None => source,
+        };
         let mounted = match &options.mount_from {
             Some(from) if !destination.has_blob(d)? => destination.mount_blob(d, from)?,
             _ => false,
@@ -478,13 +426,19 @@ fn copy_blobs(
             }
             Err(e) => return Err(e),
         };
-        if let (Some(p), BlobAction::Skipped | BlobAction::Mounted) = (&options.progress, action) {
-            (p.0)(&Progress {
-                descriptor: d,
-                done: d.size(),
-                total: d.size(),
-            });
-        }
+        // Exactly one end per blob, once the destination holds it.
+        crate::progress::send(
+            observer,
+            match (action, &options.mount_from) {
+                (BlobAction::Copied, _) => Event::Done { id, descriptor: d },
+                (BlobAction::Mounted, Some(from)) => Event::Mounted {
+                    id,
+                    descriptor: d,
+                    from,
+                },
+                _ => Event::Skipped { id, descriptor: d },
+            },
+        );
         Ok(BlobCopy {
             descriptor: d.clone(),
             action,
@@ -556,9 +510,26 @@ fn copy_tree(
     match &mut doc {
         AnyManifest::Manifest(m) => {
             let mut blobs = vec![m.config().clone()];
-            blobs.extend(m.layers().iter().cloned());
-            copy_blobs(source, &blobs, destination, report, options)?;
-            if let Some(format) = options.format
+            match options.compress_layers {
+                Some(compression) => {
+                    let (layers, copies) =
+                        crate::recompress::recompress_layers(source, m, destination, compression)?;
+                    // The layers left as they are, with the config, are copied as usual.
+                    blobs.extend(layers.iter().filter(|l| m.layers().contains(l)).cloned());
+                    copy_blobs(source, &blobs, destination, report, options)?;
+                    report.blobs.extend(copies);
+                    if &layers != m.layers() {
+                        m.edit(|v| {
+                            v.set_layers(layers);
+                        })?;
+                    }
+                }
+                None => {
+                    blobs.extend(m.layers().iter().cloned());
+                    copy_blobs(source, &blobs, destination, report, options)?;
+                }
+            }
+            if let Some(format) = options.effective_format()
                 && let Some(to) = convert_type(m.media_type(), format)
             {
                 m.edit(|v| {
@@ -618,7 +589,7 @@ fn copy_tree(
                 }
             }
             let to = options
-                .format
+                .effective_format()
                 .and_then(|f| convert_type(index.media_type(), f));
             if to.is_some() || &children != index.manifests() {
                 index.edit(|v| {
@@ -635,7 +606,8 @@ fn copy_tree(
     Ok(doc)
 }
 
-/// Where an image lives, in skopeo's transport syntax.
+/// Where an image lives, in skopeo's transport syntax; a bare `HOST/NAME[:TAG|@DIGEST]`
+/// (the first component a host: a `.` or `:` in it, or `localhost`) is a `docker://` one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Location {
@@ -676,9 +648,22 @@ impl FromStr for Location {
             value: s.to_owned(),
             reason: reason.to_owned(),
         };
+        // A bare `HOST/NAME[:TAG|@DIGEST]`, as `pull` and `push` take: the first component
+        // names a registry (a `.` or a `:` in it, or `localhost`, as docker reads it).
+        if let Some((host, _)) = s.split_once('/')
+            && (host.contains('.') || host.contains(':') || host == "localhost")
+            && !["oci", "oci-archive", "docker-archive", "docker"]
+                .iter()
+                .any(|t| s.starts_with(&format!("{t}:")))
+            && s.parse::<ocikit_distribution::Reference>().is_ok()
+        {
+            return Ok(Location::Docker {
+                reference: s.to_owned(),
+            });
+        }
         let (transport, rest) = s
             .split_once(':')
-            .ok_or_else(|| invalid("expected TRANSPORT:..."))?;
+            .ok_or_else(|| invalid("expected TRANSPORT:... or HOST/NAME[:TAG]"))?;
         // PATH[:NAME], the name after the last colon.
         let path_and_name = |rest: &str| -> (PathBuf, Option<String>) {
             match rest.rsplit_once(':') {
@@ -760,6 +745,7 @@ enum Source {
 pub struct OpenedSource {
     source: Source,
     top: Descriptor,
+    platform: Platform,
     /// The top document when resolving the name fetched it (a registry's one `GET`).
     fetched: Option<AnyManifest>,
 }
@@ -786,6 +772,25 @@ impl OpenedSource {
         match &self.fetched {
             Some(doc) => Ok(doc.clone()),
             None => self.source().fetch_manifest(&self.top),
+        }
+    }
+
+    /// The platform the source was opened for (the image taken from an index).
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// The image the location names, for the platform it was opened for: its manifest
+    /// (through any index) and configuration, fetched and verified. What
+    /// [`unpack_bundle`](crate::unpack::unpack_bundle) and the run path take.
+    pub fn image(&self) -> ocikit_image::Result<ResolvedImage> {
+        match &self.fetched {
+            // A registry's top document came with resolving the name.
+            Some(AnyManifest::Manifest(manifest)) => {
+                let config = self.source().fetch_config(manifest)?;
+                Ok(ResolvedImage::new(manifest.clone(), config))
+            }
+            _ => self.source().fetch_image(&self.reference(), &self.platform),
         }
     }
 
@@ -855,6 +860,7 @@ pub fn open_source_with(
     Ok(OpenedSource {
         source,
         top,
+        platform: platform.clone(),
         fetched,
     })
 }
@@ -977,7 +983,7 @@ pub fn open_destination_with(
         }
         Location::Docker { reference } => {
             let (repo, reference) = context.push_repository(reference)?;
-            let tag = reference.tag().map(str::parse::<Tag>).transpose()?;
+            let tag = reference.tag().cloned();
             Destination::Registry(Box::new(repo), tag)
         }
     };
@@ -1101,6 +1107,17 @@ mod tests {
             }
         );
         assert!("nope:/x".parse::<Location>().is_err());
+        // A bare registry reference, as pull and push take it.
+        let l: Location = "localhost:5000/app:v1".parse().unwrap();
+        assert_eq!(
+            l,
+            Location::Docker {
+                reference: "localhost:5000/app:v1".into()
+            }
+        );
+        let l: Location = "registry.example/team/app".parse().unwrap();
+        assert_eq!(l.to_string(), "docker://registry.example/team/app");
+        assert!("busybox".parse::<Location>().is_err());
         assert!("oci:".parse::<Location>().is_err());
         assert!("docker-archive:/a.tar:notag".parse::<Location>().is_err());
         let l: Location = "oci-archive:o.tar:t".parse().unwrap();

@@ -33,8 +33,19 @@ pub enum Error {
     /// An error of the container runtime.
     #[error(transparent)]
     Runtime(#[from] ocikit_runtime::Error),
-    /// Writing a bundle's or a recipe's files failed.
-    #[error("{path}: {source}")]
+    /// A directory to build a layer of is missing, unreadable or not a directory (checked
+    /// before anything is built or written).
+    #[error("build directory {}", path.display())]
+    BuildDirectory {
+        /// The directory as given.
+        path: std::path::PathBuf,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing a bundle's or a recipe's files failed (the cause is the
+    /// [`source`](std::error::Error::source)).
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: std::path::PathBuf,
@@ -42,4 +53,32 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Shows an error followed by its causes (its [`source`](std::error::Error::source) chain),
+/// `error: cause: cause of the cause`, on one line.
+///
+/// Every error of ocikit and of its crates either says its cause in its own message or
+/// returns it from `source()`, never both, as the Rust API guidelines ask: printing the chain
+/// (with this, or with `anyhow`'s `{:#}`) shows each cause once, and printing the error alone
+/// (`{}`) shows only its own part.
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+/// let e = ocikit::Error::Io { path: "/x/config.json".into(), source: io };
+/// assert_eq!(ocikit::ErrorChain(&e).to_string(), "/x/config.json: gone");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
 }

@@ -1,18 +1,20 @@
 //! Unpacking an image into a root filesystem: the recipe behind `examples/unpack.rs`.
 //!
-//! [`unpack_image`] resolves an image (through any index, for one platform), then applies its
-//! layers in order into a directory, each verified twice as it streams: the compressed bytes
-//! against the manifest's descriptor and the uncompressed tar against the config's
-//! `rootfs.diff_ids`. Any mismatch is an error and the directory must not be used.
+//! [`unpack_image`] takes an image (resolved through any index, for one platform, by
+//! [`OpenedSource::image`](crate::copy::OpenedSource::image) or
+//! [`ImageSource::fetch_image`]), then applies its layers in order into a directory, each
+//! verified twice as it streams: the compressed bytes against the manifest's descriptor and
+//! the uncompressed tar against the config's `rootfs.diff_ids`. Any mismatch is an error and the directory must not be used.
 
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::remove_tree;
 
-use ocikit_image::oci_spec::image::{Descriptor, Digest, Platform};
+use crate::progress::{BlobId, Counting, Event, Observer, Progress};
+use ocikit_image::oci_spec::image::{Descriptor, Digest};
 use ocikit_image::{
     ApplyOptions, ApplyReport, Config, ContentKind, Error, ImageSource, Manifest, MediaTypeExt,
-    TagOrDigest, apply_layer,
+    ResolvedImage, apply_layer,
 };
 
 /// What [`unpack_image`] did.
@@ -27,8 +29,62 @@ pub struct UnpackReport {
     pub layers: Vec<(Descriptor, ApplyReport)>,
 }
 
-/// Unpacks the image `reference` names in `source`, for `platform` when it names an index,
-/// into the directory `rootfs`, which must be empty or not exist yet.
+/// How [`unpack_image`] and [`unpack_bundle`] unpack, set with chained setters on
+/// [`UnpackOptions::new`].
+#[derive(Clone, Debug)]
+pub struct UnpackOptions {
+    apply: ApplyOptions,
+    convert: crate::convert::ConvertOptions,
+    progress: Option<Observer>,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            apply: ApplyOptions::new(),
+            convert: crate::convert::ConvertOptions::new(),
+            progress: None,
+        }
+    }
+}
+
+impl UnpackOptions {
+    /// Defaults: see each setter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How layers are applied (owners, whiteouts, size limits; default
+    /// [`ApplyOptions::new`]).
+    pub fn apply(mut self, options: ApplyOptions) -> Self {
+        self.apply = options;
+        self
+    }
+
+    /// How [`unpack_bundle`] makes `config.json` of the image's configuration (default
+    /// [`ConvertOptions::new`](crate::convert::ConvertOptions::new)).
+    pub fn convert(mut self, options: crate::convert::ConvertOptions) -> Self {
+        self.convert = options;
+        self
+    }
+
+    /// Reports the layers to `observer` (default none): their total, then each layer
+    /// started, its compressed bytes as they are applied, done once applied and verified.
+    /// See [`progress`](crate::progress).
+    pub fn progress(mut self, observer: impl Progress + 'static) -> Self {
+        self.progress = Some(Observer::new(observer));
+        self
+    }
+
+    pub(crate) fn observer(mut self, observer: Option<Observer>) -> Self {
+        self.progress = observer;
+        self
+    }
+}
+
+/// Unpacks `image` (found in `source`, e.g. by [`OpenedSource::image`](crate::copy::OpenedSource::image)
+/// or [`ImageSource::fetch_image`]) into the directory `rootfs`, which must be empty or not
+/// exist yet.
 ///
 /// Non-distributable layers are applied like any other when the source has them; a source
 /// without one is an error, as the image cannot be unpacked whole.
@@ -38,20 +94,49 @@ pub struct UnpackReport {
 /// directory this call created), so a half-unpacked tree is never mistaken for the image.
 pub fn unpack_image(
     source: &dyn ImageSource,
-    reference: &TagOrDigest,
-    platform: &Platform,
+    image: &ResolvedImage,
     rootfs: &Path,
-    options: &ApplyOptions,
+    options: &UnpackOptions,
 ) -> Result<UnpackReport, Error> {
-    let image = source.fetch_image(reference, platform)?;
     let diff_ids = checked_diff_ids(&image.manifest, &image.config)?;
     let layers = image.manifest.layers();
+    let observer = options.progress.as_ref();
+    if let Some(o) = observer {
+        o.total(layers);
+    }
     let made = Undo::prepare_empty_dir(rootfs)?;
     let mut applied = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-        let step = (|| {
+        let id = BlobId::next();
+        let step = (|| -> Result<ApplyReport, Error> {
             let blob = source.open_blob(layer)?;
-            apply_layer(rootfs, blob, layer.media_type(), Some(diff_id), options)
+            let report = match observer {
+                Some(o) => {
+                    let blob = Counting::start(blob, id, layer, o);
+                    apply_layer(
+                        rootfs,
+                        blob,
+                        layer.media_type(),
+                        Some(diff_id),
+                        &options.apply,
+                    )?
+                }
+                None => apply_layer(
+                    rootfs,
+                    blob,
+                    layer.media_type(),
+                    Some(diff_id),
+                    &options.apply,
+                )?,
+            };
+            crate::progress::send(
+                observer,
+                Event::Done {
+                    id,
+                    descriptor: layer,
+                },
+            );
+            Ok(report)
         })();
         match step {
             Ok(report) => applied.push((layer.clone(), report)),
@@ -62,8 +147,8 @@ pub fn unpack_image(
         }
     }
     Ok(UnpackReport {
-        manifest: image.manifest,
-        config: image.config,
+        manifest: image.manifest.clone(),
+        config: image.config.clone(),
         layers: applied,
     })
 }
@@ -186,11 +271,9 @@ pub struct BundleReport {
 /// `bundle` directory this call created is removed whole.
 pub fn unpack_bundle(
     source: &dyn ImageSource,
-    reference: &TagOrDigest,
-    platform: &Platform,
+    image: &ResolvedImage,
     bundle: &Path,
-    apply: &ApplyOptions,
-    convert: &crate::convert::ConvertOptions,
+    options: &UnpackOptions,
 ) -> Result<BundleReport, crate::Error> {
     let config = bundle.join("config.json");
     if std::fs::symlink_metadata(&config).is_ok() {
@@ -206,14 +289,14 @@ pub fn unpack_bundle(
     let rootfs = bundle.join("rootfs");
     let rootfs_existed = std::fs::symlink_metadata(&rootfs).is_ok();
     // unpack_image takes back what it wrote itself when it fails.
-    let unpacked = match unpack_image(source, reference, platform, &rootfs, apply) {
+    let unpacked = match unpack_image(source, image, &rootfs, options) {
         Ok(unpacked) => unpacked,
         Err(e) => {
             made.undo_if_created();
             return Err(e.into());
         }
     };
-    let result = crate::convert::runtime_config(unpacked.config.value(), &rootfs, convert)
+    let result = crate::convert::runtime_config(unpacked.config.value(), &rootfs, &options.convert)
         .map_err(crate::Error::from)
         .and_then(|spec| write_config(bundle, &spec).map(|()| spec));
     match result {

@@ -668,7 +668,8 @@ impl WorkingContainer {
         }
         crate::unpack::write_config(&dir, &spec)?;
         let id = format!("{}-run-{}", self.name, std::process::id());
-        let status = crate::run::run_bundle(&dir, &options.runtime.clone().id(&id));
+        let status =
+            crate::run::run_bundle(&dir, &options.runtime.clone().id(&id)).map(|out| out.status);
         for path in scaffolding.iter().rev() {
             remove_scaffolding(&rootfs, path);
         }

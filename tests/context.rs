@@ -149,8 +149,8 @@ fn tls_refused_when_nothing_trusts_the_ca_and_the_error_says_why() {
         None,
         &CopyOptions::new().source_context(hermetic().tls_verify(true)),
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let e = ocikit::ErrorChain(&e).to_string();
     assert!(e.contains(&format!("https://{registry}/")), "{e}");
     assert!(e.contains("UnknownIssuer"), "{e}");
 }
@@ -173,8 +173,8 @@ fn a_client_certificate_from_certs_d() {
         None,
         &CopyOptions::new().source_context(hermetic().certs_d(vec![no_cert.path().into()])),
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let e = ocikit::ErrorChain(&e).to_string();
     assert!(e.contains(&registry), "{e}");
 }
 
@@ -430,8 +430,8 @@ fn a_registries_conf_that_does_not_parse_names_file_line_and_column() {
         None,
         &CopyOptions::new().source_context(hermetic().registries_conf_files(vec![conf.clone()])),
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let e = ocikit::ErrorChain(&e).to_string();
     assert!(e.starts_with(&format!("{}:5:20: ", conf.display())), "{e}");
     // The recipe says it the same way.
     let out = Command::new(example_binary("copy"))
@@ -446,9 +446,8 @@ fn a_registries_conf_that_does_not_parse_names_file_line_and_column() {
         "{stderr}"
     );
     // A short name is refused, saying so.
-    let e = pull("busybox:1", dir.path(), None, &CopyOptions::new())
-        .unwrap_err()
-        .to_string();
+    let e = pull("busybox:1", dir.path(), None, &CopyOptions::new()).unwrap_err();
+    let e = ocikit::ErrorChain(&e).to_string();
     assert!(e.contains("short name"), "{e}");
 }
 

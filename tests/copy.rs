@@ -298,26 +298,40 @@ fn registry_round_trip() {
 }
 
 /// Blobs copied on several threads come out in manifest order, the same as on one, and the
-/// progress callback sees every blob reach its size, monotonically.
+/// progress observer sees each blob's bytes grow to its size and end once.
 #[test]
 fn parallel_copies_report_progress() {
+    use ocikit::progress::Event;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
     let src = umoci_image(dir.path());
     let from = loc(format!("oci:{}:t", src.display()));
-    /// (done, total) events per blob digest.
-    type Seen = Arc<Mutex<HashMap<String, Vec<(u64, u64)>>>>;
+    /// (bytes seen, ends) per blob digest; the totals announced.
+    type Seen = Arc<Mutex<(HashMap<String, (Vec<u64>, usize)>, Vec<u64>)>>;
     let seen: Seen = Arc::default();
     let sink = seen.clone();
-    let opts = CopyOptions::new().jobs(4).progress(move |p| {
-        sink.lock()
-            .unwrap()
-            .entry(p.descriptor.digest().to_string())
-            .or_default()
-            .push((p.done, p.total));
-    });
+    let opts = CopyOptions::new()
+        .jobs(4)
+        .progress(move |event: &Event<'_>| {
+            let mut seen = sink.lock().unwrap();
+            match *event {
+                Event::Total { bytes, .. } => seen.1.push(bytes),
+                Event::Bytes {
+                    descriptor, done, ..
+                } => seen
+                    .0
+                    .entry(descriptor.digest().to_string())
+                    .or_default()
+                    .0
+                    .push(done),
+                Event::Done { descriptor, .. } | Event::Skipped { descriptor, .. } => {
+                    seen.0.entry(descriptor.digest().to_string()).or_default().1 += 1
+                }
+                _ => {}
+            }
+        });
     let many = copy(
         &from,
         &loc(format!("oci:{}:t", dir.path().join("a").display())),
@@ -338,13 +352,16 @@ fn parallel_copies_report_progress() {
     };
     assert_eq!(digests(&many), digests(&one));
     let seen = seen.lock().unwrap();
+    let sizes: u64 = many.blobs.iter().map(|b| b.descriptor.size()).sum();
+    assert_eq!(seen.1, vec![sizes]);
     for blob in &many.blobs {
-        let events = &seen[&blob.descriptor.digest().to_string()];
-        assert!(events.windows(2).all(|w| w[0].0 <= w[1].0), "{events:?}");
-        assert_eq!(
-            events.last().unwrap(),
-            &(blob.descriptor.size(), blob.descriptor.size())
+        let (bytes, ends) = &seen.0[&blob.descriptor.digest().to_string()];
+        assert!(bytes.windows(2).all(|w| w[0] < w[1]), "{bytes:?}");
+        assert!(
+            bytes.iter().all(|&b| b <= blob.descriptor.size()),
+            "{bytes:?}"
         );
+        assert_eq!(*ends, 1, "{}", blob.descriptor.digest());
     }
 }
 

@@ -238,7 +238,7 @@ fn missing_metadata_and_placeholders_fail_and_are_named() {
 }
 
 /// This workspace passes every check but the build from the tarballs (which `.ci/run` runs
-/// itself, against the warm target directory), and all five crates are packaged.
+/// itself, against the warm target directory), and all six crates are packaged.
 #[test]
 fn this_workspace_passes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -252,6 +252,7 @@ fn this_workspace_passes() {
         "ocikit-layout",
         "ocikit-distribution",
         "ocikit-runtime",
+        "ocikit-cli",
     ] {
         let lock = lock_of(&tmp.path().join(format!("package/{name}-0.1.0.crate")));
         assert!(lock.contains(&format!("name = \"{name}\"")), "{lock}");
@@ -259,8 +260,8 @@ fn this_workspace_passes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "5 crates packaged (ocikit, ocikit-distribution, ocikit-image, ocikit-layout, \
-             ocikit-runtime)"
+            "6 crates packaged (ocikit, ocikit-distribution, ocikit-image, ocikit-layout, \
+             ocikit-runtime, ocikit-cli)"
         ),
         "{stderr}"
     );

@@ -8,11 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use ocikit::build::{BuildSpec, build_image};
-use ocikit::convert::ConvertOptions;
 use ocikit::copy::{CopyOptions, Location, copy, open_source};
-use ocikit::image::{ApplyOptions, host_platform};
+use ocikit::image::host_platform;
 use ocikit::layout::Layout;
-use ocikit::unpack::unpack_bundle;
+use ocikit::unpack::{UnpackOptions, unpack_bundle};
 
 mod common;
 use common::{busybox_tree, example_binary, registry, workspace_binary};
@@ -73,11 +72,9 @@ fn pulled_image_runs_the_same_under_runc_and_oci_runtime() {
     let bundle = tmp.path().join("bundle");
     let made = unpack_bundle(
         source.source(),
-        &source.reference(),
-        &host_platform(),
+        &source.image().unwrap(),
         &bundle,
-        &ApplyOptions::new(),
-        &ConvertOptions::new(),
+        &UnpackOptions::new(),
     )
     .unwrap();
     let user = made.spec.process().as_ref().unwrap().user();
@@ -183,4 +180,125 @@ fn a_bundle_umoci_made_runs_under_oci_runtime() {
     );
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("from a umoci bundle"), "{out}");
+}
+
+/// A busybox image in a layout under `dir`, named `t`; returns its location.
+fn layout_image(dir: &Path) -> Location {
+    let tree = dir.join("tree");
+    busybox_tree(&tree);
+    let layout = Layout::create(dir.join("layout")).unwrap();
+    let spec = BuildSpec::new().layer(&tree).cmd(vec!["true".into()]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    format!("oci:{}:t", dir.join("layout").display())
+        .parse()
+        .unwrap()
+}
+
+/// The memory limit as the container's own cgroup shows it (v2, or v1's memory hierarchy).
+const SHOW_LIMIT: &str = "cat /sys/fs/cgroup/memory.max 2>/dev/null \
+    || cat /sys/fs/cgroup/memory/memory.limit_in_bytes";
+
+/// One options value runs an image with a memory limit and a command, and hands back what
+/// the container wrote to its piped output and error: the unpack path.
+#[test]
+fn one_options_value_limits_memory_and_captures_output() {
+    use ocikit::run::{RunOptions, Stdio, run_image};
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let opened = open_source(&layout_image(tmp.path()), &host_platform()).unwrap();
+    let state = tmp.path().join("state");
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("greeting"), "from the host\n").unwrap();
+    let mut bind = ocikit::oci_spec::runtime::Mount::default();
+    bind.set_destination("/share".into());
+    bind.set_typ(Some("bind".into()));
+    bind.set_source(Some(share.clone()));
+    bind.set_options(Some(vec!["rbind".into(), "ro".into()]));
+    let options = RunOptions::new()
+        .helper(workspace_binary("oci-runtime"))
+        .state_root(&state)
+        .memory_limit(64 << 20)
+        .env("ANSWER=42")
+        .mount(bind)
+        .command(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!(
+                "{SHOW_LIMIT}; echo answer $ANSWER; cat /share/greeting; echo to stderr >&2; exit 5"
+            ),
+        ])
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Piped)
+        .stderr(Stdio::Piped);
+    let bundle = tmp.path().join("bundle");
+    let (made, out) =
+        run_image(opened.source(), &opened.image().unwrap(), &bundle, &options).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        5,
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout, format!("{}\nanswer 42\nfrom the host\n", 64 << 20));
+    assert_eq!(out.stderr, b"to stderr\n");
+    let memory = made
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit());
+    assert_eq!(memory, Some(64 << 20));
+    // The container is deleted; the bundle is the caller's and stays.
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
+    assert!(bundle.join("config.json").is_file());
+}
+
+/// The same options on the store path: the caller reads the piped output while the
+/// container runs, then waits; the container and its root filesystem are gone after.
+#[test]
+fn one_options_value_runs_from_the_store() {
+    use ocikit::run::{RunOptions, Stdio, spawn_stored};
+    use ocikit::store::{PullOptions, Store};
+    use std::io::Read;
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let pulled = store
+        .pull(&layout_image(tmp.path()), &PullOptions::new())
+        .unwrap();
+    let state = tmp.path().join("state");
+    let options = RunOptions::new()
+        .helper(workspace_binary("oci-runtime"))
+        .state_root(&state)
+        .id(format!("ocikit-run-options-{}", std::process::id()))
+        .memory_limit(96 << 20)
+        .user("1000:1000")
+        .command(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("{SHOW_LIMIT}; id -u"),
+        ])
+        .stdout(Stdio::Piped);
+    let mut running = spawn_stored(&store, pulled.manifest.digest().as_ref(), &options).unwrap();
+    let mut stdout = String::new();
+    running
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = running.wait().unwrap();
+    assert_eq!(status.code(), 0, "{stdout}");
+    assert_eq!(stdout, format!("{}\n1000\n", 96 << 20));
+    assert!(store.containers().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
 }

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ocikit::build::{BuildSpec, build_image};
 use ocikit::copy::{CopyOptions, Location, copy};
-use ocikit::image::{ApplyOptions, ImageSource, host_platform};
+use ocikit::image::{ImageSource, host_platform};
 use ocikit::layout::Layout;
 use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError};
-use ocikit::unpack::unpack_image;
+use ocikit::unpack::{UnpackOptions, unpack_image};
 
 mod common;
 use common::{busybox_tree, example_binary, registry, run};
@@ -171,10 +171,9 @@ fn containers_see_the_image_and_not_each_others_changes() {
     let opened = ocikit::copy::open_source(&src.parse().unwrap(), &host_platform()).unwrap();
     unpack_image(
         opened.source(),
-        &opened.reference(),
-        &host_platform(),
+        &opened.image().unwrap(),
         &unpacked,
-        &ApplyOptions::new(),
+        &UnpackOptions::new(),
     )
     .unwrap();
     let one = store

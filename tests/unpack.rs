@@ -8,11 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use ocikit::build::{BuildSpec, build_image};
-use ocikit::convert::ConvertOptions;
 use ocikit::copy::{Location, open_source};
-use ocikit::image::{AnyManifest, ApplyOptions, host_platform};
+use ocikit::image::{AnyManifest, host_platform};
 use ocikit::layout::Layout;
-use ocikit::unpack::unpack_bundle;
+use ocikit::unpack::{UnpackOptions, unpack_bundle};
 
 mod common;
 use common::{busybox_tree, example_binary, run};
@@ -254,11 +253,9 @@ fn a_failed_conversion_leaves_no_rootfs() {
     std::fs::create_dir(&bundle).unwrap();
     let err = unpack_bundle(
         source.source(),
-        &source.reference(),
-        &host_platform(),
+        &source.image().unwrap(),
         &bundle,
-        &ApplyOptions::new(),
-        &ConvertOptions::new(),
+        &UnpackOptions::new(),
     )
     .unwrap_err();
     assert!(matches!(err, ocikit::Error::Convert(_)), "{err}");

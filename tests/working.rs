@@ -13,10 +13,10 @@ use std::process::Command;
 
 use ocikit::build::{BuildSpec, build_image};
 use ocikit::copy::{CopyOptions, Location, copy};
-use ocikit::image::{ApplyOptions, Compression, ImageSource, MediaTypeExt};
+use ocikit::image::{Compression, ImageSource, MediaTypeExt};
 use ocikit::layout::Layout;
 use ocikit::store::{RootfsOptions, Store, StoreError};
-use ocikit::unpack::unpack_image;
+use ocikit::unpack::{UnpackOptions, unpack_image};
 use ocikit::working::{
     CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, PushOptions, RunInOptions,
     WorkingContainer, push,
@@ -142,7 +142,8 @@ fn unpacked(layout: &Path, image: &str, into: &Path) -> BTreeMap<String, String>
     let platform = ocikit::image::host_platform();
     let source: &dyn ImageSource = &layout;
     let reference = image.parse().unwrap();
-    unpack_image(source, &reference, &platform, into, &ApplyOptions::new()).unwrap();
+    let image = source.fetch_image(&reference, &platform).unwrap();
+    unpack_image(source, &image, into, &UnpackOptions::new()).unwrap();
     tree(into)
 }
 

@@ -9,6 +9,10 @@
 //! cargo bench -p ocikit-distribution --bench vs_skopeo
 //! ```
 //!
+//! Each pull and push is also timed through the `ocikit` command (`ocikit copy`, what users
+//! run: its argument parsing, registries.conf, policy and the facade's copy included), which
+//! must be built first: `cargo build --release -p ocikit-cli` (compare.sh does).
+//!
 //! Needs docker-registry, skopeo, openssl and gzip on PATH. Each side runs in its own process (ours is
 //! this binary re-executed), timed by wall clock; the fastest of `ROUNDS` runs is kept. Before
 //! every timed run dirty pages are flushed and, as root, the page cache is dropped
@@ -214,9 +218,33 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
         }
         timed(cmd)
     };
+    // The command, given the same policy as skopeo (accept anything: no signature work on
+    // either side) and skopeo's certificate flags.
+    let cli = me
+        .parent()
+        .and_then(Path::parent)
+        .map(|release| release.join("ocikit"))
+        .filter(|p| p.exists())
+        .expect("target/release/ocikit: build it first (cargo build --release -p ocikit-cli)");
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let ocikit_copy = |flags: &[String], from: String, to: String| {
+        let mut c = Command::new(&cli);
+        c.args(["copy", "-q", "--policy"])
+            .arg(&policy)
+            .args(flags)
+            .arg(from)
+            .arg(to);
+        timed(&mut c)
+    };
     // Push to an empty registry: a fresh one for every run of either side.
     let mut push_skopeo = Vec::new();
     let mut push_ours = Vec::new();
+    let mut push_cli = Vec::new();
     for _ in 0..ROUNDS {
         let reg = Registry::start_in(work, yaml, |_| {});
         push_skopeo.push(timed(
@@ -236,6 +264,13 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
                 .arg(&reg.addr)
                 .arg("bench/img"),
         ));
+        drop(reg);
+        let reg = Registry::start_in(work, yaml, |_| {});
+        push_cli.push(ocikit_copy(
+            &dest_flags,
+            format!("oci:{}:bench", src.display()),
+            format!("docker://{}/bench/img:bench", reg.addr),
+        ));
     }
     // Pull from one registry holding the image into fresh layouts.
     let reg = Registry::start_in(work, yaml, |_| {});
@@ -246,6 +281,7 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
         .arg(format!("docker://{}/bench/img:bench", reg.addr)));
     let mut pull_skopeo = Vec::new();
     let mut pull_ours = Vec::new();
+    let mut pull_cli = Vec::new();
     for round in 0..ROUNDS {
         let theirs: PathBuf = work.join(format!("theirs{round}"));
         pull_skopeo.push(timed(
@@ -264,9 +300,17 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
                 .arg("bench/img")
                 .arg(&ours_dir),
         ));
+        let cli_dir = work.join(format!("cli{round}"));
+        pull_cli.push(ocikit_copy(
+            &src_flags,
+            format!("docker://{}/bench/img:bench", reg.addr),
+            format!("oci:{}:bench", cli_dir.display()),
+        ));
         let _ = std::fs::remove_dir_all(&theirs);
         let _ = std::fs::remove_dir_all(&ours_dir);
+        let _ = std::fs::remove_dir_all(&cli_dir);
     }
+    let reg_pull_addr = reg.addr.clone();
     // skopeo's peak RSS, from one more run of each under /usr/bin/time (untimed: the wrapper
     // would add its own start-up to skopeo's time).
     let rss_dir = work.join("rss");
@@ -290,6 +334,8 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
     let (po, po_out) = best(push_ours.into_iter());
     let (ls, _) = best(pull_skopeo.into_iter());
     let (lo, lo_out) = best(pull_ours.into_iter());
+    let (pc, _) = best(pull_cli.into_iter());
+    let (uc, _) = best(push_cli.into_iter());
     println!(
         "{prefix}pull into a layout: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB, skopeo peak RSS {pull_rss} KiB",
         ls.as_secs_f64(),
@@ -304,6 +350,37 @@ fn compare(work: &Path, src: &Path, me: &Path, tls: Option<&Tls>) {
         po.as_secs_f64() / ps.as_secs_f64(),
         if tls.is_some() { "0.60" } else { "0.75" },
         kib(&po_out)
+    );
+    println!(
+        "{prefix}pull into a layout with the ocikit command: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= 0.50), our peak RSS {} KiB, skopeo peak RSS {pull_rss} KiB",
+        ls.as_secs_f64(),
+        pc.as_secs_f64(),
+        pc.as_secs_f64() / ls.as_secs_f64(),
+        peak_rss(
+            Command::new(&cli)
+                .args(["copy", "-q", "--policy"])
+                .arg(&policy)
+                .args(&src_flags)
+                .arg(format!("docker://{}/bench/img:bench", reg_pull_addr))
+                .arg(format!("oci:{}:bench", work.join("rss-cli").display()))
+        )
+    );
+    let _ = std::fs::remove_dir_all(work.join("rss-cli"));
+    let fresh = Registry::start_in(work, yaml, |_| {});
+    let cli_push_rss = peak_rss(
+        Command::new(&cli)
+            .args(["copy", "-q", "--policy"])
+            .arg(&policy)
+            .args(&dest_flags)
+            .arg(format!("oci:{}:bench", src.display()))
+            .arg(format!("docker://{}/bench/img:bench", fresh.addr)),
+    );
+    println!(
+        "{prefix}push to an empty registry with the ocikit command: skopeo {:.3}s, ours {:.3}s, ratio {:.2} (goal <= {}), our peak RSS {cli_push_rss} KiB, skopeo peak RSS {push_rss} KiB",
+        ps.as_secs_f64(),
+        uc.as_secs_f64(),
+        uc.as_secs_f64() / ps.as_secs_f64(),
+        if tls.is_some() { "0.60" } else { "0.75" },
     );
 }
 

@@ -246,7 +246,8 @@ impl CredentialSources {
 }
 
 /// The auth files searched by default, in order, as containers/image and docker do:
-/// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+/// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json` (else
+/// `/run/containers/UID/auth.json`),
 /// `$XDG_CONFIG_HOME/containers/auth.json` (or `~/.config/...`), then `$DOCKER_CONFIG/config.json`
 /// (or `~/.docker/config.json`).
 pub fn default_auth_files() -> Vec<PathBuf> {
@@ -260,8 +261,13 @@ pub fn default_auth_files() -> Vec<PathBuf> {
     if let Some(f) = env("REGISTRY_AUTH_FILE") {
         files.push(f);
     }
-    if let Some(d) = env("XDG_RUNTIME_DIR") {
-        files.push(d.join("containers/auth.json"));
+    match env("XDG_RUNTIME_DIR") {
+        Some(d) => files.push(d.join("containers/auth.json")),
+        // Where containers/image keeps the primary file without XDG_RUNTIME_DIR.
+        None => files.push(PathBuf::from(format!(
+            "/run/containers/{}/auth.json",
+            rustix::process::getuid().as_raw()
+        ))),
     }
     match (env("XDG_CONFIG_HOME"), &home) {
         (Some(d), _) => files.push(d.join("containers/auth.json")),
@@ -274,6 +280,162 @@ pub fn default_auth_files() -> Vec<PathBuf> {
         _ => {}
     }
     files
+}
+
+/// The auth file a `login` writes and a `logout` edits: `$REGISTRY_AUTH_FILE` when set,
+/// else "the primary (read/write) file ... `${XDG_RUNTIME_DIR}/containers/auth.json`"
+/// (containers-auth.json(5)), else `/run/containers/UID/auth.json`, where containers/image
+/// keeps it when `XDG_RUNTIME_DIR` is not set.
+pub fn primary_auth_file() -> PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(f) = env("REGISTRY_AUTH_FILE") {
+        return PathBuf::from(f);
+    }
+    match env("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("containers/auth.json"),
+        None => PathBuf::from(format!(
+            "/run/containers/{}/auth.json",
+            rustix::process::getuid().as_raw()
+        )),
+    }
+}
+
+/// Stores `credentials` for `key` (a registry, `host[:port]`, or a namespace in one,
+/// `host/path`) in the auth file at `path`, as `podman login` and `skopeo login` do: the
+/// entry `auths.KEY.auth` is base64 of `user:password` ("the concatenation of the username,
+/// a colon, and the password", containers-auth.json(5)); an identity token is stored as
+/// `identitytoken`. Every other entry and key of the file is kept. The file is replaced
+/// atomically, readable by its owner only (0600), its directory made (0700) if missing.
+pub fn store_auth_file_credentials(
+    path: &Path,
+    key: &str,
+    credentials: &Credentials,
+) -> Result<()> {
+    let mut file = read_auth_file_value(path)?;
+    let entry = match credentials.token() {
+        Some(token) => serde_json::json!({ "identitytoken": token }),
+        None => serde_json::json!({
+            "auth": base64_encode(
+                format!("{}:{}", credentials.username(), credentials.password()).as_bytes()
+            )
+        }),
+    };
+    auths_of(&mut file, path)?.insert(key.to_owned(), entry);
+    write_auth_file_value(path, &file)
+}
+
+/// Removes the entry for `key` from the auth file at `path` (`None`: every entry, as
+/// `logout --all`); returns how many entries were removed. A missing file has none.
+pub fn remove_auth_file_credentials(path: &Path, key: Option<&str>) -> Result<usize> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    let mut file = read_auth_file_value(path)?;
+    let auths = auths_of(&mut file, path)?;
+    let removed = match key {
+        Some(k) => {
+            // The key as written, else one that names the same registry (`https://host`).
+            let found = if auths.contains_key(k) {
+                Some(k.to_owned())
+            } else if !k.contains('/') {
+                auths.keys().find(|e| key_matches(e, k)).cloned()
+            } else {
+                None
+            };
+            usize::from(found.is_some_and(|f| auths.remove(&f).is_some()))
+        }
+        None => {
+            let n = auths.len();
+            auths.clear();
+            n
+        }
+    };
+    if removed > 0 {
+        write_auth_file_value(path, &file)?;
+    }
+    Ok(removed)
+}
+
+fn auth_file_error(path: &Path, message: String) -> Error {
+    Error::Config {
+        path: path.to_owned(),
+        line: None,
+        column: None,
+        message,
+    }
+}
+
+/// The file as JSON (an empty object when it does not exist).
+fn read_auth_file_value(path: &Path) -> Result<serde_json::Value> {
+    match std::fs::read(path) {
+        Ok(text) if text.iter().all(u8::is_ascii_whitespace) => Ok(serde_json::json!({})),
+        Ok(text) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| Error::Config {
+                    path: path.to_owned(),
+                    line: Some(e.line()),
+                    column: Some(e.column()),
+                    message: format!("not valid JSON: {e}"),
+                })?;
+            if !v.is_object() {
+                return Err(auth_file_error(path, "not a JSON object".into()));
+            }
+            Ok(v)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(auth_file_error(path, format!("cannot read: {e}"))),
+    }
+}
+
+fn auths_of<'a>(
+    file: &'a mut serde_json::Value,
+    path: &Path,
+) -> Result<&'a mut serde_json::Map<String, serde_json::Value>> {
+    let object = file.as_object_mut().expect("checked when read");
+    object
+        .entry("auths")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .ok_or_else(|| auth_file_error(path, "`auths` is not an object".into()))
+}
+
+/// Writes `value` to a temporary file next to `path` (0600) and renames it over `path`.
+fn write_auth_file_value(path: &Path, value: &serde_json::Value) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let fail = |what: &str, e: std::io::Error| auth_file_error(path, format!("cannot {what}: {e}"));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| fail("create its directory", e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.as_deref().unwrap_or("auth.json"),
+        std::process::id()
+    ));
+    let text = serde_json::to_vec_pretty(value).expect("JSON values serialise");
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&text)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
+    Ok(())
 }
 
 fn cred_error(message: String, registry: &str) -> Error {
@@ -486,6 +648,57 @@ pub(crate) fn base64_decode(input: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `login` keeps what else the file holds, writes 0600, and reads back; `logout` removes
+    /// one entry or all; a file that is not JSON is an error naming it, and is left alone.
+    #[test]
+    fn auth_file_store_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/auth.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths":{"other.example":{"auth":"eDp5"}},"credHelpers":{"h.example":"pass"}}"#,
+        )
+        .unwrap();
+        store_auth_file_credentials(&path, "r.example:5000", &Credentials::new("u", "p:w"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            v["auths"]["r.example:5000"]["auth"],
+            base64_encode(b"u:p:w")
+        );
+        assert_eq!(v["auths"]["other.example"]["auth"], "eDp5");
+        assert_eq!(v["credHelpers"]["h.example"], "pass");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let back = lookup_auth_file(&path, "r.example:5000").unwrap().unwrap();
+        assert_eq!((back.username(), back.password()), ("u", "p:w"));
+        assert_eq!(
+            remove_auth_file_credentials(&path, Some("r.example:5000")).unwrap(),
+            1
+        );
+        assert_eq!(
+            remove_auth_file_credentials(&path, Some("r.example:5000")).unwrap(),
+            0
+        );
+        assert_eq!(remove_auth_file_credentials(&path, None).unwrap(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["auths"], serde_json::json!({}));
+        assert_eq!(v["credHelpers"]["h.example"], "pass");
+        // A new file in a new directory.
+        let fresh = dir.path().join("new/dir/auth.json");
+        store_auth_file_credentials(&fresh, "r", &Credentials::new("a", "b")).unwrap();
+        assert!(lookup_auth_file(&fresh, "r").unwrap().is_some());
+        // Not JSON: an error naming the file, and the file is untouched.
+        std::fs::write(&path, "{not json").unwrap();
+        let e = store_auth_file_credentials(&path, "r", &Credentials::new("a", "b")).unwrap_err();
+        assert!(e.to_string().contains("auth.json"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{not json");
+    }
 
     #[test]
     fn base64_round_trip() {

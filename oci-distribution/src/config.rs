@@ -254,7 +254,8 @@ impl ClientBuilder {
     /// client always trusts the system's CA store (rustls-native-certs: `$SSL_CERT_FILE` and
     /// `$SSL_CERT_DIR` when set, else the distribution's bundle, such as
     /// `/etc/ssl/certs/ca-certificates.crt`), or the Mozilla roots bundled with the TLS stack
-    /// when the system has none.
+    /// when the system has none. The system's store is read once per process, when the first
+    /// client is built, as Go's programs do.
     pub fn ca_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_roots_pem.push(pem.into());
         self

@@ -231,7 +231,7 @@ pub enum Error {
     },
 
     /// A transport error (connection, TLS, timeout) after the retries were spent.
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}")]
     Http {
         /// The request method.
         method: String,

@@ -90,7 +90,7 @@ mod tls;
 
 pub use auth::{
     Challenge, Credentials, credential_helper, default_auth_files, lookup_auth_file,
-    parse_challenges,
+    parse_challenges, primary_auth_file, remove_auth_file_credentials, store_auth_file_credentials,
 };
 pub use blob::{BlobCopy, BlobStream};
 pub use client::Client;

@@ -189,7 +189,7 @@ pub enum Error {
     },
 
     /// A filesystem operation failed while applying or building a layer.
-    #[error("{op} {path:?}: {source}")]
+    #[error("{op} {path:?}")]
     Apply {
         /// The entry's path, relative to the root.
         path: String,
@@ -219,6 +219,16 @@ pub enum Error {
     /// A compression this build cannot read or write.
     #[error("unsupported compression: {0}")]
     UnsupportedCompression(String),
+
+    /// A layer whose bytes are compressed otherwise than its media type says (gzip bytes
+    /// under a zstd or plain tar type, and so on; a plain tar passes under any layer type).
+    #[error("layer of media type {media_type} is {found:?}-compressed")]
+    CompressionMismatch {
+        /// The media type the descriptor gives.
+        media_type: MediaType,
+        /// The compression the first bytes show.
+        found: crate::Compression,
+    },
 
     /// A tag, digest or blob that the source does not have.
     #[error("not found: {0}")]

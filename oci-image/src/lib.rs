@@ -20,6 +20,10 @@
 //! - [`apply_layer`]: a layer applied to a rootfs, whiteouts and all, never escaping it; or
 //!   written alone into an empty directory in overlayfs form ([`Whiteouts::Overlay`]), so a
 //!   stack of such directories mounted as overlayfs layers shows the image.
+//! - [`LayerReader`]: a layer's entries streamed (path, kind, mode, owner, size, link target,
+//!   xattrs, content), whiteouts and opaque markers told, compression and diff_id checked;
+//!   [`ImageFs`]: an image's layers merged into its final filesystem, in memory, without
+//!   writing to disk.
 //! - [`ImageSource`], [`ImageDestination`]: the traits every backend implements, with
 //!   verification and platform selection provided.
 //!
@@ -71,6 +75,9 @@ pub use layer::{
     ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
     OverlayXattrs, Ownership, Whiteouts, apply_layer, build_diff_layer, build_layer,
     build_overlay_layer, compress_layer, read_in_root,
+};
+pub use layer::{
+    EntryKind, EntryMeta, FsEntry, ImageFs, LayerEntries, LayerEntry, LayerReader, LayerSummary,
 };
 pub use media_type::{Compression, ContentKind, Format, MediaTypeExt, docker, is_valid_media_type};
 pub use oci_spec;

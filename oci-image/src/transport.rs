@@ -137,6 +137,17 @@ pub struct ResolvedImage {
     pub config: Config,
 }
 
+impl ResolvedImage {
+    /// An image reached without an index: `manifest` and its `config`.
+    pub fn new(manifest: Manifest, config: Config) -> Self {
+        ResolvedImage {
+            indexes: Vec::new(),
+            manifest,
+            config,
+        }
+    }
+}
+
 /// A place images can be written to.
 ///
 /// Implementations must never make content visible before it is verified: a blob or manifest

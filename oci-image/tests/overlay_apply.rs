@@ -643,14 +643,18 @@ fn an_unprivileged_user_writes_user_overlay_form() {
         ];
         let user = apply_with(&dir.join("user"), &entries, USER);
         let trusted = apply_with(&dir.join("trusted"), &entries, TRUSTED);
-        println!(
-            "user: {:?}",
-            user.map(|r| r.whiteouts).map_err(|e| e.to_string())
-        );
-        println!(
-            "trusted: {:?}",
-            trusted.map(|r| r.whiteouts).map_err(|e| e.to_string())
-        );
+        // The error and its causes, as a program prints them.
+        let chain = |e: ocikit_image::Error| {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            text
+        };
+        println!("user: {:?}", user.map(|r| r.whiteouts).map_err(chain));
+        println!("trusted: {:?}", trusted.map(|r| r.whiteouts).map_err(chain));
         return;
     }
     assert_root();

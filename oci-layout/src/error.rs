@@ -17,7 +17,7 @@ use oci_spec::image::Digest;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O operation on a file failed.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -36,7 +36,7 @@ pub enum Error {
 
     /// A document (`index.json`, a manifest, an index, a config, `manifest.json`) is invalid,
     /// too large or unparsable.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Document {
         /// The file holding it.
         path: PathBuf,
@@ -54,7 +54,7 @@ pub enum Error {
     },
 
     /// A blob's content does not match its digest or size.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}", .path.display())]
     Verification {
         /// The blob file (or the archive entry).
         path: PathBuf,

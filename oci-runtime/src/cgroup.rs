@@ -620,10 +620,17 @@ pub(crate) fn refuse_limits(linux: Option<&Linux>, why: &Error) -> Result<()> {
     if asked.is_empty() {
         return Ok(());
     }
+    // The error and its causes (the I/O error's own text is its source).
+    let mut why_text = why.to_string();
+    let mut cause = std::error::Error::source(why);
+    while let Some(c) = cause {
+        why_text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
     Err(Error::Rootless {
         what: asked.join(", "),
         reason: format!(
-            "the configuration asks for {} but this user cannot write cgroups ({why});              remove the limits (linux.resources) or run as a user who can",
+            "the configuration asks for {} but this user cannot write cgroups ({why_text}); remove the limits (linux.resources) or run as a user who can",
             if asked.len() == 1 {
                 "this limit"
             } else {

@@ -129,7 +129,7 @@ pub enum Error {
         reason: String,
     },
     /// An I/O or system call failure, with what was being done and on which path.
-    #[error("{context}{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("{context}{}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Io {
         /// What the runtime was doing.
         context: &'static str,
@@ -143,6 +143,20 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `error: cause: its cause...`: an error with its [`source`](std::error::Error::source)
+/// chain on one line, as runc prints a failure (each error's message holds none of its
+/// causes' text).
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
 
 impl Error {
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {

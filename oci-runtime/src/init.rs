@@ -203,14 +203,14 @@ pub(crate) fn main_if_requested() {
         Ok(None) => std::process::exit(122),
         Err(e) => {
             let e = channel_error("reading the configuration from the runtime", e);
-            let _ = send(&sock, &Msg::Failed(e.to_string()));
+            let _ = send(&sock, &Msg::Failed(crate::error::with_causes(&e)));
             std::process::exit(122)
         }
     };
     let code = match stage1(&sock, &cfg) {
         Ok(code) => code,
         Err(e) => {
-            let _ = send(&sock, &Msg::Failed(e.to_string()));
+            let _ = send(&sock, &Msg::Failed(crate::error::with_causes(&e)));
             1
         }
     };
@@ -424,7 +424,7 @@ fn fork_stage2(
             }
             drop(go_r);
             let err = stage2(sock, cfg, fifo, in_userns);
-            let _ = send(sock, &Msg::Failed(err.to_string()));
+            let _ = send(sock, &Msg::Failed(crate::error::with_causes(&err)));
             std::process::exit(1)
         }
     }

@@ -260,7 +260,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Runtime(e)) => {
-            log.error(&e.to_string());
+            // The error and its causes on one line, as runc prints them.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text = format!("{text}: {c}");
+                cause = c.source();
+            }
+            log.error(&text);
             ExitCode::from(1)
         }
         Err(Failure::Other(m)) => {

@@ -171,7 +171,7 @@ pub fn enter_user_namespace() -> Result<bool> {
     if !crate::init::wired() {
         return Err(Error::InitNotWired {
             helper: std::env::current_exe().unwrap_or_default(),
-            reason: "enter_user_namespace re-executes this program to write the id maps,                      and it never called ocikit_runtime::init_if_requested()"
+            reason: "enter_user_namespace re-executes this program to write the id maps, and it never called ocikit_runtime::init_if_requested()"
                 .into(),
         });
     }
@@ -196,7 +196,7 @@ pub fn enter_user_namespace() -> Result<bool> {
         return Err(match e {
             nix::errno::Errno::EINVAL => Error::Rootless {
                 what: "entering a user namespace".into(),
-                reason: "this process already runs several threads; call                          enter_user_namespace first thing in main"
+                reason: "this process already runs several threads; call enter_user_namespace first thing in main"
                     .into(),
             },
             e => Error::sys("creating a user namespace", None, e),

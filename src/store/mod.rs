@@ -110,7 +110,7 @@ pub enum StoreError {
     /// instead.
     #[error(
         "mounting the overlay root filesystem of {id:?} (RootfsOptions::copy_fallback makes a \
-         full copy instead): {source}"
+         full copy instead)"
     )]
     Overlay {
         /// The container.
@@ -126,7 +126,7 @@ pub enum StoreError {
         id: String,
     },
     /// A file to copy into a working container could not be read.
-    #[error("copy source {path}: {source}")]
+    #[error("copy source {}", path.display())]
     CopySource {
         /// The source.
         path: PathBuf,
@@ -143,7 +143,7 @@ pub enum StoreError {
         reason: String,
     },
     /// A file operation on the store failed.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -166,6 +166,7 @@ pub struct PullOptions {
     jobs: usize,
     context: SystemContext,
     trust: crate::trust::TrustOptions,
+    progress: Option<crate::progress::Observer>,
 }
 
 impl Default for PullOptions {
@@ -176,6 +177,7 @@ impl Default for PullOptions {
             jobs: 4,
             context: SystemContext::new(),
             trust: crate::trust::TrustOptions::new(),
+            progress: None,
         }
     }
 }
@@ -217,6 +219,14 @@ impl PullOptions {
     /// (default: the policy at the usual locations; none accepts every image).
     pub fn trust(mut self, trust: crate::trust::TrustOptions) -> Self {
         self.trust = trust;
+        self
+    }
+
+    /// Reports the layers to `observer` (default none): their total, then each layer read
+    /// from the source (started, bytes as the store takes them, done once stored and
+    /// unpacked) or skipped (the store had its blob). See [`progress`](crate::progress).
+    pub fn progress(mut self, observer: impl crate::progress::Progress + 'static) -> Self {
+        self.progress = Some(crate::progress::Observer::new(observer));
         self
     }
 }
@@ -464,6 +474,9 @@ impl Store {
         let layers = image.manifest.layers().clone();
         let chain_ids = image.config.chain_ids();
         let _lock = self.lock(false)?;
+        if let Some(o) = &options.progress {
+            o.total(&layers);
+        }
 
         // Every layer at once, up to `jobs`; the first error stops the others from starting.
         let next = AtomicUsize::new(0);
@@ -485,6 +498,19 @@ impl Store {
                             diff_id: &diff_ids[i],
                             chain_ids: &chain_ids[..=i],
                         };
+                        let id = crate::progress::BlobId::next();
+                        let reporting;
+                        let source: &dyn ImageSource = match &options.progress {
+                            Some(observer) => {
+                                reporting = crate::progress::Reporting {
+                                    inner: source,
+                                    id,
+                                    observer,
+                                };
+                                &reporting
+                            }
+                            None => source,
+                        };
                         let mut left = tries;
                         let r = loop {
                             left -= 1;
@@ -495,6 +521,17 @@ impl Store {
                                 other => break other,
                             }
                         };
+                        if let Ok(pulled) = &r {
+                            let descriptor = &layers[i];
+                            crate::progress::send(
+                                options.progress.as_ref(),
+                                if pulled.fetched {
+                                    crate::progress::Event::Done { id, descriptor }
+                                } else {
+                                    crate::progress::Event::Skipped { id, descriptor }
+                                },
+                            );
+                        }
                         ladder.done(i, r.is_ok());
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
@@ -912,9 +949,10 @@ impl Store {
                 Ok(_) => report
                     .problems
                     .push((dir, format!("the snapshot is not that of {chain}"))),
-                Err(e) => report
-                    .problems
-                    .push((dir, format!("incomplete snapshot: {e}"))),
+                Err(e) => report.problems.push((
+                    dir,
+                    format!("incomplete snapshot: {}", crate::ErrorChain(&e)),
+                )),
             }
         }
         Ok(report)

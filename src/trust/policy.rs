@@ -124,7 +124,7 @@ impl DockerIdentity {
         let digest = reference.digest().map(|d| d.to_string());
         let tagged = last.split('@').next().unwrap_or(last).contains(':');
         let tag = if tagged {
-            reference.tag().map(str::to_owned)
+            reference.tag().map(ToString::to_string)
         } else {
             None
         };

@@ -1,20 +1,28 @@
-//! Layers: building a layer from a directory (or the difference of two) and applying a layer's
-//! tar stream to a root filesystem, or alone to an empty directory in overlayfs form.
+//! Layers: building a layer from a directory (or the difference of two), reading a layer's
+//! entries, merging an image's layers into its final filesystem, and applying a layer's tar
+//! stream to a root filesystem, or alone to an empty directory in overlayfs form.
 //!
-//! See [`build_layer`], [`build_diff_layer`] and [`apply_layer`] (its Overlay form and
-//! Security sections).
+//! See [`build_layer`], [`build_diff_layer`], [`LayerReader`], [`ImageFs`] and [`apply_layer`]
+//! (its Overlay form and Security sections). The format rules (compression, diff_id,
+//! whiteouts, opaque markers, hard links, paths) live in `read`, which the others use.
 
 mod apply;
 mod build;
+mod merge;
 mod pgzip;
+mod read;
 mod root;
 
 pub use apply::{
-    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, MAX_PATH_DEPTH, OverlayXattrs, Ownership,
-    Whiteouts, apply_layer,
+    ApplyOptions, ApplyReport, Devices, IdMap, IdRange, OverlayXattrs, Ownership, Whiteouts,
+    apply_layer,
 };
 pub use build::{
     BuildOptions, BuiltLayer, build_diff_layer, build_layer, build_overlay_layer, compress_layer,
+};
+pub use merge::{FsEntry, ImageFs};
+pub use read::{
+    EntryKind, EntryMeta, LayerEntries, LayerEntry, LayerReader, LayerSummary, MAX_PATH_DEPTH,
 };
 
 use std::io::Read;
@@ -38,7 +46,7 @@ use crate::{Error, Result};
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-    let components = apply::clean_path(path.as_bytes())?;
+    let components = read::clean_path(path.as_bytes())?;
     let err = |source: std::io::Error| Error::Apply {
         path: path.to_owned(),
         op: "read",
