@@ -52,6 +52,13 @@ while IFS='|' read -r _ op ours peer theirs ratio; do
     row "$op" "$ours" "$peer" "$theirs" "$ratio"
 done < <(grep '^table|' "$LOGS/working")
 
+step "rootless start vs podman as a user (benches/rootless.sh, 3 rounds)"
+OCIKIT_BENCH_KEEP=1 bash benches/rootless.sh 3 >"$LOGS/rootless" 2>"$LOGS/rootless.err"
+KEPT+=($(sed -n 's/^kept \([^ ]*\) .*/\1/p' "$LOGS/rootless.err"))
+while IFS='|' read -r _ op ours peer theirs ratio; do
+    row "$op" "$ours" "$peer" "$theirs" "$ratio"
+done < <(grep '^table|' "$LOGS/rootless")
+
 step "sha256 vs openssl dgst"
 bash benches/sha256-vs-openssl.sh >"$LOGS/sha" 2>"$LOGS/sha.err"
 line=$(tail -n 1 "$LOGS/sha")

@@ -68,6 +68,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
+    // The id mapper of enter_user_namespace is a re-execution of this program.
+    ocikit::runtime::init_if_requested();
+    // Unprivileged: root in a user namespace of this user's ids (itself, then its
+    // /etc/subuid and /etc/subgid ranges), as podman does, so that layers keep their owners
+    // and overlay mounts can be made. Before any thread starts.
+    if let Err(e) = ocikit::runtime::enter_user_namespace() {
+        eprintln!("pull: {e}");
+        return ExitCode::from(1);
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

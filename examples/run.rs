@@ -9,7 +9,9 @@
 //! `--policy` and `--registries.d` have skopeo's meaning: the image must satisfy the policy
 //! before anything of it is unpacked or stored.
 //!
-//! Needs root (namespaces, mounts). With `--store`, the image is run from the image store
+//! Runs as root, or as a user with `/etc/subuid` and `/etc/subgid` ranges and `newuidmap`
+//! (rootless, as podman: in a user namespace of the user's ids; state under
+//! `$XDG_RUNTIME_DIR`, the store in the user's directory). With `--store`, the image is run from the image store
 //! (pulled into it first when missing): the container gets an overlay root filesystem over
 //! the stored layers, made in constant time, and removed with what it wrote when it exits,
 //! like `podman run --rm`; SRC may then also be a name the store has. Without, the image is
@@ -52,8 +54,9 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut bundle = None;
     let mut store = None;
     let mut platform = host_platform();
-    // One set of options: limits, command, and where the container runs.
-    let mut options = RunOptions::new();
+    // One set of options: limits, command, and where the container runs; unprivileged (or
+    // root only in a user namespace), a configuration a user can run.
+    let mut options = RunOptions::new().rootless(ocikit::runtime::is_rootless());
     let mut cmd = Vec::new();
     let mut trust = TrustOptions::new();
     while let Some(arg) = args.next() {
@@ -179,6 +182,13 @@ impl Drop for TempDir {
 fn main() -> ExitCode {
     // The runtime re-executes this program as each container's init.
     ocikit::init_if_requested();
+    // Unprivileged: root in a user namespace of this user's ids (itself, then its
+    // /etc/subuid and /etc/subgid ranges), as podman does, so that layers keep their owners
+    // and overlay mounts can be made. Before any thread starts.
+    if let Err(e) = ocikit::runtime::enter_user_namespace() {
+        eprintln!("run: {e}");
+        return ExitCode::from(125);
+    }
     match run() {
         Ok(code) => code,
         Err(e) => {

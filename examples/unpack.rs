@@ -10,8 +10,10 @@
 //! SRC is any location the `copy` recipe takes (`oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
 //! `docker-archive:FILE[:REPO:TAG]`, `docker://REF`). `BUNDLE` may exist, but without a
 //! `config.json` or a non-empty `rootfs`. `--rootless` writes a configuration an
-//! unprivileged user can run (a user namespace mapping the caller to root), as
-//! `umoci unpack --rootless` does. Like umoci's (and `runc spec`'s), the configuration gives
+//! unprivileged user can run (a user namespace mapping the caller to root and its
+//! subordinate ranges to ids 1 and up), as `umoci unpack --rootless` does. Run by a user
+//! with `/etc/subuid` and `/etc/subgid` ranges, the unpack happens in a user namespace of
+//! those ids, so files keep the image's owners as that configuration's container sees them. Like umoci's (and `runc spec`'s), the configuration gives
 //! the process a terminal, which runc opens from its caller's; `--no-terminal` writes one
 //! that runs from scripts and pipes (and with `runc run -d`). An image with neither `Entrypoint` nor `Cmd` gets `sh`, as
 //! with umoci. A failed unpack removes what it wrote and leaves `BUNDLE` as it was.
@@ -89,6 +91,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
+    // The id mapper of enter_user_namespace is a re-execution of this program.
+    ocikit::runtime::init_if_requested();
+    // Unprivileged: root in a user namespace of this user's ids (itself, then its
+    // /etc/subuid and /etc/subgid ranges), as podman does, so that layers keep their owners
+    // and overlay mounts can be made. Before any thread starts.
+    if let Err(e) = ocikit::runtime::enter_user_namespace() {
+        eprintln!("unpack: {e}");
+        return ExitCode::from(1);
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

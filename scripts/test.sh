@@ -34,6 +34,8 @@ PACKAGES=(
     gpg gpg-agent python3-cryptography python3-nacl
     # Not used by the tests: the side-by-side benchmarks (benches/compare.sh) need them.
     pigz time
+    # Rootless tests: newuidmap/newgidmap map the test user's subordinate ranges.
+    uidmap
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -85,6 +87,26 @@ fi
 for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah podman openssl curl gpg; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
+
+# --- 1b. The unprivileged user of the rootless tests ----------------------------------------
+# Tests that must run unprivileged switch to this user (runuser) with a directory of its own
+# under /tmp; they fail, not skip, without it. It gets 65536 subordinate uids and gids, after
+# every range already granted, in /etc/subuid and /etc/subgid. Idempotent.
+ROOTLESS_USER=ocikit-rootless
+if [[ $(id -u) -eq 0 ]]; then
+    if ! id -u "$ROOTLESS_USER" >/dev/null 2>&1; then
+        useradd --no-create-home --home-dir /nonexistent --shell /bin/sh "$ROOTLESS_USER"
+        log "created the unprivileged test user $ROOTLESS_USER"
+    fi
+    for f in /etc/subuid /etc/subgid; do
+        touch "$f"
+        if ! grep -q "^$ROOTLESS_USER:" "$f"; then
+            start=$(awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { print m }' "$f")
+            echo "$ROOTLESS_USER:$start:65536" >>"$f"
+            log "granted $ROOTLESS_USER the range $start:65536 in $f"
+        fi
+    done
+fi
 
 # --- 2. A private registry ---------------------------------------------------------------
 # Debian's docker-registry package may run its own service on :5000; we never use it.

@@ -11,10 +11,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use oci_spec::runtime::{
-    LinuxCpu, LinuxIdMapping, LinuxIdMappingBuilder, LinuxMemory, LinuxNamespace,
-    LinuxNamespaceType, LinuxPids, Mount, Spec,
-};
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, Mount, Spec};
 use ocikit_image::oci_spec::image::ImageConfiguration;
 use ocikit_image::read_in_root;
 
@@ -120,8 +117,11 @@ impl ConvertOptions {
     }
 
     /// Makes the configuration runnable without root, like `runc spec --rootless`: a user
-    /// namespace mapping the caller to root, no network namespace, `/sys` bound read-only,
-    /// no cgroup or mqueue mounts (default false).
+    /// namespace, no network namespace, `/sys` bound read-only, no `uid=`/`gid=` mount
+    /// options, no limits but those set here (which a runtime that cannot write cgroups
+    /// refuses, naming them, rather than ignoring them); its mappings give the caller's own ids to root and its
+    /// subordinate ranges (`/etc/subuid`, `/etc/subgid`) to ids 1 and up, as an unpack in
+    /// [`ocikit_runtime::enter_user_namespace`] wrote the owners (default false).
     pub fn rootless(mut self, rootless: bool) -> Self {
         self.rootless = rootless;
         self
@@ -304,10 +304,12 @@ pub fn runtime_config(
         mounts.extend(options.mounts.iter().cloned());
         spec.set_mounts(Some(mounts));
     }
-    apply_resources(&mut spec, options);
     if options.rootless {
         make_rootless(&mut spec);
     }
+    // After: a rootless configuration drops the default resources (runc's device rules),
+    // never the limits asked for here, which a runtime that cannot apply them refuses.
+    apply_resources(&mut spec, options);
     Ok(spec)
 }
 
@@ -478,68 +480,24 @@ fn apply_resources(spec: &mut Spec, options: &ConvertOptions) {
     spec.set_linux(Some(linux));
 }
 
-/// What `runc spec --rootless` changes.
+/// What `runc spec --rootless` changes ([`ocikit_runtime::make_rootless`]), with the
+/// mappings of every id this user may use ([`ocikit_runtime::rootless_mappings`]: itself
+/// as root, then its `/etc/subuid` and `/etc/subgid` ranges), the ones a rootfs unpacked in
+/// [`ocikit_runtime::enter_user_namespace`] was written with: the container then sees the
+/// image's owners.
 fn make_rootless(spec: &mut Spec) {
-    let uid = rustix::process::geteuid().as_raw();
-    let gid = rustix::process::getegid().as_raw();
+    ocikit_runtime::make_rootless(spec);
+    let (uids, gids) = ocikit_runtime::rootless_mappings();
     let mut linux = spec.linux().clone().unwrap_or_default();
-    let mut namespaces: Vec<LinuxNamespace> = linux
-        .namespaces()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| n.typ() != LinuxNamespaceType::Network && n.typ() != LinuxNamespaceType::User)
-        .collect();
-    let mut user_ns = LinuxNamespace::default();
-    user_ns.set_typ(LinuxNamespaceType::User);
-    namespaces.push(user_ns);
-    linux.set_namespaces(Some(namespaces));
-    let map = |host: u32| -> Vec<LinuxIdMapping> {
-        LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(host)
-            .size(1u32)
-            .build()
-            .map(|m| vec![m])
-            .unwrap_or_default()
-    };
-    linux.set_uid_mappings(Some(map(uid)));
-    linux.set_gid_mappings(Some(map(gid)));
-    linux.set_resources(None);
+    linux.set_uid_mappings(Some(uids));
+    linux.set_gid_mappings(Some(gids));
     spec.set_linux(Some(linux));
-    let mounts = spec
-        .mounts()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| !matches!(m.typ().as_deref(), Some("cgroup" | "mqueue")))
-        .map(|mut m| {
-            if m.destination().to_str() == Some("/sys") {
-                m.set_typ(Some("none".into()));
-                m.set_source(Some("/sys".into()));
-                m.set_options(Some(
-                    ["rbind", "nosuid", "noexec", "nodev", "ro"]
-                        .map(String::from)
-                        .to_vec(),
-                ));
-            }
-            if let Some(opts) = m.options().clone() {
-                // devpts' gid=5 names a group the user namespace does not map.
-                m.set_options(Some(
-                    opts.into_iter()
-                        .filter(|o| !o.starts_with("gid="))
-                        .collect(),
-                ));
-            }
-            m
-        })
-        .collect();
-    spec.set_mounts(Some(mounts));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use oci_spec::runtime::LinuxNamespaceType;
 
     fn rootfs(passwd: &str, group: &str) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
@@ -721,18 +679,30 @@ mod tests {
             .collect();
         assert!(ns.contains(&LinuxNamespaceType::User));
         assert!(!ns.contains(&LinuxNamespaceType::Network));
+        // The caller is root inside; with subordinate ranges, ids 1 and up are those.
+        let uids = linux.uid_mappings().clone().unwrap();
         assert_eq!(
-            linux.uid_mappings().clone().unwrap()[0].host_id(),
-            rustix::process::geteuid().as_raw()
+            (uids[0].container_id(), uids[0].host_id(), uids[0].size()),
+            (0, rustix::process::geteuid().as_raw(), 1)
         );
-        assert!(
-            !spec
-                .mounts()
-                .clone()
-                .unwrap()
-                .iter()
-                .any(|m| m.typ().as_deref() == Some("cgroup"))
-        );
+        assert_eq!(uids, ocikit_runtime::rootless_mappings().0);
+        assert!(linux.resources().is_none());
+        // Limits asked for stay: the runtime refuses them where it cannot apply them.
+        let limited = ConvertOptions::new().rootless(true).memory_limit(64 << 20);
+        let spec_limited = runtime_config(&img, r.path(), &limited).unwrap();
+        let res = spec_limited
+            .linux()
+            .clone()
+            .unwrap()
+            .resources()
+            .clone()
+            .unwrap();
+        assert_eq!(res.memory().unwrap().limit(), Some(64 << 20));
+        let sys = spec.mounts().clone().unwrap();
+        let sys = sys
+            .iter()
+            .find(|m| m.destination().to_str() == Some("/sys"));
+        assert_eq!(sys.unwrap().typ().as_deref(), Some("none"));
         ocikit_runtime::validate(&spec).unwrap();
     }
 }

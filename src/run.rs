@@ -103,8 +103,8 @@ impl RunOptions {
         self
     }
 
-    /// Where container state lives (default [`runtime::DEFAULT_ROOT`](crate::runtime::DEFAULT_ROOT),
-    /// `/run/ocikit`).
+    /// Where container state lives (default [`runtime::default_root`](crate::runtime::default_root):
+    /// `/run/ocikit`, or `$XDG_RUNTIME_DIR/ocikit` for any user but root).
     pub fn state_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.state_root = Some(root.into());
         self
@@ -232,16 +232,17 @@ impl RunOptions {
         self
     }
 
-    fn runtime(&self) -> Runtime {
-        let root = self
-            .state_root
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(ocikit_runtime::DEFAULT_ROOT));
+    fn runtime(&self) -> Result<Runtime, crate::Error> {
+        // /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit for anyone else (as runc).
+        let root = match self.state_root.clone() {
+            Some(root) => root,
+            None => ocikit_runtime::default_root()?,
+        };
         let runtime = Runtime::new(root);
-        match &self.helper {
+        Ok(match &self.helper {
             Some(helper) => runtime.with_helper(helper),
             None => runtime,
-        }
+        })
     }
 
     fn container_id(&self) -> String {
@@ -405,7 +406,7 @@ fn spawn(
     if let Some(fd) = stderr {
         create = create.stderr(fd);
     }
-    let runtime = options.runtime();
+    let runtime = options.runtime()?;
     // The container's ends of the pipes go with `create` (dropped when it returns): the
     // caller's reads see end of file once the container's process is gone.
     runtime.create(&id, bundle, create)?;

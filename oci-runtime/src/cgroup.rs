@@ -587,6 +587,86 @@ fn enable_controllers(root: &Path, dir: &Path, needed: &[&str]) {
     }
 }
 
+/// Whether creating or writing a cgroup failed because this user may not (rootless): the
+/// file system said permission denied, operation not permitted or read-only.
+pub(crate) fn permission_denied(e: &Error) -> bool {
+    match e {
+        Error::Io { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+        ),
+        _ => false,
+    }
+}
+
+/// When cgroups cannot be written (`why`): `Ok` if `linux.resources` asks for no limit
+/// (device rules are not limits), else an [`Error::Rootless`] naming each limit and the
+/// cgroup file it needs.
+pub(crate) fn refuse_limits(linux: Option<&Linux>, why: &Error) -> Result<()> {
+    let Some(res) = linux.and_then(|l| l.resources().as_ref()) else {
+        return Ok(());
+    };
+    // The v1 file names say which limits there are, whatever the host's version.
+    let mut v1 = res.clone();
+    v1.set_unified(None);
+    let mut asked: Vec<String> = v1_writes(&v1)?
+        .into_iter()
+        .map(|(_, file, value)| format!("{} ({file} = {value})", resource_field(&file)))
+        .collect();
+    if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        asked.push("linux.resources.unified".into());
+    }
+    asked.dedup();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    // The error and its causes (the I/O error's own text is its source).
+    let mut why_text = why.to_string();
+    let mut cause = std::error::Error::source(why);
+    while let Some(c) = cause {
+        why_text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    Err(Error::Rootless {
+        what: asked.join(", "),
+        reason: format!(
+            "the configuration asks for {} but this user cannot write cgroups ({why_text}); remove the limits (linux.resources) or run as a user who can",
+            if asked.len() == 1 {
+                "this limit"
+            } else {
+                "these limits"
+            }
+        ),
+    })
+}
+
+/// The configuration field behind a v1 cgroup file, for messages.
+fn resource_field(file: &str) -> &'static str {
+    match file {
+        "memory.limit_in_bytes" => "linux.resources.memory.limit",
+        "memory.memsw.limit_in_bytes" => "linux.resources.memory.swap",
+        "memory.soft_limit_in_bytes" => "linux.resources.memory.reservation",
+        "memory.kmem.tcp.limit_in_bytes" => "linux.resources.memory.kernelTCP",
+        "memory.swappiness" => "linux.resources.memory.swappiness",
+        "memory.oom_control" => "linux.resources.memory.disableOOMKiller",
+        "cpu.shares" => "linux.resources.cpu.shares",
+        "cpu.cfs_period_us" => "linux.resources.cpu.period",
+        "cpu.cfs_quota_us" => "linux.resources.cpu.quota",
+        "cpu.cfs_burst_us" => "linux.resources.cpu.burst",
+        "cpu.rt_period_us" => "linux.resources.cpu.realtimePeriod",
+        "cpu.rt_runtime_us" => "linux.resources.cpu.realtimeRuntime",
+        "cpu.idle" => "linux.resources.cpu.idle",
+        "cpuset.cpus" => "linux.resources.cpu.cpus",
+        "cpuset.mems" => "linux.resources.cpu.mems",
+        "pids.max" => "linux.resources.pids.limit",
+        "net_cls.classid" => "linux.resources.network.classID",
+        "net_prio.ifpriomap" => "linux.resources.network.priorities",
+        f if f.starts_with("hugetlb.") => "linux.resources.hugepageLimits",
+        f if f.starts_with("blkio.") => "linux.resources.blockIO",
+        _ => "linux.resources",
+    }
+}
+
 fn limit(v: i64) -> String {
     if v < 0 { "-1".into() } else { v.to_string() }
 }
@@ -894,6 +974,36 @@ mod tests {
             "devices": [{"allow": false, "access": "rwm"},
                         {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rw"}]
         }))
+    }
+
+    #[test]
+    fn limits_are_named_when_cgroups_cannot_be_written() {
+        let denied = Error::io(
+            "creating cgroup",
+            Some("/sys/fs/cgroup/memory/x".into()),
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(permission_denied(&denied));
+        assert!(!permission_denied(&Error::config("f", "r")));
+        let linux = |r: serde_json::Value| -> Linux {
+            serde_json::from_value(json!({"resources": r})).unwrap()
+        };
+        // Device rules alone are no limit: skipping the cgroup is fine.
+        let devices = linux(json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        refuse_limits(Some(&devices), &denied).unwrap();
+        refuse_limits(None, &denied).unwrap();
+        let limited = linux(json!({"memory": {"limit": 67108864}, "pids": {"limit": 9}}));
+        let e = refuse_limits(Some(&limited), &denied)
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "linux.resources.memory.limit (memory.limit_in_bytes = 67108864)",
+            "linux.resources.pids.limit (pids.max = 9)",
+            "cannot write cgroups",
+            "Permission denied",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Runtime {
     root: PathBuf,
     helper: PathBuf,
     cgroup_root: PathBuf,
+    rootless: bool,
     sealed: OnceLock<OwnedFd>,
 }
 
@@ -246,6 +247,7 @@ impl Runtime {
             root: root.into(),
             helper: PathBuf::from("/proc/self/exe"),
             cgroup_root: PathBuf::from(DEFAULT_CGROUP_ROOT),
+            rootless: crate::rootless::is_rootless(),
             sealed: OnceLock::new(),
         }
     }
@@ -255,6 +257,15 @@ impl Runtime {
     /// controller in `<root>/<controller>`.
     pub fn with_cgroup_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.cgroup_root = root.into();
+        self
+    }
+
+    /// Runs containers as `runc --rootless` does (default: [`crate::is_rootless`], true for
+    /// every user but root): a cgroup that cannot be made or written for lack of permission
+    /// is skipped, unless the configuration asks for limits, which is then an
+    /// [`Error::Rootless`] naming them. See the crate's "Rootless" section.
+    pub fn rootless(mut self, yes: bool) -> Self {
+        self.rootless = yes;
         self
     }
 
@@ -371,6 +382,7 @@ impl Runtime {
         self.check_wired()?;
         let dir = self.dir(id)?;
         let bundle = Bundle::load(bundle)?;
+        crate::rootless::check_config(bundle.spec())?;
         crate::security::check_lsm(bundle.spec())?;
         if let Some(p) = bundle.spec().process() {
             for w in crate::security::ambient_warnings(p) {
@@ -484,6 +496,7 @@ impl Runtime {
             no_pivot,
             preserve_fds,
             exec_pid: None,
+            rootless_euid: !nix::unistd::geteuid().is_root(),
         };
         // Measured before anything is spawned: the whole configuration travels as one message.
         let init = encode(&init, "the container configuration (config.json)")?;
@@ -492,17 +505,39 @@ impl Runtime {
         let outcome = (|| -> Result<()> {
             // In its cgroup before it does anything (it waits for the configuration).
             if let Some(cg) = cgroup.as_mut() {
-                let made = cg.create(&self.cgroup_root, bundle.spec().linux().as_ref());
+                let linux = bundle.spec().linux().as_ref();
+                let made = cg.create(&self.cgroup_root, linux);
                 // Recorded even after a failure, so that delete removes what was made.
                 save_cgroup(dir, cg)?;
-                made?;
+                match made {
+                    Err(e) if self.rootless && crate::cgroup::permission_denied(&e) => {
+                        // runc --rootless: "ignore cgroup permission errors", but never
+                        // limits the configuration asks for.
+                        let _ = cg.remove(Duration::ZERO);
+                        crate::cgroup::refuse_limits(linux, &e)?;
+                        remove_cgroup_record(dir)?;
+                        *cgroup = None;
+                    }
+                    made => made?,
+                }
+            }
+            if let Some(cg) = cgroup.as_ref() {
                 cg.add(child.id() as i32)?;
             }
             send_config(&ours, &init, "talking to the container init")?;
             loop {
                 match recv::<Msg>(&ours).map_err(proto)? {
                     Some(Msg::NeedMaps) => {
-                        write_id_maps(child.id() as i32, bundle)?;
+                        let linux = bundle.spec().linux().as_ref();
+                        crate::rootless::write_id_maps(
+                            child.id() as i32,
+                            linux
+                                .and_then(|l| l.uid_mappings().as_deref())
+                                .unwrap_or(&[]),
+                            linux
+                                .and_then(|l| l.gid_mappings().as_deref())
+                                .unwrap_or(&[]),
+                        )?;
                         send(&ours, &Msg::MapsDone).map_err(proto)?;
                     }
                     // The stage that forked it exits right away; it is reaped below.
@@ -641,6 +676,7 @@ impl Runtime {
             no_pivot: false,
             preserve_fds,
             exec_pid: Some(p.pid),
+            rootless_euid: !nix::unistd::geteuid().is_root(),
         };
         let init = encode(&init, "the process and the container configuration")?;
         let (mut child, ours) = self.spawn_helper([stdin, stdout, stderr], preserve_fds)?;
@@ -1143,21 +1179,15 @@ fn kill_all(cg: &Cgroup) {
     }
 }
 
-fn write_id_maps(pid: i32, bundle: &Bundle) -> Result<()> {
-    let linux = bundle.spec().linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-    for (file, text) in [("uid_map", uid), ("gid_map", gid)] {
-        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
-        std::fs::write(&path, text).map_err(|e| Error::io("writing id map", Some(path), e))?;
+/// Forgets a cgroup that was skipped (rootless): `delete` has nothing to remove.
+fn remove_cgroup_record(dir: &Path) -> Result<()> {
+    let path = dir.join(crate::state::CGROUP_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("removing the cgroup record", Some(path), e))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

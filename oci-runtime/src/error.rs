@@ -116,6 +116,18 @@ pub enum Error {
         /// What was asked for.
         feature: String,
     },
+    /// Something an unprivileged (rootless) caller cannot do as the configuration or the
+    /// call asks: no state root of its own (no `XDG_RUNTIME_DIR` and no `--root`), cgroup
+    /// limits where it cannot write cgroups, id mappings beyond its own id without
+    /// `newuidmap`/`newgidmap` or beyond the ranges `/etc/subuid` and `/etc/subgid` grant.
+    #[error("rootless: {what}: {reason}")]
+    Rootless {
+        /// What could not be done or applied, e.g. `linux.resources.memory.limit` or `the
+        /// state root`.
+        what: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// An I/O or system call failure, with what was being done and on which path.
     #[error("{context}{}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Io {

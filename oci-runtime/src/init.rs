@@ -46,6 +46,10 @@ pub(crate) struct InitConfig {
     /// `exec`: the pid of a running container's process whose namespaces to join; `spec`
     /// then holds the container's configuration with the process to run.
     pub(crate) exec_pid: Option<i32>,
+    /// The caller is not root (runc's "rootless EUID"): supplementary groups are left as
+    /// inherited unless the process asks for some.
+    #[serde(default)]
+    pub(crate) rootless_euid: bool,
 }
 
 /// Messages on the sync socket.
@@ -174,6 +178,9 @@ pub(crate) fn channel_error(context: &'static str, e: std::io::Error) -> Error {
 /// If this process was spawned as a container init, runs it and never returns.
 pub(crate) fn main_if_requested() {
     WIRED.store(true, Ordering::SeqCst);
+    if let Some(pid) = std::env::var_os(crate::rootless::MAPPER_ENV) {
+        crate::rootless::mapper_main(pid);
+    }
     let Some(fd) = std::env::var_os(INIT_ENV) else {
         return;
     };
@@ -273,10 +280,23 @@ fn stage1(sock: &UnixStream, cfg: &InitConfig) -> Result<i32> {
         .iter()
         .any(|n| n.typ() == LinuxNamespaceType::User);
     if new.contains(&CloneFlags::CLONE_NEWUSER) {
+        // Unprivileged, the caller writes our mappings as itself (or through newuidmap,
+        // which checks that it owns us): /proc/<pid> of a non-dumpable process belongs to
+        // root. Dumpable only until they are written, as runc's init is.
+        let rootless = crate::rootless::is_rootless();
+        if rootless {
+            nix::sys::prctl::set_dumpable(true)
+                .map_err(|e| Error::sys("PR_SET_DUMPABLE", None, e))?;
+        }
         unshare(CloneFlags::CLONE_NEWUSER)
             .map_err(|e| Error::sys("creating user namespace", None, e))?;
         send(sock, &Msg::NeedMaps).map_err(proto)?;
-        match recv::<Msg>(sock).map_err(proto)? {
+        let answer = recv::<Msg>(sock).map_err(proto)?;
+        if rootless {
+            nix::sys::prctl::set_dumpable(false)
+                .map_err(|e| Error::sys("PR_SET_DUMPABLE", None, e))?;
+        }
+        match answer {
             Some(Msg::MapsDone) => {}
             other => {
                 return Err(Error::InitFailed {
@@ -633,11 +653,15 @@ fn stage2_inner(
         .flatten()
         .map(|g| Gid::from_raw(*g))
         .collect();
-    if let Err(e) = setgroups(&gids) {
+    // runc, rootless: "We don't need to set groups if we're in a rootless container" (it
+    // keeps the inherited ones, the caller's, as the namespace maps them); only groups the
+    // process asks for are set then.
+    if !(cfg.rootless_euid && gids.is_empty())
+        && let Err(e) = setgroups(&gids)
         // A joined user namespace may forbid setgroups; only fail if groups were asked for.
-        if !gids.is_empty() {
-            return Err(Error::sys("setgroups", None, e));
-        }
+        && !gids.is_empty()
+    {
+        return Err(Error::sys("setgroups", None, e));
     }
     let gid = Gid::from_raw(user.gid());
     setresgid(gid, gid, gid).map_err(|e| Error::sys("setgid", None, e))?;

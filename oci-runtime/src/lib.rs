@@ -119,6 +119,28 @@
 //!   capabilities, rlimits, environment and terminal of the given process (by default the
 //!   container's, [`Runtime::process_of`]) and the container's seccomp filter.
 //!
+//! # Rootless
+//! An unprivileged user runs containers as with `runc --rootless` ([`Runtime::rootless`],
+//! on by default for any user but root):
+//! - State lives under `$XDG_RUNTIME_DIR/ocikit` ([`default_root`]); without that variable
+//!   the caller must name a root of its own ([`Error::Rootless`] says so).
+//! - The configuration must ask for a user namespace (as [`rootless_spec`] and
+//!   [`make_rootless`] do, like `runc spec --rootless`). Its `uidMappings` and
+//!   `gidMappings` are written by the runtime when they map only the caller's own ids (with
+//!   `setgroups` denied, as the kernel requires), and by `newuidmap` / `newgidmap` (Debian's
+//!   `uidmap` package) when they map more, within what `/etc/subuid` and `/etc/subgid` grant.
+//!   The init process is dumpable only while its mappings are written (those tools, and
+//!   the kernel, check who owns `/proc/<pid>`), as runc's is.
+//! - Cgroups are skipped when the caller cannot write them (permission denied), as runc
+//!   does; a configuration that asks for limits there (`linux.resources` memory, cpu, pids...)
+//!   is refused with an [`Error::Rootless`] naming each limit, never run without them.
+//!   Device rules are not limits: in a user namespace no device can be created anyway.
+//! - The systemd cgroup driver is not implemented (`--systemd-cgroup` is an error).
+//! - [`enter_user_namespace`] makes a program root in a user namespace of the caller's ids
+//!   ([`rootless_mappings`]: itself, then its subordinate ranges), as `podman unshare`, so
+//!   that it can give files the owners an image names and mount overlays; the runtime then
+//!   creates containers inside it, translating the host ids of their mappings.
+//!
 //! # Non-goals (for now)
 //! `SCMP_ACT_NOTIFY` (refused), SELinux mount labels (refused), the systemd cgroup driver,
 //! rdma resources, seccomp rules for other architectures than x86_64.
@@ -170,6 +192,7 @@ mod hooks;
 mod init;
 mod overlay;
 mod rootfs;
+mod rootless;
 mod seccomp;
 mod security;
 mod state;
@@ -189,6 +212,10 @@ pub use error::{Error, Result};
 pub use init::MAX_MESSAGE;
 pub use nix::sys::signal::Signal;
 pub use overlay::{MAX_OVERLAY_LOWERS, Overlay, unmount, unmount_unused};
+pub use rootless::{
+    default_root, enter_user_namespace, is_rootless, make_rootless, rootless_mappings,
+    rootless_spec,
+};
 pub use terminal::receive_pty;
 
 /// If this process was started as a container's init process by [`Runtime::create`], runs it

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use ocikit_runtime::{CreateOptions, Error, Runtime, parse_signal};
 
-const USAGE: &str = "usage: oci-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND
+const USAGE: &str = "usage: oci-runtime [--root DIR] [--log FILE] [--log-format text|json]
+       [--rootless true|false|auto] COMMAND
 commands:
   create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] [--no-pivot] ID
   exec [--process FILE] [--detach] [--pid-file F] [--tty] [--console-socket S] [--env K=V]
@@ -162,7 +163,8 @@ fn main() -> ExitCode {
     ocikit_runtime::init_if_requested();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global options come before the command.
-    let mut root = PathBuf::from(ocikit_runtime::DEFAULT_ROOT);
+    let mut root = None;
+    let mut rootless = None;
     let mut log = Log {
         file: None,
         json: false,
@@ -185,10 +187,33 @@ fn main() -> ExitCode {
             inline
         };
         match (name, value) {
-            ("root", Some(v)) => root = PathBuf::from(v),
+            ("root", Some(v)) => root = Some(PathBuf::from(v)),
+            // runc: "ignore cgroup permission errors ('true', 'false', or 'auto')".
+            ("rootless", Some(v)) => match v.as_str() {
+                "true" => rootless = Some(true),
+                "false" => rootless = Some(false),
+                "auto" => rootless = None,
+                other => {
+                    log.error(&format!(
+                        "--rootless {other}: must be true, false or auto\n{USAGE}"
+                    ));
+                    return ExitCode::from(1);
+                }
+            },
+            ("rootless", None) => {
+                log.error(&format!("flag --rootless needs a value\n{USAGE}"));
+                return ExitCode::from(1);
+            }
+            ("systemd-cgroup", v) if v.as_deref().is_none_or(|v| v != "false") => {
+                log.error(
+                    "not supported: --systemd-cgroup (the systemd cgroup driver); \
+                     oci-runtime manages cgroups through the cgroup file system only",
+                );
+                return ExitCode::from(1);
+            }
             ("log", Some(v)) => log.file = Some(PathBuf::from(v)),
             ("log-format", Some(v)) => log.json = v == "json",
-            ("debug" | "systemd-cgroup" | "criu" | "rootless", _) => {}
+            ("debug" | "systemd-cgroup" | "criu", _) => {}
             ("v" | "version", _) => {
                 println!(
                     "oci-runtime version {}\nspec: 1.2.0",
@@ -212,7 +237,22 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
     let rest = &argv[i + 1..];
-    let rt = Runtime::new(root);
+    // As runc: /run/ocikit for root, $XDG_RUNTIME_DIR/ocikit for anyone else. Commands
+    // that touch no state (spec, features) need neither.
+    let root = match root.map(Ok).unwrap_or_else(ocikit_runtime::default_root) {
+        Ok(root) => root,
+        Err(_) if matches!(command.as_str(), "spec" | "features") => {
+            PathBuf::from(ocikit_runtime::DEFAULT_ROOT)
+        }
+        Err(e) => {
+            log.error(&e.to_string());
+            return ExitCode::from(1);
+        }
+    };
+    let mut rt = Runtime::new(root);
+    if let Some(yes) = rootless {
+        rt = rt.rootless(yes);
+    }
     match dispatch(&rt, command, rest) {
         Ok(code) => ExitCode::from(code),
         Err(Failure::Usage(m)) => {
@@ -595,7 +635,12 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                     "File config.json exists. Remove it first".into(),
                 ));
             }
-            let spec = ocikit_runtime::default_spec();
+            // runc spec --rootless: "generate a configuration for a rootless container".
+            let spec = if a.has(&["rootless"]) {
+                ocikit_runtime::rootless_spec()
+            } else {
+                ocikit_runtime::default_spec()
+            };
             let text = serde_json::to_string_pretty(&spec).expect("json");
             std::fs::write(&path, text)
                 .map_err(|e| Failure::Other(format!("writing {}: {e}", path.display())))?;

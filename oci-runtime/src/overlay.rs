@@ -139,7 +139,26 @@ impl Overlay {
             MsFlags::empty(),
             Some(data.as_str()),
         )
-        .map_err(|e| Error::sys("mounting overlay", Some(target.to_owned()), e))?;
+        .map_err(|e| {
+            if crate::rootless::is_rootless() && matches!(e, Errno::EPERM | Errno::EINVAL) {
+                // Unprivileged, only a mount namespace of the caller's own user namespace
+                // takes overlayfs, and with `userxattr` only (Linux 5.11).
+                return Error::Rootless {
+                    what: format!("the overlay mount on {}", target.display()),
+                    reason: format!(
+                        "the kernel refused it ({e}): an unprivileged overlay needs Linux 5.11 \
+                         or later, the userxattr option{} and a process that is root in a user \
+                         namespace of its own (ocikit_runtime::enter_user_namespace)",
+                        if self.user_xattrs {
+                            ""
+                        } else {
+                            " (not asked for)"
+                        }
+                    ),
+                };
+            }
+            Error::sys("mounting overlay", Some(target.to_owned()), e)
+        })?;
         drop(lowers);
         Ok(())
     }

@@ -359,11 +359,12 @@ impl Drop for StoreLock {
 }
 
 impl Store {
-    /// The default store of this user: root's is `/var/lib/ocikit`, another user's
-    /// `$XDG_DATA_HOME/ocikit`, else `~/.local/share/ocikit` (as containers/storage places
-    /// root's and rootless stores).
+    /// The default store of this user: root's is `/var/lib/ocikit`, another user's (also
+    /// in [`ocikit_runtime::enter_user_namespace`]) `$XDG_DATA_HOME/ocikit`, else
+    /// `~/.local/share/ocikit` (as containers/storage places root's and rootless stores).
     pub fn default_root() -> PathBuf {
-        if rustix::process::geteuid().is_root() {
+        // Root only in a user namespace (ocikit_runtime::enter_user_namespace) is a user.
+        if !ocikit_runtime::is_rootless() {
             return PathBuf::from("/var/lib/ocikit");
         }
         if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -411,7 +412,9 @@ impl Store {
         Ok(Store {
             root,
             layout,
-            user_xattrs: user != 0,
+            // Not root on the host: overlayfs only reads `user.overlay.*` in a user
+            // namespace's mounts (the `userxattr` option), and only such a mount is ours.
+            user_xattrs: ocikit_runtime::is_rootless(),
         })
     }
 

@@ -1,0 +1,318 @@
+//! The recipes as a real unprivileged user (rootless): `run` from the store and `unpack` into
+//! a bundle that `runc` and `oci-runtime` run as that user, with the image's owners.
+//!
+//! Needs root (to switch users with `runuser`), the user `ocikit-rootless` with
+//! `/etc/subuid` and `/etc/subgid` ranges, `uidmap`, runc, busybox-static and the registry
+//! of `scripts/test.sh`, which provides them all; fails without them. The user gets a clean
+//! environment and a private directory under `/tmp` (its `HOME`, `XDG_RUNTIME_DIR` and
+//! `XDG_DATA_HOME`), and runs copies of the binaries placed there.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ocikit::build::{BuildSpec, build_image};
+use ocikit::copy::{CopyOptions, Location, copy};
+use ocikit::layout::Layout;
+
+mod common;
+use common::{busybox_tree, example_binary, registry, workspace_binary};
+
+const USER: &str = "ocikit-rootless";
+
+/// A directory of the user's under `/tmp`, removed (as root) on drop.
+struct Home {
+    dir: tempfile::TempDir,
+    uid: u32,
+    gid: u32,
+    subuid: (u32, u32),
+}
+
+fn id_of(flag: &str) -> u32 {
+    let out = Command::new("id").args([flag, USER]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the rootless tests need the user {USER} with /etc/subuid and /etc/subgid ranges: \
+         scripts/test.sh creates it when run as root"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+impl Home {
+    fn new() -> Home {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the rootless tests run as root, to switch to {USER}"
+        );
+        let (uid, gid) = (id_of("-u"), id_of("-g"));
+        let text = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+        let subuid = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() == 3 && f[0] == USER)
+                    .then(|| (f[1].parse().unwrap(), f[2].parse().unwrap()))
+            })
+            .next()
+            .unwrap_or_else(|| {
+                panic!("/etc/subuid grants {USER} no range (scripts/test.sh adds one)")
+            });
+        let dir = tempfile::Builder::new()
+            .prefix("ocikit-rootless-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let home = Home {
+            dir,
+            uid,
+            gid,
+            subuid,
+        };
+        for d in ["", "run", "data", "bin"] {
+            let p = home.path().join(d);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+            home.give(&p);
+        }
+        for (name, from) in [
+            ("run", example_binary("run")),
+            ("unpack", example_binary("unpack")),
+            ("oci-runtime", workspace_binary("oci-runtime")),
+        ] {
+            let to = home.path().join("bin").join(name);
+            std::fs::copy(from, &to).unwrap();
+            home.give(&to);
+        }
+        home
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn bin(&self, name: &str) -> String {
+        self.path().join("bin").join(name).display().to_string()
+    }
+
+    fn give(&self, p: &Path) {
+        std::os::unix::fs::lchown(p, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    /// Runs `args` as the user, in its directory, with a clean environment.
+    fn run(&self, args: &[&str]) -> Output {
+        let home = self.path().display().to_string();
+        Command::new("runuser")
+            .args(["-u", USER, "--", "env", "-i"])
+            .arg(format!("HOME={home}"))
+            .arg(format!("XDG_RUNTIME_DIR={home}/run"))
+            .arg(format!("XDG_DATA_HOME={home}/data"))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .args(args)
+            .current_dir(self.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Nothing of root's in the user's directory, only the user's and its subordinate ids'.
+    fn assert_nothing_of_roots(&self) {
+        let mut todo = vec![self.path().to_path_buf()];
+        while let Some(p) = todo.pop() {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let ok = m.uid() == self.uid
+                || (self.subuid.0..self.subuid.0 + self.subuid.1).contains(&m.uid());
+            assert!(ok, "{} belongs to uid {}", p.display(), m.uid());
+            if m.is_dir() {
+                todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        // Nor anything of the user's where other users' files live, but the tests' own
+        // directories.
+        for dir in ["/tmp", "/var/tmp", "/dev/shm", "/run"] {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                assert!(
+                    meta.uid() != self.uid || name.starts_with("ocikit-rootless-"),
+                    "{} belongs to the test user",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// An image of busybox whose `/home/app` belongs to 1000:1000, whose command prints who
+/// runs it and who owns what; pushed to the test registry. Returns its `docker://` text.
+fn image(dir: &Path) -> String {
+    let tree = dir.join("tree");
+    busybox_tree(&tree);
+    for applet in ["stat", "touch"] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet)).unwrap();
+    }
+    std::fs::create_dir_all(tree.join("home/app")).unwrap();
+    std::fs::write(tree.join("home/app/file"), "app's\n").unwrap();
+    std::fs::create_dir_all(tree.join("tmp")).unwrap();
+    for p in ["home/app", "home/app/file"] {
+        std::os::unix::fs::lchown(tree.join(p), Some(1000), Some(1000)).unwrap();
+    }
+    let layout = Layout::create(dir.join("layout")).unwrap();
+    let spec = BuildSpec::new().layer(&tree).cmd(vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "id -u; stat -c '%u:%g %n' /home/app /home/app/file /bin/busybox".into(),
+    ]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    let dst = format!("docker://{}/rootless-{}:v1", registry(), std::process::id());
+    copy(
+        &format!("oci:{}:t", dir.join("layout").display())
+            .parse::<Location>()
+            .unwrap(),
+        &dst.parse::<Location>().unwrap(),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    dst
+}
+
+const EXPECTED: &str = "0\n1000:1000 /home/app\n1000:1000 /home/app/file\n0:0 /bin/busybox\n";
+
+/// The snapshot directories of a store and their modification times.
+fn snapshots(store: &Path) -> Vec<(PathBuf, i64)> {
+    let mut v: Vec<(PathBuf, i64)> = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("diff").is_dir())
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap().mtime();
+            (p, m)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn run_from_the_store_as_a_user_then_again_without_fetching_or_unpacking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image(tmp.path());
+    let home = Home::new();
+    let store = home.path().join("data/ocikit");
+    let first = home.run(&[&home.bin("run"), &src, "--store", store.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", show(&first));
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        EXPECTED,
+        "{}",
+        show(&first)
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("pulled sha256:"),
+        "{}",
+        show(&first)
+    );
+    let before = snapshots(&store);
+    assert!(!before.is_empty());
+    // In the store, the layer's owners are the user's subordinate ids.
+    let (snapshot, _) = &before[0];
+    let file = std::fs::metadata(snapshot.join("diff/home/app/file")).unwrap();
+    assert_eq!(file.uid(), home.subuid.0 + 999);
+
+    let second = home.run(&[&home.bin("run"), &src, "--store", store.to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(0), "{}", show(&second));
+    assert_eq!(String::from_utf8_lossy(&second.stdout), EXPECTED);
+    assert!(
+        !String::from_utf8_lossy(&second.stderr).contains("pulled"),
+        "{}",
+        show(&second)
+    );
+    assert_eq!(snapshots(&store), before, "a layer was unpacked again");
+    // A limit this user's cgroups cannot enforce is an error naming it, not ignored.
+    let limited = home.run(&[
+        &home.bin("run"),
+        &src,
+        "--store",
+        store.to_str().unwrap(),
+        "--memory",
+        "64M",
+    ]);
+    assert_eq!(limited.status.code(), Some(125), "{}", show(&limited));
+    assert_eq!(String::from_utf8_lossy(&limited.stdout), "");
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(
+        stderr.contains("linux.resources.memory.limit") && stderr.contains("67108864"),
+        "{stderr}"
+    );
+    // No container, mount or state left behind.
+    assert_eq!(
+        std::fs::read_dir(store.join("containers")).unwrap().count(),
+        0
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(home.path().to_str().unwrap()), "{mounts}");
+    home.assert_nothing_of_roots();
+}
+
+#[test]
+fn unpack_as_a_user_keeps_owners_that_runc_and_oci_runtime_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image(tmp.path());
+    let home = Home::new();
+    let bundle = home.path().join("bundle");
+    let out = home.run(&[
+        &home.bin("unpack"),
+        &src,
+        bundle.to_str().unwrap(),
+        "--rootless",
+        "--no-terminal",
+    ]);
+    assert!(out.status.success(), "{}", show(&out));
+    let file = std::fs::metadata(bundle.join("rootfs/home/app/file")).unwrap();
+    assert_eq!(
+        (file.uid(), file.gid()),
+        (home.subuid.0 + 999, home.subuid.0 + 999)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["linux"]["uidMappings"],
+        serde_json::json!([
+            {"containerID": 0, "hostID": home.uid, "size": 1},
+            {"containerID": 1, "hostID": home.subuid.0, "size": home.subuid.1}
+        ])
+    );
+    let state = home.path().join("state");
+    let bundle = bundle.to_str().unwrap();
+    let ours = home.run(&[&home.bin("oci-runtime"), "run", "--bundle", bundle, "ours"]);
+    let runc = home.run(&[
+        "runc",
+        "--root",
+        state.to_str().unwrap(),
+        "run",
+        "--bundle",
+        bundle,
+        "theirs",
+    ]);
+    assert_eq!(ours.status.code(), Some(0), "{}", show(&ours));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        EXPECTED,
+        "{}",
+        show(&ours)
+    );
+    assert_eq!(
+        (ours.status.code(), ours.stdout, ours.stderr),
+        (runc.status.code(), runc.stdout, runc.stderr),
+        "oci-runtime (left) and runc (right) differ"
+    );
+    home.assert_nothing_of_roots();
+}
