@@ -77,6 +77,7 @@ impl Home {
             ("run", example_binary("run")),
             ("unpack", example_binary("unpack")),
             ("oci-runtime", workspace_binary("oci-runtime")),
+            ("ocikit", workspace_binary("ocikit")),
         ] {
             let to = home.path().join("bin").join(name);
             std::fs::copy(from, &to).unwrap();
@@ -259,6 +260,55 @@ fn run_from_the_store_as_a_user_then_again_without_fetching_or_unpacking() {
     );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(home.path().to_str().unwrap()), "{mounts}");
+    home.assert_nothing_of_roots();
+}
+
+/// The `ocikit` command as the user: `run` pulls through the user's default store
+/// (`$XDG_DATA_HOME/ocikit`) and prints the image's owners; the next `pull` fetches nothing;
+/// `-m` where cgroups cannot be written fails (125) naming the limit.
+#[test]
+fn the_ocikit_command_runs_rootless_through_the_users_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image(tmp.path());
+    let bare = src.strip_prefix("docker://").unwrap();
+    let home = Home::new();
+    let ocikit = home.bin("ocikit");
+    let first = home.run(&[&ocikit, "run", "--rm", bare]);
+    assert_eq!(first.status.code(), Some(0), "{}", show(&first));
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout),
+        EXPECTED,
+        "{}",
+        show(&first)
+    );
+    let store = home.path().join("data/ocikit");
+    let before = snapshots(&store);
+    assert!(
+        !before.is_empty(),
+        "the user's default store holds the layers"
+    );
+    let again = home.run(&[&ocikit, "pull", bare]);
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("(0 fetched"),
+        "{}",
+        show(&again)
+    );
+    let second = home.run(&[&ocikit, "run", "--rm", bare]);
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        EXPECTED,
+        "{}",
+        show(&second)
+    );
+    assert_eq!(snapshots(&store), before, "a layer was unpacked again");
+    let limited = home.run(&[&ocikit, "run", "--rm", "-m", "64m", bare, "true"]);
+    assert_eq!(limited.status.code(), Some(125), "{}", show(&limited));
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(
+        stderr.contains("linux.resources.memory.limit") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
     home.assert_nothing_of_roots();
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn unpack(a: UnpackArgs, globals: &Globals) -> Result<ExitCode, Failu
     ocikit::trust::check_opened(&location, &source, &a.trust.options())?;
     let mut options = UnpackOptions::new().apply(ApplyOptions::new()).convert(
         ConvertOptions::new()
-            .rootless(a.rootless)
+            .rootless(a.rootless || ocikit::runtime::is_rootless())
             .terminal(!a.no_terminal)
             .default_args(vec!["sh".into()]),
     );

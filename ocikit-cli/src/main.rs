@@ -162,6 +162,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let name = cli.command.name();
     let run = matches!(cli.command, Command::Run(_));
+    // As an unprivileged user, what writes image files with their owners or mounts the
+    // store's overlays runs in a user namespace of the user's ids (`podman unshare`'s): the
+    // store's subcommands and unpack. Nothing is done for root. The kernel allows it only
+    // while the process has one thread, as here, before any work.
+    let needs_namespace = matches!(
+        cli.command,
+        Command::Pull(_)
+            | Command::Images(_)
+            | Command::Rmi(_)
+            | Command::Prune(_)
+            | Command::Run(_)
+            | Command::Unpack(_)
+    );
+    if needs_namespace && let Err(e) = ocikit::runtime::enter_user_namespace() {
+        let failure = Failure::Lib(e.into());
+        eprintln!("ocikit {name}: {}", failure.chain());
+        return failure.exit_code(run);
+    }
     let globals = Globals { quiet: cli.quiet };
     match dispatch(cli.command, &globals) {
         Ok(code) => code,

@@ -368,7 +368,11 @@ fn volume(spec: &str) -> Result<ocikit::oci_spec::runtime::Mount, Failure> {
 
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
     use ocikit::run::{RunOptions, Stdio, run_stored};
-    let mut convert = ocikit::convert::ConvertOptions::new().terminal(a.tty);
+    // As a user (in the user namespace `main` entered), a configuration runc's rootless
+    // one: the user namespace's mappings, no devices to create.
+    let mut convert = ocikit::convert::ConvertOptions::new()
+        .terminal(a.tty)
+        .rootless(ocikit::runtime::is_rootless());
     if let Some(m) = &a.memory {
         convert = convert.memory_limit(parse_size(m)?);
     }
