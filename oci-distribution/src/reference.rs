@@ -218,8 +218,9 @@ impl Reference {
 }
 
 /// `path-component := alpha-numeric [separator alpha-numeric]*`, with `alpha-numeric :=
-/// [a-z0-9]+` and `separator := [_.]|__|[-]*` (distribution's reference grammar).
-fn path_component(c: &str) -> bool {
+/// [a-z0-9]+` and `separator := [_.]|__|[-]*` (distribution's reference grammar; the
+/// embedded registry checks repository names with it too).
+pub(crate) fn path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
