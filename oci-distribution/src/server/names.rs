@@ -14,7 +14,9 @@ pub(crate) const MAX_NAME_LEN: usize = 255;
 /// Components therefore never are empty, `.` or `..`, and never start with `_`: the storage
 /// relies on that (see `storage.rs`).
 pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(crate::reference::path_component)
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.split('/').all(crate::reference::path_component)
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
