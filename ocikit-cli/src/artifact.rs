@@ -22,6 +22,31 @@ pub(crate) struct ArtifactArgs {
     command: ArtifactCommand,
 }
 
+/// What `push` and `attach` store: the file's types and the manifest's annotations.
+#[derive(Args)]
+struct ArtifactFile {
+    /// The artifact type (a media type).
+    #[arg(long = "type", value_name = "MEDIA_TYPE")]
+    artifact_type: String,
+    /// The file's media type (default: TYPE.layer).
+    #[arg(long, value_name = "MEDIA_TYPE")]
+    media_type: Option<String>,
+    /// An annotation of the manifest, KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+impl ArtifactFile {
+    /// The file's media type: given, else `TYPE.layer`.
+    fn media_type(&self) -> String {
+        self.media_type
+            .clone()
+            .unwrap_or_else(|| format!("{}.layer", self.artifact_type))
+    }
+}
+
 #[derive(Subcommand)]
 enum ArtifactCommand {
     /// Store a file as an artifact at a location.
@@ -33,17 +58,8 @@ enum ArtifactCommand {
         file: PathBuf,
         /// Where: any location.
         destination: String,
-        /// The artifact type (a media type).
-        #[arg(long = "type", value_name = "MEDIA_TYPE")]
-        artifact_type: String,
-        /// The file's media type (default: TYPE.layer).
-        #[arg(long, value_name = "MEDIA_TYPE")]
-        media_type: Option<String>,
-        /// An annotation of the manifest, KEY=VALUE.
-        #[arg(long, value_name = "KEY=VALUE")]
-        annotation: Vec<String>,
         #[command(flatten)]
-        registry: RegistryFlags,
+        artifact: ArtifactFile,
     },
     /// Attach a file to an image in a registry (the artifact's subject is the image).
     #[command(after_help = "Example:\n  \
@@ -54,17 +70,8 @@ enum ArtifactCommand {
         subject: String,
         /// The file.
         file: PathBuf,
-        /// The artifact type.
-        #[arg(long = "type", value_name = "MEDIA_TYPE")]
-        artifact_type: String,
-        /// The file's media type (default: TYPE.layer).
-        #[arg(long, value_name = "MEDIA_TYPE")]
-        media_type: Option<String>,
-        /// An annotation of the manifest, KEY=VALUE.
-        #[arg(long, value_name = "KEY=VALUE")]
-        annotation: Vec<String>,
         #[command(flatten)]
-        registry: RegistryFlags,
+        artifact: ArtifactFile,
     },
     /// List what is attached to an image: digest, size, artifact type.
     #[command(after_help = "Example:\n  ocikit artifact list docker://registry.example/app:1")]
@@ -101,24 +108,20 @@ fn annotations(list: &[String]) -> Result<HashMap<String, String>, Failure> {
 }
 
 pub(crate) fn artifact(a: ArtifactArgs) -> Result<ExitCode, Failure> {
-    let media = |t: &str, m: &Option<String>| m.clone().unwrap_or_else(|| format!("{t}.layer"));
     match a.command {
         ArtifactCommand::Push {
             file,
             destination,
-            artifact_type,
-            media_type,
-            annotation,
-            registry,
+            artifact: a,
         } => {
-            let dest = open_destination_with(&location(&destination)?, &registry.context())?;
+            let dest = open_destination_with(&location(&destination)?, &a.registry.context())?;
             let m = push_artifact(
                 dest.destination(),
                 &file,
-                &artifact_type,
-                &media(&artifact_type, &media_type),
+                &a.artifact_type,
+                &a.media_type(),
                 None,
-                &annotations(&annotation)?,
+                &annotations(&a.annotation)?,
                 None,
             )?;
             dest.name(&AnyManifest::Manifest(m.clone()))?;
@@ -128,23 +131,23 @@ pub(crate) fn artifact(a: ArtifactArgs) -> Result<ExitCode, Failure> {
         ArtifactCommand::Attach {
             subject,
             file,
-            artifact_type,
-            media_type,
-            annotation,
-            registry,
+            artifact: a,
         } => {
-            let source =
-                open_source_with(&location(&subject)?, &host_platform(), &registry.context())?;
+            let source = open_source_with(
+                &location(&subject)?,
+                &host_platform(),
+                &a.registry.context(),
+            )?;
             let repo = source.repository().ok_or_else(|| {
                 Failure::Usage(format!("attach needs a registry image, not {subject}"))
             })?;
             let m = push_artifact(
                 repo,
                 &file,
-                &artifact_type,
-                &media(&artifact_type, &media_type),
+                &a.artifact_type,
+                &a.media_type(),
                 Some(source.top()),
-                &annotations(&annotation)?,
+                &annotations(&a.annotation)?,
                 None,
             )?;
             println!("{}", m.digest());

@@ -241,24 +241,12 @@ pub(crate) struct CopyArgs {
     /// Sign with this cosign private key.
     #[arg(long, value_name = "KEY")]
     sign_by_sigstore_private_key: Option<PathBuf>,
-    /// The file holding the signing key's passphrase (default: $OCIKIT_PASSWORD).
+    /// The file holding the signing key's passphrase (default: $OCIKIT_PASSWORD,
+    /// $COSIGN_PASSWORD, asked on a terminal).
     #[arg(long, value_name = "FILE")]
     sign_passphrase_file: Option<PathBuf>,
     #[command(flatten)]
     platform: PlatformFlags,
-}
-
-fn passphrase(file: &Option<PathBuf>) -> Result<String, Failure> {
-    match file {
-        Some(f) => std::fs::read_to_string(f)
-            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|e| Failure::io(format!("reading {}", f.display()), e)),
-        None => Ok(std::env::var("OCIKIT_PASSWORD").unwrap_or_default()),
-    }
-}
-
-fn read_key(path: &PathBuf) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| Failure::io(format!("reading {}", path.display()), e))
 }
 
 fn retry_client(times: Option<u32>) -> Option<ClientBuilder> {
@@ -297,15 +285,15 @@ pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> 
     let mut trust = a.trust.options().remove_signatures(a.remove_signatures);
     if let Some(key) = &a.sign_by {
         let signer = SimpleSigner::from_armored_or_binary(
-            &read_key(key)?,
-            &passphrase(&a.sign_passphrase_file)?,
+            &crate::trust::read(key)?,
+            &crate::trust::passphrase(&a.sign_passphrase_file, false)?,
         )?;
         trust = trust.sign_by(signer);
     }
     if let Some(key) = &a.sign_by_sigstore_private_key {
         let key = CosignPrivateKey::from_encrypted_pem(
-            &read_key(key)?,
-            passphrase(&a.sign_passphrase_file)?.as_bytes(),
+            &crate::trust::read(key)?,
+            crate::trust::passphrase(&a.sign_passphrase_file, false)?.as_bytes(),
         )?;
         trust = trust.sign_by_sigstore(key);
     }

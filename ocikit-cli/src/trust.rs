@@ -20,7 +20,7 @@ use crate::registry::{RegistryFlags, TrustFlags, location};
 
 /// The passphrase of a key: the file given, else `$OCIKIT_PASSWORD`, else `$COSIGN_PASSWORD`
 /// (cosign's), else asked for on a terminal, else empty.
-fn passphrase(file: &Option<PathBuf>, confirm: bool) -> Result<String, Failure> {
+pub(crate) fn passphrase(file: &Option<PathBuf>, confirm: bool) -> Result<String, Failure> {
     if let Some(f) = file {
         return std::fs::read_to_string(f)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
@@ -46,7 +46,8 @@ fn passphrase(file: &Option<PathBuf>, confirm: bool) -> Result<String, Failure> 
     Ok(first)
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+/// The bytes of a key file.
+pub(crate) fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::io(format!("reading {}", path.display()), e))
 }
 
