@@ -590,7 +590,14 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                     println!("{}", c.id());
                 }
             } else if a.value(&["format", "f"]) == Some("json") {
-                let v: Vec<_> = all.iter().map(|c| c.to_json()).collect();
+                let v: Vec<_> = all
+                    .iter()
+                    .map(|c| {
+                        let mut v = c.to_json();
+                        v["owner"] = owner(rt, c.id()).into();
+                        v
+                    })
+                    .collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 let mut rows = vec![[
@@ -608,7 +615,7 @@ fn dispatch(rt: &Runtime, command: &str, rest: &[String]) -> Result<u8, Failure>
                         c.status_name(),
                         c.state().bundle().display().to_string(),
                         c.created().to_string(),
-                        "root".into(),
+                        owner(rt, c.id()),
                     ]);
                 }
                 let widths: Vec<usize> = (0..6)
@@ -1018,5 +1025,18 @@ mod tests {
         let v: Vec<String> = vec!["--bundle".into()];
         assert!(Args::parse(&v, CREATE_VALUED).is_err());
         assert!(args(&[], &[]).id().is_err());
+    }
+}
+
+/// `list`'s OWNER: as runc's, the name of the user owning the container's state directory,
+/// `#UID` when the password database has no such user (`state` prints `owner` as "").
+fn owner(rt: &Runtime, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(rt.root().join(id)) else {
+        return String::new();
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid())) {
+        Ok(Some(user)) => user.name,
+        _ => format!("#{}", meta.uid()),
     }
 }

@@ -91,6 +91,18 @@ fn create_start_state_kill_delete_from_separate_processes() {
     let list = ok(&root, &["list", "--format", "json"]);
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["id"], cid.as_str());
+    // OWNER is the state directory's owner, as runc's: by name, else `#UID`.
+    assert_eq!(list[0]["owner"], "root");
+    assert_eq!(state(&root, &cid)["owner"], "", "state leaves it empty, as runc's");
+    let dir = root.join(&cid);
+    for (uid, name) in [(65534, "nobody"), (4242, "#4242")] {
+        std::os::unix::fs::chown(&dir, Some(uid), None).unwrap();
+        let list: Value = serde_json::from_str(&ok(&root, &["list", "-f", "json"])).unwrap();
+        assert_eq!(list[0]["owner"], name);
+        let table = ok(&root, &["list"]);
+        assert!(table.lines().nth(1).unwrap().ends_with(name), "{table}");
+    }
+    std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
     assert_eq!(ok(&root, &["list", "-q"]), format!("{cid}\n"));
 
     // delete without --force refuses a live container, and says so in its exit status.
