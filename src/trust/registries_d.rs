@@ -142,9 +142,11 @@ impl RegistriesD {
         let base = self
             .lookup(image, |ns| ns.url(write).map(str::to_owned))
             .unwrap_or_else(|| {
-                let root = rustix::process::geteuid().is_root();
+                // containers/image asks `rootless.GetRootlessEUID() == 0`: root only in a
+                // user namespace (ocikit_runtime::enter_user_namespace) is still a user.
+                let rootless = ocikit_runtime::is_rootless();
                 match std::env::var_os("HOME") {
-                    Some(home) if !root => format!(
+                    Some(home) if rootless => format!(
                         "file://{}/.local/share/containers/sigstore",
                         Path::new(&home).display()
                     ),
