@@ -63,7 +63,8 @@ impl Overlay {
     }
 
     /// Keeps every change whole in the upper directory, so that it can be read as a layer
-    /// (a commit): `redirect_dir=off` (renaming a lower directory fails with `EXDEV`, and
+    /// (a commit): no redirects (`redirect_dir=off`, or `nofollow` with
+    /// [`user_xattrs`](Self::user_xattrs); renaming a lower directory fails with `EXDEV`, and
     /// programs copy instead, as `mv` does) and `metacopy=off` (a file whose metadata changes
     /// is copied up with its data). Default false: the kernel's defaults.
     pub fn self_contained_upper(mut self, yes: bool) -> Self {
@@ -130,7 +131,15 @@ impl Overlay {
             data.push_str(",userxattr");
         }
         if self.self_contained_upper {
-            data.push_str(",redirect_dir=off,metacopy=off");
+            // With `userxattr` the kernel refuses `redirect_dir=off` ("conflicting options:
+            // userxattr,redirect_dir=off"); its mode there must be `nofollow`, which creates
+            // no redirect either ("Redirects are not created and not followed",
+            // overlayfs.rst), so a renamed lower directory is still copied whole.
+            data.push_str(if self.user_xattrs {
+                ",redirect_dir=nofollow,metacopy=off"
+            } else {
+                ",redirect_dir=off,metacopy=off"
+            });
         }
         mount(
             Some("overlay"),
