@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use ocikit::store::Store;
-use ocikit::working::WorkingContainer;
-use ocikit::working::{CommitOptions, ConfigEdit, FromOptions, Network, RunInOptions};
+use ocikit::working::{
+    CommitOptions, ConfigEdit, FromOptions, Network, RunInOptions, WorkingContainer,
+};
 
 fn build() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
