@@ -835,6 +835,45 @@ fn the_work_command_builds_as_buildah_does() {
     assert_eq!(tree["x"], "file \"1\\n\" mode 644 owner 0:0");
     assert_eq!(tree["srv/added"], "file \"added\\n\" mode 640 owner 5:6");
 
+    // To the registry: as buildah names it (HOST/NAME, --tls-verify) and as `ocikit copy`
+    // does (docker://, --dest-tls-verify); skopeo reads what was pushed.
+    let reference = format!("{}/ocikit-test/work-cli-{}", registry(), std::process::id());
+    let digestfile = dir.path().join("digest");
+    let first = work(&[
+        "push",
+        "--tls-verify=false",
+        "--digestfile",
+        digestfile.to_str().unwrap(),
+        "recipe:v1",
+        &format!("{reference}:v1"),
+    ]);
+    assert_eq!(std::fs::read_to_string(&digestfile).unwrap(), first);
+    let second = work(&[
+        "push",
+        "--dest-tls-verify=false",
+        "recipe:v1",
+        &format!("docker://{reference}:v2"),
+    ]);
+    assert_eq!(first, second);
+    let inspected: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{reference}:v2"),
+    ])))
+    .unwrap();
+    assert_eq!(inspected["Digest"], first.as_str());
+    assert_eq!(inspected["Labels"]["a"], "b");
+    // And back, into another store, from a bare HOST/NAME as buildah from takes it.
+    let other = dir.path().join("other");
+    let pulled = run(Command::new(workspace_binary("ocikit"))
+        .args(["work", "--root"])
+        .arg(&other)
+        .args(["from", "--tls-verify=false", &format!("{reference}:v1")]));
+    assert_eq!(
+        pulled.trim(),
+        format!("work-cli-{}-working-container", std::process::id())
+    );
+
     // The command's exit code is run's.
     let status = Command::new(workspace_binary("ocikit"))
         .args(["work", "--root"])
