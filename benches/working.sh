@@ -6,7 +6,8 @@
 # 1. from, run, commit: a working container over the stored ~130 MB, 5-layer image of
 #    benches/store.sh, `run -- /bin/sh -c 'echo hi > /hello; rm /bin/sleep'` (the image's
 #    busybox has no `ls`: `sleep` is the base file deleted), `commit` into the store; the
-#    three commands timed together (`examples/work` vs `buildah from/run/commit`);
+#    three commands timed together (`ocikit work from/run/commit` vs `buildah from/run/commit`,
+#    each a process of its own);
 # 2. commit of a run that wrote ~100 MB of files (a copy of the image's icons, vim and perl
 #    trees under /opt, 2.8k files): the commit alone is timed.
 # Both keep layers uncompressed in their store (buildah commit's default
@@ -36,8 +37,8 @@ if ((${#missing[@]} > 0)); then
         "${missing[@]}" </dev/null >&2
 fi
 
-cargo build --release --quiet --example build --example pull --example work
-BIN=${OCIKIT_BENCH_BIN:-$PWD/target/release/examples}
+cargo build --release --quiet -p ocikit-cli
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocwb.XXXXXX")
 cleanup() {
@@ -79,10 +80,10 @@ export CONTAINERS_CONF=$WORK/conf/containers.conf
 export CONTAINERS_REGISTRIES_CONF=$WORK/conf/registries.conf
 export CONTAINERS_STORAGE_CONF=$WORK/conf/storage.conf
 bh() { buildah --root "$WORK/bh/root" --runroot "$WORK/bh/run" --storage-driver overlay "$@"; }
-ours() { "$BIN/work" --store "$WORK/ours" "$@"; }
+ours() { "$OCIKIT" work --root "$WORK/ours" "$@"; }
 
 log "storing the image in both stores"
-"$BIN/pull" "oci:$BASE/image:bench" --store "$WORK/ours" --name bench >/dev/null
+"$OCIKIT" pull --quiet --root "$WORK/ours" "oci:$BASE/image:bench" >/dev/null
 skopeo copy -q "oci:$BASE/image:bench" \
     "containers-storage:[overlay@$WORK/bh/root+$WORK/bh/run]localhost/bench:latest"
 
@@ -117,7 +118,7 @@ for i in $(seq "$RUNS"); do
     b=$(bh from -q localhost/bench:latest)
     bh run --network host "$b" -- /bin/busybox sh -c "$BIG"
     sync
-    /usr/bin/time -f "%e %M" -o "$WORK/one" "$BIN/work" --store "$WORK/ours" commit "$c" >/dev/null
+    /usr/bin/time -f "%e %M" -o "$WORK/one" "$OCIKIT" work --root "$WORK/ours" commit "$c" >/dev/null
     cat "$WORK/one" >>"$WORK/big-ours"
     sync
     /usr/bin/time -f "%e %M" -o "$WORK/one" buildah --root "$WORK/bh/root" --runroot "$WORK/bh/run" \

@@ -2,9 +2,13 @@
 //! inside, files copied in, the configuration edited, and the change committed as one layer;
 //! compared with buildah itself and with `umoci unpack`.
 //!
+//! The `ocikit work` command does the same with buildah's flags, and is compared with buildah
+//! too; the `work` recipe's image is checked.
+//!
 //! Needs root (overlay mounts, namespaces), the registry of scripts/test.sh
 //! (`OCIKIT_TEST_REGISTRY`), busybox-static, umoci and buildah (scripts/test.sh installs them),
-//! and the recipes built (`cargo build --examples`); fails without them.
+//! the `ocikit` command and the recipes built (`cargo build --workspace --examples`); fails
+//! without them.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -23,7 +27,7 @@ use ocikit::working::{
 };
 
 mod common;
-use common::{busybox_tree, example_binary, registry, run};
+use common::{busybox_tree, example_binary, registry, run, workspace_binary};
 
 fn assert_root() {
     assert!(
@@ -32,10 +36,21 @@ fn assert_root() {
     );
 }
 
-/// The runtime re-executes a helper as each container's init: the `work` recipe, which calls
-/// `init_if_requested` first (a test binary cannot).
+/// The runtime re-executes a helper as each container's init: the `ocikit` command, which
+/// calls `init_if_requested` first (a test binary cannot).
 fn runtime() -> ocikit::run::RunOptions {
-    ocikit::run::RunOptions::new().helper(example_binary("work"))
+    ocikit::run::RunOptions::new().helper(workspace_binary("ocikit"))
+}
+
+/// `ocikit work --root STORE ARGS...`, which must succeed; its standard output, trimmed.
+fn work(store: &Path, args: &[&str]) -> String {
+    run(Command::new(workspace_binary("ocikit"))
+        .arg("work")
+        .arg("--root")
+        .arg(store)
+        .args(args))
+    .trim()
+    .to_owned()
 }
 
 fn run_in() -> RunInOptions {
@@ -204,10 +219,10 @@ fn built_image_is_pushed_pulled_and_runs() {
     assert_eq!(pushed.layers()[0], committed.manifest.layers()[0]);
 
     let fresh = dir.path().join("fresh");
-    let out = run(Command::new(example_binary("run"))
-        .arg(format!("docker://{reference}"))
-        .arg("--store")
-        .arg(&fresh));
+    let out = run(Command::new(workspace_binary("ocikit"))
+        .args(["run", "--rm", "--tls-verify=false", "--root"])
+        .arg(&fresh)
+        .arg(format!("docker://{reference}")));
     assert_eq!(out, "installed\n");
     let fresh = Store::open(&fresh).unwrap();
     let rootfs = fresh
@@ -274,6 +289,81 @@ fn commit_keeps_whiteouts_opaque_directories_and_links_as_umoci_reads_them() {
     c.remove().unwrap();
 }
 
+/// buildah with a private configuration and storage under `dir` (nothing of the machine's
+/// own is read or changed).
+struct Buildah {
+    conf: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl Buildah {
+    fn new(dir: &Path) -> Buildah {
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("containers.conf"),
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n[engine]\nruntime = \"runc\"\n\
+                 cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\n",
+                conf.join("events.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("registries.conf"),
+            "unqualified-search-registries = []\n",
+        )
+        .unwrap();
+        let root = dir.join("bh");
+        std::fs::write(
+            conf.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
+                root.join("run").display(),
+                root.join("root").display()
+            ),
+        )
+        .unwrap();
+        Buildah { conf, root }
+    }
+
+    /// `buildah ARGS...`, which must succeed; its standard output, trimmed.
+    fn run(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("buildah");
+        cmd.env("CONTAINERS_CONF", self.conf.join("containers.conf"))
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.conf.join("registries.conf"),
+            )
+            .env("CONTAINERS_STORAGE_CONF", self.conf.join("storage.conf"))
+            .arg("--root")
+            .arg(self.root.join("root"))
+            .arg("--runroot")
+            .arg(self.root.join("run"))
+            .args(["--storage-driver", "overlay"])
+            .args(args);
+        run(&mut cmd).trim().to_owned()
+    }
+}
+
+/// `base` copied to the test registry as `NAME-<pid>:v1`; its reference. buildah names an
+/// `oci:` image after its path, which a temporary directory's capitals make invalid: it
+/// takes the base from the registry.
+fn base_in_registry(base: &Location, name: &str) -> String {
+    let reference = format!(
+        "{}/ocikit-test/{name}-{}:v1",
+        registry(),
+        std::process::id()
+    );
+    copy(
+        base,
+        &format!("docker://{reference}").parse().unwrap(),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    reference
+}
+
 /// buildah and ocikit, the same steps on the same image: the committed images unpack to the
 /// same tree (path, type, mode, owner, content, link target).
 #[test]
@@ -293,59 +383,9 @@ fn same_steps_as_buildah_give_the_same_tree() {
     c.commit(&CommitOptions::new().name("ours")).unwrap();
     c.remove().unwrap();
 
-    // buildah with a private configuration and storage.
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::write(
-        conf.join("containers.conf"),
-        format!(
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\"]\n[engine]\nruntime = \"runc\"\n\
-             cgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nevents_logfile_path = \"{}\"\n",
-            conf.join("events.log").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("registries.conf"),
-        "unqualified-search-registries = []\n",
-    )
-    .unwrap();
-    let root = dir.path().join("bh");
-    std::fs::write(
-        conf.join("storage.conf"),
-        format!(
-            "[storage]\ndriver = \"overlay\"\nrunroot = \"{}\"\ngraphroot = \"{}\"\n",
-            root.join("run").display(),
-            root.join("root").display()
-        ),
-    )
-    .unwrap();
-    let buildah = |args: &[&str]| {
-        let mut cmd = Command::new("buildah");
-        cmd.env("CONTAINERS_CONF", conf.join("containers.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", conf.join("registries.conf"))
-            .env("CONTAINERS_STORAGE_CONF", conf.join("storage.conf"))
-            .arg("--root")
-            .arg(root.join("root"))
-            .arg("--runroot")
-            .arg(root.join("run"))
-            .args(["--storage-driver", "overlay"])
-            .args(args);
-        run(&mut cmd).trim().to_owned()
-    };
-    // buildah names an `oci:` image after its path, which a temporary directory's capitals
-    // make invalid: it takes the base from the registry.
-    let base_ref = format!(
-        "{}/ocikit-test/working-base-{}:v1",
-        registry(),
-        std::process::id()
-    );
-    copy(
-        &base,
-        &format!("docker://{base_ref}").parse().unwrap(),
-        &CopyOptions::new(),
-    )
-    .unwrap();
+    let buildah = Buildah::new(dir.path());
+    let buildah = |args: &[&str]| buildah.run(args);
+    let base_ref = base_in_registry(&base, "working-base");
     let bc = buildah(&[
         "from",
         "--tls-verify=false",
@@ -732,22 +772,16 @@ fn a_commits_snapshot_is_what_a_pull_of_the_image_unpacks() {
     assert!(store.check().unwrap().is_ok());
 }
 
-/// The `work` recipe, subcommand by subcommand with buildah's flags: from, run, copy,
-/// config, commit, containers, push, rm; and its errors exit 125 with one line.
+/// The `ocikit work` command, subcommand by subcommand with buildah's flags: from, run, copy,
+/// config, commit, containers, push, rm; `run` exits with the command's code, and its own
+/// failures exit 125 with one line.
 #[test]
-fn the_work_recipe_builds_as_buildah_does() {
+fn the_work_command_builds_as_buildah_does() {
     assert_root();
     let dir = tempfile::tempdir().unwrap();
     let base = base_image(dir.path());
     let store = dir.path().join("store");
-    let work = |args: &[&str]| {
-        run(Command::new(example_binary("work"))
-            .arg("--store")
-            .arg(&store)
-            .args(args))
-        .trim()
-        .to_owned()
-    };
+    let work = |args: &[&str]| work(&store, args);
     let c = work(&["from", "--name", "recipe", &base.to_string()]);
     assert_eq!(c, "recipe");
     work(&[
@@ -783,27 +817,326 @@ fn the_work_recipe_builds_as_buildah_does() {
         "a=b",
         &c,
     ]);
-    assert!(work(&["containers"]).starts_with("recipe\t"));
+    assert!(work(&["containers", "--noheading"]).starts_with("recipe "));
+    assert_eq!(work(&["--quiet", "containers"]), "recipe");
     let digest = work(&["commit", &c, "recipe:v1"]);
     assert!(digest.starts_with("sha256:"));
     let out = dir.path().join("out");
-    work(&[
+    let pushed = work(&[
         "push",
         "recipe:v1",
         &format!("oci:{}:pushed", out.display()),
     ]);
+    assert!(
+        pushed.starts_with("sha256:") && pushed != digest,
+        "{pushed}"
+    );
     let tree = unpacked(&out, "pushed", &dir.path().join("u"));
     assert_eq!(tree["x"], "file \"1\\n\" mode 644 owner 0:0");
     assert_eq!(tree["srv/added"], "file \"added\\n\" mode 640 owner 5:6");
-    work(&["rm", &c]);
-    assert_eq!(work(&["containers"]), "");
-    let failed = Command::new(example_binary("work"))
-        .arg("--store")
+
+    // To the registry: as buildah names it (HOST/NAME, --tls-verify) and as `ocikit copy`
+    // does (docker://, --dest-tls-verify); skopeo reads what was pushed.
+    let reference = format!("{}/ocikit-test/work-cli-{}", registry(), std::process::id());
+    let digestfile = dir.path().join("digest");
+    let first = work(&[
+        "push",
+        "--tls-verify=false",
+        "--digestfile",
+        digestfile.to_str().unwrap(),
+        "recipe:v1",
+        &format!("{reference}:v1"),
+    ]);
+    assert_eq!(std::fs::read_to_string(&digestfile).unwrap(), first);
+    let second = work(&[
+        "push",
+        "--dest-tls-verify=false",
+        "recipe:v1",
+        &format!("docker://{reference}:v2"),
+    ]);
+    assert_eq!(first, second);
+    let inspected: serde_json::Value = serde_json::from_str(&run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{reference}:v2"),
+    ])))
+    .unwrap();
+    assert_eq!(inspected["Digest"], first.as_str());
+    assert_eq!(inspected["Labels"]["a"], "b");
+    // And back, into another store, from a bare HOST/NAME as buildah from takes it.
+    let other = dir.path().join("other");
+    let pulled = run(Command::new(workspace_binary("ocikit"))
+        .args(["work", "--root"])
+        .arg(&other)
+        .args(["from", "--tls-verify=false", &format!("{reference}:v1")]));
+    assert_eq!(
+        pulled.trim(),
+        format!("work-cli-{}-working-container", std::process::id())
+    );
+
+    // The command's exit code is run's.
+    let status = Command::new(workspace_binary("ocikit"))
+        .args(["work", "--root"])
         .arg(&store)
-        .args(["run", "nobody", "--", "true"])
-        .output()
+        .args(["run", &c, "--", "/bin/sh", "-c", "exit 7"])
+        .status()
         .unwrap();
+    assert_eq!(status.code(), Some(7));
+    work(&["rm", &c]);
+    assert_eq!(work(&["containers", "--noheading"]), "");
+    let ocikit = |args: &[&str]| {
+        Command::new(workspace_binary("ocikit"))
+            .args(["work", "--root"])
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let failed = ocikit(&["run", "nobody", "--", "true"]);
     assert_eq!(failed.status.code(), Some(125));
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(err.contains("no container \"nobody\""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Elsewhere, a missing container is "not found" (3), a bad flag value a usage error (2).
+    assert_eq!(ocikit(&["rm", "nobody"]).status.code(), Some(3));
+    let c = work(&["from", &base.to_string()]);
+    let bad = ocikit(&["config", "--entrypoint", "[\"unclosed\"", &c]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--entrypoint"),
+        "{bad:?}"
+    );
+    work(&["rm", "--all"]);
+}
+
+/// The `work` recipe: from the base image, one command, an entrypoint, a commit to a name;
+/// the image it committed has the file the command wrote and runs it.
+#[test]
+fn the_work_recipe_commits_what_its_command_wrote() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let root = dir.path().join("store");
+    let out = run(Command::new(example_binary("work"))
+        .arg(base.to_string())
+        .arg("built")
+        .arg(&root));
+    let store = Store::open(&root).unwrap();
+    let image = store.image("built").unwrap();
+    assert_eq!(out.trim(), format!("built {}", image.manifest.digest()));
+    assert_eq!(image.manifest.layers().len(), 2, "one layer on the base's");
+    let config = image.config.value().config().clone().unwrap();
+    assert_eq!(
+        config.entrypoint().clone().unwrap(),
+        ["/bin/cat", "/built-by"]
+    );
+    let tree = unpacked(store.layout().root(), "built", &dir.path().join("u"));
+    assert_eq!(
+        tree["built-by"],
+        "file \"built by ocikit\\n\" mode 644 owner 0:0"
+    );
+    assert!(
+        WorkingContainer::list(&store).unwrap().is_empty(),
+        "removed"
+    );
+    let ran = run(Command::new(workspace_binary("ocikit"))
+        .args(["run", "--rm", "--root"])
+        .arg(&root)
+        .arg("built"));
+    assert_eq!(ran, "built by ocikit\n");
+}
+
+/// Path → (type, mode, owner, content or link target) of every entry of the last layer of
+/// `image` in the layout `dir`, and the image's configuration.
+fn last_layer_and_config(dir: &Path, image: &str) -> (BTreeMap<String, String>, serde_json::Value) {
+    let layout = Layout::open(dir).unwrap();
+    let source: &dyn ImageSource = &layout;
+    let resolved = source
+        .fetch_image(&image.parse().unwrap(), &ocikit::image::host_platform())
+        .unwrap();
+    let layer = resolved.manifest.layers().last().unwrap().clone();
+    let blob = layout.open_blob(&layer).unwrap();
+    let reader: Box<dyn std::io::Read> = match layer.media_type().compression() {
+        Some(Compression::Gzip) => Box::new(flate2::read::GzDecoder::new(blob)),
+        Some(Compression::None) => Box::new(blob),
+        other => panic!("layer compression {other:?}"),
+    };
+    let mut entries = BTreeMap::new();
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let h = entry.header().clone();
+        let path = entry.path().unwrap().display().to_string();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_owned();
+        let what = match h.entry_type() {
+            tar::EntryType::Directory => "dir".to_owned(),
+            tar::EntryType::Symlink => {
+                format!("link -> {}", h.link_name().unwrap().unwrap().display())
+            }
+            tar::EntryType::Link => {
+                format!("hard link -> {}", h.link_name().unwrap().unwrap().display())
+            }
+            tar::EntryType::Regular => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                format!("file {text:?}")
+            }
+            other => format!("{other:?}"),
+        };
+        // Owners as written: a number, or nothing (`None`).
+        let line = format!(
+            "{what} mode {:o} owner {:?}:{:?}",
+            h.mode().unwrap() & 0o7777,
+            h.uid().ok(),
+            h.gid().ok()
+        );
+        entries.insert(path, line);
+    }
+    let config = serde_json::from_slice(resolved.config.raw()).unwrap();
+    (entries, config)
+}
+
+/// `ocikit work` and buildah, the same from, run, config and commit on the same image, with
+/// the same flags: the committed layers hold the same entries (path, type, mode, owner,
+/// content, link), and the configurations the same fields.
+#[test]
+fn ocikit_work_and_buildah_commit_the_same_layer_and_config() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_image(dir.path());
+    let script = "echo hi > /hello && rm /bin/ls && rm -rf /data/dir && mkdir -p /a/b \
+                  && ln -s /hello /a/link && echo linked > /linked && ln /linked /data/hard \
+                  && rm -rf /swap && mkdir /swap && echo x > /swap/x && chmod 0750 /data";
+    let config_flags = [
+        "--entrypoint",
+        "[\"/bin/cat\",\"/hello\"]",
+        "--env",
+        "A=1",
+        "--label",
+        "l=v",
+        // buildah 1.28 keeps `--port 8080` as "8080", ocikit writes "8080/tcp": "port with
+        // the default protocol being tcp if not specified" (image-spec, config.md), the same.
+        "--port",
+        "8080/tcp",
+        "--volume",
+        "/data",
+        "--workingdir",
+        "/srv",
+        "--user",
+        "0:0",
+        "--stop-signal",
+        "SIGINT",
+        "--author",
+        "someone",
+    ];
+
+    let store = dir.path().join("store");
+    let c = work(&store, &["from", &base.to_string()]);
+    work(
+        &store,
+        &[
+            "run",
+            "--network",
+            "host",
+            &c,
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+        ],
+    );
+    work(&store, &[&["config"][..], &config_flags, &[&c]].concat());
+    work(&store, &["commit", "--rm", &c, "ours"]);
+    let ours_layout = dir.path().join("ours");
+    work(
+        &store,
+        &[
+            "push",
+            "ours",
+            &format!("oci:{}:ours", ours_layout.display()),
+        ],
+    );
+
+    let buildah = Buildah::new(dir.path());
+    let base_ref = base_in_registry(&base, "working-cli-base");
+    let bc = buildah.run(&[
+        "from",
+        "--tls-verify=false",
+        &format!("docker://{base_ref}"),
+    ]);
+    buildah.run(&[
+        "run",
+        "--network",
+        "host",
+        &bc,
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    buildah.run(&[&["config"][..], &config_flags, &[&bc]].concat());
+    buildah.run(&["commit", "--rm", &bc, "theirs"]);
+    let theirs_layout = dir.path().join("theirs");
+    buildah.run(&[
+        "push",
+        "theirs",
+        &format!("oci:{}:theirs", theirs_layout.display()),
+    ]);
+    buildah.run(&["rmi", "-a"]);
+
+    let (mut ours, our_config) = last_layer_and_config(&ours_layout, "ours");
+    let (mut theirs, their_config) = last_layer_and_config(&theirs_layout, "theirs");
+    assert!(
+        ours.contains_key("hello") && ours.contains_key("bin/.wh.ls"),
+        "{ours:#?}"
+    );
+    // "A whiteout file is an empty file with a special filename that signifies a path should
+    // be deleted" (image-spec, layer.md): its name is its meaning, its mode and owner none
+    // (buildah writes mode 0 or 755 and owner 0, ocikit mode 644 and empty owner fields).
+    for entries in [&mut ours, &mut theirs] {
+        for (path, what) in entries.iter_mut() {
+            if path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".wh."))
+            {
+                assert!(what.starts_with("file \"\" "), "{path}: {what}");
+                *what = "whiteout".to_owned();
+            }
+        }
+    }
+    // buildah's diff also lists the base's `/run`, with nothing new under it: its run makes
+    // mount points there (`/run/.containerenv`...) and removes them.
+    assert_eq!(
+        theirs.remove("run").as_deref(),
+        Some("dir mode 755 owner Some(0):Some(0)")
+    );
+    assert_eq!(ours, theirs);
+    for field in [
+        "Entrypoint",
+        "Cmd",
+        "Env",
+        "ExposedPorts",
+        "Volumes",
+        "WorkingDir",
+        "User",
+        "StopSignal",
+    ] {
+        assert_eq!(
+            our_config["config"][field], their_config["config"][field],
+            "config.{field}"
+        );
+    }
+    // buildah adds its own version label.
+    let mut their_labels = their_config["config"]["Labels"].clone();
+    their_labels
+        .as_object_mut()
+        .unwrap()
+        .remove("io.buildah.version");
+    assert_eq!(our_config["config"]["Labels"], their_labels);
+    assert_eq!(our_config["author"], their_config["author"]);
+    assert_eq!(our_config["config"]["Labels"]["l"], "v");
 }

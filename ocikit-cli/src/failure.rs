@@ -5,7 +5,7 @@
 //! |---|---|
 //! | 1 | a failure not listed below |
 //! | 2 | bad arguments: an invalid reference, location, size or option value |
-//! | 3 | not found: image, tag, repository, layout, blob or store entry |
+//! | 3 | not found: image, tag, repository, layout, blob, store entry or working container |
 //! | 4 | the registry refused the credentials, or asked for some and none were given |
 //! | 5 | the registry could not be reached (connection, DNS, TLS) |
 //! | 6 | refused by the signature policy, or content failed verification |
@@ -130,7 +130,8 @@ fn lib_code(e: &ocikit::Error) -> u8 {
         E::Image(i) => image_code(i),
         E::Store(
             ocikit::store::StoreError::ImageNotFound { .. }
-            | ocikit::store::StoreError::ContainerNotFound { .. },
+            | ocikit::store::StoreError::ContainerNotFound { .. }
+            | ocikit::store::StoreError::NotWorkingContainer { .. },
         ) => 3,
         E::Trust(_) => 6,
         _ => 1,

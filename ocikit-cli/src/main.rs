@@ -1,11 +1,11 @@
-//! `ocikit`: the everyday skopeo, umoci and podman commands, without a daemon.
+//! `ocikit`: the everyday skopeo, umoci, podman and buildah commands, without a daemon.
 //!
 //! Each subcommand lives in the module of the peer whose job it does: [`registry`] (skopeo's
 //! `copy`, `inspect`, `list-tags`, `delete`, `login`, `logout`), [`layout`] (umoci's `unpack`,
 //! `gc`, and a layout `fsck`), [`store`] (podman's `pull`, `images`, `rmi`, `prune`, `run`)
-//! [`serve`], [`build`], [`artifact`], [`sync`] and [`trust`] (`sign`, `verify`,
-//! `generate-key`). Errors print as one line with their causes and map to the exit codes in
-//! [`failure`].
+//! [`serve`], [`build`], [`artifact`], [`sync`], [`trust`] (`sign`, `verify`,
+//! `generate-key`) and [`work`] (buildah's working containers). Errors print as one line
+//! with their causes and map to the exit codes in [`failure`].
 
 // The doc comments of the argument types are clap's help texts, written as users read them
 // (`USER[:PASSWORD]`, `[SOURCE] BUNDLE`), not rustdoc links.
@@ -21,6 +21,7 @@ mod serve;
 mod store;
 mod sync;
 mod trust;
+mod work;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,7 @@ enum Command {
     Sign(trust::SignArgs),
     Verify(trust::VerifyArgs),
     GenerateKey(trust::GenerateKeyArgs),
+    Work(work::WorkArgs),
     /// Print a completion script: `ocikit completion bash > /etc/bash_completion.d/ocikit`.
     #[command(after_help = "Example:\n  ocikit completion zsh > \"${fpath[1]}/_ocikit\"")]
     Completion {
@@ -102,6 +104,7 @@ impl Command {
             Command::Prune(_) => "prune",
             Command::Run(_) => "run",
             Command::Serve(_) => "serve",
+            Command::Work(_) => "work",
             Command::Completion { .. } => "completion",
         }
     }
@@ -148,6 +151,7 @@ fn dispatch(command: Command, globals: &Globals) -> Result<ExitCode, Failure> {
         Command::Prune(a) => store::prune(a),
         Command::Run(a) => store::run(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Work(a) => work::work(a, globals),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ocikit", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -161,7 +165,11 @@ fn main() -> ExitCode {
     ocikit::runtime::init_if_requested();
     let cli = Cli::parse();
     let name = cli.command.name();
-    let run = matches!(cli.command, Command::Run(_));
+    let run = match &cli.command {
+        Command::Run(_) => true,
+        Command::Work(a) => a.is_run(),
+        _ => false,
+    };
     // As an unprivileged user, what writes image files with their owners or mounts the
     // store's overlays runs in a user namespace of the user's ids (`podman unshare`'s): the
     // store's subcommands and unpack. Nothing is done for root. The kernel allows it only
@@ -174,6 +182,7 @@ fn main() -> ExitCode {
             | Command::Prune(_)
             | Command::Run(_)
             | Command::Unpack(_)
+            | Command::Work(_)
     );
     if needs_namespace && let Err(e) = ocikit::runtime::enter_user_namespace() {
         let failure = Failure::Lib(e.into());
