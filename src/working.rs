@@ -614,11 +614,29 @@ impl WorkingContainer {
             }
             config.set_config(Some(c));
         }
-        let mut convert = ConvertOptions::new().entrypoint(args.to_vec());
+        // As a user (root only in the user namespace of ocikit_runtime::enter_user_namespace,
+        // where the store mounted this root with `userxattr`), the configuration is runc's
+        // rootless one with this user's id ranges, as the store's `run` makes it.
+        let rootless = ocikit_runtime::is_rootless();
+        let mut convert = ConvertOptions::new()
+            .entrypoint(args.to_vec())
+            .rootless(rootless);
         for e in &options.env {
             convert = convert.env(e.clone());
         }
         let mut spec = runtime_config(&config, &rootfs, &convert)?;
+        if rootless && options.network == Network::None {
+            // runc's rootless configuration has no network namespace (it could not mount
+            // sysfs without one, and binds the host's `/sys` instead); a new one is still
+            // the user namespace's own to make, and `--network none` asks for it.
+            if let Some(linux) = spec.linux_mut().as_mut() {
+                let mut ns = linux.namespaces().clone().unwrap_or_default();
+                let mut net = oci_spec::runtime::LinuxNamespace::default();
+                net.set_typ(LinuxNamespaceType::Network);
+                ns.push(net);
+                linux.set_namespaces(Some(ns));
+            }
+        }
         let mut root = spec.root().clone().unwrap_or_default();
         root.set_path(PathBuf::from("merged"));
         root.set_readonly(Some(false));
