@@ -1,7 +1,6 @@
-//! The tour, on one machine and without network: build a small image of a static busybox,
-//! push it to an embedded registry, pull it into an image store (each layer stored and
-//! unpacked once), and run a container of it, on an overlay of the stored layers, with a
-//! memory and CPU limit.
+//! The tour, on one machine without network: build an image of a static busybox, push it
+//! to an embedded registry, pull it into an image store (each layer stored and unpacked
+//! once), and run a container of it on an overlay of the stored layers, with limits.
 //!
 //! ```text
 //! bash scripts/quickstart.sh                  # installs busybox-static, runs this as root
@@ -20,7 +19,8 @@ use ocikit::store::{PullOptions, RootfsOptions, Store};
 
 fn tour(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
     // 1. Build one layer (busybox and some of its applets) from scratch into a layout.
-    let bin = work.join("userland/bin");
+    let userland = work.join("userland");
+    let bin = userland.join("bin");
     std::fs::create_dir_all(&bin)?;
     std::fs::copy("/bin/busybox", bin.join("busybox")).map_err(|e| format!("/bin/busybox: {e}"))?;
     for applet in ["sh", "echo", "hostname", "id"] {
@@ -28,9 +28,7 @@ fn tour(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
     }
     let script = "echo hello from a container; echo \"hostname $(hostname), pid $$, $(id)\"";
     let entrypoint = vec!["/bin/sh".into(), "-c".into(), script.into()];
-    let spec = BuildSpec::new()
-        .layer(work.join("userland"))
-        .entrypoint(entrypoint);
+    let spec = BuildSpec::new().layer(&userland).entrypoint(entrypoint);
     let layout = ocikit::layout::Layout::create(work.join("built"))?;
     let built = build_image(None, &layout, Some(&"latest".parse()?), &spec)?;
     println!("[1/5] build   {}", built.manifest.digest());
@@ -40,10 +38,7 @@ fn tour(work: &Path) -> Result<i32, Box<dyn std::error::Error>> {
     let reference = format!("{}/quickstart/busybox:latest", registry.addr());
     let from = format!("oci:{}:latest", layout.root().display()).parse()?;
     let pushed = push(&from, &reference, &CopyOptions::new())?;
-    println!(
-        "[2/5] push    {} bytes to {reference}",
-        pushed.bytes_copied()
-    );
+    println!("[2/5] push    {reference}: {} bytes", pushed.bytes_copied());
 
     // 3. Pull into an image store: each layer fetched, verified, stored and unpacked once.
     let store = Store::open(work.join("store"))?;
