@@ -169,11 +169,9 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     let layout = tmp.path().join("layout");
     let image = format!("oci:{}:t", layout.display());
     build_from_scratch(&src, &image);
-    let unpack = workspace_binary("ocikit");
-
     let busy = tmp.path().join("busy");
     std::fs::create_dir_all(busy.join("rootfs/x")).unwrap();
-    let out = Command::new(&unpack)
+    let out = ocikit()
         .args(["unpack", &image, busy.to_str().unwrap()])
         .output()
         .unwrap();
@@ -192,7 +190,7 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let bundle = tmp.path().join("bundle");
-    let out = Command::new(&unpack)
+    let out = ocikit()
         .args(["unpack", &image, bundle.to_str().unwrap()])
         .output()
         .unwrap();
