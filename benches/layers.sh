@@ -7,12 +7,15 @@
 #   thousands of small files and some large ones, about 650 MB here), and a tree of large
 #   files (/usr/bin, /usr/lib/gcc and /usr/lib/python3.11: binaries, libraries and their data,
 #   about 520 MB in 2.3k files), where deflate, not the file system, bounds a build;
-# - build, on each corpus: one gzip layer with `examples/build` against `umoci repack` of the
-#   same tree (sizes compared too), and against `tar -c | pigz -6` (a bare tar.gz on both
-#   cores: no sorting, no digests, no image around it); the layer's size against
-#   `tar -c | gzip -6` of the same tree;
-# - apply: the layer unpacked with `examples/unpack` against `tar -xzf` of the same blob and
-#   `umoci unpack` of the same image.
+# - build, on each corpus: one gzip layer with `ocikit build --from scratch --layer DIR`
+#   against `umoci repack` of the same tree (sizes compared too), and against
+#   `tar -c | pigz -6` (a bare tar.gz on both cores: no sorting, no digests, no image around
+#   it); the layer's size against `tar -c | gzip -6` of the same tree;
+# - apply: the layer unpacked with `ocikit unpack SRC BUNDLE` against `tar -xzf` of the same
+#   blob and `umoci unpack` of the same image.
+#
+# `ocikit` is the command's release build (`cargo build --release -p ocikit-cli`, in
+# `${CARGO_TARGET_DIR:-target}`); it runs without a terminal, so without progress display.
 #
 # Prints the median wall time and peak RSS of each, and the ratios. Every timed run writes
 # into a fresh directory and nothing big is deleted until all timings are done (on ext4
@@ -28,8 +31,8 @@ for tool in umoci pigz; do
 done
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is required (apt-get install time)" >&2; exit 1; }
 
-cargo build --release --quiet --example build --example unpack
-BIN=target/release/examples
+cargo build --release --quiet -p ocikit-cli
+OCIKIT=${CARGO_TARGET_DIR:-target}/release/ocikit
 CORPUS=target/bench-corpus/share
 if [[ ! -d $CORPUS ]]; then
     echo "making the corpus (a copy of /usr/share) ..." >&2
@@ -85,7 +88,7 @@ umoci new --image "$WORK/lumoci:base" >/dev/null
 for i in $(seq "$RUNS"); do
     # Build.
     warm=("$CORPUS")
-    time_it build_ours "$BIN/build" --from scratch --layer "$CORPUS" "oci:$WORK/ours:r$i"
+    time_it build_ours "$OCIKIT" build --from scratch --layer "$CORPUS" "oci:$WORK/ours:r$i"
     time_it build_pigz sh -c "tar -C '$CORPUS' -cf - . | pigz -6 >'$WORK/pigz$i.tar.gz'"
     umoci unpack --image "$WORK/umoci:base" "$WORK/ub$i" >/dev/null
     cp -a "$CORPUS/." "$WORK/ub$i/rootfs/"
@@ -93,7 +96,7 @@ for i in $(seq "$RUNS"); do
     time_it build_umoci umoci repack --image "$WORK/umoci:r$i" "$WORK/ub$i"
     # Build, large files.
     warm=("$LARGE")
-    time_it large_ours "$BIN/build" --from scratch --layer "$LARGE" "oci:$WORK/large:r$i"
+    time_it large_ours "$OCIKIT" build --from scratch --layer "$LARGE" "oci:$WORK/large:r$i"
     time_it large_pigz sh -c "tar -C '$LARGE' -cf - . | pigz -6 >'$WORK/lpigz$i.tar.gz'"
     umoci unpack --image "$WORK/lumoci:base" "$WORK/lb$i" >/dev/null
     cp -a "$LARGE/." "$WORK/lb$i/rootfs/"
@@ -102,7 +105,7 @@ for i in $(seq "$RUNS"); do
     # Apply, each into a directory of its own.
     layer=$(find "$WORK/ours/blobs/sha256" -size +10M | head -n 1)
     warm=("$WORK/ours")
-    time_it apply_ours "$BIN/unpack" "oci:$WORK/ours:r$i" "$WORK/ao$i"
+    time_it apply_ours "$OCIKIT" unpack "oci:$WORK/ours:r$i" "$WORK/ao$i"
     mkdir "$WORK/at$i"
     time_it apply_tar tar -xzf "$layer" -C "$WORK/at$i"
     time_it apply_umoci umoci unpack --image "$WORK/ours:r$i" "$WORK/au$i"

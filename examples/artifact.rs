@@ -1,90 +1,54 @@
-//! OCI artifacts, like `oras`: push any file, attach one to an image as a referrer (an SBOM),
-//! list an image's referrers, fetch an artifact's file.
+//! Attaches a file to an image as an OCI artifact (an SBOM, say) and lists the image's
+//! referrers, as `oras attach` and `oras discover` do.
 //!
 //! ```text
-//! cargo run --release --example artifact -- push FILE DST --type TYPE [--media-type M]
-//! cargo run --release --example artifact -- attach SUBJECT FILE --type TYPE [--media-type M]
-//! cargo run --release --example artifact -- list SUBJECT [--type TYPE]
-//! cargo run --release --example artifact -- fetch SRC DIR
+//! cargo run --example artifact -- docker://HOST/NAME:TAG FILE [ARTIFACT_TYPE]
 //! ```
 //!
-//! DST, SUBJECT and SRC are `docker://` references (`list` needs a registry; the others take
-//! any location the `copy` recipe takes). `attach` stores the artifact next to the subject,
-//! by digest, naming the subject; registries without the referrers API (docker-registry 2.8)
-//! get the referrers tag as well.
+//! The artifact is a manifest whose `subject` is the image, with FILE as its one layer
+//! (titled with the file's name) and ARTIFACT_TYPE as its `artifactType` (default:
+//! `application/spdx+json`). Registries without the referrers API (docker-registry 2.8) get
+//! the referrers tag as well. `ocikit artifact push|attach|list|fetch` do the rest.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use ocikit::artifact::push_artifact;
-use ocikit::copy::{Location, open_destination, open_source};
-use ocikit::image::oci_spec::image::ANNOTATION_TITLE;
-use ocikit::image::{AnyManifest, host_platform};
+use ocikit::copy::{Location, open_source};
+use ocikit::image::host_platform;
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let command = args
-        .next()
-        .ok_or("usage: artifact push|attach|list|fetch ...")?;
-    let (mut positional, mut artifact_type, mut media_type) = (Vec::new(), None, None);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--type" => artifact_type = Some(args.next().ok_or("--type needs a value")?),
-            "--media-type" => media_type = Some(args.next().ok_or("--media-type needs a value")?),
-            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}").into()),
-            _ => positional.push(arg),
-        }
-    }
-    let media = |t: &str| media_type.clone().unwrap_or_else(|| format!("{t}.layer"));
-    match (command.as_str(), positional.as_slice()) {
-        ("push", [file, dst]) => {
-            let t = artifact_type.ok_or("push needs --type")?;
-            let destination = open_destination(&dst.parse::<Location>()?)?;
-            let m = push_artifact(destination.destination(), file.as_ref(), &t, &media(&t),
-                None, &HashMap::new(), None)?;
-            destination.name(&AnyManifest::Manifest(m.clone()))?;
-            destination.finish()?;
-            println!("pushed {} ({t}) to {dst}", m.digest());
-        }
-        ("attach", [subject, file]) => {
-            let t = artifact_type.ok_or("attach needs --type")?;
-            let location: Location = subject.parse()?;
-            let source = open_source(&location, &host_platform())?;
-            let repo = source.repository().ok_or("attach needs a docker:// subject")?;
-            let m = push_artifact(repo, file.as_ref(), &t, &media(&t), Some(source.top()),
-                &HashMap::new(), None)?;
-            println!("attached {} ({t}) to {}", m.digest(), source.top().digest());
-        }
-        ("list", [subject]) => {
-            let source = open_source(&subject.parse::<Location>()?, &host_platform())?;
-            let repo = source.repository().ok_or("list needs a docker:// subject")?;
-            for d in repo.referrers(source.top().digest(), artifact_type.as_deref())? {
-                let t = d.artifact_type().as_ref().map(ToString::to_string).unwrap_or_default();
-                println!("{} {} {}", d.digest(), d.size(), t);
-            }
-        }
-        ("fetch", [src, dir]) => {
-            let source = open_source(&src.parse::<Location>()?, &host_platform())?;
-            let AnyManifest::Manifest(m) = source.top_manifest()? else {
-                return Err("an artifact is a manifest, not an index".into());
-            };
-            std::fs::create_dir_all(dir)?;
-            for (i, layer) in m.layers().iter().enumerate() {
-                let name = layer
-                    .annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(ANNOTATION_TITLE))
-                    .filter(|n| !n.contains('/') && *n != ".." && *n != ".")
-                    .cloned()
-                    .unwrap_or_else(|| format!("blob-{i}"));
-                let path = std::path::Path::new(dir).join(&name);
-                let mut out = std::fs::File::create(&path)?;
-                let mut blob = source.source().open_blob(layer)?;
-                std::io::copy(&mut blob, &mut out)?;
-                println!("fetched {} to {}", layer.digest(), path.display());
-            }
-        }
-        _ => return Err("usage: artifact push FILE DST --type T | attach SUBJECT FILE --type T | list SUBJECT [--type T] | fetch SRC DIR".into()),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (image, file, artifact_type) = match args.as_slice() {
+        [image, file] => (image, file, "application/spdx+json"),
+        [image, file, t] => (image, file, t.as_str()),
+        _ => return Err("usage: artifact docker://HOST/NAME:TAG FILE [ARTIFACT_TYPE]".into()),
+    };
+    let source = open_source(&image.parse::<Location>()?, &host_platform())?;
+    let repo = source
+        .repository()
+        .ok_or("attach to an image in a registry (docker://)")?;
+    let subject = source.top();
+    let layer_type = format!("{artifact_type}.layer");
+    let no_annotations = HashMap::new();
+    let attached = push_artifact(
+        repo,
+        file.as_ref(),
+        artifact_type,
+        &layer_type,
+        Some(subject),
+        &no_annotations,
+        None,
+    )?;
+    println!("attached {} to {}", attached.digest(), subject.digest());
+    for d in repo.referrers(subject.digest(), None)? {
+        let t = d.artifact_type().as_ref().map(ToString::to_string);
+        println!(
+            "referrer {} {} {}",
+            d.digest(),
+            d.size(),
+            t.unwrap_or_default()
+        );
     }
     Ok(())
 }

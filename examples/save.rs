@@ -1,39 +1,30 @@
-//! Saves an image to an archive file, like `docker save` or `skopeo copy SRC docker-archive:`.
+//! Saves an image to a `docker save` archive, as `docker save` or
+//! `skopeo copy SRC docker-archive:FILE` do (`docker load` and skopeo read it back).
 //!
 //! ```text
-//! cargo run --release --example save -- SRC FILE [--oci] [--name NAME]
+//! cargo run --example save -- SRC FILE [REPO:TAG]
 //! ```
 //!
-//! Writes a `docker save` archive (`docker load` and `skopeo` read it), or with `--oci` an OCI
-//! archive (a tar of an image layout). NAME is `REPO:TAG` for docker archives, a reference
-//! name for OCI ones.
+//! SRC is a location (`oci:DIR:TAG`, `docker://REF`...); REPO:TAG names the image in the
+//! archive, for `docker load`. An OCI archive (a tar of an image layout) is a copy too:
+//! `ocikit copy SRC oci-archive:FILE:NAME`.
 
 use std::process::ExitCode;
 
 use ocikit::copy::{CopyOptions, Location, copy};
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut positional, mut oci, mut name) = (Vec::new(), false, None);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--oci" => oci = true,
-            "--name" => name = Some(args.next().ok_or("--name needs a value")?),
-            _ if arg.starts_with("--") => return Err(format!("unknown option {arg}").into()),
-            _ => positional.push(arg),
-        }
-    }
-    let [src, file] = positional.as_slice() else {
-        return Err("usage: save SRC FILE [--oci] [--name NAME]".into());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (src, dst) = match args.as_slice() {
+        [src, file] => (src, format!("docker-archive:{file}")),
+        [src, file, name] => (src, format!("docker-archive:{file}:{name}")),
+        _ => return Err("usage: save SRC FILE [REPO:TAG]".into()),
     };
-    let transport = if oci { "oci-archive" } else { "docker-archive" };
-    let suffix = name.map(|n| format!(":{n}")).unwrap_or_default();
-    let dst: Location = format!("{transport}:{file}{suffix}").parse()?;
+    let dst: Location = dst.parse()?;
     let report = copy(&src.parse()?, &dst, &CopyOptions::new())?;
+    let (digest, blobs) = (report.top.digest(), report.blobs.len());
     println!(
-        "saved {} ({} blobs, {} bytes) to {dst}",
-        report.top.digest(),
-        report.blobs.len(),
+        "saved {digest} ({blobs} blobs, {} bytes) to {dst}",
         report.bytes_copied()
     );
     Ok(())

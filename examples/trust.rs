@@ -13,16 +13,14 @@ use std::process::ExitCode;
 
 use ocikit::copy::{Location, open_destination, open_source};
 use ocikit::image::host_platform;
-use ocikit::trust::{
-    CosignPrivateKey, DockerIdentity, Policy, TrustOptions, check_opened, sign_cosign,
-};
+use ocikit::trust::{CosignPrivateKey, DockerIdentity, Policy, TrustOptions};
+use ocikit::trust::{check_opened, sign_cosign};
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [image, prefix] = args.as_slice() else {
         return Err("usage: trust docker://HOST/NAME:TAG PREFIX".into());
     };
-    let password = std::env::var("OCIKIT_PASSWORD").unwrap_or_default();
     let location: Location = image.parse()?;
     let Location::Docker { reference } = &location else {
         return Err("sign a registry image (docker://...)".into());
@@ -30,6 +28,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     // A key pair, the private half encrypted as cosign encrypts it.
     let key = CosignPrivateKey::generate()?;
+    let password = std::env::var("OCIKIT_PASSWORD").unwrap_or_default();
     std::fs::write(
         format!("{prefix}.key"),
         key.to_encrypted_pem(password.as_bytes())?,
@@ -41,40 +40,26 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .top()
         .digest()
         .clone();
-    let destination = open_destination(&location)?;
+    let to = open_destination(&location)?;
     let identity = DockerIdentity::parse(reference)?;
-    sign_cosign(
-        &key,
-        &identity,
-        &digest,
-        destination.as_source(),
-        destination.destination(),
-    )?;
+    sign_cosign(&key, &identity, &digest, to.as_source(), to.destination())?;
     println!("signed {reference} ({digest})");
 
     // Verify under a policy that accepts only this key's signatures; registries.d tells the
     // verifier to look for cosign signatures on this registry.
-    let policy = Policy::from_slice(
-        format!(r#"{{"default": [{{"type": "sigstoreSigned", "keyPath": "{prefix}.pub"}}]}}"#)
-            .as_bytes(),
-        None,
-    )?;
-    let registries_d = std::env::temp_dir().join(format!("ocikit-trust-{}", std::process::id()));
-    std::fs::create_dir_all(&registries_d)?;
-    std::fs::write(
-        registries_d.join("sigstore.yaml"),
-        "default-docker:\n  use-sigstore-attachments: true\n",
-    )?;
+    let policy =
+        format!(r#"{{"default": [{{"type": "sigstoreSigned", "keyPath": "{prefix}.pub"}}]}}"#);
+    let registries_d = tempfile::tempdir()?;
+    let yaml = "default-docker:\n  use-sigstore-attachments: true\n";
+    std::fs::write(registries_d.path().join("sigstore.yaml"), yaml)?;
     let trust = TrustOptions::new()
-        .policy(policy)
-        .registries_d(&registries_d);
-    let verdict = check_opened(
+        .policy(Policy::from_slice(policy.as_bytes(), None)?)
+        .registries_d(registries_d.path());
+    check_opened(
         &location,
         &open_source(&location, &host_platform())?,
         &trust,
-    );
-    std::fs::remove_dir_all(&registries_d)?;
-    verdict?;
+    )?;
     println!("verified {reference} against {prefix}.pub");
     Ok(())
 }
@@ -83,7 +68,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trust: {}", ocikit::ErrorChain(&*e));
+            eprintln!("trust: {}", ocikit::ErrorChain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

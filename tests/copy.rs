@@ -225,6 +225,8 @@ fn platforms_and_all() {
     assert!(e.to_string().contains("linux/arm64"), "{e}");
 }
 
+/// The `copy` recipe copies the host's image of an index and prints each blob; `ocikit
+/// copy --all` copies every image, and skips what the destination has.
 #[test]
 fn copy_example_prints_what_it_copied() {
     let example = common::example_binary("copy");
@@ -232,16 +234,18 @@ fn copy_example_prints_what_it_copied() {
     let src = multiarch(&dir.path().join("src"));
     let from = format!("oci:{}:multi", src.root().display());
     let to = format!("oci:{}:m", dir.path().join("dst").display());
-    let out = run(Command::new(&example).args([&from, &to, "--all"]));
+    // Config and layer, then the summary.
+    let out = run(Command::new(&example).args([&from, &to]));
     assert_eq!(
         out.lines().filter(|l| l.starts_with("copied ")).count(),
-        5,
+        3,
         "{out}"
     );
-    let out = run(Command::new(&example).args([&from, &to, "--all"]));
+    assert!(out.contains("copied 2 of 2 blobs"), "{out}");
+    let out = run(Command::new(&example).args([&from, &to]));
     assert_eq!(
         out.lines().filter(|l| l.starts_with("skipped ")).count(),
-        4,
+        2,
         "{out}"
     );
     let bad = Command::new(&example)
@@ -250,6 +254,29 @@ fn copy_example_prints_what_it_copied() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid location"));
+
+    // Every platform: the two images' blobs, then nothing copied again.
+    let ocikit = common::workspace_binary("ocikit");
+    let all = format!("oci:{}:m", dir.path().join("all").display());
+    let copy_all = || {
+        let out = Command::new(&ocikit)
+            .args(["copy", "--all", &from, &all])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = copy_all();
+    assert!(
+        err.contains("Copied 4 blobs") && err.contains("3 manifests"),
+        "{err}"
+    );
+    let err = copy_all();
+    assert!(
+        err.contains("Copied 0 blobs") && err.contains("4 already present"),
+        "{err}"
+    );
 }
 
 /// `docker://` both ways against the registry `scripts/test.sh` starts

@@ -1,8 +1,12 @@
-//! The `build` and `unpack` recipes, run as their example binaries on a busybox tree:
-//! an image built from scratch and then on top of itself unpacks to the trees it was made
-//! of, in every format, and umoci unpacks it to the same tree.
+//! The recipes of `examples/`, each run as its example binary and checked by its effect, and
+//! the `ocikit build`/`ocikit unpack`/`ocikit artifact` commands on the same images: an
+//! image built from scratch and then on top of itself unpacks to the trees it was made of,
+//! in every format, and umoci unpacks it to the same tree.
 //!
-//! Needs umoci and busybox-static (scripts/test.sh installs them) and root for owners.
+//! Needs umoci and busybox-static (scripts/test.sh installs them), root for owners, the
+//! registry of scripts/test.sh, and the recipes and the `ocikit` binary built
+//! (`cargo build --workspace --examples`, then `cargo test --workspace`, as scripts/test.sh
+//! does); fails without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -11,7 +15,23 @@ use ocikit::copy::{Location, open_source};
 use ocikit::image::{AnyManifest, host_platform};
 
 mod common;
-use common::{busybox_tree, example_binary, registry, run};
+use common::{busybox_tree, example_binary, registry, run, workspace_binary};
+
+/// The `ocikit` command.
+fn ocikit() -> Command {
+    Command::new(workspace_binary("ocikit"))
+}
+
+/// Runs `cmd`, failing the test unless it succeeds; returns its stdout and its stderr.
+fn run_both(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().expect("spawn");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{cmd:?} failed: {stderr}\n{stdout}");
+    (stdout, stderr)
+}
 
 /// Sorted `path type size content-hash link` lines of a tree.
 fn tree(dir: &Path) -> Vec<String> {
@@ -53,11 +73,11 @@ fn build_from_scratch_then_on_top_and_unpack_everywhere() {
     std::fs::create_dir_all(app_dir.join("app")).unwrap();
     std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
 
-    let build = example_binary("build");
     let unpack = example_binary("unpack");
     let layout = tmp.path().join("layout");
     let base = format!("oci:{}:base", layout.display());
-    let out = run(Command::new(&build).args([
+    let out = run(ocikit().args([
+        "build",
         "--from",
         "scratch",
         "--layer",
@@ -70,7 +90,9 @@ fn build_from_scratch_then_on_top_and_unpack_everywhere() {
         "PATH=/bin",
         &base,
     ]));
-    assert!(out.contains("built sha256:"), "{out}");
+    // The command prints the manifest's digest, which the tag names.
+    let tagged = open_source(&base.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    assert_eq!(out.trim(), tagged.top().digest().to_string(), "{out}");
 
     // On top, into each kind of destination.
     let archive = tmp.path().join("app.tar");
@@ -80,7 +102,8 @@ fn build_from_scratch_then_on_top_and_unpack_everywhere() {
         format!("oci-archive:{}:app", archive.display()),
         format!("docker-archive:{}:example/app:v1", docker.display()),
     ] {
-        run(Command::new(&build).args([
+        run(ocikit().args([
+            "build",
             "--from",
             &base,
             "--layer",
@@ -146,12 +169,10 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     let layout = tmp.path().join("layout");
     let image = format!("oci:{}:t", layout.display());
     build_from_scratch(&src, &image);
-    let unpack = example_binary("unpack");
-
     let busy = tmp.path().join("busy");
     std::fs::create_dir_all(busy.join("rootfs/x")).unwrap();
-    let out = Command::new(&unpack)
-        .args([&image, busy.to_str().unwrap()])
+    let out = ocikit()
+        .args(["unpack", &image, busy.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -169,8 +190,8 @@ fn unpack_refuses_a_tampered_layer_and_a_non_empty_rootfs() {
     bytes[last] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
     let bundle = tmp.path().join("bundle");
-    let out = Command::new(&unpack)
-        .args([&image, bundle.to_str().unwrap()])
+    let out = ocikit()
+        .args(["unpack", &image, bundle.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -185,24 +206,30 @@ fn save_then_load_keeps_the_image() {
     busybox_tree(&src);
     let image = format!("oci:{}:t", tmp.path().join("layout").display());
     build_from_scratch(&src, &image);
-    for (flag, name) in [(None, "example/busybox:1"), (Some("--oci"), "saved")] {
+    // A docker archive with the `save` recipe, an OCI archive with `ocikit copy`.
+    for (oci, name) in [(false, "example/busybox:1"), (true, "saved")] {
         let file = tmp
             .path()
             .join(format!("{name}.tar").replace([':', '/'], "_"));
-        let mut save = Command::new(example_binary("save"));
-        save.args([&image, file.to_str().unwrap(), "--name", name]);
-        if let Some(f) = flag {
-            save.arg(f);
+        let file = file.to_str().unwrap();
+        if oci {
+            let (_, err) =
+                run_both(ocikit().args(["copy", &image, &format!("oci-archive:{file}:{name}")]));
+            assert!(err.contains("manifests written"), "{err}");
+        } else {
+            let out = run(Command::new(example_binary("save")).args([&image, file, name]));
+            assert!(out.starts_with("saved sha256:"), "{out}");
+            // The name is the archive's RepoTags, as `docker load` reads it.
+            let archive = ocikit::layout::DockerArchive::open(file).unwrap();
+            archive.find(Some(name)).expect("the image under its name");
         }
-        let out = run(&mut save);
-        assert!(out.starts_with("saved sha256:"), "{out}");
         let dst = format!(
             "oci:{}:loaded",
             tmp.path()
                 .join(format!("back-{name}").replace([':', '/'], "_"))
                 .display()
         );
-        let out = run(Command::new(example_binary("load")).args([file.to_str().unwrap(), &dst]));
+        let out = run(Command::new(example_binary("load")).args([file, &dst]));
         assert!(out.starts_with("loaded sha256:"), "{out}");
         // The layer and config come back byte for byte.
         let a = open_source(&image.parse::<Location>().unwrap(), &host_platform()).unwrap();
@@ -249,11 +276,7 @@ fn multiarch_index_pushed_and_pulled_per_platform() {
         registry(),
         std::process::id()
     );
-    let out = run(Command::new(example_binary("multiarch")).args([
-        "--layer",
-        src.to_str().unwrap(),
-        &dst,
-    ]));
+    let out = run(Command::new(example_binary("multiarch")).args([src.to_str().unwrap(), &dst]));
     assert_eq!(out.matches("same digest").count(), 2, "{out}");
     // The index is what the tag names, with both platforms.
     let s = open_source(&dst.parse::<Location>().unwrap(), &host_platform()).unwrap();
@@ -280,11 +303,11 @@ fn artifacts_pushed_attached_listed_and_fetched() {
     );
     let image = format!("{repo}:app");
     build_from_scratch(&src, &image);
-    let artifact = example_binary("artifact");
+    let artifact = |args: &[&str]| run(ocikit().arg("artifact").args(args));
     // A chart, as its own artifact.
     let chart = tmp.path().join("chart-0.1.0.tgz");
     std::fs::write(&chart, b"helm chart bytes").unwrap();
-    let out = run(Command::new(&artifact).args([
+    let out = artifact(&[
         "push",
         chart.to_str().unwrap(),
         &format!("{repo}:chart"),
@@ -292,49 +315,52 @@ fn artifacts_pushed_attached_listed_and_fetched() {
         "application/vnd.cncf.helm.config.v1+json",
         "--media-type",
         "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
-    ]));
-    assert!(out.starts_with("pushed sha256:"), "{out}");
-    // An SBOM attached to the image, and a signature-like one of another type.
+    ]);
+    assert!(out.starts_with("sha256:"), "{out}");
+    // An SBOM attached to the image by the `artifact` recipe, which lists the referrers it
+    // finds then; a signature-like one of another type by the command.
     let sbom = tmp.path().join("sbom.spdx.json");
     std::fs::write(&sbom, br#"{"spdxVersion":"SPDX-2.3"}"#).unwrap();
-    run(Command::new(&artifact).args([
-        "attach",
+    let out = run(Command::new(example_binary("artifact")).args([
         &image,
         sbom.to_str().unwrap(),
-        "--type",
         "application/spdx+json",
     ]));
+    let attached = out
+        .strip_prefix("attached ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.contains(&format!("referrer {attached} ")) && out.contains(" application/spdx+json"),
+        "{out}"
+    );
     let sig = tmp.path().join("sig");
     std::fs::write(&sig, b"signature").unwrap();
-    run(Command::new(&artifact).args([
+    artifact(&[
         "attach",
         &image,
         sig.to_str().unwrap(),
         "--type",
         "application/vnd.example.sig",
-    ]));
-    let all = run(Command::new(&artifact).args(["list", &image]));
+    ]);
+    let all = artifact(&["list", &image]);
     assert_eq!(all.lines().count(), 2, "{all}");
-    let sboms =
-        run(Command::new(&artifact).args(["list", &image, "--type", "application/spdx+json"]));
+    let sboms = artifact(&["list", &image, "--type", "application/spdx+json"]);
     assert_eq!(sboms.lines().count(), 1, "{sboms}");
     let sbom_digest = sboms.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(sbom_digest, attached);
     // Fetch the SBOM back by digest, and the chart by tag.
     let out_dir = tmp.path().join("fetched");
-    run(Command::new(&artifact).args([
+    artifact(&[
         "fetch",
         &format!("{repo}@{sbom_digest}"),
         out_dir.to_str().unwrap(),
-    ]));
+    ]);
     assert_eq!(
         std::fs::read(out_dir.join("sbom.spdx.json")).unwrap(),
         br#"{"spdxVersion":"SPDX-2.3"}"#
     );
-    run(Command::new(&artifact).args([
-        "fetch",
-        &format!("{repo}:chart"),
-        out_dir.to_str().unwrap(),
-    ]));
+    artifact(&["fetch", &format!("{repo}:chart"), out_dir.to_str().unwrap()]);
     assert_eq!(
         std::fs::read(out_dir.join("chart-0.1.0.tgz")).unwrap(),
         b"helm chart bytes"
@@ -350,12 +376,11 @@ fn quickstart_runs_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(Command::new(example_binary("quickstart")).arg(tmp.path()));
     for step in [
-        "[1/6] build",
-        "[2/6] registry",
-        "[3/6] push",
-        "[4/6] pull",
-        "[5/6] rootfs",
-        "[6/6] run",
+        "[1/5] build",
+        "[2/5] push",
+        "[3/5] pull",
+        "[4/5] rootfs",
+        "[5/5] run",
     ] {
         assert!(out.contains(step), "{step} missing:\n{out}");
     }
@@ -363,6 +388,15 @@ fn quickstart_runs_end_to_end() {
     assert!(out.contains("pid 1,"), "{out}");
     assert!(out.contains("hostname quickstart"), "{out}");
     assert!(out.contains("exited with 0"), "{out}");
+    // What was pushed is what was pulled.
+    let digest = |step: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(step))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{step} in {out}"))
+            .to_owned()
+    };
+    assert_eq!(digest("[1/5] build"), digest("[3/5] pull"));
     // The configuration kept under the work directory carries the limits; the container's
     // root filesystem is gone with it, the image stays in the store.
     let config: serde_json::Value =
@@ -387,15 +421,9 @@ fn build_with_a_diff_layer_and_annotations() {
     let layout = tmp.path().join("layout");
     let first = format!("oci:{}:base", layout.display());
     let second = format!("oci:{}:next", layout.display());
-    let build = example_binary("build");
-    run(Command::new(&build).args([
-        "--from",
-        "scratch",
-        "--layer",
-        base.to_str().unwrap(),
-        &first,
-    ]));
-    let out = run(Command::new(&build).args([
+    build_from_scratch(&base, &first);
+    run(ocikit().args([
+        "build",
         "--from",
         &first,
         "--diff",
@@ -405,14 +433,8 @@ fn build_with_a_diff_layer_and_annotations() {
         "org.opencontainers.image.title=diffed",
         &second,
     ]));
-    // The diff layer holds only the change: the new file, a whiteout, and their directory
-    // (whose time changed).
-    assert!(
-        out.contains("(3 entries)") || out.contains("(2 entries)"),
-        "{out}"
-    );
     let bundle = tmp.path().join("bundle");
-    run(Command::new(example_binary("unpack")).args([&second, bundle.to_str().unwrap()]));
+    run(ocikit().args(["unpack", &second, bundle.to_str().unwrap()]));
     assert_eq!(tree(&bundle.join("rootfs")), tree(&changed));
     let s = open_source(&second.parse::<Location>().unwrap(), &host_platform()).unwrap();
     let AnyManifest::Manifest(m) = s.top_manifest().unwrap() else {
@@ -423,11 +445,73 @@ fn build_with_a_diff_layer_and_annotations() {
         "diffed"
     );
     assert_eq!(m.layers().len(), 2);
+    // The diff layer holds only the change: the new file, a whiteout, and their directory
+    // (whose time changed).
+    let blob = s.source().open_blob(&m.layers()[1]).unwrap();
+    let mut entries: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(blob))
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    entries.sort();
+    assert!(
+        entries == ["etc/", "etc/.wh.old", "etc/new"] || entries == ["etc/.wh.old", "etc/new"],
+        "{entries:?}"
+    );
 }
 
-/// Builds `image` from nothing but the tree `src`, with the `build` example.
+/// The `build` recipe: one layer onto a base, with its configuration edit, and one layer
+/// from scratch; the `unpack` recipe gives back the trees it was made of.
+#[test]
+fn build_recipe_adds_a_layer_and_an_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    busybox_tree(&base_dir);
+    let app_dir = tmp.path().join("app");
+    std::fs::create_dir_all(app_dir.join("app")).unwrap();
+    std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
+    let layout = tmp.path().join("layout");
+    let (base, app) = (
+        format!("oci:{}:base", layout.display()),
+        format!("docker-archive:{}", tmp.path().join("app.tar").display()),
+    );
+    let build = example_binary("build");
+    let out = run(Command::new(&build).args([base_dir.to_str().unwrap(), &base]));
+    assert!(
+        out.contains("built sha256:") && out.contains("(1 layers)"),
+        "{out}"
+    );
+    let out = run(Command::new(&build).args([app_dir.to_str().unwrap(), &app, &base]));
+    assert_eq!(out.lines().filter(|l| l.starts_with("layer ")).count(), 1);
+    assert!(out.contains("(2 layers)"), "{out}");
+    let src = open_source(&app.parse::<Location>().unwrap(), &host_platform()).unwrap();
+    let image = src.image().unwrap();
+    let env = image
+        .config
+        .config()
+        .clone()
+        .unwrap()
+        .env()
+        .clone()
+        .unwrap();
+    assert!(env.contains(&"BUILT_BY=ocikit".to_owned()), "{env:?}");
+    assert_eq!(image.config.diff_ids().len(), 2);
+
+    let bundle = tmp.path().join("bundle");
+    let out = run(Command::new(example_binary("unpack")).args([&app, bundle.to_str().unwrap()]));
+    assert!(out.contains("unpacked sha256:"), "{out}");
+    assert!(bundle.join("config.json").is_file());
+    let mut want = tree(&base_dir);
+    want.extend(tree(&app_dir));
+    want.sort();
+    want.dedup();
+    assert_eq!(tree(&bundle.join("rootfs")), want);
+}
+
+/// Builds `image` from nothing but the tree `src`, with `ocikit build`.
 fn build_from_scratch(src: &std::path::Path, image: &str) {
-    run(Command::new(example_binary("build")).args([
+    run(ocikit().args([
+        "build",
         "--from",
         "scratch",
         "--layer",

@@ -1,8 +1,9 @@
-//! The `unpack` recipe makes a runnable bundle, as `umoci unpack` does, and a failed unpack
+//! `ocikit unpack` makes a runnable bundle, as `umoci unpack` does, and a failed unpack
 //! leaves the bundle directory as it found it.
 //!
 //! Needs root (owners, and runc to run the bundles), runc, umoci and busybox-static
-//! (scripts/test.sh installs them); fails without them.
+//! (scripts/test.sh installs them), and the `ocikit` binary (`cargo test --workspace`
+//! builds it); fails without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,7 +15,14 @@ use ocikit::layout::Layout;
 use ocikit::unpack::{UnpackOptions, unpack_bundle};
 
 mod common;
-use common::{busybox_tree, example_binary, run};
+use common::{busybox_tree, run, workspace_binary};
+
+/// `ocikit unpack ARGS...`.
+fn unpack(args: &[&str]) -> Command {
+    let mut cmd = Command::new(workspace_binary("ocikit"));
+    cmd.arg("unpack").args(args);
+    cmd
+}
 
 fn assert_root() {
     assert!(
@@ -95,7 +103,7 @@ fn runc_run(bundle: &Path, state: &Path, id: &str) -> (i32, String) {
     )
 }
 
-/// The acceptance: `unpack oci:DIR:TAG BUNDLE && runc run -b BUNDLE ID` prints the
+/// The acceptance: `ocikit unpack oci:DIR:TAG BUNDLE && runc run -b BUNDLE ID` prints the
 /// same as `umoci unpack --image DIR:TAG B2 && runc run -b B2 ID2`.
 #[test]
 fn unpacked_bundle_runs_under_runc_as_umocis_does() {
@@ -103,8 +111,10 @@ fn unpacked_bundle_runs_under_runc_as_umocis_does() {
     let tmp = tempfile::tempdir().unwrap();
     let image = app_image(tmp.path());
     let ours = tmp.path().join("ours");
-    let out = run(Command::new(example_binary("unpack")).args([&image, ours.to_str().unwrap()]));
-    assert!(out.contains("unpacked sha256:"), "{out}");
+    let out = unpack(&[&image, ours.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Unpacked sha256:"), "{err}");
     assert!(ours.join("config.json").is_file());
     assert!(ours.join("rootfs/srv/app/data").is_file());
 
@@ -125,7 +135,7 @@ fn unpacked_bundle_runs_under_runc_as_umocis_does() {
     // Each setting of the image's configuration is visible in what ran.
     // The same bundle without a terminal runs from a pipe, and prints the same but `TERM`.
     let piped = tmp.path().join("piped");
-    run(Command::new(example_binary("unpack")).args([
+    run(&mut unpack(&[
         &image,
         piped.to_str().unwrap(),
         "--no-terminal",
@@ -183,8 +193,7 @@ fn a_corrupt_layer_leaves_the_bundle_as_it_was() {
     std::fs::write(&blob, &bytes).unwrap();
 
     let unpack = |bundle: &Path| {
-        Command::new(example_binary("unpack"))
-            .args([&image, bundle.to_str().unwrap()])
+        unpack(&[&image, bundle.to_str().unwrap()])
             .output()
             .unwrap()
     };
@@ -271,7 +280,7 @@ fn rootless_bundle_maps_the_caller() {
     let tmp = tempfile::tempdir().unwrap();
     let image = app_image(tmp.path());
     let bundle = tmp.path().join("rootless");
-    run(Command::new(example_binary("unpack")).args([
+    run(&mut unpack(&[
         &image,
         bundle.to_str().unwrap(),
         "--rootless",

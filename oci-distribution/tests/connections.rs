@@ -222,7 +222,7 @@ fn the_environment_proxy_and_no_proxy_are_honoured() {
     let reference = format!("docker://{registry}/{}:v1", repo.name());
     let inspect = |env: &[(&str, String)]| {
         let mut cmd = Command::new(&bin);
-        cmd.args([&reference, "--config"]);
+        cmd.arg(&reference);
         for var in ["ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
             cmd.env_remove(var).env_remove(var.to_ascii_lowercase());
         }
@@ -233,8 +233,8 @@ fn the_environment_proxy_and_no_proxy_are_honoured() {
             "inspect with {env:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(config["architecture"], "amd64");
+        let inspection: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(inspection["Architecture"], "amd64");
     };
     // Through the proxy: the config blob, downloaded over plain HTTP, is asked for through it.
     let (proxy, counts) = forwarder(registry.clone(), true);

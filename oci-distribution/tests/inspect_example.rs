@@ -1,13 +1,14 @@
-//! Runs `examples/inspect.rs` (of the `ocikit` package) against an image we pushed to the
-//! registry of `scripts/test.sh`, which builds the examples (`cargo build --examples`) before
-//! the tests run; when it was not built, the test fails saying so.
+//! Runs `examples/inspect.rs` (of the `ocikit` package), and `ocikit inspect --raw` and
+//! `--config`, against an image we pushed to the registry of `scripts/test.sh`, which builds
+//! the examples (`cargo build --examples`) and the command (`cargo test --workspace`) before
+//! the tests run; when they were not built, the test fails saying so.
 
 mod common;
 mod support;
 
 use std::process::Command;
 
-use support::{any, client, example_binary, index_of, push_image, run, unique};
+use support::{any, client, example_binary, index_of, ocikit_binary, push_image, run, unique};
 
 #[test]
 fn inspect_example_prints_what_skopeo_would() {
@@ -24,7 +25,7 @@ fn inspect_example_prints_what_skopeo_would() {
         .unwrap();
     let reference = format!("docker://{addr}/{}:multi", repo.name());
 
-    let out = run(Command::new(&bin).args([&reference, "--platform", "linux/arm64"]));
+    let out = run(Command::new(&bin).args([&reference, "linux/arm64"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Digest"], index.digest().to_string());
     assert_eq!(v["ManifestDigest"], arm.digest().to_string());
@@ -34,20 +35,27 @@ fn inspect_example_prints_what_skopeo_would() {
     assert_eq!(v["Env"][1], "SEED=52");
     assert_eq!(v["Created"], "2024-01-02T03:04:05Z");
 
-    let raw = Command::new(&bin)
-        .args([&reference, "--raw"])
+    let ocikit = ocikit_binary();
+    let raw = Command::new(&ocikit)
+        .args(["inspect", &reference, "--raw"])
         .output()
         .unwrap();
     assert_eq!(raw.stdout, index.raw());
-    let config = Command::new(&bin)
-        .args([&reference, "--config", "--platform", "linux/amd64"])
+    let config = Command::new(&ocikit)
+        .args([
+            "inspect",
+            &reference,
+            "--config",
+            "--override-arch",
+            "amd64",
+        ])
         .output()
         .unwrap();
     let cfg: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap();
     assert_eq!(cfg["architecture"], "amd64");
 
     let missing = Command::new(&bin)
-        .arg(format!("{addr}/{}:nope", repo.name()))
+        .arg(format!("docker://{addr}/{}:nope", repo.name()))
         .output()
         .unwrap();
     assert!(!missing.status.success());

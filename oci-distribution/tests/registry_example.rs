@@ -12,11 +12,8 @@ use support::{any, client, example_binary, push_image, run, spawn_until_first_li
 fn registry_example_serves_until_stopped() {
     let bin = example_binary("registry");
     let root = tempfile::tempdir().unwrap();
-    let (mut child, line) = spawn_until_first_line(
-        Command::new(bin)
-            .args(["--addr", "127.0.0.1:0", "--root"])
-            .arg(root.path()),
-    );
+    let (mut child, line) =
+        spawn_until_first_line(Command::new(bin).arg("127.0.0.1:0").arg(root.path()));
     let addr = line
         .strip_prefix("serving on ")
         .and_then(|rest| rest.split_whitespace().next())

@@ -955,6 +955,19 @@ fn start_relay(master: std::os::fd::OwnedFd) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// `list`'s OWNER: as runc's, the name of the user owning the container's state directory,
+/// `#UID` when the password database has no such user (`state` prints `owner` as "").
+fn owner(rt: &Runtime, id: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(rt.root().join(id)) else {
+        return String::new();
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid())) {
+        Ok(Some(user)) => user.name,
+        _ => format!("#{}", meta.uid()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1025,18 +1038,5 @@ mod tests {
         let v: Vec<String> = vec!["--bundle".into()];
         assert!(Args::parse(&v, CREATE_VALUED).is_err());
         assert!(args(&[], &[]).id().is_err());
-    }
-}
-
-/// `list`'s OWNER: as runc's, the name of the user owning the container's state directory,
-/// `#UID` when the password database has no such user (`state` prints `owner` as "").
-fn owner(rt: &Runtime, id: &str) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(rt.root().join(id)) else {
-        return String::new();
-    };
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid())) {
-        Ok(Some(user)) => user.name,
-        _ => format!("#{}", meta.uid()),
     }
 }

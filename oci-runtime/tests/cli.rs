@@ -93,7 +93,11 @@ fn create_start_state_kill_delete_from_separate_processes() {
     assert_eq!(list[0]["id"], cid.as_str());
     // OWNER is the state directory's owner, as runc's: by name, else `#UID`.
     assert_eq!(list[0]["owner"], "root");
-    assert_eq!(state(&root, &cid)["owner"], "", "state leaves it empty, as runc's");
+    assert_eq!(
+        state(&root, &cid)["owner"],
+        "",
+        "state leaves it empty, as runc's"
+    );
     let dir = root.join(&cid);
     for (uid, name) in [(65534, "nobody"), (4242, "#4242")] {
         std::os::unix::fs::chown(&dir, Some(uid), None).unwrap();

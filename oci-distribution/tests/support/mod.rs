@@ -18,6 +18,28 @@ use ocikit_distribution::{Client, Repository, RetryPolicy};
 /// The example program `name` of the `ocikit` package, built by `scripts/test.sh` (`cargo
 /// build --examples`) before the tests; the test fails, saying so, when it was not built.
 pub fn example_binary(name: &str) -> PathBuf {
+    let bin = profile_dir().join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "examples/{name} is not built: run `cargo build --examples`, as scripts/test.sh does"
+    );
+    bin
+}
+
+/// The `ocikit` command (package `ocikit-cli`), which `cargo test --workspace` builds before
+/// the tests run; the test fails, saying so, when it was not built.
+pub fn ocikit_binary() -> PathBuf {
+    let bin = profile_dir().join("ocikit");
+    assert!(
+        bin.exists(),
+        "{} is not built: run the tests with `bash scripts/test.sh` (cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// `target/debug` (or `release`), under `CARGO_TARGET_DIR` when set.
+fn profile_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
@@ -26,12 +48,7 @@ pub fn example_binary(name: &str) -> PathBuf {
     } else {
         "release"
     };
-    let bin = target.join(profile).join("examples").join(name);
-    assert!(
-        bin.exists(),
-        "examples/{name} is not built: run `cargo build --examples`, as scripts/test.sh does"
-    );
-    bin
+    target.join(profile)
 }
 
 pub fn client() -> Client {
