@@ -419,10 +419,6 @@ pub(crate) fn run(a: RunArgs, globals: &Globals) -> Result<ExitCode, Failure> {
         Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })) => {
             let location = pull_location(&a.image)?;
             let mut options = pull_options(&a.platform, &a.registry, &a.trust)?;
-            // podman's words on standard error when `run` pulls (nothing when it does not).
-            if !globals.quiet {
-                eprintln!("Trying to pull {}...", a.image);
-            }
             let display = crate::progress::Display::new("pulling", globals.quiet);
             if let Some(d) = &display {
                 let d = d.clone();
