@@ -1,6 +1,7 @@
 # Sourced by benches/store.sh and benches/working.sh: the ~130 MB, 5-layer image they share,
-# made once under $BASE (target/bench-store) with the build recipe at $BIN, and FILES and
-# TREE_BYTES set for the reports. Needs log() from the sourcing script.
+# made once under $BASE (target/bench-store) with `$OCIKIT build`, and FILES and
+# TREE_BYTES set for the reports. Needs log() and OCIKIT (the `ocikit` binary) from the
+# sourcing script.
 # --- the image -----------------------------------------------------------------------------
 # 15.8k files of /usr/share over 4 layers (about 125 MB), then busybox: 16k files, 5 layers.
 LAYERS=(
@@ -28,7 +29,7 @@ if [[ ! -f $BASE/image/index.json ]]; then
     rm -rf "$BASE/image.tmp"
     args=()
     for i in "${!LAYERS[@]}"; do args+=(--layer "$BASE/tree/l$i"); done
-    SOURCE_DATE_EPOCH=1700000000 "$BIN/build" --from scratch "${args[@]}" --layer "$BASE/tree/bb" \
+    SOURCE_DATE_EPOCH=1700000000 "$OCIKIT" build --from scratch "${args[@]}" --layer "$BASE/tree/bb" \
         --cmd /bin/true "oci:$BASE/image.tmp:bench" >/dev/null
     mv "$BASE/image.tmp" "$BASE/image"
 fi
