@@ -36,8 +36,8 @@ for tool in podman hyperfine newuidmap skopeo docker-registry runc; do
 done
 
 cargo build --release --quiet -p ocikit-cli
-# OCIKIT: another binary (for before/after comparisons).
-OCIKIT=${OCIKIT:-${CARGO_TARGET_DIR:-$PWD/target}/release/ocikit}
+# OCIKIT_BENCH_BIN: another directory holding `ocikit` (for before/after comparisons).
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 BASE=$PWD/target/bench-store
 # Root's: the registry. The user's (short: podman refuses a runroot over 50 characters).
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocrr.XXXXXX")

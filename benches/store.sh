@@ -10,8 +10,8 @@
 # 3. disk: ten containers of the image running at once, and what they cost on disk next to
 #    the image's unpacked size (`du -x`: the overlay mounts themselves are not counted).
 #
-# `ocikit` is the release build of ocikit-cli (OCIKIT names another binary, for before/after
-# comparisons). The image: 5 layers, made once under target/bench-store by `ocikit build`
+# `ocikit` is the release build of ocikit-cli (OCIKIT_BENCH_BIN names another directory
+# holding one, for before/after comparisons). The image: 5 layers, made once under target/bench-store by `ocikit build`
 # from system files (4 layers of a 16k-file slice of /usr/share, then busybox-static), with
 # SOURCE_DATE_EPOCH, and pushed to a
 # private docker-registry on 127.0.0.1 started here. podman gets a private containers.conf
@@ -54,7 +54,8 @@ if ((${#missing[@]} > 0)); then
 fi
 
 cargo build --release --quiet -p ocikit-cli
-OCIKIT=${OCIKIT:-${CARGO_TARGET_DIR:-$PWD/target}/release/ocikit}
+# OCIKIT_BENCH_BIN: another directory holding `ocikit` (for before/after comparisons).
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocsb.XXXXXX")
 REGISTRY_PID=
