@@ -291,7 +291,8 @@ pub(crate) struct RunArgs {
     /// The container's host name.
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
-    /// The user the command runs as: NAME, UID, NAME:GROUP or UID:GID.
+    /// The user the command runs as: NAME, UID, NAME:GROUP or UID:GID (with podman's groups:
+    /// its own, and those /etc/group lists it in unless a GROUP is given).
     #[arg(short, long, value_name = "USER")]
     user: Option<String>,
     /// The working directory of the command.
