@@ -13,8 +13,13 @@ use std::process::ExitCode;
 use ocikit::store::Store;
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::env::args().nth(1);
-    let store = Store::open(root.map_or_else(Store::default_root, Into::into))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = match args.as_slice() {
+        [] => Store::default_root(),
+        [root] => root.into(),
+        _ => return Err("usage: images [STORE]".into()),
+    };
+    let store = Store::open(root)?;
     println!(
         "{:<40} {:<12} {:<22} {:>12}",
         "NAME", "DIGEST", "CREATED", "SIZE"

@@ -14,8 +14,13 @@ use std::process::ExitCode;
 use ocikit::store::Store;
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let root = std::env::args().nth(1);
-    let store = Store::open(root.map_or_else(Store::default_root, Into::into))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = match args.as_slice() {
+        [] => Store::default_root(),
+        [root] => root.into(),
+        _ => return Err("usage: prune [STORE]".into()),
+    };
+    let store = Store::open(root)?;
     let freed = store.prune()?;
     println!(
         "pruned {} snapshots, {} blobs and {} temporaries: {} bytes freed",

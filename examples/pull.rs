@@ -17,9 +17,14 @@ use ocikit::copy::Location;
 use ocikit::store::{PullOptions, Store};
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let src: Location = args.next().ok_or("usage: pull SRC [STORE]")?.parse()?;
-    let store = Store::open(args.next().map_or_else(Store::default_root, Into::into))?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (src, root) = match args.as_slice() {
+        [src] => (src, Store::default_root()),
+        [src, root] => (src, root.into()),
+        _ => return Err("usage: pull SRC [STORE]".into()),
+    };
+    let src: Location = src.parse()?;
+    let store = Store::open(root)?;
     let pulled = store.pull(&src, &PullOptions::new())?;
     for layer in &pulled.layers {
         let what = match (layer.fetched, layer.unpacked) {

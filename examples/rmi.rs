@@ -13,10 +13,14 @@ use std::process::ExitCode;
 use ocikit::store::Store;
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let reference = args.next().ok_or("usage: rmi NAME|DIGEST [STORE]")?;
-    let store = Store::open(args.next().map_or_else(Store::default_root, Into::into))?;
-    let freed = store.remove_image(&reference)?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (reference, root) = match args.as_slice() {
+        [reference] => (reference, Store::default_root()),
+        [reference, root] => (reference, root.into()),
+        _ => return Err("usage: rmi NAME|DIGEST [STORE]".into()),
+    };
+    let store = Store::open(root)?;
+    let freed = store.remove_image(reference)?;
     println!(
         "removed {reference}: {} snapshots and {} blobs, {} bytes freed",
         freed.snapshots.len(),

@@ -21,10 +21,14 @@ use ocikit::run::{RunOptions, run_stored};
 use ocikit::store::{PullOptions, Store, StoreError};
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let image = args.next().ok_or("usage: run IMAGE [STORE]")?;
-    let store = Store::open(args.next().map_or_else(Store::default_root, Into::into))?;
-    let digest = match store.image(&image) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (image, root) = match args.as_slice() {
+        [image] => (image, Store::default_root()),
+        [image, root] => (image, root.into()),
+        _ => return Err("usage: run IMAGE [STORE]".into()),
+    };
+    let store = Store::open(root)?;
+    let digest = match store.image(image) {
         Ok(stored) => stored.manifest.digest().clone(),
         Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })) => {
             let pulled = store.pull(&image.parse()?, &PullOptions::new())?;
