@@ -572,8 +572,10 @@ mod tests {
         resolve_user(u, r.path(), true).map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
     }
 
-    /// What `podman run -u U IMAGE id` printed (podman 4.3.1 with runc) for an image with
-    /// these files, as gids.
+    /// The groups `podman run -u U IMAGE id` printed (podman 4.3.1 with runc) for each form of
+    /// U, on an image with users and groups of the same shapes as these (a member of other
+    /// groups, one of none, root a member of one, no /etc/passwd at all); ocikit-cli's run
+    /// test compares `ocikit run -u` with podman itself.
     #[test]
     fn users_resolve_like_podman_with_podman_groups() {
         assert_eq!(podman_user("").unwrap(), (0, 0, Some(vec![10])));
