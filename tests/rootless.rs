@@ -201,10 +201,6 @@ fn snapshots(store: &Path) -> Vec<(PathBuf, i64)> {
     v
 }
 
-/// `ocikit run --root STORE` as the user: pulled, the image's owners seen inside; the second
-/// run fetches and unpacks nothing (the store's blobs and snapshots untouched, nothing
-/// said); `--memory` where the user's cgroups cannot be written fails (125) naming the
-/// limit; nothing is left behind.
 /// The blobs of a store's layout and their modification times.
 fn blobs(store: &Path) -> Vec<(PathBuf, i64)> {
     let mut v: Vec<(PathBuf, i64)> = std::fs::read_dir(store.join("layout/blobs/sha256"))
@@ -219,6 +215,10 @@ fn blobs(store: &Path) -> Vec<(PathBuf, i64)> {
     v
 }
 
+/// `ocikit run --root STORE` as the user: pulled, the image's owners seen inside; the second
+/// run fetches and unpacks nothing (the store's blobs and snapshots untouched, nothing
+/// said); `--memory` where the user's cgroups cannot be written fails (125) naming the
+/// limit; nothing is left behind.
 #[test]
 fn run_from_the_store_as_a_user_then_again_without_fetching_or_unpacking() {
     let tmp = tempfile::tempdir().unwrap();
