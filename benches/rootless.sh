@@ -4,8 +4,8 @@
 #
 #   bash benches/rootless.sh [RUNS] [OUT]     (as root; default 3 rounds; about 2 minutes)
 #
-# `examples/run --store DIR REF -- /bin/true` (its second run onwards: the image is stored)
-# against `podman run --rm --network none REF /bin/true`, both run by the user
+# `ocikit run --rm --root DIR REF /bin/true` (release build of ocikit-cli; its second run
+# onwards: the image is stored) against `podman run --rm --network none REF /bin/true`, both run by the user
 # ocikit-rootless (made by scripts/test.sh, with /etc/subuid and /etc/subgid ranges) through
 # runuser with a clean environment, under hyperfine (also run as that user). The image is the
 # store benchmark's (benches/store-image.sh: ~130 MB, 5 layers, 16k files) from a private
@@ -35,9 +35,9 @@ for tool in podman hyperfine newuidmap skopeo docker-registry runc; do
     command -v "$tool" >/dev/null || { echo "error: $tool is missing" >&2; exit 1; }
 done
 
-cargo build --release --quiet --example build --example run
-# OCIKIT_BENCH_BIN: another directory of the recipes (for before/after comparisons).
-BIN=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/examples}
+cargo build --release --quiet -p ocikit-cli
+# OCIKIT_BENCH_BIN: another directory holding `ocikit` (for before/after comparisons).
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 BASE=$PWD/target/bench-store
 # Root's: the registry. The user's (short: podman refuses a runroot over 50 characters).
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocrr.XXXXXX")
@@ -90,7 +90,7 @@ skopeo copy -q --dest-tls-verify=false "oci:$BASE/image:bench" "docker://$REF"
 log "registry on 127.0.0.1:$PORT holds $REF"
 
 mkdir -p "$UD"/{home,run,data,config,conf,bin,podman}
-cp "$BIN/run" "$UD/bin/run"
+cp "$OCIKIT" "$UD/bin/ocikit"
 cat >"$UD/conf/containers.conf" <<EOF
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
@@ -112,9 +112,9 @@ chown -R "$RL_USER:" "$UD"
 chmod 0700 "$UD" "$UD/run"
 
 pod=(podman --root "$UD/podman/root" --runroot "$UD/podman/run" --storage-driver overlay)
-ours=("$UD/bin/run" --store "$UD/store" "$REF" -- /bin/true)
+ours=("$UD/bin/ocikit" run --rm --root "$UD/store" "$REF" /bin/true)
 log "first runs (pull and store) as $RL_USER"
-as_user "$UD/bin/run" --store "$UD/store" "docker://$REF" -- /bin/true >"$WORK/first.log" 2>&1 ||
+as_user "$UD/bin/ocikit" run --rm --root "$UD/store" "$REF" /bin/true >"$WORK/first.log" 2>&1 ||
     { cat "$WORK/first.log" >&2; exit 1; }
 as_user "${pod[@]}" pull -q --tls-verify=false "$REF" >"$WORK/pull.log" 2>&1 ||
     { cat "$WORK/pull.log" >&2; exit 1; }

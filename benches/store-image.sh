@@ -1,7 +1,9 @@
 # Sourced by benches/store.sh and benches/working.sh: the ~130 MB, 5-layer image they share,
-# made once under $BASE (target/bench-store) with `ocikit build` ($OCIKIT), and FILES and
-# TREE_BYTES set for the reports. Needs log() from the sourcing script.
+# made once under $BASE (target/bench-store) with `$OCIKIT build`, and FILES and
+# TREE_BYTES set for the reports. Needs log() from the sourcing script, and the release
+# `ocikit` built (or OCIKIT naming one).
 # --- the image -----------------------------------------------------------------------------
+: "${OCIKIT:=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit}"
 # 15.8k files of /usr/share over 4 layers (about 125 MB), then busybox: 16k files, 5 layers.
 LAYERS=(
     "icons"

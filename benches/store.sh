@@ -4,14 +4,16 @@
 #   bash benches/store.sh [RUNS] [OUT]     (as root; default 5 rounds; about 3 minutes)
 #
 # 1. start: a container of a stored image runs /bin/true
-#    (`examples/run --store DIR NAME -- /bin/true` vs `podman run --rm NAME /bin/true`);
+#    (`ocikit run --rm --root DIR REF /bin/true` vs `podman run --rm REF /bin/true`);
 # 2. pull: the image from the registry into an empty store
-#    (`examples/pull docker://REF --store EMPTY` vs `podman pull REF` into an empty root);
+#    (`ocikit pull -q --root EMPTY REF` vs `podman pull REF` into an empty root);
 # 3. disk: ten containers of the image running at once, and what they cost on disk next to
 #    the image's unpacked size (`du -x`: the overlay mounts themselves are not counted).
 #
-# The image: 5 layers, made once under target/bench-store from system files (4 layers of a
-# 16k-file slice of /usr/share, then busybox-static), with SOURCE_DATE_EPOCH, and pushed to a
+# `ocikit` is the release build of ocikit-cli (OCIKIT_BENCH_BIN names another directory
+# holding one, for before/after comparisons). The image: 5 layers, made once under target/bench-store by `ocikit build`
+# from system files (4 layers of a 16k-file slice of /usr/share, then busybox-static), with
+# SOURCE_DATE_EPOCH, and pushed to a
 # private docker-registry on 127.0.0.1 started here. podman gets a private containers.conf
 # (CONTAINERS_CONF), registries.conf, --root/--runroot and --tls-verify=false: nothing of the
 # machine's own configuration or storage is used or changed. Both sides run with no network
@@ -51,9 +53,9 @@ if ((${#missing[@]} > 0)); then
     if $own_policy; then rm -f "$policy"; fi
 fi
 
-cargo build --release --quiet --example build --example pull --example run
-# OCIKIT_BENCH_BIN: another directory of the recipes (for before/after comparisons).
-BIN=${OCIKIT_BENCH_BIN:-$PWD/target/release/examples}
+cargo build --release --quiet -p ocikit-cli
+# OCIKIT_BENCH_BIN: another directory holding `ocikit` (for before/after comparisons).
+OCIKIT=${OCIKIT_BENCH_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release}/ocikit
 BASE=$PWD/target/bench-store
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/ocsb.XXXXXX")
 REGISTRY_PID=
@@ -137,7 +139,7 @@ range() { sort -n | awk 'NR==1{lo=$1} {hi=$1} END {print lo "–" hi}'; }
 for i in $(seq "$RUNS"); do
     settle
     /usr/bin/time -f "%e %M" -o "$WORK/pull-ours.one" \
-        "$BIN/pull" "docker://$REF" --store "$WORK/po$i" >"$WORK/pull-ours.log" 2>&1 ||
+        "$OCIKIT" pull -q --root "$WORK/po$i" "$REF" >"$WORK/pull-ours.log" 2>&1 ||
         { cat "$WORK/pull-ours.log" >&2; exit 1; }
     cat "$WORK/pull-ours.one" >>"$WORK/pull-ours.times"
     settle
@@ -154,7 +156,7 @@ STORE=$WORK/po1
 PODROOT=$WORK/pp1
 for i in $(seq "$RUNS"); do
     hyperfine -N --warmup 3 --runs 20 --export-json "$WORK/start-$i.json" \
-        -n ours "$BIN/run --store $STORE $REF -- /bin/true" \
+        -n ours "$OCIKIT run --rm --root $STORE $REF /bin/true" \
         -n podman "podman --root $PODROOT/root --runroot $PODROOT/run --storage-driver overlay run --rm --network none $REF /bin/true" \
         >"$WORK/start.log" 2>&1 || { cat "$WORK/start.log" >&2; exit 1; }
     python3 - "$WORK/start-$i.json" >>"$WORK/start.medians" <<'PY'
@@ -164,7 +166,7 @@ print(f'{r["ours"]:.4f} {r["podman"]:.4f} {r["ours"] / r["podman"]:.3f}')
 PY
     log "start round $i: ours podman ratio = $(tail -n 1 "$WORK/start.medians")"
 done
-/usr/bin/time -f %M -o "$WORK/start-ours.rss" "$BIN/run" --store "$STORE" "$REF" -- /bin/true 2>/dev/null
+/usr/bin/time -f %M -o "$WORK/start-ours.rss" "$OCIKIT" run --rm --root "$STORE" "$REF" /bin/true
 /usr/bin/time -f %M -o "$WORK/start-podman.rss" podman --root "$PODROOT/root" \
     --runroot "$PODROOT/run" --storage-driver overlay run --rm --network none "$REF" /bin/true
 
@@ -175,7 +177,7 @@ store_before=$(du_b "$STORE")
 pod_before=$(du_b "$PODROOT")
 pids=()
 for i in $(seq 10); do
-    "$BIN/run" --store "$STORE" "$REF" -- /bin/sleep 20 >/dev/null 2>&1 &
+    "$OCIKIT" run --rm --root "$STORE" "$REF" /bin/sleep 20 >/dev/null 2>&1 &
     pids+=($!)
 done
 for ((t = 0; t < 150; t++)); do

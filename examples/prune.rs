@@ -1,39 +1,34 @@
 //! Frees what no image or container of the image store uses, like `podman image prune`:
 //! snapshots, blobs, and what pulls that died left behind; then checks the whole store (every
-//! blob against its digest, every snapshot complete). `--check` only checks.
+//! blob against its digest, every snapshot complete).
 //!
 //! ```text
-//! cargo run --release --example prune -- [--store DIR] [--check]
+//! cargo run --example prune -- [STORE]
 //! ```
 //!
-//! Exits 1 when the check finds a problem, printing each.
+//! STORE is root's `/var/lib/ocikit` (a user's `~/.local/share/ocikit`) unless given. Exits
+//! 1 when the check finds a problem, printing each (`ocikit prune --check` only checks).
 
 use std::process::ExitCode;
 
 use ocikit::store::Store;
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let mut root = Store::default_root();
-    let mut check_only = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--store" => root = args.next().ok_or("--store needs a value")?.into(),
-            "--check" => check_only = true,
-            _ => return Err("usage: prune [--store DIR] [--check]".into()),
-        }
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = match args.as_slice() {
+        [] => Store::default_root(),
+        [root] => root.into(),
+        _ => return Err("usage: prune [STORE]".into()),
+    };
     let store = Store::open(root)?;
-    if !check_only {
-        let freed = store.prune()?;
-        println!(
-            "pruned {} snapshots, {} blobs and {} temporaries: {} bytes freed",
-            freed.snapshots.len(),
-            freed.blobs,
-            freed.temporaries,
-            freed.bytes
-        );
-    }
+    let freed = store.prune()?;
+    println!(
+        "pruned {} snapshots, {} blobs and {} temporaries: {} bytes freed",
+        freed.snapshots.len(),
+        freed.blobs,
+        freed.temporaries,
+        freed.bytes
+    );
     let report = store.check()?;
     for (path, problem) in &report.problems {
         println!("{}: {problem}", path.display());

@@ -1,35 +1,32 @@
-//! Removes images from the image store, like `podman rmi`: each name (or every name of a
+//! Removes an image from the image store, like `podman rmi`: the name (or every name of a
 //! digest), then the layers and blobs no other image or container uses. An image a container
 //! uses is refused.
 //!
 //! ```text
-//! cargo run --release --example rmi -- [--store DIR] NAME|DIGEST...
+//! cargo run --example rmi -- NAME|DIGEST [STORE]
 //! ```
+//!
+//! STORE is root's `/var/lib/ocikit` (a user's `~/.local/share/ocikit`) unless given.
 
 use std::process::ExitCode;
 
 use ocikit::store::Store;
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut root = Store::default_root();
-    if args.first().map(String::as_str) == Some("--store") && args.len() > 1 {
-        root = args[1].clone().into();
-        args.drain(..2);
-    }
-    if args.is_empty() {
-        return Err("usage: rmi [--store DIR] NAME|DIGEST...".into());
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (reference, root) = match args.as_slice() {
+        [reference] => (reference, Store::default_root()),
+        [reference, root] => (reference, root.into()),
+        _ => return Err("usage: rmi NAME|DIGEST [STORE]".into()),
+    };
     let store = Store::open(root)?;
-    for reference in &args {
-        let freed = store.remove_image(reference)?;
-        println!(
-            "removed {reference}: {} snapshots and {} blobs, {} bytes freed",
-            freed.snapshots.len(),
-            freed.blobs,
-            freed.bytes
-        );
-    }
+    let freed = store.remove_image(reference)?;
+    println!(
+        "removed {reference}: {} snapshots and {} blobs, {} bytes freed",
+        freed.snapshots.len(),
+        freed.blobs,
+        freed.bytes
+    );
     Ok(())
 }
 

@@ -66,6 +66,7 @@ pub struct ConvertOptions {
     pids: Option<i64>,
     hostname: Option<String>,
     user: Option<String>,
+    podman_groups: bool,
     mounts: Vec<Mount>,
     workdir: Option<String>,
 }
@@ -163,6 +164,26 @@ impl ConvertOptions {
     /// (default: the image's).
     pub fn user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// Gives the process the additional groups `podman run` gives it instead of those
+    /// conversion.md describes (default false: conversion.md's).
+    ///
+    /// conversion.md: "The converter SHOULD NOT modify `process.user.additionalGids` if the
+    /// value of user in `Config.User` is numeric or if `Config.User` specifies a group", and
+    /// otherwise adds the groups of `/etc/group` that list the user as a member.
+    ///
+    /// podman (libpod's `generateSpec` over runc's `user.GetExecUser`) instead: a user given
+    /// at all (`-u` or `Config.User`) has its primary group among its additional groups;
+    /// unless a group is given (`user:group`), the groups of `/etc/group` that list, as a
+    /// member, the name of the `/etc/passwd` entry the user matched (by name, or by uid
+    /// when numeric: `1000` gets the groups of the entry with uid 1000) are added too; with
+    /// no user at all, those of the entry with uid 0, without its primary group. `id` in a
+    /// podman container then prints `groups=1000(app),2000(extra)` for `-u app` where
+    /// conversion.md gives `groups=2000(extra)`.
+    pub fn podman_groups(mut self, podman: bool) -> Self {
+        self.podman_groups = podman;
         self
     }
 
@@ -271,6 +292,7 @@ pub fn runtime_config(
             .or(config.user().as_deref())
             .unwrap_or(""),
         rootfs,
+        options.podman_groups,
     )?);
     spec.set_process(Some(process));
 
@@ -373,8 +395,13 @@ fn read_etc(rootfs: &Path, file: &str) -> Result<Vec<u8>, ConvertError> {
 }
 
 /// `Config.User` (`user`, `uid`, `user:group`, `uid:gid`, `user:gid`, `uid:group`, or empty)
-/// to a runtime user, as conversion.md says.
-fn resolve_user(user: &str, rootfs: &Path) -> Result<oci_spec::runtime::User, ConvertError> {
+/// to a runtime user, as conversion.md says, or with podman's additional groups
+/// ([`ConvertOptions::podman_groups`]).
+fn resolve_user(
+    user: &str,
+    rootfs: &Path,
+    podman_groups: bool,
+) -> Result<oci_spec::runtime::User, ConvertError> {
     let err = |reason: String| ConvertError::User {
         user: user.to_owned(),
         reason,
@@ -439,14 +466,35 @@ fn resolve_user(user: &str, rootfs: &Path) -> Result<oci_spec::runtime::User, Co
     let mut u = oci_spec::runtime::User::default();
     u.set_uid(uid);
     u.set_gid(gid);
+    let member_of = |member: &str| -> Vec<u32> {
+        groups
+            .iter()
+            .filter(|(_, _, members)| members.iter().any(|m| m == member))
+            .map(|(_, g, _)| *g)
+            .collect()
+    };
+    if podman_groups {
+        // podman: the primary group when a user is given, then (no group given) the
+        // memberships of the passwd entry matched, by name or uid (uid 0 for no user).
+        let mut extra: Vec<u32> = Vec::new();
+        if !user.is_empty() {
+            extra.push(gid);
+        }
+        if let (None, Some(entry)) = (group, entry) {
+            extra.extend(member_of(&entry.name));
+        }
+        extra.sort_unstable();
+        extra.dedup();
+        if !extra.is_empty() {
+            u.set_additional_gids(Some(extra));
+        }
+        return Ok(u);
+    }
     // "The converter SHOULD NOT modify process.user.additionalGids if the value of user in
     // Config.User is numeric or if Config.User specifies a group."
     if !numeric_user && group.is_none() {
-        let mut extra: Vec<u32> = groups
-            .iter()
-            .filter(|(_, g, members)| *g != gid && members.iter().any(|m| m == name))
-            .map(|(_, g, _)| *g)
-            .collect();
+        let mut extra = member_of(name);
+        extra.retain(|g| *g != gid);
         extra.sort_unstable();
         extra.dedup();
         u.set_additional_gids(Some(extra));
@@ -516,7 +564,50 @@ mod tests {
 
     fn user(u: &str) -> Result<(u32, u32, Option<Vec<u32>>), ConvertError> {
         let r = rootfs(PASSWD, GROUP);
-        resolve_user(u, r.path()).map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
+        resolve_user(u, r.path(), false).map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
+    }
+
+    fn podman_user(u: &str) -> Result<(u32, u32, Option<Vec<u32>>), ConvertError> {
+        let r = rootfs(PASSWD, GROUP);
+        resolve_user(u, r.path(), true).map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
+    }
+
+    /// The groups `podman run -u U IMAGE id` printed (podman 4.3.1 with runc) for each form of
+    /// U, on an image with users and groups of the same shapes as these (a member of other
+    /// groups, one of none, root a member of one, no /etc/passwd at all); ocikit-cli's run
+    /// test compares `ocikit run -u` with podman itself.
+    #[test]
+    fn users_resolve_like_podman_with_podman_groups() {
+        assert_eq!(podman_user("").unwrap(), (0, 0, Some(vec![10])));
+        assert_eq!(podman_user("root").unwrap(), (0, 0, Some(vec![0, 10])));
+        assert_eq!(
+            podman_user("app").unwrap(),
+            (1000, 1000, Some(vec![10, 44, 1000]))
+        );
+        assert_eq!(
+            podman_user("1000").unwrap(),
+            (1000, 1000, Some(vec![10, 44, 1000]))
+        );
+        assert_eq!(podman_user("daemon").unwrap(), (1, 1, Some(vec![1])));
+        assert_eq!(podman_user("4242").unwrap(), (4242, 0, Some(vec![0])));
+        assert_eq!(
+            podman_user("app:staff").unwrap(),
+            (1000, 50, Some(vec![50]))
+        );
+        assert_eq!(podman_user("5:6").unwrap(), (5, 6, Some(vec![6])));
+        assert!(matches!(
+            podman_user("nobody"),
+            Err(ConvertError::User { .. })
+        ));
+        let bare = tempfile::tempdir().unwrap();
+        let none = |u: &str| {
+            resolve_user(u, bare.path(), true)
+                .map(|u| (u.uid(), u.gid(), u.additional_gids().clone()))
+                .unwrap()
+        };
+        // No /etc/passwd: podman printed `uid=0 gid=0`, `uid=1000 gid=0 groups=0`.
+        assert_eq!(none(""), (0, 0, None));
+        assert_eq!(none("1000"), (1000, 0, Some(vec![0])));
     }
 
     #[test]
@@ -549,12 +640,12 @@ mod tests {
         std::fs::create_dir(d.path().join("etc")).unwrap();
         // Through the link, the host's file would make "hostonly" resolve.
         std::os::unix::fs::symlink(&host_passwd, d.path().join("etc/passwd")).unwrap();
-        let e = resolve_user("hostonly", d.path()).unwrap_err();
+        let e = resolve_user("hostonly", d.path(), false).unwrap_err();
         assert!(matches!(e, ConvertError::User { .. }), "{e:?}");
         // A link to itself (absolute, so inside the root it is itself) is an error, not a hang.
         std::fs::remove_file(d.path().join("etc/passwd")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
-        assert!(resolve_user("root", d.path()).is_err());
+        assert!(resolve_user("root", d.path(), false).is_err());
     }
 
     fn image(json: serde_json::Value) -> ImageConfiguration {

@@ -162,6 +162,13 @@ impl RunOptions {
         self
     }
 
+    /// Gives the process the additional groups `podman run` gives it rather than
+    /// image-spec conversion.md's (default false): see [`ConvertOptions::podman_groups`].
+    pub fn podman_groups(mut self, podman: bool) -> Self {
+        self.convert = self.convert.podman_groups(podman);
+        self
+    }
+
     /// The working directory instead of the image's (default: the image's `WorkingDir`).
     pub fn workdir(mut self, dir: impl Into<String>) -> Self {
         self.convert = self.convert.workdir(dir);

@@ -1,6 +1,7 @@
 //! Pull, unpack, convert, run: an image pushed to the registry of scripts/test.sh
 //! (`OCIKIT_TEST_REGISTRY`), pulled and unpacked into a bundle by us, gives the same output
-//! under runc as under oci-runtime, and the `run` recipe runs it end to end.
+//! under runc as under oci-runtime; `ocikit run` runs it end to end with limits, and the
+//! `run` recipe runs an image from the store with its exit status.
 //!
 //! Needs root, runc, busybox-static and the registry (scripts/test.sh); fails without them.
 
@@ -104,8 +105,15 @@ fn pulled_image_runs_the_same_under_runc_and_oci_runtime() {
     assert!(our_out.lines().any(|l| l == "/etc"), "{our_out}");
 }
 
+/// The CPU quota as the container's own cgroup shows it (v2's `cpu.max` starts with it; v1's
+/// `cpu.cfs_quota_us` is it).
+const SHOW_CPU_QUOTA: &str = "{ read q rest </sys/fs/cgroup/cpu.max || \
+    read q </sys/fs/cgroup/cpu/cpu.cfs_quota_us; } 2>/dev/null; echo $q";
+
+/// `ocikit run` pulls the pushed image into a store and runs a command of ours in it under
+/// the limits asked for, which the container's cgroups show; its status is the command's.
 #[test]
-fn run_recipe_pulls_unpacks_and_runs_with_limits() {
+fn ocikit_run_pulls_and_runs_with_limits() {
     assert!(
         rustix::process::geteuid().is_root(),
         "containers need root (CI runs as root)"
@@ -115,33 +123,64 @@ fn run_recipe_pulls_unpacks_and_runs_with_limits() {
         tmp.path(),
         &format!("ocikit-run-recipe/{}", std::process::id()),
     );
-    let bundle = tmp.path().join("b");
-    let out = Command::new(example_binary("run"))
-        .args([
-            &image,
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--memory",
-            "512M",
-            "--cpus",
-            "0.5",
-        ])
-        .args(["--", "/bin/sh", "-c", "echo overridden; exit 7"])
+    let store = tmp.path().join("store");
+    let out = Command::new(workspace_binary("ocikit"))
+        .arg("run")
+        .arg("--root")
+        .arg(&store)
+        .args(["--memory", "512m", "--cpus", "0.5", &image])
+        // The image's entrypoint is `/bin/sh -c`: the command replaces its `Cmd`.
+        .arg(format!(
+            "echo overridden; {SHOW_LIMIT}; {SHOW_CPU_QUOTA}; exit 7"
+        ))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
         Some(7),
-        "{}",
+        "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.trim(), "overridden");
-    // The limits are in the bundle's configuration.
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["linux"]["resources"]["memory"]["limit"], 512 << 20);
-    assert_eq!(config["linux"]["resources"]["cpu"]["quota"], 50_000);
+    // The limits are the container's.
+    assert_eq!(stdout, format!("overridden\n{}\n50000\n", 512 << 20));
+    let store = ocikit::store::Store::open(&store).unwrap();
+    assert!(store.containers().unwrap().is_empty());
+}
+
+/// The `run` recipe: pulled on first use from a layout into the store, run with the image's
+/// command, exiting with its status; the second time by the name the pull gave, no pull.
+#[test]
+fn run_recipe_runs_an_image_from_the_store_with_its_status() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "containers need root (CI runs as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    busybox_tree(&tree);
+    let layout = Layout::create(tmp.path().join("layout")).unwrap();
+    let spec = BuildSpec::new()
+        .layer(&tree)
+        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
+        .cmd(vec!["echo from the recipe; exit 3".into()]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    let store = tmp.path().join("store");
+    let src = format!("oci:{}:t", tmp.path().join("layout").display());
+    for (image, pulls) in [(src.as_str(), true), ("t", false)] {
+        let out = Command::new(example_binary("run"))
+            .arg(image)
+            .arg(&store)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{image}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from the recipe\n");
+        assert_eq!(stderr.contains("run: pulled sha256:"), pulls, "{stderr}");
+    }
+    let store = ocikit::store::Store::open(&store).unwrap();
+    assert!(store.containers().unwrap().is_empty());
+    assert!(store.check().unwrap().is_ok());
 }
 
 /// A bundle `umoci unpack` made, with umoci's own config.json, runs under oci-runtime.

@@ -1,6 +1,7 @@
 //! The image store: pulls from the registry of scripts/test.sh (`OCIKIT_TEST_REGISTRY`), each
 //! layer fetched and unpacked once; overlay root filesystems that keep containers apart;
-//! removal, prune and check; two pulls at once; pulls killed midway.
+//! removal, prune and check; two pulls at once; pulls killed midway; the `ocikit` command's
+//! store subcommands and the store recipes (`pull`, `images`, `rmi`, `prune`).
 //!
 //! Needs root (overlay mounts, owners, whiteout devices), the registry, skopeo and
 //! busybox-static (scripts/test.sh); fails without them.
@@ -20,7 +21,7 @@ use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError};
 use ocikit::unpack::{UnpackOptions, unpack_image};
 
 mod common;
-use common::{busybox_tree, example_binary, registry, run};
+use common::{busybox_tree, example_binary, registry, run, workspace_binary};
 
 fn assert_root() {
     assert!(
@@ -218,15 +219,19 @@ fn containers_see_the_image_and_not_each_others_changes() {
     assert!(store.check().unwrap().is_ok());
 }
 
+/// `ocikit run` from the store: pulled on first use, the container's writes go with it; the
+/// next run, by name, needs no source (it is gone) and sees none of them.
 #[test]
-fn run_recipe_runs_from_the_store_in_place() {
+fn ocikit_run_runs_from_the_store_in_place() {
     assert_root();
     let tmp = tempfile::tempdir().unwrap();
     let src = layered_image(tmp.path(), 4096);
     let store = tmp.path().join("store");
     let run_it = |args: &[&str]| {
-        Command::new(example_binary("run"))
-            .args(["--store", store.to_str().unwrap()])
+        Command::new(workspace_binary("ocikit"))
+            .arg("run")
+            .arg("--root")
+            .arg(&store)
             .args(args)
             .output()
             .unwrap()
@@ -234,7 +239,6 @@ fn run_recipe_runs_from_the_store_in_place() {
     // Pulled on first use; the container writes, then goes with what it wrote.
     let out = run_it(&[
         &src,
-        "--",
         "/bin/sh",
         "-c",
         "cat /data/keep; touch /data/new; exit 3",
@@ -246,11 +250,11 @@ fn run_recipe_runs_from_the_store_in_place() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pulled sha256:"));
-    // Run again by name: no pull, and nothing of the first container.
+    assert!(Store::open(&store).unwrap().image("t").is_ok(), "pulled");
+    // Run again by name, the source gone: no pull, and nothing of the first container.
+    std::fs::remove_dir_all(tmp.path().join("layout")).unwrap();
     let out = run_it(&[
         "t",
-        "--",
         "/bin/sh",
         "-c",
         "test ! -e /data/new && test ! -e /data/gone",
@@ -261,10 +265,22 @@ fn run_recipe_runs_from_the_store_in_place() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("pulled"));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let store = Store::open(&store).unwrap();
     assert!(store.containers().unwrap().is_empty());
     assert!(store.check().unwrap().is_ok());
+}
+
+/// How many layers an `ocikit pull` unpacked, from its summary on standard error
+/// (`Pulled 3 layers (3 fetched, 0 already stored; 3 unpacked)`).
+fn unpacked_count(stderr: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(stderr);
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("Pulled "))
+        .unwrap_or_else(|| panic!("no summary in {text}"));
+    let (_, rest) = summary.split_once("; ").unwrap();
+    rest.split(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -450,8 +466,11 @@ fn two_processes_pulling_one_image_both_succeed_and_unpack_each_layer_once() {
     let store = tmp.path().join("store");
     Store::open(&store).unwrap();
     let pull = || {
-        Command::new(example_binary("pull"))
-            .args([&image, "--store", store.to_str().unwrap()])
+        Command::new(workspace_binary("ocikit"))
+            .arg("pull")
+            .arg("--root")
+            .arg(&store)
+            .arg(&image)
             .output()
             .unwrap()
     };
@@ -462,13 +481,13 @@ fn two_processes_pulling_one_image_both_succeed_and_unpack_each_layer_once() {
     });
     let mut unpacked = 0;
     for out in [&a, &b] {
-        let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "{text}{}",
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        unpacked += text.lines().filter(|l| l.contains("unpacked")).count();
+        unpacked += unpacked_count(&out.stderr);
     }
     assert_eq!(unpacked, 3, "each layer unpacked once in all");
     assert!(Store::open(&store).unwrap().check().unwrap().is_ok());
@@ -540,14 +559,11 @@ fn pulls_killed_midway_leave_a_sound_store_and_the_next_pull_completes() {
     for limit in [2_000u64, 300_000, 1_200_000, 2_500_000, 3_300_000] {
         let victim = Arc::new(AtomicU64::new(0));
         let relay = KillingRelay::start(limit, victim.clone());
-        let mut child = Command::new(example_binary("pull"))
-            .args([
-                &format!("docker://{}/{repo}:v1", relay.addr),
-                "--store",
-                store.to_str().unwrap(),
-                "--name",
-                "killed",
-            ])
+        let mut child = Command::new(workspace_binary("ocikit"))
+            .arg("pull")
+            .arg("--root")
+            .arg(&store)
+            .arg(format!("docker://{}/{repo}:v1", relay.addr))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -571,18 +587,17 @@ fn pulls_killed_midway_leave_a_sound_store_and_the_next_pull_completes() {
         );
     }
     assert!(kills >= 4, "only {kills} pulls were killed midway");
-    // The next pull completes, from where the killed ones stopped.
-    let out = run(Command::new(example_binary("pull")).args([
-        &format!("docker://{}/{repo}:v1", registry()),
-        "--store",
-        store.to_str().unwrap(),
-        "--name",
-        "killed",
-    ]));
-    assert!(out.contains("pulled sha256:"), "{out}");
+    // The next pull completes, from where the killed ones stopped, under the image's name.
+    let name = format!("{}/{repo}:v1", registry());
+    let out = run(Command::new(workspace_binary("ocikit"))
+        .arg("pull")
+        .arg("--root")
+        .arg(&store)
+        .arg(format!("docker://{name}")));
+    assert!(out.starts_with("sha256:"), "{out}");
     let opened = Store::open(&store).unwrap();
     assert!(opened.check().unwrap().is_ok());
-    assert!(opened.image("killed").is_ok());
+    assert!(opened.image(&name).is_ok());
     // What the dead pulls left behind goes with a prune; the image stays.
     opened.prune().unwrap();
     assert_eq!(
@@ -592,7 +607,7 @@ fn pulls_killed_midway_leave_a_sound_store_and_the_next_pull_completes() {
         0
     );
     assert!(opened.check().unwrap().is_ok());
-    assert!(opened.image("killed").is_ok());
+    assert!(opened.image(&name).is_ok());
 }
 
 /// Where overlayfs cannot be mounted (here: a store inside an overlay mount, which overlayfs
@@ -678,8 +693,11 @@ fn an_unprivileged_users_store_uses_user_overlay_attributes() {
     let store = tmp.path().join("user-store");
     std::fs::create_dir(&store).unwrap();
     std::os::unix::fs::chown(&store, Some(65534), Some(65534)).unwrap();
-    let out = Command::new(example_binary("pull"))
-        .args([&src, "--store", store.to_str().unwrap()])
+    let out = Command::new(workspace_binary("ocikit"))
+        .arg("pull")
+        .arg("--root")
+        .arg(&store)
+        .arg(&src)
         .uid(65534)
         .gid(65534)
         .output()
@@ -729,28 +747,38 @@ fn an_unprivileged_users_store_uses_user_overlay_attributes() {
     }
 }
 
-/// The recipes over the store, as a user types them: `pull`, `images` lists the image,
-/// `rmi` refuses it while a container uses it and removes it after, `prune` frees a dead
-/// pull's leftovers and checks the store; a corrupt blob makes `prune --check` exit 1.
+/// Snapshot directories and blobs of a store.
+fn counts(store: &Path) -> (usize, usize) {
+    let snapshots = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("diff").is_dir())
+        .count();
+    let blobs = std::fs::read_dir(store.join("layout/blobs/sha256")).map_or(0, |d| d.count());
+    (snapshots, blobs)
+}
+
+/// The store's subcommands, as a user types them: `ocikit pull`, `images` lists the image,
+/// `rmi` refuses it while a container uses it and removes it after (its 3 snapshots and 5
+/// blobs), `prune` frees a dead pull's leftovers and checks the store; a corrupt blob makes
+/// `prune --check` fail (exit 6), naming it.
 #[test]
-fn images_rmi_and_prune_recipes() {
+fn images_rmi_and_prune_commands() {
     assert_root();
     let tmp = tempfile::tempdir().unwrap();
     let src = layered_image(tmp.path(), 4096);
     let store_dir = tmp.path().join("store");
     let s = store_dir.to_str().unwrap();
-    let recipe = |name: &str, args: &[&str]| {
-        Command::new(example_binary(name))
-            .args(["--store", s])
+    let ocikit = |sub: &str, args: &[&str]| {
+        Command::new(workspace_binary("ocikit"))
+            .args([sub, "--root", s])
             .args(args)
             .output()
             .unwrap()
     };
     let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        run(Command::new(example_binary("pull")).args([&src, "--store", s])).contains("pulled")
-    );
-    let listed = recipe("images", &[]);
+    let pulled = ocikit("pull", &[&src]);
+    assert!(text(&pulled).starts_with("sha256:"), "{pulled:?}");
+    let listed = ocikit("images", &[]);
     assert!(listed.status.success());
     let line = text(&listed).lines().nth(1).unwrap_or_default().to_owned();
     let store = Store::open(&store_dir).unwrap();
@@ -760,35 +788,36 @@ fn images_rmi_and_prune_recipes() {
         "{line}"
     );
 
-    let id = unique("recipe");
+    let id = unique("command");
     store.mount_rootfs("t", &id, &RootfsOptions::new()).unwrap();
-    let refused = recipe("rmi", &["t"]);
+    let refused = ocikit("rmi", &["t"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains(&id),
         "{refused:?}"
     );
     store.remove_container(&id).unwrap();
-    let removed = recipe("rmi", &["t"]);
+    assert_eq!(counts(&store_dir), (3, 5));
+    let removed = ocikit("rmi", &["t"]);
     assert!(removed.status.success(), "{removed:?}");
-    assert!(
-        text(&removed).contains("removed t: 3 snapshots and 5 blobs"),
-        "{removed:?}"
-    );
+    assert_eq!(text(&removed), "Untagged: t\n");
+    assert_eq!(counts(&store_dir), (0, 0), "the 3 snapshots and 5 blobs");
     assert_eq!(
-        text(&recipe("images", &[])).lines().count(),
+        text(&ocikit("images", &[])).lines().count(),
         1,
         "the header only"
     );
 
     // A dead pull's temporary snapshot goes with a prune; the store is then sound.
-    std::fs::create_dir(store_dir.join("snapshots/.tmp/left-by-a-dead-pull")).unwrap();
-    let pruned = recipe("prune", &[]);
+    let left = store_dir.join("snapshots/.tmp/left-by-a-dead-pull");
+    std::fs::create_dir(&left).unwrap();
+    let pruned = ocikit("prune", &[]);
     assert!(pruned.status.success(), "{pruned:?}");
-    assert!(text(&pruned).contains("1 temporaries"), "{pruned:?}");
-    assert!(text(&pruned).contains("the store is sound"));
+    assert!(text(&pruned).contains("1 temporary files"), "{pruned:?}");
+    assert!(!left.exists());
+    assert!(store.check().unwrap().is_ok());
 
-    // A corrupt blob: the check says which, and exits 1.
+    // A corrupt blob: the check says which, and fails.
     store
         .pull(&src.parse().unwrap(), &PullOptions::new())
         .unwrap();
@@ -797,7 +826,73 @@ fn images_rmi_and_prune_recipes() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
-    let checked = recipe("prune", &["--check"]);
+    let checked = ocikit("prune", &["--check"]);
+    assert_eq!(checked.status.code(), Some(6), "{checked:?}");
+    assert!(
+        text(&checked).contains(&layer.digest().to_string()),
+        "{checked:?}"
+    );
+}
+
+/// The store recipes, each run with its positional arguments: `pull` fetches and unpacks
+/// each layer, `images` lists the image, `rmi` frees its snapshots and blobs, `prune` frees
+/// a dead pull's leftovers and says the store is sound, or exits 1 naming a corrupt blob.
+#[test]
+fn store_recipes_pull_list_remove_and_prune() {
+    assert_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = layered_image(tmp.path(), 4096);
+    let store_dir = tmp.path().join("store");
+    let s = store_dir.to_str().unwrap();
+    let recipe = |name: &str, args: &[&str]| {
+        Command::new(example_binary(name))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let pulled = recipe("pull", &[&src, s]);
+    assert!(pulled.status.success(), "{pulled:?}");
+    assert_eq!(
+        text(&pulled).matches(": fetched and unpacked\n").count(),
+        3,
+        "{pulled:?}"
+    );
+    let store = Store::open(&store_dir).unwrap();
+    let digest = store.image("t").unwrap().manifest.digest().clone();
+    assert!(text(&pulled).ends_with(&format!("pulled {digest} as t\n")));
+    let again = recipe("pull", &[&src, s]);
+    assert_eq!(text(&again).matches(": already stored\n").count(), 3);
+
+    let listed = text(&recipe("images", &[s]));
+    let line = listed.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("t ") && line.contains(&digest.digest()[..12]),
+        "{listed}"
+    );
+    let removed = recipe("rmi", &["t", s]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        text(&removed).starts_with("removed t: 3 snapshots and 5 blobs"),
+        "{removed:?}"
+    );
+    assert_eq!(text(&recipe("images", &[s])).lines().count(), 1);
+
+    std::fs::create_dir(store_dir.join("snapshots/.tmp/left-by-a-dead-pull")).unwrap();
+    let pruned = recipe("prune", &[s]);
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert!(text(&pruned).contains("1 temporaries"), "{pruned:?}");
+    assert!(text(&pruned).ends_with("the store is sound\n"));
+
+    store
+        .pull(&src.parse().unwrap(), &PullOptions::new())
+        .unwrap();
+    let layer = store.image("t").unwrap().manifest.layers()[0].clone();
+    let path = store.layout().blob_path(layer.digest());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let checked = recipe("prune", &[s]);
     assert_eq!(checked.status.code(), Some(1));
     assert!(
         text(&checked).contains(&layer.digest().to_string()),

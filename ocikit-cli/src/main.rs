@@ -149,7 +149,7 @@ fn dispatch(command: Command, globals: &Globals) -> Result<ExitCode, Failure> {
         Command::Images(a) => store::images(a, globals),
         Command::Rmi(a) => store::rmi(a),
         Command::Prune(a) => store::prune(a),
-        Command::Run(a) => store::run(a),
+        Command::Run(a) => store::run(a, globals),
         Command::Serve(a) => serve::serve(a),
         Command::Work(a) => work::work(a, globals),
         Command::Completion { shell } => {

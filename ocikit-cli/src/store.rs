@@ -88,11 +88,13 @@ pub(crate) fn pull(a: PullArgs, globals: &Globals) -> Result<ExitCode, Failure> 
     }
     if !globals.quiet {
         let fetched = pulled.layers.iter().filter(|l| l.fetched).count();
+        let unpacked = pulled.layers.iter().filter(|l| l.unpacked).count();
         eprintln!(
-            "Pulled {} layers ({} fetched, {} already stored)",
+            "Pulled {} layers ({} fetched, {} already stored; {} unpacked)",
             pulled.layers.len(),
             fetched,
-            pulled.layers.len() - fetched
+            pulled.layers.len() - fetched,
+            unpacked
         );
     }
     println!("{}", pulled.manifest.digest());
@@ -289,7 +291,8 @@ pub(crate) struct RunArgs {
     /// The container's host name.
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
-    /// The user the command runs as: NAME, UID, NAME:GROUP or UID:GID.
+    /// The user the command runs as: NAME, UID, NAME:GROUP or UID:GID (with podman's groups:
+    /// its own, and those /etc/group lists it in unless a GROUP is given).
     #[arg(short, long, value_name = "USER")]
     user: Option<String>,
     /// The working directory of the command.
@@ -366,13 +369,16 @@ fn volume(spec: &str) -> Result<ocikit::oci_spec::runtime::Mount, Failure> {
         .map_err(|e| Failure::Usage(format!("-v {spec:?}: {e}")))
 }
 
-pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(a: RunArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     use ocikit::run::{RunOptions, Stdio, run_stored};
     // As a user (in the user namespace `main` entered), a configuration runc's rootless
-    // one: the user namespace's mappings, no devices to create.
+    // one: the user namespace's mappings, no devices to create. The user's groups are
+    // podman's (its primary group among them: `id` prints what `podman run` prints), not
+    // image-spec conversion.md's: ConvertOptions::podman_groups quotes both rules.
     let mut convert = ocikit::convert::ConvertOptions::new()
         .terminal(a.tty)
-        .rootless(ocikit::runtime::is_rootless());
+        .rootless(ocikit::runtime::is_rootless())
+        .podman_groups(true);
     if let Some(m) = &a.memory {
         convert = convert.memory_limit(parse_size(m)?);
     }
@@ -413,10 +419,16 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode, Failure> {
         Ok(image) => image.manifest.digest().to_string(),
         Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })) => {
             let location = pull_location(&a.image)?;
-            let pulled = store.pull(
-                &location,
-                &pull_options(&a.platform, &a.registry, &a.trust)?,
-            )?;
+            let mut options = pull_options(&a.platform, &a.registry, &a.trust)?;
+            let display = crate::progress::Display::new("pulling", globals.quiet);
+            if let Some(d) = &display {
+                let d = d.clone();
+                options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
+            }
+            let pulled = store.pull(&location, &options)?;
+            if let Some(d) = &display {
+                d.finish_all("pulled");
+            }
             pulled.manifest.digest().to_string()
         }
         Err(e) => return Err(e.into()),

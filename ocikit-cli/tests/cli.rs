@@ -465,24 +465,53 @@ impl Drop for Podman {
 }
 
 /// `run` prints what `podman run` prints for the same image and command, with limits,
-/// environment and entrypoint; the second run reuses the store.
+/// environment, entrypoint and users (by name and by uid, members of other groups or not,
+/// with a group, unknown: `id` in full); the second run reuses the store.
 #[test]
 fn run_output_equals_podmans() {
     let dir = tempfile::tempdir().unwrap();
     let src = busybox_image(dir.path());
+    // A layer of users on it: `user` a member of two more groups (one listing root too),
+    // `lone` of none.
+    let users = dir.path().join("users");
+    std::fs::create_dir_all(users.join("etc")).unwrap();
+    std::fs::write(
+        users.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n\
+         lone:x:1001:1001::/:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        users.join("etc/group"),
+        "root:x:0:\nuser:x:1000:\nlone:x:1001:\nextra:x:2000:user\nshared:x:2001:user,root\n",
+    )
+    .unwrap();
     let name = format!("{}/{}:1", registry(), repo("run"));
-    ok(ocikit().args(["copy", "-q", &src, &format!("docker://{name}")]));
+    ok(ocikit()
+        .args(["build", "-q", "--from", &src, "--layer"])
+        .arg(&users)
+        .arg(format!("docker://{name}")));
     let store = dir.path().join("store");
     let podman = Podman::new();
     let host_dir = dir.path().join("shared");
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("from-host"), "mounted\n").unwrap();
     let volume = format!("{}:/mnt:ro", host_dir.display());
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 14] = [
         &["sh", "-c", "echo $GREETING; id -u; cat /home/user/note"],
         &["-e", "MODE=test", "sh", "-c", "echo $MODE $GREETING"],
         &["--entrypoint", "/bin/echo", "a", "b"],
-        &["-u", "user", "sh", "-c", "id -u; id -g; id -un"],
+        &["id"],
+        &["-u", "user", "id"],
+        &["-u", "1000", "id"],
+        &["-u", "lone", "id"],
+        &["-u", "1001", "id"],
+        &["-u", "root", "id"],
+        &["-u", "user:extra", "id"],
+        &["-u", "1000:2001", "id"],
+        // A uid the image lacks: podman also writes it an /etc/passwd entry (its
+        // `--passwd`), so `id` names it; ocikit does not: the ids alone.
+        &["-u", "4242", "sh", "-c", "id -u; id -g; id -G"],
         &["-w", "/home/user", "sh", "-c", "pwd; cat note"],
         &[
             "-v",

@@ -12,8 +12,8 @@
 //!   the `sha256-<hex>.sig` manifest or an OCI 1.1 referrer.
 //!
 //! [`check`] decides on an image before any layer is read: [`copy`](crate::copy::copy), the
-//! image store's [`pull`](crate::store::Store::pull) and the `run` recipe call it with the
-//! [`TrustOptions`] they are given, and a rejected image writes nothing at the destination.
+//! image store's [`pull`](crate::store::Store::pull) (so `ocikit pull` and `ocikit run`) call it
+//! with the [`TrustOptions`] they are given, and a rejected image writes nothing at the destination.
 //! The decision is about the manifest or index the reference names (the digests in it bind
 //! everything below it): for each requirement of the most specific scope, at least one
 //! signature must be made by an accepted key, over that document's digest, claiming an
@@ -254,7 +254,8 @@ enum PolicyChoice {
 
 /// How images are checked, and signed on copy, set with chained setters on
 /// [`TrustOptions::new`]; taken by [`CopyOptions`](crate::copy::CopyOptions::trust), the
-/// store's [`PullOptions`](crate::store::PullOptions::trust) and the `run` recipe.
+/// store's [`PullOptions`](crate::store::PullOptions::trust) (the `ocikit` command's
+/// `--policy` and `--registries.d`).
 #[derive(Clone, Debug, Default)]
 pub struct TrustOptions {
     policy: PolicyChoice,
