@@ -1,5 +1,5 @@
-//! The `ocikit` command as a real unprivileged user (rootless): `run` from the store and
-//! `unpack` into a bundle that `runc` and `oci-runtime` run as that user, with the image's
+//! The `ocikit` command as a real unprivileged user (rootless): `run` from the store, working
+//! containers (`work`), and `unpack` into a bundle that `runc` and `oci-runtime` run as that user, with the image's
 //! owners.
 //!
 //! Needs root (to switch users with `runuser`), the user `ocikit-rootless` with
@@ -324,6 +324,74 @@ fn the_ocikit_command_runs_rootless_through_the_users_store() {
         stderr.contains("linux.resources.memory.limit") && stderr.lines().count() == 1,
         "{stderr}"
     );
+    home.assert_nothing_of_roots();
+}
+
+/// `ocikit work` as the user (buildah's rootless working containers): the store mounts the
+/// container with `userxattr`, where the kernel refuses `redirect_dir=off`, and the run is a
+/// rootless one. A lower directory renamed in the run is committed whole with its owners;
+/// `--network none` gives the command a network of its own (only `lo`); the committed image
+/// runs; nothing is left behind.
+#[test]
+fn working_containers_as_a_user_commit_what_a_rootless_run_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image(tmp.path());
+    let bare = src.strip_prefix("docker://").unwrap();
+    let home = Home::new();
+    let ocikit = home.bin("ocikit");
+    let work = |args: &[&str]| {
+        let mut all = vec![ocikit.as_str(), "work"];
+        all.extend_from_slice(args);
+        let out = home.run(&all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}\n{}", show(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    work(&["from", "--name", "w", bare]);
+    let ran = work(&[
+        "run",
+        "w",
+        "--",
+        "/bin/sh",
+        "-c",
+        "id -u; busybox mkdir /moved && busybox mv /home/app /moved/app && \
+         echo new > /moved/app/new",
+    ]);
+    assert_eq!(ran, "0\n");
+    let isolated = work(&[
+        "run",
+        "--network",
+        "none",
+        "w",
+        "--",
+        "busybox",
+        "cat",
+        "/proc/net/dev",
+    ]);
+    let interfaces: Vec<&str> = isolated
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{isolated}");
+    let digest = work(&["commit", "w", "done"]);
+    assert!(digest.trim().starts_with("sha256:"), "{digest}");
+    let out = home.run(&[
+        &ocikit,
+        "run",
+        "--rm",
+        "done",
+        "/bin/sh",
+        "-c",
+        "stat -c '%u:%g %n' /moved/app /moved/app/file; cat /moved/app/new; busybox ls -A /home",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1000:1000 /moved/app\n1000:1000 /moved/app/file\nnew\n",
+        "{}",
+        show(&out)
+    );
+    work(&["rm", "w"]);
     home.assert_nothing_of_roots();
 }
 
