@@ -29,6 +29,13 @@ pub enum ConvertError {
         /// What could not be resolved.
         reason: String,
     },
+    /// A capability name that Linux does not have (`CAP_CHOWN`, `chown` and `CHOWN` are the
+    /// accepted forms).
+    #[error("capability {name:?}: no such capability")]
+    Capability {
+        /// The name as given.
+        name: String,
+    },
     /// Neither the image nor the caller gives a program to run.
     #[error("the image has no Entrypoint or Cmd and no command was given")]
     NoCommand,
@@ -67,6 +74,8 @@ pub struct ConvertOptions {
     hostname: Option<String>,
     user: Option<String>,
     podman_groups: bool,
+    capabilities: Option<Vec<String>>,
+    non_root_capabilities: Vec<String>,
     mounts: Vec<Mount>,
     workdir: Option<String>,
 }
@@ -187,6 +196,33 @@ impl ConvertOptions {
         self
     }
 
+    /// The capabilities the process may hold, as podman and buildah give them (default:
+    /// `runc spec`'s three, `CAP_AUDIT_WRITE`, `CAP_KILL` and `CAP_NET_BIND_SERVICE`, as
+    /// `umoci unpack` writes them; [`DEFAULT_CAPABILITIES`] is podman's set). They form the
+    /// bounding set; a process running as uid 0 also has them effective and permitted, and
+    /// one of another uid has none of them but those of
+    /// [`non_root_capabilities`](Self::non_root_capabilities) (what `podman run` writes:
+    /// `-u 1000` shows `CapEff: 0` and `CapBnd` the whole set). Names as `CAP_CHOWN`, `chown`
+    /// or `CHOWN`; an unknown one is [`ConvertError::Capability`].
+    pub fn capabilities<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.capabilities = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Capabilities a process that does not run as uid 0 keeps in every set, ambient and
+    /// inheritable included, and which join the bounding set (default none): what podman
+    /// gives such a process for each `--cap-add` (`-u 1000 --cap-add NET_ADMIN` shows
+    /// `CapEff`, `CapPrm`, `CapInh` and `CapAmb` of `CAP_NET_ADMIN` alone). A process of
+    /// uid 0 ignores them (give them to [`capabilities`](Self::capabilities) too, as
+    /// `--cap-add` does). Only with [`capabilities`](Self::capabilities).
+    pub fn non_root_capabilities<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.non_root_capabilities = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Adds a mount after the default ones and the volumes (none by default), e.g. a bind
     /// mount of a host directory.
     pub fn mount(mut self, mount: Mount) -> Self {
@@ -200,6 +236,38 @@ impl ConvertOptions {
         self.workdir = Some(dir.into());
         self
     }
+}
+
+/// The capabilities `podman run` and `buildah run` give a container's process by default
+/// (containers.conf's `default_capabilities` as Debian's podman 4.3 and buildah 1.28 apply
+/// them: `CapBnd: 00000000a80425fb` inside), for [`ConvertOptions::capabilities`].
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
+];
+
+/// `names` as the runtime spec's capabilities.
+fn capability_set(names: &[String]) -> Result<oci_spec::runtime::Capabilities, ConvertError> {
+    names
+        .iter()
+        .map(|name| {
+            // oci-spec reads `CAP_X`, `X` and lower case alike.
+            serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| ConvertError::Capability { name: name.clone() })
+        })
+        .collect()
 }
 
 /// The `PATH` added when the image sets none (the value `runc spec` and Docker use).
@@ -294,6 +362,22 @@ pub fn runtime_config(
         rootfs,
         options.podman_groups,
     )?);
+    if let Some(names) = &options.capabilities {
+        let set = capability_set(names)?;
+        let kept = capability_set(&options.non_root_capabilities)?;
+        let mut caps = oci_spec::runtime::LinuxCapabilities::default();
+        caps.set_bounding(Some(set.union(&kept).cloned().collect()));
+        let (held, extra) = if process.user().uid() == 0 {
+            (set, Default::default())
+        } else {
+            (kept.clone(), kept)
+        };
+        caps.set_effective(Some(held.clone()));
+        caps.set_permitted(Some(held));
+        caps.set_inheritable(Some(extra.clone()));
+        caps.set_ambient(Some(extra));
+        process.set_capabilities(Some(caps));
+    }
     spec.set_process(Some(process));
 
     spec.set_annotations(Some(annotations(image)));
@@ -608,6 +692,64 @@ mod tests {
         // No /etc/passwd: podman printed `uid=0 gid=0`, `uid=1000 gid=0 groups=0`.
         assert_eq!(none(""), (0, 0, None));
         assert_eq!(none("1000"), (1000, 0, Some(vec![0])));
+    }
+
+    #[test]
+    fn capabilities_as_podman_gives_them() {
+        let r = rootfs(PASSWD, GROUP);
+        let image: ImageConfiguration = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},
+                "rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        let caps = |options: ConvertOptions| {
+            let spec = runtime_config(&image, r.path(), &options)?;
+            let c = spec
+                .process()
+                .clone()
+                .unwrap()
+                .capabilities()
+                .clone()
+                .unwrap();
+            let names = |set: &Option<oci_spec::runtime::Capabilities>| {
+                let mut v: Vec<String> = set.iter().flatten().map(|c| format!("CAP_{c}")).collect();
+                v.sort();
+                v
+            };
+            Ok::<_, ConvertError>([
+                names(c.bounding()),
+                names(c.effective()),
+                names(c.permitted()),
+                names(c.inheritable()),
+                names(c.ambient()),
+            ])
+        };
+        let set = ConvertOptions::new()
+            .capabilities(["CAP_CHOWN", "kill"])
+            .non_root_capabilities(["NET_ADMIN"]);
+        let both = vec!["CAP_CHOWN".to_owned(), "CAP_KILL".into()];
+        let all = vec![
+            "CAP_CHOWN".to_owned(),
+            "CAP_KILL".into(),
+            "CAP_NET_ADMIN".into(),
+        ];
+        let admin = vec!["CAP_NET_ADMIN".to_owned()];
+        // Root holds the set; the added ones are for other users only.
+        assert_eq!(
+            caps(set.clone()).unwrap(),
+            [all.clone(), both.clone(), both, vec![], vec![]]
+        );
+        // Another user: the whole set bounds it, it holds only the added ones.
+        assert_eq!(
+            caps(set.user("app")).unwrap(),
+            [all, admin.clone(), admin.clone(), admin.clone(), admin]
+        );
+        assert!(matches!(
+            caps(ConvertOptions::new().capabilities(["CAP_FLY"])),
+            Err(ConvertError::Capability { name }) if name == "CAP_FLY"
+        ));
+        // Without the option: runc spec's three, as umoci writes them.
+        assert_eq!(caps(ConvertOptions::new()).unwrap()[0].len(), 3);
     }
 
     #[test]

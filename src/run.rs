@@ -80,7 +80,8 @@ impl Default for RunOptions {
             id: None,
             state_root: None,
             helper: None,
-            convert: ConvertOptions::new(),
+            convert: ConvertOptions::new()
+                .capabilities(crate::convert::DEFAULT_CAPABILITIES.iter().copied()),
             apply: ApplyOptions::new(),
             rootfs: RootfsOptions::new(),
             stdin: Stdio::Inherit,
@@ -162,6 +163,26 @@ impl RunOptions {
         self
     }
 
+    /// The capabilities the process may hold (default [`DEFAULT_CAPABILITIES`], podman's:
+    /// root in the container may chown, override permissions, change its ids...): see
+    /// [`ConvertOptions::capabilities`].
+    ///
+    /// [`DEFAULT_CAPABILITIES`]: crate::convert::DEFAULT_CAPABILITIES
+    pub fn capabilities<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.convert = self.convert.capabilities(names);
+        self
+    }
+
+    /// Capabilities a process not running as uid 0 keeps (default none): see
+    /// [`ConvertOptions::non_root_capabilities`].
+    pub fn non_root_capabilities<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.convert = self.convert.non_root_capabilities(names);
+        self
+    }
+
     /// Gives the process the additional groups `podman run` gives it rather than
     /// image-spec conversion.md's (default false): see [`ConvertOptions::podman_groups`].
     pub fn podman_groups(mut self, podman: bool) -> Self {
@@ -196,7 +217,10 @@ impl RunOptions {
 
     /// Everything else of the conversion at once (read-only root, volumes, default
     /// arguments...), replacing what the setters above set: see [`ConvertOptions`]. Default
-    /// [`ConvertOptions::new`].
+    /// [`ConvertOptions::new`] with [`DEFAULT_CAPABILITIES`] (a [`ConvertOptions`] given here
+    /// keeps its own: `runc spec`'s unless it sets them).
+    ///
+    /// [`DEFAULT_CAPABILITIES`]: crate::convert::DEFAULT_CAPABILITIES
     pub fn convert(mut self, options: ConvertOptions) -> Self {
         self.convert = options;
         self

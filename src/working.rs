@@ -618,8 +618,10 @@ impl WorkingContainer {
         // where the store mounted this root with `userxattr`), the configuration is runc's
         // rootless one with this user's id ranges, as the store's `run` makes it.
         let rootless = ocikit_runtime::is_rootless();
+        // buildah run's capabilities are podman's (containers.conf's defaults).
         let mut convert = ConvertOptions::new()
             .entrypoint(args.to_vec())
+            .capabilities(crate::convert::DEFAULT_CAPABILITIES.iter().copied())
             .rootless(rootless);
         for e in &options.env {
             convert = convert.env(e.clone());

@@ -1035,6 +1035,15 @@ fn ocikit_work_and_buildah_commit_the_same_layer_and_config() {
 
     let store = dir.path().join("store");
     let c = work(&store, &["from", &base.to_string()]);
+    // buildah run's capabilities (podman's default set; none effective for another user).
+    let caps = ["--", "/bin/busybox", "grep", "Cap", "/proc/self/status"];
+    let our_caps = [
+        work(&store, &[&["run", &c][..], &caps].concat()),
+        work(
+            &store,
+            &[&["run", "--user", "1000", &c][..], &caps].concat(),
+        ),
+    ];
     work(
         &store,
         &[
@@ -1067,6 +1076,18 @@ fn ocikit_work_and_buildah_commit_the_same_layer_and_config() {
         "--tls-verify=false",
         &format!("docker://{base_ref}"),
     ]);
+    let their_caps = [
+        buildah.run(&[&["run", &bc][..], &caps].concat()),
+        buildah.run(&[&["run", "--user", "1000", &bc][..], &caps].concat()),
+    ];
+    assert_eq!(
+        our_caps.clone().map(|s| s.trim().to_owned()),
+        their_caps.map(|s| s.trim().to_owned())
+    );
+    assert!(
+        our_caps[0].contains("CapEff:\t00000000a80425fb"),
+        "{our_caps:?}"
+    );
     buildah.run(&[
         "run",
         "--network",

@@ -298,6 +298,13 @@ pub(crate) struct RunArgs {
     /// The working directory of the command.
     #[arg(short, long, value_name = "DIR")]
     workdir: Option<String>,
+    /// Add capabilities to podman's default set (CAP_NET_ADMIN, net_admin; a
+    /// comma-separated list or the flag repeated). A user other than root gets only these.
+    #[arg(long, value_name = "CAPABILITY", value_delimiter = ',')]
+    cap_add: Vec<String>,
+    /// Drop capabilities from the set (`all` drops every one but those added).
+    #[arg(long, value_name = "CAPABILITY", value_delimiter = ',')]
+    cap_drop: Vec<String>,
     /// A bind mount, HOST-DIR:CONTAINER-DIR[:ro|rw].
     #[arg(short, long, value_name = "HOST:CONTAINER[:ro]")]
     volume: Vec<String>,
@@ -316,6 +323,47 @@ pub(crate) struct RunArgs {
     registry: RegistryFlags,
     #[command(flatten)]
     trust: TrustFlags,
+}
+
+/// The capabilities of `run`, as podman merges them: its default set plus `--cap-add`, minus
+/// `--cap-drop` (`all` keeps only the added ones); and the added ones, which a user other
+/// than root gets alone. Names are compared as `CAP_X`.
+fn capabilities(add: &[String], drop: &[String]) -> Result<(Vec<String>, Vec<String>), Failure> {
+    let canonical = |name: &str| {
+        let upper = name.trim().to_ascii_uppercase();
+        if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        }
+    };
+    let added: Vec<String> = add.iter().map(|n| canonical(n)).collect();
+    if added.iter().any(|n| n == "CAP_ALL") {
+        return Err(Failure::Usage(
+            "--cap-add all: not supported; name the capabilities".into(),
+        ));
+    }
+    let dropped: Vec<String> = drop.iter().map(|n| canonical(n)).collect();
+    if let Some(both) = added.iter().find(|n| dropped.contains(n)) {
+        return Err(Failure::Usage(format!(
+            "{both}: both added (--cap-add) and dropped (--cap-drop)"
+        )));
+    }
+    let mut set: Vec<String> = if dropped.iter().any(|n| n == "CAP_ALL") {
+        Vec::new()
+    } else {
+        ocikit::convert::DEFAULT_CAPABILITIES
+            .iter()
+            .map(|n| n.to_string())
+            .filter(|n| !dropped.contains(n))
+            .collect()
+    };
+    for n in &added {
+        if !set.contains(n) {
+            set.push(n.clone());
+        }
+    }
+    Ok((set, added))
 }
 
 /// `512m`, `1g`, `1048576` (podman's units: powers of 1024, an optional `b`).
@@ -406,6 +454,8 @@ pub(crate) fn run(a: RunArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     for v in &a.volume {
         convert = convert.mount(volume(v)?);
     }
+    let (caps, added) = capabilities(&a.cap_add, &a.cap_drop)?;
+    convert = convert.capabilities(caps).non_root_capabilities(added);
     match (&a.entrypoint, a.command.is_empty()) {
         (Some(e), _) => {
             convert = convert.entrypoint(vec![e.clone()]).cmd(a.command.clone());

@@ -497,7 +497,8 @@ fn run_output_equals_podmans() {
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("from-host"), "mounted\n").unwrap();
     let volume = format!("{}:/mnt:ro", host_dir.display());
-    let cases: [&[&str]; 14] = [
+    let caps = "busybox grep Cap /proc/self/status";
+    let cases: &[&[&str]] = &[
         &["sh", "-c", "echo $GREETING; id -u; cat /home/user/note"],
         &["-e", "MODE=test", "sh", "-c", "echo $MODE $GREETING"],
         &["--entrypoint", "/bin/echo", "a", "b"],
@@ -520,6 +521,34 @@ fn run_output_equals_podmans() {
             "-c",
             "cat /mnt/from-host; touch /mnt/x || echo read-only",
         ],
+        // Capabilities: podman's default set for root, which may then chown and write what
+        // others own; none effective for another user; --cap-add and --cap-drop.
+        &[
+            "sh",
+            "-c",
+            "busybox grep Cap /proc/self/status; busybox mkdir /t; busybox chown 1000 /t; \
+             busybox chmod 700 /t; touch /t/by-root && busybox stat -c '%u %n' /t /t/by-root",
+        ],
+        &["-u", "1000", "sh", "-c", caps],
+        &[
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "chown",
+            "sh",
+            "-c",
+            caps,
+        ],
+        &[
+            "-u",
+            "1000",
+            "--cap-add",
+            "net_admin,CAP_SYS_TIME",
+            "sh",
+            "-c",
+            caps,
+        ],
+        &["--cap-drop", "all", "sh", "-c", caps],
     ];
     for args in cases {
         let (flags, rest): (Vec<&str>, Vec<&str>) = split_flags(args);
