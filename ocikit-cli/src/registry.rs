@@ -12,7 +12,7 @@ use ocikit::copy::{BlobAction, CopyOptions, Location, copy as copy_image};
 use ocikit::distribution::{ClientBuilder, Credentials, RetryPolicy};
 use ocikit::image::oci_spec::image::Platform;
 use ocikit::image::{Compression, Format, TagOrDigest, host_platform, parse_platform};
-use ocikit::trust::{CosignPrivateKey, SimpleSigner, TrustOptions};
+use ocikit::trust::TrustOptions;
 
 use crate::Globals;
 use crate::failure::Failure;
@@ -232,19 +232,8 @@ pub(crate) struct CopyArgs {
     retry_times: Option<u32>,
     #[command(flatten)]
     trust: TrustFlags,
-    /// Do not copy signatures.
-    #[arg(long)]
-    remove_signatures: bool,
-    /// Sign with this OpenPGP secret key (an exported key file).
-    #[arg(long, value_name = "KEY")]
-    sign_by: Option<PathBuf>,
-    /// Sign with this cosign private key.
-    #[arg(long, value_name = "KEY")]
-    sign_by_sigstore_private_key: Option<PathBuf>,
-    /// The file holding the signing key's passphrase (default: $OCIKIT_PASSWORD,
-    /// $COSIGN_PASSWORD, asked on a terminal).
-    #[arg(long, value_name = "FILE")]
-    sign_passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    signing: crate::trust::SigningFlags,
     #[command(flatten)]
     platform: PlatformFlags,
 }
@@ -282,21 +271,7 @@ pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> 
         src_context = src_context.client(b.clone());
         dest_context = dest_context.client(b);
     }
-    let mut trust = a.trust.options().remove_signatures(a.remove_signatures);
-    if let Some(key) = &a.sign_by {
-        let signer = SimpleSigner::from_armored_or_binary(
-            &crate::trust::read(key)?,
-            &crate::trust::passphrase(&a.sign_passphrase_file, false)?,
-        )?;
-        trust = trust.sign_by(signer);
-    }
-    if let Some(key) = &a.sign_by_sigstore_private_key {
-        let key = CosignPrivateKey::from_encrypted_pem(
-            &crate::trust::read(key)?,
-            crate::trust::passphrase(&a.sign_passphrase_file, false)?.as_bytes(),
-        )?;
-        trust = trust.sign_by_sigstore(key);
-    }
+    let trust = a.signing.apply(a.trust.options())?;
     let mut options = CopyOptions::new()
         .platform(a.platform.platform()?)
         .source_context(src_context)

@@ -73,19 +73,30 @@ fn pull_options(
     Ok(options)
 }
 
-pub(crate) fn pull(a: PullArgs, globals: &Globals) -> Result<ExitCode, Failure> {
-    let location = pull_location(&a.image)?;
-    let store = a.store.open()?;
-    let mut options = pull_options(&a.platform, &a.registry, &a.trust)?;
-    let display = crate::progress::Display::new("pulling", globals.quiet);
+/// A store pull drawing its progress (a line per blob on a terminal, unless `quiet`).
+fn pull_with_progress(
+    store: &Store,
+    location: &ocikit::copy::Location,
+    mut options: ocikit::store::PullOptions,
+    quiet: bool,
+) -> Result<ocikit::store::PulledImage, Failure> {
+    let display = crate::progress::Display::new("pulling", quiet);
     if let Some(d) = &display {
         let d = d.clone();
         options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
     }
-    let pulled = store.pull(&location, &options)?;
+    let pulled = store.pull(location, &options)?;
     if let Some(d) = &display {
         d.finish_all("pulled");
     }
+    Ok(pulled)
+}
+
+pub(crate) fn pull(a: PullArgs, globals: &Globals) -> Result<ExitCode, Failure> {
+    let location = pull_location(&a.image)?;
+    let store = a.store.open()?;
+    let options = pull_options(&a.platform, &a.registry, &a.trust)?;
+    let pulled = pull_with_progress(&store, &location, options, globals.quiet)?;
     if !globals.quiet {
         let fetched = pulled.layers.iter().filter(|l| l.fetched).count();
         let unpacked = pulled.layers.iter().filter(|l| l.unpacked).count();
@@ -469,16 +480,8 @@ pub(crate) fn run(a: RunArgs, globals: &Globals) -> Result<ExitCode, Failure> {
         Ok(image) => image.manifest.digest().to_string(),
         Err(ocikit::Error::Store(StoreError::ImageNotFound { .. })) => {
             let location = pull_location(&a.image)?;
-            let mut options = pull_options(&a.platform, &a.registry, &a.trust)?;
-            let display = crate::progress::Display::new("pulling", globals.quiet);
-            if let Some(d) = &display {
-                let d = d.clone();
-                options = options.progress(move |e: &ocikit::progress::Event<'_>| d.event(e));
-            }
-            let pulled = store.pull(&location, &options)?;
-            if let Some(d) = &display {
-                d.finish_all("pulled");
-            }
+            let options = pull_options(&a.platform, &a.registry, &a.trust)?;
+            let pulled = pull_with_progress(&store, &location, options, globals.quiet)?;
             pulled.manifest.digest().to_string()
         }
         Err(e) => return Err(e.into()),

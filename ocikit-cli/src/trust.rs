@@ -11,8 +11,8 @@ use clap::Args;
 use ocikit::copy::{Location, open_destination_with, open_source_with};
 use ocikit::image::host_platform;
 use ocikit::trust::{
-    CosignPrivateKey, DockerIdentity, ImageIdentity, SimpleSigner, check_opened, sign_cosign,
-    sign_simple,
+    CosignPrivateKey, DockerIdentity, ImageIdentity, SimpleSigner, TrustOptions, check_opened,
+    sign_cosign, sign_simple,
 };
 
 use crate::failure::Failure;
@@ -80,6 +80,61 @@ pub(crate) struct SignArgs {
     trust: TrustFlags,
 }
 
+/// `--sign-by KEY`'s signer (an OpenPGP secret key, armored or binary).
+pub(crate) fn simple_signer(
+    key: &PathBuf,
+    passphrase_file: &Option<PathBuf>,
+) -> Result<SimpleSigner, Failure> {
+    Ok(SimpleSigner::from_armored_or_binary(
+        &read(key)?,
+        &passphrase(passphrase_file, false)?,
+    )?)
+}
+
+/// `--sign-by-sigstore-private-key KEY`'s key (cosign's encrypted PEM).
+pub(crate) fn cosign_key(
+    key: &PathBuf,
+    passphrase_file: &Option<PathBuf>,
+) -> Result<CosignPrivateKey, Failure> {
+    Ok(CosignPrivateKey::from_encrypted_pem(
+        &read(key)?,
+        passphrase(passphrase_file, false)?.as_bytes(),
+    )?)
+}
+
+/// What a copy does with signatures: skopeo's `--remove-signatures`, `--sign-by` and
+/// `--sign-by-sigstore-private-key` (those of `copy` and `work push`).
+#[derive(Args, Debug)]
+pub(crate) struct SigningFlags {
+    /// Do not copy signatures.
+    #[arg(long)]
+    remove_signatures: bool,
+    /// Sign with this OpenPGP secret key (an exported key file).
+    #[arg(long, value_name = "KEY")]
+    sign_by: Option<PathBuf>,
+    /// Sign with this cosign private key.
+    #[arg(long, value_name = "KEY")]
+    sign_by_sigstore_private_key: Option<PathBuf>,
+    /// The file holding the signing key's passphrase (default: $OCIKIT_PASSWORD,
+    /// $COSIGN_PASSWORD, asked on a terminal).
+    #[arg(long, value_name = "FILE")]
+    sign_passphrase_file: Option<PathBuf>,
+}
+
+impl SigningFlags {
+    /// `trust` with these flags: signatures removed, signers added.
+    pub(crate) fn apply(&self, mut trust: TrustOptions) -> Result<TrustOptions, Failure> {
+        trust = trust.remove_signatures(self.remove_signatures);
+        if let Some(key) = &self.sign_by {
+            trust = trust.sign_by(simple_signer(key, &self.sign_passphrase_file)?);
+        }
+        if let Some(key) = &self.sign_by_sigstore_private_key {
+            trust = trust.sign_by_sigstore(cosign_key(key, &self.sign_passphrase_file)?);
+        }
+        Ok(trust)
+    }
+}
+
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode, Failure> {
     let location = location(&a.image)?;
     let Location::Docker { reference } = &location else {
@@ -92,17 +147,11 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode, Failure> {
     let source = open_source_with(&location, &host_platform(), &context)?;
     let digest = source.top().digest().clone();
     if let Some(key) = &a.sign_by {
-        let signer = SimpleSigner::from_armored_or_binary(
-            &read(key)?,
-            &passphrase(&a.sign_passphrase_file, false)?,
-        )?;
+        let signer = simple_signer(key, &a.sign_passphrase_file)?;
         let url = sign_simple(&a.trust.options(), &signer, &identity, &digest)?;
         println!("{url}");
     } else if let Some(key) = &a.sign_by_sigstore_private_key {
-        let key = CosignPrivateKey::from_encrypted_pem(
-            &read(key)?,
-            passphrase(&a.sign_passphrase_file, false)?.as_bytes(),
-        )?;
+        let key = cosign_key(key, &a.sign_passphrase_file)?;
         let destination = open_destination_with(&location, &context)?;
         let signature = sign_cosign(
             &key,

@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use ocikit::copy::CopyOptions;
 use ocikit::image::{Compression, Format, parse_platform};
 use ocikit::store::{PullOptions, Store};
-use ocikit::trust::{CosignPrivateKey, SimpleSigner};
 use ocikit::working::{
     CommitOptions, ConfigEdit, CopyInOptions, FromOptions, Network, PushOptions, RunInOptions,
     WorkingContainer, push,
@@ -262,19 +261,8 @@ struct PushArgs {
     registry: DestFlags,
     #[command(flatten)]
     trust: TrustFlags,
-    /// Do not copy signatures.
-    #[arg(long)]
-    remove_signatures: bool,
-    /// Sign with this OpenPGP secret key (an exported key file).
-    #[arg(long, value_name = "KEY")]
-    sign_by: Option<PathBuf>,
-    /// Sign with this cosign private key.
-    #[arg(long, value_name = "KEY")]
-    sign_by_sigstore_private_key: Option<PathBuf>,
-    /// The file holding the signing key's passphrase (default: $OCIKIT_PASSWORD,
-    /// $COSIGN_PASSWORD, asked on a terminal).
-    #[arg(long, value_name = "FILE")]
-    sign_passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    signing: crate::trust::SigningFlags,
 }
 
 /// List the working containers (buildah containers); with --quiet, only their names.
@@ -484,21 +472,7 @@ fn commit(store: &Store, a: CommitArgs) -> Result<ExitCode, Failure> {
 
 fn push_image(store: &Store, a: PushArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     let destination = crate::store::pull_location(a.destination.as_deref().unwrap_or(&a.image))?;
-    let mut trust = a.trust.options().remove_signatures(a.remove_signatures);
-    if let Some(key) = &a.sign_by {
-        let signer = SimpleSigner::from_armored_or_binary(
-            &crate::trust::read(key)?,
-            &crate::trust::passphrase(&a.sign_passphrase_file, false)?,
-        )?;
-        trust = trust.sign_by(signer);
-    }
-    if let Some(key) = &a.sign_by_sigstore_private_key {
-        let key = CosignPrivateKey::from_encrypted_pem(
-            &crate::trust::read(key)?,
-            crate::trust::passphrase(&a.sign_passphrase_file, false)?.as_bytes(),
-        )?;
-        trust = trust.sign_by_sigstore(key);
-    }
+    let trust = a.signing.apply(a.trust.options())?;
     let mut copy = CopyOptions::new()
         .destination_context(a.registry.0.context())
         .trust(trust);
