@@ -685,6 +685,10 @@ fn errors_are_one_line_with_documented_codes() {
             "run",
             vec!["--root".into(), root.into(), "IMAGE".into(), "true".into()],
         ),
+        (
+            "work",
+            vec!["from".into(), "--root".into(), root.into(), "IMAGE".into()],
+        ),
     ];
     for (sub, args) in &subcommands {
         for (image, code, names) in [
@@ -994,6 +998,21 @@ fn bad_credentials_are_one_line_and_exit_4() {
     let bare = image.strip_prefix("docker://").unwrap();
     let out_layout = format!("oci:{}:x", dir.path().join("out").display());
     let bundle = dir.path().join("bundle").display().to_string();
+    // `work push` of an image stored (with the right credentials) in a store of its own.
+    let pushing = dir.path().join("pushing");
+    let pushing_root = pushing.to_str().unwrap();
+    ok(ocikit().args([
+        "pull",
+        "-q",
+        "--root",
+        pushing_root,
+        "--creds",
+        "alice:s3cret",
+        bare,
+    ]));
+    ok(ocikit().args(["work", "--root", pushing_root, "from", "--name", "c", bare]));
+    ok(ocikit().args(["work", "--root", pushing_root, "commit", "c", "app"]));
+    let pushed = format!("docker://{}/team/app:2", reg.addr);
     let cases: Vec<(&str, Vec<&str>)> = vec![
         (
             "copy",
@@ -1013,6 +1032,22 @@ fn bad_credentials_are_one_line_and_exit_4() {
         ),
         ("verify", vec!["--creds", "alice:wrong", &image]),
         ("artifact", vec!["list", "--creds", "alice:wrong", &image]),
+        (
+            "work",
+            vec!["from", "--root", root, "--creds", "alice:wrong", bare],
+        ),
+        (
+            "work",
+            vec![
+                "push",
+                "--root",
+                pushing_root,
+                "--creds",
+                "alice:wrong",
+                "app",
+                &pushed,
+            ],
+        ),
     ];
     for (sub, args) in cases {
         let out = output(
