@@ -17,7 +17,7 @@ use ocikit::copy::{CopyOptions, Location, copy};
 use ocikit::layout::Layout;
 
 mod common;
-use common::{busybox_tree, registry, workspace_binary};
+use common::{GpgKey, busybox_tree, registry, workspace_binary};
 
 const USER: &str = "ocikit-rootless";
 
@@ -392,6 +392,70 @@ fn working_containers_as_a_user_commit_what_a_rootless_run_wrote() {
         show(&out)
     );
     work(&["rm", "w"]);
+    home.assert_nothing_of_roots();
+}
+
+/// Simple signing as the user, with no registries.d: `ocikit sign` writes the signature to
+/// the user's default lookaside (`~/.local/share/containers/sigstore`), and `ocikit pull`
+/// (which runs as root in the user's user namespace) reads it from there too, as
+/// containers/image decides by `GetRootlessEUID`, and accepts the image under a `signedBy`
+/// policy; an unsigned image is refused (6) and stored nowhere.
+#[test]
+fn a_users_signatures_are_found_in_its_own_lookaside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = image(tmp.path());
+    let unsigned = format!("{src}-unsigned");
+    copy(
+        &src.parse::<Location>().unwrap(),
+        &unsigned.parse::<Location>().unwrap(),
+        &CopyOptions::new(),
+    )
+    .unwrap();
+    let home = Home::new();
+    let key = GpgKey::new("rootless");
+    let (secret, public) = (home.path().join("key.asc"), home.path().join("key.pub"));
+    std::fs::copy(&key.secret, &secret).unwrap();
+    std::fs::copy(&key.public, &public).unwrap();
+    let policy = home.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"{{"default": [{{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "{}"}}]}}"#,
+            public.display()
+        ),
+    )
+    .unwrap();
+    for p in [&secret, &public, &policy] {
+        home.give(p);
+    }
+    let ocikit = home.bin("ocikit");
+    let policy = policy.to_str().unwrap();
+    let signed = home.run(&[&ocikit, "sign", "--sign-by", secret.to_str().unwrap(), &src]);
+    assert_eq!(signed.status.code(), Some(0), "{}", show(&signed));
+    let lookaside = home.path().join(".local/share/containers/sigstore");
+    assert!(
+        String::from_utf8_lossy(&signed.stdout).contains(&lookaside.display().to_string()),
+        "{}",
+        show(&signed)
+    );
+    let bare = src.strip_prefix("docker://").unwrap();
+    let pulled = home.run(&[&ocikit, "pull", "--policy", policy, bare]);
+    assert_eq!(pulled.status.code(), Some(0), "{}", show(&pulled));
+    let refused = home.run(&[
+        &ocikit,
+        "pull",
+        "--policy",
+        policy,
+        unsigned.strip_prefix("docker://").unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(6), "{}", show(&refused));
+    let images = home.run(&[&ocikit, "images", "--format", "json"]);
+    let listed = String::from_utf8_lossy(&images.stdout);
+    assert!(
+        listed.contains(bare) && !listed.contains("-unsigned"),
+        "{}",
+        show(&images)
+    );
     home.assert_nothing_of_roots();
 }
 

@@ -71,3 +71,76 @@ pub fn busybox_tree(dir: &Path) {
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\n").unwrap();
 }
+
+/// A gpg home with one RSA key made by `gpg --batch --gen-key`; its fingerprint, and the
+/// exported public key and secret key files.
+pub struct GpgKey {
+    pub home: tempfile::TempDir,
+    pub fingerprint: String,
+    pub public: PathBuf,
+    pub secret: PathBuf,
+}
+
+impl GpgKey {
+    pub fn new(name: &str) -> GpgKey {
+        GpgKey::with_type(name, "Key-Type: RSA\nKey-Length: 2048")
+    }
+
+    /// gpg's default kind of key today: EdDSA on ed25519.
+    pub fn ed25519(name: &str) -> GpgKey {
+        GpgKey::with_type(name, "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign")
+    }
+
+    pub fn with_type(name: &str, key_type: &str) -> GpgKey {
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let params = home.path().join("params");
+        std::fs::write(
+            &params,
+            format!(
+                "{key_type}\nName-Real: {name}\nName-Email: {name}@ocikit.test\n\
+                 Expire-Date: 0\n%no-protection\n%commit\n"
+            ),
+        )
+        .unwrap();
+        let gpg = |args: &[&str]| {
+            run(Command::new("gpg")
+                .env("GNUPGHOME", home.path())
+                .args(["--batch", "--quiet"])
+                .args(args))
+        };
+        gpg(&["--gen-key", params.to_str().unwrap()]);
+        let listing = gpg(&["--with-colons", "--list-secret-keys"]);
+        let fingerprint = listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .map(|l| l.trim_matches(':').to_owned())
+            .expect("a fingerprint");
+        let public = home.path().join("public.asc");
+        let secret = home.path().join("secret.asc");
+        std::fs::write(&public, gpg(&["--armor", "--export", &fingerprint])).unwrap();
+        std::fs::write(
+            &secret,
+            gpg(&["--armor", "--export-secret-keys", &fingerprint]),
+        )
+        .unwrap();
+        GpgKey {
+            home,
+            fingerprint,
+            public,
+            secret,
+        }
+    }
+}
+
+impl Drop for GpgKey {
+    fn drop(&mut self) {
+        // The agent gpg started for this home.
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
