@@ -647,6 +647,13 @@ fn stage2_inner(
     }
 
     let user = process.user();
+    // runc: "if we didn't get HOME already, set it based on the user's HOME", the home of
+    // the container's /etc/passwd entry of the uid, else "/". Read here, still root and
+    // inside the container's root.
+    let mut env = process.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", passwd_home(user.uid())));
+    }
     let gids: Vec<Gid> = user
         .additional_gids()
         .iter()
@@ -687,7 +694,6 @@ fn stage2_inner(
             .map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", None, e))?;
     }
 
-    let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
     let program = lookup(&args[0], &env)?;
     let argv = cstrings(args.iter().map(|a| a.as_bytes()))?;
@@ -745,4 +751,30 @@ fn stage2_inner(
         program.display()
     );
     std::process::exit(127)
+}
+
+/// The home directory of `uid` in the container's `/etc/passwd` (the sixth field of its
+/// first entry), else `/`, as runc's `GetExecUserPath` defaults it. The file must be a
+/// regular one (opened without blocking: a fifo in its place cannot stall the init) and is
+/// read up to 1 MiB.
+fn passwd_home(uid: u32) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open("/etc/passwd")
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        .and_then(|f| {
+            let mut text = String::new();
+            f.take(1 << 20).read_to_string(&mut text).ok()?;
+            Some(text)
+        })
+        .unwrap_or_default();
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_owned())
+        .unwrap_or_else(|| "/".to_owned())
 }

@@ -15,7 +15,7 @@ fn compare(bundle: &TestBundle) {
 }
 
 /// Everything a container can observe about its setup, in a stable order.
-const PROBE: &str = "hostname; echo pid=$$; id; pwd; echo foo=$FOO; umask; \
+const PROBE: &str = "hostname; echo pid=$$; id; pwd; echo foo=$FOO home=$HOME; umask; \
     ls /proc/self/fd | wc -l; ls -a /dev | sort | grep -v core; \
     awk '{print $5, $6, $9}' /proc/self/mountinfo; \
     echo /proc/[0-9]*; cat /etc/secret; ls /masked; \
