@@ -74,6 +74,7 @@ pub struct ConvertOptions {
     hostname: Option<String>,
     user: Option<String>,
     podman_groups: bool,
+    podman_passwd: bool,
     capabilities: Option<Vec<String>>,
     non_root_capabilities: Vec<String>,
     mounts: Vec<Mount>,
@@ -196,6 +197,19 @@ impl ConvertOptions {
         self
     }
 
+    /// Gives a user the image lacks an `/etc/passwd` entry, and a group it lacks an
+    /// `/etc/group` entry, as `podman run --passwd` (podman's default) does, so that `id`
+    /// and `$HOME` name them (default false). Done by
+    /// [`Store::create_bundle`](crate::store::Store::create_bundle) in the container's own
+    /// root filesystem (never the image's) after the conversion, which resolves the user as
+    /// before. podman 4.3's entries, for `-u 4242` and `-u 4242:77`:
+    /// `4242:*:4242:0:container user:/:/bin/sh` with `4242:x:4242:4242`, and
+    /// `4242:*:4242:77:container user:/:/bin/sh` with `77:x:77:4242`.
+    pub fn podman_passwd(mut self, podman: bool) -> Self {
+        self.podman_passwd = podman;
+        self
+    }
+
     /// The capabilities the process may hold, as podman and buildah give them (default:
     /// `runc spec`'s three, `CAP_AUDIT_WRITE`, `CAP_KILL` and `CAP_NET_BIND_SERVICE`, as
     /// `umoci unpack` writes them; [`DEFAULT_CAPABILITIES`] is podman's set). They form the
@@ -257,6 +271,117 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_WRITE",
     "CAP_SETFCAP",
 ];
+
+/// Appends to `rootfs`'s `/etc/passwd` and `/etc/group` the entries
+/// [`ConvertOptions::podman_passwd`] describes, when it is set. Files are found inside the
+/// root only (a link in the image never leads out), and are only appended to; a root
+/// without them is left alone.
+pub(crate) fn add_podman_entries(
+    image: &ImageConfiguration,
+    rootfs: &Path,
+    options: &ConvertOptions,
+) -> Result<(), ConvertError> {
+    if !options.podman_passwd {
+        return Ok(());
+    }
+    let empty = ocikit_image::oci_spec::image::Config::default();
+    let config = image.config().as_ref().unwrap_or(&empty);
+    let spec = options
+        .user
+        .as_deref()
+        .or(config.user().as_deref())
+        .unwrap_or("");
+    if spec.is_empty() {
+        return Ok(());
+    }
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let read = |path: &str| -> Result<Option<String>, ConvertError> {
+        Ok(read_in_root(rootfs, path, 1 << 20)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    // The third field of each entry (the uid in passwd, the gid in group).
+    let has_id = |text: &str, id: u32| {
+        text.lines()
+            .any(|l| l.split(':').nth(2).and_then(|f| f.parse().ok()) == Some(id))
+    };
+    let (Some(passwd), Some(groups)) = (read("/etc/passwd")?, read("/etc/group")?) else {
+        return Ok(());
+    };
+    let gid: Option<u32> = group.and_then(|g| g.parse().ok());
+    if let Ok(uid) = user.parse::<u32>()
+        && !has_id(&passwd, uid)
+    {
+        // A named group resolves as the conversion resolved it; podman's entry names the
+        // gid the process runs with.
+        let primary = match group {
+            None => 0,
+            Some(g) => match gid {
+                Some(gid) => gid,
+                None => groups
+                    .lines()
+                    .find(|l| l.split(':').next() == Some(g))
+                    .and_then(|l| l.split(':').nth(2)?.parse().ok())
+                    .unwrap_or(0),
+            },
+        };
+        append_in_root(
+            rootfs,
+            "/etc/passwd",
+            &passwd,
+            &format!("{uid}:*:{uid}:{primary}:container user:/:/bin/sh\n"),
+        )?;
+        if group.is_none() && !has_id(&groups, uid) {
+            append_in_root(
+                rootfs,
+                "/etc/group",
+                &groups,
+                &format!("{uid}:x:{uid}:{uid}\n"),
+            )?;
+            return Ok(());
+        }
+    }
+    if let Some(gid) = gid
+        && !has_id(&groups, gid)
+    {
+        append_in_root(
+            rootfs,
+            "/etc/group",
+            &groups,
+            &format!("{gid}:x:{gid}:{user}\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Appends `line` to the file at `path` inside `root` whose text is `text` (a newline first
+/// when it lacks one). The file is opened inside the root (as [`read_in_root`] resolves it:
+/// a regular file, every link followed inside the root), then reopened for appending
+/// through that descriptor, so the write lands in that same file.
+fn append_in_root(root: &Path, path: &str, text: &str, line: &str) -> Result<(), ConvertError> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let failed = |e: std::io::Error| {
+        ConvertError::Image(ocikit_image::Error::Apply {
+            path: path.to_owned(),
+            op: "append",
+            source: e,
+        })
+    };
+    let file = ocikit_image::open_in_root(root, path)?;
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(failed)?;
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    out.write_all(format!("{sep}{line}").as_bytes())
+        .map_err(failed)
+}
 
 /// `names` as the runtime spec's capabilities.
 fn capability_set(names: &[String]) -> Result<oci_spec::runtime::Capabilities, ConvertError> {
@@ -692,6 +817,56 @@ mod tests {
         // No /etc/passwd: podman printed `uid=0 gid=0`, `uid=1000 gid=0 groups=0`.
         assert_eq!(none(""), (0, 0, None));
         assert_eq!(none("1000"), (1000, 0, Some(vec![0])));
+    }
+
+    #[test]
+    fn podman_entries_are_appended_inside_the_root_only() {
+        let image: ImageConfiguration = serde_json::from_str(
+            r#"{"architecture":"amd64","os":"linux","config":{"User":"4242:77"},
+                "rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .unwrap();
+        let options = ConvertOptions::new().podman_passwd(true);
+        let r = rootfs(PASSWD, GROUP);
+        add_podman_entries(&image, r.path(), &options).unwrap();
+        let passwd = std::fs::read_to_string(r.path().join("etc/passwd")).unwrap();
+        let group = std::fs::read_to_string(r.path().join("etc/group")).unwrap();
+        assert_eq!(
+            passwd,
+            format!("{PASSWD}4242:*:4242:77:container user:/:/bin/sh\n")
+        );
+        assert_eq!(group, format!("{GROUP}77:x:77:4242\n"));
+        // Off by default; a user the image has gets nothing.
+        let r = rootfs(PASSWD, GROUP);
+        add_podman_entries(&image, r.path(), &ConvertOptions::new()).unwrap();
+        let app = ConvertOptions::new().podman_passwd(true).user("app");
+        add_podman_entries(&image, r.path(), &app).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.path().join("etc/passwd")).unwrap(),
+            PASSWD
+        );
+        assert_eq!(
+            std::fs::read_to_string(r.path().join("etc/group")).unwrap(),
+            GROUP
+        );
+        // A hostile image whose /etc/passwd links out of the root: the host's file is never
+        // touched; the link resolves inside the root, where there is no such file.
+        let outside = tempfile::tempdir().unwrap();
+        let host = outside.path().join("passwd");
+        std::fs::write(&host, "host:x:0:0::/:/bin/sh\n").unwrap();
+        let r = rootfs(PASSWD, GROUP);
+        std::fs::remove_file(r.path().join("etc/passwd")).unwrap();
+        let up = "../".repeat(r.path().components().count());
+        std::os::unix::fs::symlink(
+            format!("{up}{}", host.display()),
+            r.path().join("etc/passwd"),
+        )
+        .unwrap();
+        add_podman_entries(&image, r.path(), &options).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&host).unwrap(),
+            "host:x:0:0::/:/bin/sh\n"
+        );
     }
 
     #[test]

@@ -183,6 +183,14 @@ impl RunOptions {
         self
     }
 
+    /// Gives a user or group the image lacks an `/etc/passwd` or `/etc/group` entry in the
+    /// container's root, as `podman run` does (default false): see
+    /// [`ConvertOptions::podman_passwd`].
+    pub fn podman_passwd(mut self, podman: bool) -> Self {
+        self.convert = self.convert.podman_passwd(podman);
+        self
+    }
+
     /// Gives the process the additional groups `podman run` gives it rather than
     /// image-spec conversion.md's (default false): see [`ConvertOptions::podman_groups`].
     pub fn podman_groups(mut self, podman: bool) -> Self {

@@ -74,7 +74,7 @@ pub use error::{DocumentKind, Error, Result};
 pub use layer::{
     ApplyOptions, ApplyReport, BuildOptions, BuiltLayer, Devices, IdMap, IdRange, MAX_PATH_DEPTH,
     OverlayXattrs, Ownership, Whiteouts, apply_layer, build_diff_layer, build_layer,
-    build_overlay_layer, compress_layer, read_in_root,
+    build_overlay_layer, compress_layer, open_in_root, read_in_root,
 };
 pub use layer::{
     Decompressed, EntryKind, EntryMeta, FsEntry, ImageFs, LayerEntries, LayerEntry, LayerReader,

@@ -437,7 +437,8 @@ pub(crate) fn run(a: RunArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     let mut convert = ocikit::convert::ConvertOptions::new()
         .terminal(a.tty)
         .rootless(ocikit::runtime::is_rootless())
-        .podman_groups(true);
+        .podman_groups(true)
+        .podman_passwd(true);
     if let Some(m) = &a.memory {
         convert = convert.memory_limit(parse_size(m)?);
     }

@@ -71,7 +71,7 @@ fn busybox_image(dir: &Path) -> String {
     std::fs::create_dir_all(rootfs.join("home/user")).unwrap();
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
         .expect("/bin/busybox (busybox-static, installed by scripts/test.sh)");
-    for applet in ["sh", "ls", "cat", "echo", "id", "true", "stat"] {
+    for applet in ["sh", "ls", "cat", "echo", "id", "true", "stat", "tail"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
     std::fs::write(
@@ -510,9 +510,33 @@ fn run_output_equals_podmans() {
         &["-u", "root", "id"],
         &["-u", "user:extra", "id"],
         &["-u", "1000:2001", "id"],
-        // A uid the image lacks: podman also writes it an /etc/passwd entry (its
-        // `--passwd`), so `id` names it; ocikit does not: the ids alone.
-        &["-u", "4242", "sh", "-c", "id -u; id -g; id -G"],
+        // A uid and a gid the image lacks: podman (and ocikit) write them /etc/passwd and
+        // /etc/group entries in the container (podman's `--passwd`), so `id` names them.
+        &[
+            "-u",
+            "4242",
+            "sh",
+            "-c",
+            "id; echo $HOME; tail -n 1 /etc/passwd /etc/group",
+        ],
+        &[
+            "-u",
+            "4242:77",
+            "sh",
+            "-c",
+            "id; tail -n 1 /etc/passwd /etc/group",
+        ],
+        &[
+            "-u",
+            "user:77",
+            "sh",
+            "-c",
+            "id; echo $HOME; tail -n 1 /etc/group",
+        ],
+        &["-u", "1000:77", "id"],
+        &["sh", "-c", "echo $HOME"],
+        &["-u", "user", "sh", "-c", "echo $HOME"],
+        &["-e", "HOME=/elsewhere", "sh", "-c", "echo $HOME"],
         &["-w", "/home/user", "sh", "-c", "pwd; cat note"],
         &[
             "-v",

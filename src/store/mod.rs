@@ -1115,6 +1115,8 @@ impl Store {
         let made = (|| {
             let stored = self.image(image)?;
             let mut spec = crate::convert::runtime_config(stored.config.value(), &rootfs, convert)?;
+            // After the conversion, which resolved the user from the image's own entries.
+            crate::convert::add_podman_entries(stored.config.value(), &rootfs, convert)?;
             let mut root = spec.root().clone().unwrap_or_default();
             // Relative to the bundle, which is the container's directory.
             let name = rootfs.file_name().map(PathBuf::from).unwrap_or_default();

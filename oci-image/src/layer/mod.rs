@@ -47,17 +47,17 @@ use crate::{Error, Result};
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
-    let components = read::clean_path(path.as_bytes())?;
+    let file = match open_in_root(root, path) {
+        Ok(f) => f,
+        Err(Error::Apply { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     let err = |source: std::io::Error| Error::Apply {
         path: path.to_owned(),
         op: "read",
         source,
-    };
-    let root = root::Root::open(root).map_err(err)?;
-    let file = match root.open_file(&components) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(err(e)),
     };
     let mut data = Vec::new();
     file.take(limit.saturating_add(1))
@@ -70,4 +70,19 @@ pub fn read_in_root(root: &Path, path: &str, limit: u64) -> Result<Option<Vec<u8
         )));
     }
     Ok(Some(data))
+}
+
+/// Opens, read-only, the regular file at `path` inside `root`, resolved as
+/// [`read_in_root`] resolves it (every link inside `root`, never on the host). A caller that
+/// must write the file reopens this descriptor (`/proc/self/fd/N`), which names the file
+/// found and nothing else.
+pub fn open_in_root(root: &Path, path: &str) -> Result<std::fs::File> {
+    let components = read::clean_path(path.as_bytes())?;
+    let err = |source: std::io::Error| Error::Apply {
+        path: path.to_owned(),
+        op: "open",
+        source,
+    };
+    let root = root::Root::open(root).map_err(err)?;
+    root.open_file(&components).map_err(err)
 }
