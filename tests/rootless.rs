@@ -172,7 +172,15 @@ fn image(dir: &Path) -> String {
         "id -u; stat -c '%u:%g %n' /home/app /home/app/file /bin/busybox".into(),
     ]);
     build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
-    let dst = format!("docker://{}/rootless-{}:v1", registry(), std::process::id());
+    // A repository of its own per call: the tests run at once, and a second push to one
+    // tag would change what another test's second pull finds.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dst = format!(
+        "docker://{}/rootless-{}-{n}:v1",
+        registry(),
+        std::process::id()
+    );
     copy(
         &format!("oci:{}:t", dir.join("layout").display())
             .parse::<Location>()
