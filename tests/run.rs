@@ -148,6 +148,18 @@ fn ocikit_run_pulls_and_runs_with_limits() {
     assert!(store.containers().unwrap().is_empty());
 }
 
+/// A busybox image in `dir/layout`, tagged `t`, whose command is `/bin/sh -c SCRIPT`.
+fn shell_image(dir: &std::path::Path, script: &str) {
+    let tree = dir.join("tree");
+    busybox_tree(&tree);
+    let layout = Layout::create(dir.join("layout")).unwrap();
+    let spec = BuildSpec::new()
+        .layer(&tree)
+        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
+        .cmd(vec![script.into()]);
+    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+}
+
 /// The `run` recipe: pulled on first use from a layout into the store, run with the image's
 /// command, exiting with its status; the second time by the name the pull gave, no pull.
 #[test]
@@ -157,14 +169,7 @@ fn run_recipe_runs_an_image_from_the_store_with_its_status() {
         "containers need root (CI runs as root)"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let tree = tmp.path().join("tree");
-    busybox_tree(&tree);
-    let layout = Layout::create(tmp.path().join("layout")).unwrap();
-    let spec = BuildSpec::new()
-        .layer(&tree)
-        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
-        .cmd(vec!["echo from the recipe; exit 3".into()]);
-    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    shell_image(tmp.path(), "echo from the recipe; exit 3");
     let store = tmp.path().join("store");
     let src = format!("oci:{}:t", tmp.path().join("layout").display());
     for (image, pulls) in [(src.as_str(), true), ("t", false)] {
@@ -191,14 +196,7 @@ fn a_bundle_umoci_made_runs_under_oci_runtime() {
         "containers need root (CI runs as root)"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let tree = tmp.path().join("tree");
-    busybox_tree(&tree);
-    let layout = Layout::create(tmp.path().join("layout")).unwrap();
-    let spec = BuildSpec::new()
-        .layer(&tree)
-        .entrypoint(vec!["/bin/sh".into(), "-c".into()])
-        .cmd(vec!["echo from a umoci bundle; exit 3".into()]);
-    build_image(None, &layout, Some(&"t".parse().unwrap()), &spec).unwrap();
+    shell_image(tmp.path(), "echo from a umoci bundle; exit 3");
     let bundle = tmp.path().join("bundle");
     common::run(Command::new("umoci").args([
         "unpack",
