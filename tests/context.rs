@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::registry;
+use common::{own_registry, registry};
 use ocikit::SystemContext;
 use ocikit::copy::{CopyOptions, pull, push};
 use ocikit::distribution::RegistriesConf;
@@ -522,60 +522,6 @@ fn insecure_allows_an_untrusted_certificate_and_plain_http() {
         &env("OCIKIT_TEST_TLS_REGISTRY"),
         "tls-verify-false",
     );
-}
-
-/// A docker-registry of this test's own, killed on drop.
-struct OwnRegistry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for OwnRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn own_registry(extra_yaml: &str) -> OwnRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: {addr}\n  secret: test-not-a-secret\n{extra_yaml}",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("docker-registry (installed by scripts/test.sh)");
-    let registry = OwnRegistry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        if TcpStream::connect(&registry.addr).is_ok() {
-            return registry;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("docker-registry did not start on {}", registry.addr);
 }
 
 /// skopeo's `--dest-creds`/`--src-creds` on `ocikit copy`, against a registry with

@@ -96,7 +96,7 @@ impl RegistryFlags {
     }
 }
 
-fn context(
+pub(crate) fn context(
     mut c: SystemContext,
     creds: Option<&str>,
     authfile: Option<&PathBuf>,
@@ -120,6 +120,75 @@ fn context(
         c = c.registries_conf_files(vec![f.clone()]);
     }
     c
+}
+
+/// skopeo's flags for the two registries of a copy (`copy`, `sync`): `--src-*` and
+/// `--dest-*` credentials, auth files, TLS verification and certificate directories.
+#[derive(Args)]
+pub(crate) struct SrcDestFlags {
+    /// Credentials for the source registry, USER[:PASSWORD].
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    src_creds: Option<String>,
+    /// Credentials for the destination registry.
+    #[arg(long, value_name = "USER[:PASSWORD]")]
+    dest_creds: Option<String>,
+    /// The auth file for both sides (default: the containers auth files).
+    #[arg(long, value_name = "FILE")]
+    authfile: Option<PathBuf>,
+    /// The auth file for the source.
+    #[arg(long, value_name = "FILE")]
+    src_authfile: Option<PathBuf>,
+    /// The auth file for the destination.
+    #[arg(long, value_name = "FILE")]
+    dest_authfile: Option<PathBuf>,
+    /// Require HTTPS and verified certificates from the source registry.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    src_tls_verify: Option<bool>,
+    /// Require HTTPS and verified certificates from the destination registry.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    dest_tls_verify: Option<bool>,
+    /// Certificates for the source registry (*.crt, *.cert, *.key).
+    #[arg(long, value_name = "DIR")]
+    src_cert_dir: Option<PathBuf>,
+    /// Certificates for the destination registry.
+    #[arg(long, value_name = "DIR")]
+    dest_cert_dir: Option<PathBuf>,
+    /// registries.conf to read instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    registries_conf: Option<PathBuf>,
+}
+
+impl SrcDestFlags {
+    /// The source's context.
+    pub(crate) fn source_context(&self) -> SystemContext {
+        context(
+            SystemContext::new(),
+            self.src_creds.as_deref(),
+            self.src_authfile.as_ref().or(self.authfile.as_ref()),
+            self.src_tls_verify,
+            self.src_cert_dir.as_ref(),
+            self.registries_conf.as_ref(),
+        )
+    }
+
+    /// The destination's context.
+    pub(crate) fn destination_context(&self) -> SystemContext {
+        context(
+            SystemContext::new(),
+            self.dest_creds.as_deref(),
+            self.dest_authfile.as_ref().or(self.authfile.as_ref()),
+            self.dest_tls_verify,
+            self.dest_cert_dir.as_ref(),
+            self.registries_conf.as_ref(),
+        )
+    }
+
+    /// The auth file given for the source (`--src-authfile`, else `--authfile`).
+    pub(crate) fn source_authfile(&self) -> Option<&PathBuf> {
+        self.src_authfile.as_ref().or(self.authfile.as_ref())
+    }
 }
 
 /// skopeo's `--policy` and `--registries.d`.
@@ -192,38 +261,8 @@ pub(crate) struct CopyArgs {
     /// The manifest format to write: oci, or v2s2 (Docker).
     #[arg(short, long, value_name = "FORMAT", value_parser = ["oci", "v2s2"])]
     format: Option<String>,
-    /// Credentials for the source registry, USER[:PASSWORD].
-    #[arg(long, value_name = "USER[:PASSWORD]")]
-    src_creds: Option<String>,
-    /// Credentials for the destination registry.
-    #[arg(long, value_name = "USER[:PASSWORD]")]
-    dest_creds: Option<String>,
-    /// The auth file for both sides (default: the containers auth files).
-    #[arg(long, value_name = "FILE")]
-    authfile: Option<PathBuf>,
-    /// The auth file for the source.
-    #[arg(long, value_name = "FILE")]
-    src_authfile: Option<PathBuf>,
-    /// The auth file for the destination.
-    #[arg(long, value_name = "FILE")]
-    dest_authfile: Option<PathBuf>,
-    /// Require HTTPS and verified certificates from the source registry.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "true")]
-    src_tls_verify: Option<bool>,
-    /// Require HTTPS and verified certificates from the destination registry.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "true")]
-    dest_tls_verify: Option<bool>,
-    /// Certificates for the source registry (*.crt, *.cert, *.key).
-    #[arg(long, value_name = "DIR")]
-    src_cert_dir: Option<PathBuf>,
-    /// Certificates for the destination registry.
-    #[arg(long, value_name = "DIR")]
-    dest_cert_dir: Option<PathBuf>,
-    /// registries.conf to read instead of the system's.
-    #[arg(long, value_name = "FILE")]
-    registries_conf: Option<PathBuf>,
+    #[command(flatten)]
+    sides: SrcDestFlags,
     /// Store the layers with this compression (gzip or zstd), recompressing those in another.
     #[arg(long, value_name = "FORMAT", value_parser = ["gzip", "zstd"])]
     dest_compress_format: Option<String>,
@@ -251,22 +290,8 @@ fn retry_client(times: Option<u32>) -> Option<ClientBuilder> {
 pub(crate) fn copy(a: CopyArgs, globals: &Globals) -> Result<ExitCode, Failure> {
     let src = location(&a.source)?;
     let dst = location(&a.destination)?;
-    let mut src_context = context(
-        SystemContext::new(),
-        a.src_creds.as_deref(),
-        a.src_authfile.as_ref().or(a.authfile.as_ref()),
-        a.src_tls_verify,
-        a.src_cert_dir.as_ref(),
-        a.registries_conf.as_ref(),
-    );
-    let mut dest_context = context(
-        SystemContext::new(),
-        a.dest_creds.as_deref(),
-        a.dest_authfile.as_ref().or(a.authfile.as_ref()),
-        a.dest_tls_verify,
-        a.dest_cert_dir.as_ref(),
-        a.registries_conf.as_ref(),
-    );
+    let mut src_context = a.sides.source_context();
+    let mut dest_context = a.sides.destination_context();
     if let Some(b) = retry_client(a.retry_times) {
         src_context = src_context.client(b.clone());
         dest_context = dest_context.client(b);

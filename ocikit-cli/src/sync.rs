@@ -14,7 +14,7 @@ use ocikit::layout::Layout;
 
 use crate::Globals;
 use crate::failure::Failure;
-use crate::registry::TrustFlags;
+use crate::registry::{SrcDestFlags, TrustFlags};
 
 /// Copy every image of a source to a destination: a registry repository (all its tags, or
 /// the one named), an OCI layout, or a YAML list of images as skopeo's.
@@ -44,29 +44,8 @@ pub(crate) struct SyncArgs {
     /// Copy every image of multi-platform indexes.
     #[arg(short, long)]
     all: bool,
-    /// Credentials for the source registry, USER[:PASSWORD].
-    #[arg(long, value_name = "USER[:PASSWORD]")]
-    src_creds: Option<String>,
-    /// Credentials for the destination registry.
-    #[arg(long, value_name = "USER[:PASSWORD]")]
-    dest_creds: Option<String>,
-    /// Require HTTPS and verified certificates from the source registry.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "true")]
-    src_tls_verify: Option<bool>,
-    /// Require HTTPS and verified certificates from the destination registry.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "true")]
-    dest_tls_verify: Option<bool>,
-    /// Certificates for the source registry.
-    #[arg(long, value_name = "DIR")]
-    src_cert_dir: Option<PathBuf>,
-    /// Certificates for the destination registry.
-    #[arg(long, value_name = "DIR")]
-    dest_cert_dir: Option<PathBuf>,
-    /// The auth file for both sides.
-    #[arg(long, value_name = "FILE")]
-    authfile: Option<PathBuf>,
+    #[command(flatten)]
+    sides: SrcDestFlags,
     #[command(flatten)]
     trust: TrustFlags,
 }
@@ -101,29 +80,6 @@ struct Item {
     context: SystemContext,
     name: String,
     tag: String,
-}
-
-fn side_context(
-    creds: &Option<String>,
-    tls_verify: Option<bool>,
-    cert_dir: &Option<PathBuf>,
-    authfile: &Option<PathBuf>,
-) -> SystemContext {
-    let mut c = SystemContext::new();
-    if let Some(v) = creds {
-        let (u, p) = v.split_once(':').unwrap_or((v, ""));
-        c = c.credentials(Credentials::new(u, p));
-    }
-    if let Some(v) = tls_verify {
-        c = c.tls_verify(v);
-    }
-    if let Some(d) = cert_dir {
-        c = c.cert_dir(d);
-    }
-    if let Some(f) = authfile {
-        c = c.auth_files(vec![f.clone()]);
-    }
-    c
 }
 
 /// `host/a/b` → `b`, or all of it with `--scoped`.
@@ -187,14 +143,21 @@ fn reference_has_tag(reference: &str) -> bool {
     last.contains(':') && !reference.contains('@')
 }
 
-fn yaml_items(path: &Path, scoped: bool, authfile: &Option<PathBuf>) -> Result<Vec<Item>, Failure> {
+fn yaml_items(path: &Path, scoped: bool, authfile: Option<&PathBuf>) -> Result<Vec<Item>, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::io(format!("reading {}", path.display()), e))?;
     let registries: BTreeMap<String, YamlRegistry> = serde_norway::from_str(&text)
         .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     let mut items = Vec::new();
     for (registry, entry) in registries {
-        let mut context = side_context(&None, entry.tls_verify, &entry.cert_dir, authfile);
+        let mut context = crate::registry::context(
+            SystemContext::new(),
+            None,
+            authfile,
+            entry.tls_verify,
+            entry.cert_dir.as_ref(),
+            None,
+        );
         if let Some(c) = &entry.credentials {
             context = context.credentials(Credentials::new(&c.username, &c.password));
         }
@@ -258,17 +221,12 @@ fn layout_items(dir: &Path, scoped: bool) -> Result<Vec<Item>, Failure> {
 }
 
 pub(crate) fn sync(a: SyncArgs, globals: &Globals) -> Result<ExitCode, Failure> {
-    let src_context = side_context(&a.src_creds, a.src_tls_verify, &a.src_cert_dir, &a.authfile);
-    let dest_context = side_context(
-        &a.dest_creds,
-        a.dest_tls_verify,
-        &a.dest_cert_dir,
-        &a.authfile,
-    );
+    let src_context = a.sides.source_context();
+    let dest_context = a.sides.destination_context();
     let items = match a.src.as_str() {
         "docker" => registry_items(&a.source, &src_context, a.scoped, &|_| true)?,
         "oci" => layout_items(Path::new(&a.source), a.scoped)?,
-        _ => yaml_items(Path::new(&a.source), a.scoped, &a.authfile)?,
+        _ => yaml_items(Path::new(&a.source), a.scoped, a.sides.source_authfile())?,
     };
     if items.is_empty() {
         return Err(Failure::NotFound(format!("{}: no image to copy", a.source)));

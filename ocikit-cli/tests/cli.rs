@@ -5,10 +5,14 @@
 //! Needs root, the docker-registry `scripts/test.sh` starts (`OCIKIT_TEST_REGISTRY`), and
 //! skopeo, umoci, runc, podman, htpasswd and busybox-static, which it installs.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::{OwnRegistry, own_registry};
 
 const OCIKIT: &str = env!("CARGO_BIN_EXE_ocikit");
 
@@ -149,60 +153,6 @@ fn delete_removes_the_image() {
     assert!(!out.status.success(), "skopeo still sees {reference}");
     let again = output(ocikit().args(["delete", &reference]));
     assert_eq!(again.status.code(), Some(3), "{again:?}");
-}
-
-/// A docker-registry of its own, with the configuration's extra lines (auth).
-struct OwnRegistry {
-    child: std::process::Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for OwnRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn own_registry(extra_yaml: &str) -> OwnRegistry {
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {addr}\n  secret: test-not-a-secret\n{extra_yaml}",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry (installed by scripts/test.sh)");
-    let registry = OwnRegistry {
-        child,
-        addr,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        if TcpStream::connect(&registry.addr).is_ok() {
-            return registry;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("docker-registry did not start on {}", registry.addr);
 }
 
 fn htpasswd_registry(dir: &Path) -> OwnRegistry {

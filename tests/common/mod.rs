@@ -144,3 +144,61 @@ impl Drop for GpgKey {
             .status();
     }
 }
+
+/// A docker-registry of the test's own (deletes enabled), with the configuration's extra
+/// lines (auth, TLS), killed on drop.
+pub struct OwnRegistry {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn own_registry(extra_yaml: &str) -> OwnRegistry {
+    use std::net::{TcpListener, TcpStream};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {addr}\n  secret: test-not-a-secret\n{extra_yaml}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (installed by scripts/test.sh)");
+    let registry = OwnRegistry {
+        child,
+        addr,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if TcpStream::connect(&registry.addr).is_ok() {
+            return registry;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on {}", registry.addr);
+}
