@@ -36,6 +36,8 @@ PACKAGES=(
     pigz time
     # Rootless tests: newuidmap/newgidmap map the test user's subordinate ranges.
     uidmap
+    # tests/context.rs: which files the ocikit command opens (the system's CA store or not).
+    strace
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -84,7 +86,7 @@ if ((${#missing[@]} > 0)); then
     fi
 fi
 
-for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah podman openssl curl gpg; do
+for bin in docker-registry skopeo umoci oci-image-tool runc crun busybox buildah podman openssl curl gpg strace; do
     command -v "$bin" >/dev/null || { echo "error: $bin not on PATH after install" >&2; exit 1; }
 done
 

@@ -236,6 +236,145 @@ fn tls_trusted_through_the_system_store_by_the_ocikit_command() {
     assert!(stderr.contains("UnknownIssuer"), "{stderr}");
 }
 
+/// The system's store is read only when a certificate needs it: not for a registry its own
+/// CA (`--src-cert-dir`) verifies, nor for a plain-HTTP one; when the registry's directory
+/// holds another CA, the store is read and the pull goes on trusting both, as
+/// containers/image trusts the system's pool plus `certs.d`; with neither trusting it, the
+/// error names the registry and the problem. Runs the `ocikit` command under strace(1) with
+/// `SSL_CERT_FILE` set to a private bundle, and looks for that bundle among the files it opened.
+#[test]
+fn the_system_store_is_read_only_when_a_certificate_needs_it() {
+    let registry = env("OCIKIT_TEST_TLS_REGISTRY");
+    let plain = common::registry();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, digest) = image(&dir.path().join("src"), 11, 40_000);
+    let reference = format!("{registry}/ocikit-context/lazy-store:v1");
+    let ca_root = certs_d(&registry, &["ca.crt"]);
+    let pushed = push(
+        &format!("oci:{}:v1", src.root().display()).parse().unwrap(),
+        &reference,
+        &CopyOptions::new()
+            .destination_context(hermetic().cert_dir(ca_root.path().join(&registry))),
+    )
+    .unwrap();
+    assert_eq!(pushed.top.digest().to_string(), digest);
+    push(
+        &format!("oci:{}:v1", src.root().display()).parse().unwrap(),
+        &format!("{plain}/ocikit-context/lazy-store:v1"),
+        &CopyOptions::new().destination_context(hermetic()),
+    )
+    .unwrap();
+    // The system's bundle plus the test CA, and the test CA's own directory.
+    let with_ca = dir.path().join("with-ca.pem");
+    let mut pem = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    pem.extend(std::fs::read(tls_dir().join("ca.crt")).unwrap());
+    std::fs::write(&with_ca, pem).unwrap();
+    let without_ca = dir.path().join("without-ca.pem");
+    std::fs::copy("/etc/ssl/certs/ca-certificates.crt", &without_ca).unwrap();
+    let own_ca = dir.path().join("own");
+    std::fs::create_dir(&own_ca).unwrap();
+    std::fs::copy(tls_dir().join("ca.crt"), own_ca.join("ca.crt")).unwrap();
+    // A directory with a CA that did not sign the registry's certificate.
+    let other_ca = dir.path().join("other");
+    std::fs::create_dir(&other_ca).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=ocikit-test-other-ca", "-keyout"])
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(other_ca.join("ca.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(&conf, "").unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let run = std::cell::Cell::new(0);
+    // Pulls `from` with `flags` and `bundle` as the system's store; returns whether it
+    // succeeded, its stderr, and whether it opened the bundle.
+    let pull_with = |from: &str, flags: &[&str], bundle: &Path| {
+        run.set(run.get() + 1);
+        let run = run.get();
+        let trace = dir.path().join(format!("trace{run}"));
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
+            .arg(&trace)
+            .arg(common::workspace_binary("ocikit"))
+            .args(["copy", "-q", "--policy"])
+            .arg(&policy)
+            .args(["--registries-conf", conf.to_str().unwrap()])
+            .args(flags)
+            .arg(format!("docker://{from}"))
+            .arg(format!(
+                "oci:{}:got",
+                dir.path().join(format!("pulled{run}")).display()
+            ))
+            .env("SSL_CERT_FILE", bundle)
+            .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
+            .env("HOME", dir.path())
+            .env("REGISTRY_AUTH_FILE", dir.path().join("auth.json"))
+            .output()
+            .unwrap();
+        let opened = std::fs::read_to_string(&trace)
+            .unwrap()
+            .contains(&format!("\"{}\"", bundle.display()));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            opened,
+        )
+    };
+    let own = own_ca.to_str().unwrap();
+    let other = other_ca.to_str().unwrap();
+    // Its own CA verifies it: the store is not read.
+    let (ok, stderr, opened) = pull_with(&reference, &["--src-cert-dir", own], &with_ca);
+    assert!(ok, "{stderr}");
+    assert!(
+        !opened,
+        "the system's store was read for a registry its own CA verifies"
+    );
+    // Another CA in its directory, the test CA in the system's store: read, and trusted.
+    let (ok, stderr, opened) = pull_with(&reference, &["--src-cert-dir", other], &with_ca);
+    assert!(ok, "{stderr}");
+    assert!(opened, "the system's store was not read");
+    let pulled = Layout::open(dir.path().join(format!("pulled{}", run.get()))).unwrap();
+    assert_eq!(
+        pulled
+            .resolve(&"got".parse().unwrap())
+            .unwrap()
+            .digest()
+            .to_string(),
+        digest
+    );
+    // Neither trusts it: refused, naming the registry and the problem.
+    let (ok, stderr, opened) = pull_with(&reference, &["--src-cert-dir", other], &without_ca);
+    assert!(!ok);
+    assert!(opened);
+    assert!(
+        stderr.contains(&registry) && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    // Plain HTTP: nothing to verify, the store is not read.
+    let plain_ref = format!("{plain}/ocikit-context/lazy-store:v1");
+    let (ok, stderr, opened) = pull_with(&plain_ref, &[], &with_ca);
+    assert!(ok, "{stderr}");
+    assert!(
+        !opened,
+        "the system's store was read for a plain-HTTP registry"
+    );
+}
+
 /// A relay in front of `upstream`, one request per connection: it answers as the registry
 /// does, but flips the last byte of every blob it serves. Counts the connections.
 fn corrupting_mirror(upstream: String) -> (String, Arc<AtomicUsize>) {

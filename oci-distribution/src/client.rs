@@ -11,7 +11,7 @@ use ureq::http::{self, Method, Response, StatusCode};
 use crate::auth::{Challenge, CredentialSources, Token, parse_challenges, parse_token_response};
 use crate::config::is_loopback;
 use crate::error::{AuthErrorKind, decode_errors};
-use crate::tls::{HostTls, cert_dir_of, extra_roots, read_cert_dir, system_roots, tls_config};
+use crate::tls::{HostTls, Trust, cert_dir_of, extra_roots, read_cert_dir, tls_config};
 use crate::{ClientBuilder, Credentials, Error, Reference, Repository, Result};
 
 /// A blocking registry client. Cheap to clone (clones share connections and tokens) and
@@ -39,14 +39,11 @@ impl std::fmt::Debug for Client {
 }
 
 struct Inner {
-    /// The agent of registries without TLS settings of their own.
-    agent: ureq::Agent,
     /// The proxy every agent goes through, if any.
     proxy: Option<ureq::Proxy>,
-    /// The roots every agent trusts: the system's and those given in code.
-    roots: Vec<ureq::tls::Certificate<'static>>,
-    /// Each registry's connection: its scheme and agent (its own when it has a certificate
-    /// directory or is insecure), decided on first use.
+    /// The CAs given in code ([`ClientBuilder::ca_root_pem`]), which every agent trusts.
+    given_roots: Vec<ureq::tls::Certificate<'static>>,
+    /// Each registry's connection: its scheme and agent, decided on first use.
     endpoints: Mutex<HashMap<String, Endpoint>>,
     config: ClientBuilder,
     sources: CredentialSources,
@@ -123,6 +120,11 @@ struct Endpoint {
     /// `http` or `https`.
     https: bool,
     agent: ureq::Agent,
+    /// The agent trusts only the CAs given in code and the registry's own (`certs.d`), not
+    /// the system's store yet: see [`Client::widen`].
+    narrow: bool,
+    /// What the registry's certificate directory holds.
+    host: Arc<HostTls>,
 }
 
 /// The value of a response header, if present and text.
@@ -251,23 +253,15 @@ impl Client {
             None if config.proxy_from_env => ureq::Proxy::try_from_env(),
             None => None,
         };
-        let mut roots = system_roots();
-        roots.extend(extra_roots(&config)?);
-        let verify = config.tls_verify != Some(false);
-        let agent = make_agent(
-            &config,
-            proxy.clone(),
-            tls_config(&roots, &HostTls::default(), verify),
-        );
+        let given_roots = extra_roots(&config)?;
         let sources = CredentialSources {
             explicit: config.credentials.clone(),
             auth_files: config.auth_files.clone(),
         };
         Ok(Client {
             inner: Arc::new(Inner {
-                agent,
                 proxy,
-                roots,
+                given_roots,
                 endpoints: Mutex::new(HashMap::new()),
                 config,
                 sources,
@@ -299,38 +293,90 @@ impl Client {
         let config = &self.inner.config;
         let listed = |list: &[String]| list.iter().any(|h| h == registry);
         let dir = cert_dir_of(config, registry);
-        let host = match &dir {
+        let host = Arc::new(match &dir {
             Some(dir) => read_cert_dir(dir)?,
             None => HostTls::default(),
-        };
+        });
+        let own = self.own_roots(&host);
         let insecure = config.tls_verify == Some(false) || listed(&config.insecure);
-        let agent = if dir.is_some() || insecure {
+        let unverified = insecure.then(|| {
             make_agent(
                 config,
                 self.inner.proxy.clone(),
-                tls_config(&self.inner.roots, &host, !insecure),
+                tls_config(Trust::Narrow(&own), &host, false),
             )
-        } else {
-            self.inner.agent.clone()
-        };
+        });
         let https = if listed(&config.force_https) || config.tls_verify == Some(true) {
             true
         } else if listed(&config.plain_http) {
             false
         } else if dir.is_some() {
             true
-        } else if insecure {
+        } else if let Some(agent) = &unverified {
             agent.get(format!("https://{registry}/v2/")).call().is_ok()
         } else {
             !is_loopback(registry)
         };
-        let endpoint = Endpoint { https, agent };
+        let (agent, narrow) = match unverified {
+            Some(agent) => (agent, false),
+            None => {
+                // A registry with CAs of its own, or reached over plain HTTP, starts without
+                // the system's store: reading it costs 2.4 ms (9 ms with a cold page cache)
+                // per process, and such a registry's certificate rarely needs it.
+                let narrow = !https || !host.roots.is_empty();
+                let trust = if narrow {
+                    Trust::Narrow(&own)
+                } else {
+                    Trust::Wide(&own)
+                };
+                let tls = tls_config(trust, &host, true);
+                (make_agent(config, self.inner.proxy.clone(), tls), narrow)
+            }
+        };
+        let endpoint = Endpoint {
+            https,
+            agent,
+            narrow,
+            host,
+        };
         self.inner
             .endpoints
             .lock()
             .expect("endpoints")
             .insert(registry.to_owned(), endpoint.clone());
         Ok(endpoint)
+    }
+
+    /// The CAs given in code and the registry's own.
+    fn own_roots(&self, host: &HostTls) -> Vec<ureq::tls::Certificate<'static>> {
+        let mut own = self.inner.given_roots.clone();
+        own.extend_from_slice(&host.roots);
+        own
+    }
+
+    /// The endpoint of `registry` trusting the system's store too, once a certificate failed
+    /// against its narrow trust (a registry signed by a public CA, or a redirect to blob
+    /// storage that is). The trust is then what containers/image gives: the system's pool
+    /// plus the registry's `certs.d` CAs, so nothing is accepted that it would refuse, nor
+    /// refused that it would accept; the request is sent again.
+    fn widen(&self, registry: &str, narrow: &Endpoint) -> Endpoint {
+        let own = self.own_roots(&narrow.host);
+        let tls = tls_config(Trust::Wide(&own), &narrow.host, true);
+        let wide = Endpoint {
+            https: narrow.https,
+            agent: make_agent(&self.inner.config, self.inner.proxy.clone(), tls),
+            narrow: false,
+            host: narrow.host.clone(),
+        };
+        let mut endpoints = self.inner.endpoints.lock().expect("endpoints");
+        match endpoints.get(registry) {
+            // Another thread widened it first.
+            Some(e) if !e.narrow => e.clone(),
+            _ => {
+                endpoints.insert(registry.to_owned(), wide.clone());
+                wide
+            }
+        }
     }
 
     pub(crate) fn config(&self) -> &ClientBuilder {
@@ -433,15 +479,23 @@ impl Client {
     /// Sends a request, authenticating and retrying as configured. Returns the response
     /// whatever its status, except refusals after authentication ([`Error::Auth`]).
     pub(crate) fn execute(&self, mut req: Request<'_>) -> Result<Response<ureq::Body>> {
-        let agent = self.endpoint(req.registry)?.agent;
+        let mut endpoint = self.endpoint(req.registry)?;
+        if endpoint.narrow && !req.body.replayable() {
+            // A body that cannot be sent twice goes out trusting every CA it may need.
+            endpoint = self.widen(req.registry, &endpoint);
+        }
         let policy = self.inner.config.retry.clone();
         let mut attempt = 0u32;
         let mut auth_retried = false;
         loop {
             let auth = self.authorization(req.registry, &req.scopes)?;
             let replayable = req.body.replayable();
-            let result = send_once(&agent, &mut req, auth.as_deref());
+            let result = send_once(&endpoint.agent, &mut req, auth.as_deref());
             match result {
+                Err(e) if endpoint.narrow && certificate_refused(&e) => {
+                    endpoint = self.widen(req.registry, &endpoint);
+                    continue;
+                }
                 Err(ureq::Error::Io(io))
                     if io
                         .get_ref()
@@ -511,6 +565,17 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether `e` is our side refusing the server's certificate (rustls's verdict, whether ureq
+/// passes it on as is or inside an I/O error).
+fn certificate_refused(e: &ureq::Error) -> bool {
+    let tls = match e {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(tls, Some(rustls::Error::InvalidCertificate(_)))
 }
 
 fn send_once(
@@ -666,8 +731,8 @@ impl Client {
                 message: format!("refusing to send credentials to the plain-HTTP realm {realm}"),
             });
         }
-        let agent = self.endpoint(registry)?.agent;
-        let send = || {
+        let mut endpoint = self.endpoint(registry)?;
+        let send = |agent: &ureq::Agent| {
             if let Some(token) = creds.as_ref().and_then(Credentials::token) {
                 // OAuth2: exchange the identity (refresh) token for an access token.
                 let mut form = vec![
@@ -707,7 +772,11 @@ impl Client {
         let policy = &self.inner.config.retry;
         let mut attempt = 0;
         let mut resp = loop {
-            match send() {
+            match send(&endpoint.agent) {
+                Err(e) if endpoint.narrow && certificate_refused(&e) => {
+                    endpoint = self.widen(registry, &endpoint);
+                    continue;
+                }
                 Ok(mut r) if retryable_status(r.status()) && attempt < policy.max_retries() => {
                     let wait = retry_after(&r).unwrap_or_else(|| policy.backoff(attempt));
                     let _ = read_body(&mut r, 64 << 10);

@@ -254,8 +254,13 @@ impl ClientBuilder {
     /// client always trusts the system's CA store (rustls-native-certs: `$SSL_CERT_FILE` and
     /// `$SSL_CERT_DIR` when set, else the distribution's bundle, such as
     /// `/etc/ssl/certs/ca-certificates.crt`), or the Mozilla roots bundled with the TLS stack
-    /// when the system has none. The system's store is read once per process, when the first
-    /// client is built, as Go's programs do.
+    /// when the system has none. The system's store is read once per process, and only when
+    /// an HTTPS registry needs it: a registry whose certificate directory holds CAs
+    /// (`certs.d`, [`cert_dir`](Self::cert_dir)) is first tried with those and the ones given
+    /// here, and the system's store is added (and the request sent again) only if the
+    /// server's certificate fails against them; plain-HTTP registries never read it. The
+    /// trust is the same as containers/image's (the system's pool plus `certs.d`); only the
+    /// 2–9 ms of reading the store are saved where it is not needed.
     pub fn ca_root_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_roots_pem.push(pem.into());
         self

@@ -32,7 +32,9 @@
 //! - Trust: the system's CA store (rustls-native-certs: `$SSL_CERT_FILE`, the distribution's
 //!   bundle), CAs given in code, and each registry's `certs.d/HOST[:PORT]/` directory
 //!   (`*.crt` CAs, `*.cert`/`*.key` client certificates, containers-certs.d(5)) or a
-//!   certificate directory given ([`ClientBuilder::cert_dir`], skopeo's `--cert-dir`).
+//!   certificate directory given ([`ClientBuilder::cert_dir`], skopeo's `--cert-dir`). The
+//!   system's store is read only when a certificate needs it (see
+//!   [`ClientBuilder::ca_root_pem`]).
 //! - [`RegistriesConf`]: containers-registries.conf(5) — the `[[registry]]` table of an image
 //!   (longest prefix, `*.domain` wildcards), its mirrors in order then its location
 //!   (`pull-from-mirror`, `mirror-by-digest-only`), `insecure`, `blocked`; parse errors name

@@ -11,9 +11,9 @@ use crate::{ClientBuilder, Error, Result};
 /// (`$SSL_CERT_FILE`/`$SSL_CERT_DIR` when set, else the distribution's bundle). Certificates
 /// that do not parse are skipped, as the store's other readers do.
 ///
-/// Read once per process, as Go's `x509.SystemCertPool` is: reading Debian's store (its
-/// bundle and the 146 files of `/etc/ssl/certs`) took 2.9 ms with a warm page cache and
-/// 9.8 ms with a cold one, for every client built.
+/// Read once per process, as Go's `x509.SystemCertPool` is, and only when an agent needs it
+/// (`Trust::Wide`): reading Debian's store (its bundle and the 146 files of
+/// `/etc/ssl/certs`) took 2.4–2.9 ms with a warm page cache and 9.2–9.8 ms with a cold one.
 pub(crate) fn system_roots() -> Vec<Certificate<'static>> {
     static ROOTS: std::sync::OnceLock<Vec<Certificate<'static>>> = std::sync::OnceLock::new();
     ROOTS
@@ -141,22 +141,36 @@ pub(crate) fn read_cert_dir(dir: &Path) -> Result<HostTls> {
     Ok(host)
 }
 
-/// The TLS configuration of a host: `roots` (the system's and the builder's) and the host's
-/// own; its client certificate; verification off when `verify` is false.
-pub(crate) fn tls_config(
-    roots: &[Certificate<'static>],
-    host: &HostTls,
-    verify: bool,
-) -> TlsConfig {
+/// Which CAs an agent trusts.
+pub(crate) enum Trust<'a> {
+    /// Only these: the builder's and the host's own (its `certs.d` CAs). Used until a
+    /// certificate fails against them, so that the system's store is read only when it is
+    /// needed (see `Client::widen`). May be empty (a plain-HTTP registry).
+    Narrow(&'a [Certificate<'static>]),
+    /// The system's store too (`system_roots`), with the builder's and the host's CAs.
+    Wide(&'a [Certificate<'static>]),
+}
+
+/// The TLS configuration of a host: whom it trusts; its client certificate; verification
+/// off when `verify` is false (then `trust` does not matter).
+pub(crate) fn tls_config(trust: Trust<'_>, host: &HostTls, verify: bool) -> TlsConfig {
     let mut tls = TlsConfig::builder().disable_verification(!verify);
-    if roots.is_empty() && host.roots.is_empty() {
-        // No system store at all: the Mozilla roots compiled in.
-        tls = tls.root_certs(RootCerts::WebPki);
-    } else {
-        let mut all = Vec::with_capacity(roots.len() + host.roots.len());
-        all.extend_from_slice(roots);
-        all.extend_from_slice(&host.roots);
-        tls = tls.root_certs(RootCerts::new_with_certs(&all));
+    if verify {
+        let roots = match trust {
+            Trust::Narrow(own) => RootCerts::new_with_certs(own),
+            Trust::Wide(own) => {
+                let system = system_roots();
+                if system.is_empty() && own.is_empty() {
+                    // No system store at all: the Mozilla roots compiled in.
+                    RootCerts::WebPki
+                } else {
+                    let mut all = system;
+                    all.extend_from_slice(own);
+                    RootCerts::new_with_certs(&all)
+                }
+            }
+        };
+        tls = tls.root_certs(roots);
     }
     if let Some(client) = &host.client {
         tls = tls.client_cert(Some(client.clone()));
