@@ -100,6 +100,24 @@ fn certs_d(host: &str, files: &[&str]) -> tempfile::TempDir {
     root
 }
 
+/// A private copy of the system's CA bundle with the test CA added, at `path` (for
+/// `SSL_CERT_FILE`).
+fn bundle_with_test_ca(path: &Path) {
+    let mut pem = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    pem.extend(std::fs::read(tls_dir().join("ca.crt")).unwrap());
+    std::fs::write(path, pem).unwrap();
+}
+
+/// The digest of the image tagged `got` in the layout at `root`.
+fn got_digest(root: &Path) -> String {
+    let layout = Layout::open(root).unwrap();
+    layout
+        .resolve(&"got".parse().unwrap())
+        .unwrap()
+        .digest()
+        .to_string()
+}
+
 fn push_and_pull(context: SystemContext, registry: &str, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (src, digest) = image(&dir.path().join("src"), 7, 100_000);
@@ -185,9 +203,7 @@ fn tls_trusted_through_the_system_store_by_the_ocikit_command() {
     let registry = env("OCIKIT_TEST_TLS_REGISTRY");
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle.pem");
-    let mut pem = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-    pem.extend(std::fs::read(tls_dir().join("ca.crt")).unwrap());
-    std::fs::write(&bundle, pem).unwrap();
+    bundle_with_test_ca(&bundle);
     let conf = dir.path().join("registries.conf");
     std::fs::write(&conf, "").unwrap();
     let (src, digest) = image(&dir.path().join("src"), 9, 50_000);
@@ -217,15 +233,7 @@ fn tls_trusted_through_the_system_store_by_the_ocikit_command() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pulled = Layout::open(dir.path().join("pulled")).unwrap();
-    assert_eq!(
-        pulled
-            .resolve(&"got".parse().unwrap())
-            .unwrap()
-            .digest()
-            .to_string(),
-        digest
-    );
+    assert_eq!(got_digest(&dir.path().join("pulled")), digest);
     // The system bundle alone does not trust it.
     let out = copy(
         &[&reference, &dst_loc, "--src-tls-verify"],
@@ -266,9 +274,7 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
     .unwrap();
     // The system's bundle plus the test CA, and the test CA's own directory.
     let with_ca = dir.path().join("with-ca.pem");
-    let mut pem = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-    pem.extend(std::fs::read(tls_dir().join("ca.crt")).unwrap());
-    std::fs::write(&with_ca, pem).unwrap();
+    bundle_with_test_ca(&with_ca);
     let without_ca = dir.path().join("without-ca.pem");
     std::fs::copy("/etc/ssl/certs/ca-certificates.crt", &without_ca).unwrap();
     let own_ca = dir.path().join("own");
@@ -348,15 +354,8 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
     let (ok, stderr, opened) = pull_with(&reference, &["--src-cert-dir", other], &with_ca);
     assert!(ok, "{stderr}");
     assert!(opened, "the system's store was not read");
-    let pulled = Layout::open(dir.path().join(format!("pulled{}", run.get()))).unwrap();
-    assert_eq!(
-        pulled
-            .resolve(&"got".parse().unwrap())
-            .unwrap()
-            .digest()
-            .to_string(),
-        digest
-    );
+    let pulled = dir.path().join(format!("pulled{}", run.get()));
+    assert_eq!(got_digest(&pulled), digest);
     // Neither trusts it: refused, naming the registry and the problem.
     let (ok, stderr, opened) = pull_with(&reference, &["--src-cert-dir", other], &without_ca);
     assert!(!ok);
@@ -711,15 +710,7 @@ fn credentials_given_per_call_to_ocikit_copy() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pulled = Layout::open(dir.path().join("pulled")).unwrap();
-    assert_eq!(
-        pulled
-            .resolve(&"got".parse().unwrap())
-            .unwrap()
-            .digest()
-            .to_string(),
-        digest
-    );
+    assert_eq!(got_digest(&dir.path().join("pulled")), digest);
     let out = copy(&[&reference, &dst_loc, "--src-creds", "alice:wrong"]);
     assert!(!out.status.success());
 }
