@@ -372,6 +372,51 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
         !opened,
         "the system's store was read for a plain-HTTP registry"
     );
+    // A plain-HTTP registry that sends every request on to HTTPS storage the system's
+    // store trusts (as registries redirect blobs to a CDN): read then, and trusted.
+    let redirecting = redirector(format!("https://{registry}"));
+    let (ok, stderr, opened) = pull_with(
+        &format!("{redirecting}/ocikit-context/lazy-store:v1"),
+        &[],
+        &with_ca,
+    );
+    assert!(ok, "{stderr}");
+    assert!(opened, "the system's store was not read for the redirect");
+    let pulled = dir.path().join(format!("pulled{}", run.get()));
+    assert_eq!(got_digest(&pulled), digest);
+}
+
+/// A plain-HTTP server on loopback that answers every request with a 307 to the same path
+/// under `target` (`https://host:port`). Returns its address.
+fn redirector(target: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let target = target.clone();
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut reader = BufReader::new(client.try_clone()?);
+                let mut first = String::new();
+                reader.read_line(&mut first)?;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/");
+                let mut client = client;
+                write!(
+                    client,
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}{path}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )?;
+                client.shutdown(Shutdown::Both)
+            });
+        }
+    });
+    addr
 }
 
 /// A relay in front of `upstream`, one request per connection: it answers as the registry
