@@ -248,7 +248,8 @@ fn tls_trusted_through_the_system_store_by_the_ocikit_command() {
 /// CA (`--src-cert-dir`) verifies, nor for a plain-HTTP one; when the registry's directory
 /// holds another CA, the store is read and the pull goes on trusting both, as
 /// containers/image trusts the system's pool plus `certs.d`; with neither trusting it, the
-/// error names the registry and the problem. Runs the `ocikit` command under strace(1) with
+/// error names the registry and the problem; a plain-HTTP registry that redirects to HTTPS
+/// storage reads it then. Runs the `ocikit` command under strace(1) with
 /// `SSL_CERT_FILE` set to a private bundle, and looks for that bundle among the files it opened.
 #[test]
 fn the_system_store_is_read_only_when_a_certificate_needs_it() {
