@@ -8,7 +8,7 @@
 //! (`cargo build --workspace --examples`, then `cargo test --workspace`, as scripts/test.sh
 //! does); fails without them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ocikit::copy::{Location, open_source};
@@ -64,14 +64,20 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Under `root`: `base/`, a busybox tree, and `app/`, holding `app/hello.sh`.
+fn base_and_app_trees(root: &Path) -> (PathBuf, PathBuf) {
+    let base_dir = root.join("base");
+    busybox_tree(&base_dir);
+    let app_dir = root.join("app");
+    std::fs::create_dir_all(app_dir.join("app")).unwrap();
+    std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
+    (base_dir, app_dir)
+}
+
 #[test]
 fn build_from_scratch_then_on_top_and_unpack_everywhere() {
     let tmp = tempfile::tempdir().unwrap();
-    let base_dir = tmp.path().join("base");
-    busybox_tree(&base_dir);
-    let app_dir = tmp.path().join("app");
-    std::fs::create_dir_all(app_dir.join("app")).unwrap();
-    std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
+    let (base_dir, app_dir) = base_and_app_trees(tmp.path());
 
     let unpack = example_binary("unpack");
     let layout = tmp.path().join("layout");
@@ -465,11 +471,7 @@ fn build_with_a_diff_layer_and_annotations() {
 #[test]
 fn build_recipe_adds_a_layer_and_an_env() {
     let tmp = tempfile::tempdir().unwrap();
-    let base_dir = tmp.path().join("base");
-    busybox_tree(&base_dir);
-    let app_dir = tmp.path().join("app");
-    std::fs::create_dir_all(app_dir.join("app")).unwrap();
-    std::fs::write(app_dir.join("app/hello.sh"), "echo hello\n").unwrap();
+    let (base_dir, app_dir) = base_and_app_trees(tmp.path());
     let layout = tmp.path().join("layout");
     let (base, app) = (
         format!("oci:{}:base", layout.display()),

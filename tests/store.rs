@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ocikit::build::{BuildSpec, build_image};
 use ocikit::copy::{CopyOptions, Location, copy};
+use ocikit::image::oci_spec::image::Descriptor;
 use ocikit::image::{ImageSource, host_platform};
 use ocikit::layout::Layout;
 use ocikit::store::{PullOptions, RootfsOptions, Store, StoreError};
@@ -818,6 +819,18 @@ fn images_rmi_and_prune_commands() {
     assert!(store.check().unwrap().is_ok());
 
     // A corrupt blob: the check says which, and fails.
+    let layer = pull_and_corrupt_a_layer(&store, &src);
+    let checked = ocikit("prune", &["--check"]);
+    assert_eq!(checked.status.code(), Some(6), "{checked:?}");
+    assert!(
+        text(&checked).contains(&layer.digest().to_string()),
+        "{checked:?}"
+    );
+}
+
+/// Pulls `src` into `store` as `t` and flips a byte of its first layer's blob; returns
+/// that layer.
+fn pull_and_corrupt_a_layer(store: &Store, src: &str) -> Descriptor {
     store
         .pull(&src.parse().unwrap(), &PullOptions::new())
         .unwrap();
@@ -826,12 +839,7 @@ fn images_rmi_and_prune_commands() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
-    let checked = ocikit("prune", &["--check"]);
-    assert_eq!(checked.status.code(), Some(6), "{checked:?}");
-    assert!(
-        text(&checked).contains(&layer.digest().to_string()),
-        "{checked:?}"
-    );
+    layer
 }
 
 /// The store recipes, each run with its positional arguments: `pull` fetches and unpacks
@@ -884,14 +892,7 @@ fn store_recipes_pull_list_remove_and_prune() {
     assert!(text(&pruned).contains("1 temporaries"), "{pruned:?}");
     assert!(text(&pruned).ends_with("the store is sound\n"));
 
-    store
-        .pull(&src.parse().unwrap(), &PullOptions::new())
-        .unwrap();
-    let layer = store.image("t").unwrap().manifest.layers()[0].clone();
-    let path = store.layout().blob_path(layer.digest());
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[10] ^= 0xff;
-    std::fs::write(&path, bytes).unwrap();
+    let layer = pull_and_corrupt_a_layer(&store, &src);
     let checked = recipe("prune", &[s]);
     assert_eq!(checked.status.code(), Some(1));
     assert!(
