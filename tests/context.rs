@@ -308,12 +308,11 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
     )
     .unwrap();
     let run = std::cell::Cell::new(0);
-    // Pulls `from` with `flags` and `bundle` as the system's store; returns whether it
+    // Runs `ocikit copy` with `args` and `bundle` as the system's store; returns whether it
     // succeeded, its stderr, and whether it opened the bundle.
-    let pull_with = |from: &str, flags: &[&str], bundle: &Path| {
+    let traced = |args: &[String], bundle: &Path| {
         run.set(run.get() + 1);
-        let run = run.get();
-        let trace = dir.path().join(format!("trace{run}"));
+        let trace = dir.path().join(format!("trace{}", run.get()));
         let out = Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=open,openat,openat2", "-o"])
             .arg(&trace)
@@ -321,12 +320,7 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
             .args(["copy", "-q", "--policy"])
             .arg(&policy)
             .args(["--registries-conf", conf.to_str().unwrap()])
-            .args(flags)
-            .arg(format!("docker://{from}"))
-            .arg(format!(
-                "oci:{}:got",
-                dir.path().join(format!("pulled{run}")).display()
-            ))
+            .args(args)
             .env("SSL_CERT_FILE", bundle)
             .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
             .env("HOME", dir.path())
@@ -341,6 +335,14 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
             opened,
         )
+    };
+    // Pulls `from` into `pulled<N>` (N: the run's number) with `flags`.
+    let pull_with = |from: &str, flags: &[&str], bundle: &Path| {
+        let mut args: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        args.push(format!("docker://{from}"));
+        let to = dir.path().join(format!("pulled{}", run.get() + 1));
+        args.push(format!("oci:{}:got", to.display()));
+        traced(&args, bundle)
     };
     let own = own_ca.to_str().unwrap();
     let other = other_ca.to_str().unwrap();
@@ -373,6 +375,16 @@ fn the_system_store_is_read_only_when_a_certificate_needs_it() {
         !opened,
         "the system's store was read for a plain-HTTP registry"
     );
+    // Nor for a push to it (its uploads stream bodies that cannot be sent twice).
+    let (ok, stderr, opened) = traced(
+        &[
+            format!("oci:{}:v1", src.root().display()),
+            format!("docker://{plain}/ocikit-context/lazy-store-push:v1"),
+        ],
+        &with_ca,
+    );
+    assert!(ok, "{stderr}");
+    assert!(!opened, "the system's store was read for a plain-HTTP push");
     // A plain-HTTP registry that sends every request on to HTTPS storage the system's
     // store trusts (as registries redirect blobs to a CDN): read then, and trusted.
     let redirecting = redirector(format!("https://{registry}"));

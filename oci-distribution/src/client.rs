@@ -480,8 +480,10 @@ impl Client {
     /// whatever its status, except refusals after authentication ([`Error::Auth`]).
     pub(crate) fn execute(&self, mut req: Request<'_>) -> Result<Response<ureq::Body>> {
         let mut endpoint = self.endpoint(req.registry)?;
-        if endpoint.narrow && !req.body.replayable() {
-            // A body that cannot be sent twice goes out trusting every CA it may need.
+        if endpoint.narrow && !req.body.replayable() && req.url.starts_with("https://") {
+            // A body that cannot be sent twice goes over TLS trusting every CA it may need.
+            // (Over plain HTTP there is no certificate; ureq does not send such a body again
+            // on a redirect either.)
             endpoint = self.widen(req.registry, &endpoint);
         }
         let policy = self.inner.config.retry.clone();
